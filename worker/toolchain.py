@@ -1,0 +1,294 @@
+"""The compile and run stages of a submission, for any language definition.
+
+Owns: turning a `policies.languages.Language` plus user input (files, compiler options,
+program arguments) into jail RunSpecs; validating that input (argv lists only, a
+whitelist of compiler options, plain file names); the compile cache lookup; and
+reading the runtime's own out-of-memory deaths (JVM, Node, Go, Rust...) as
+`memory_limit` rather than a runtime error.
+
+A failing compile — including one that runs out of time or memory — is a compilation
+error (CompileOutcome.ok False with the compiler's output), never a runtime error. A
+sandbox fault raises jail.JailError (or comes back as status internal_error) and is for
+the caller to retry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from jail.spec import MiB, Limits, RunResult, RunSpec, Status
+from policies.languages import Language
+from worker.compile_cache import CompileCache, cache_key
+
+log = logging.getLogger(__name__)
+
+BOX = "/box"
+OUTPUT_CAP = 64 * 1024  # compiler output handed back to the user
+MAX_OPTION_LEN = 128
+MAX_ARGS = 64
+MAX_ARG_LEN = 4096
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
+
+BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": BOX,
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+}
+
+_COMPILE_FAILURE_MESSAGES = {
+    Status.TIME_LIMIT: "compilation exceeded its CPU time limit",
+    Status.WALL_TIME_LIMIT: "compilation exceeded its wall time limit",
+    Status.MEMORY_LIMIT: "compilation exceeded its memory limit",
+    Status.OUTPUT_LIMIT: "compiler output exceeded its limit",
+    Status.FILE_SIZE_LIMIT: "compilation produced a file above the size limit",
+    Status.SECURITY_VIOLATION: "the compiler made a forbidden system call",
+    Status.SIGNALED: "the compiler was killed by a signal",
+}
+
+
+class InputError(ValueError):
+    """User input (file names, options, arguments) that this language refuses."""
+
+
+@dataclass(slots=True)
+class CompileOutcome:
+    """Result of the compile stage. `artifact` is what run_program takes for each test."""
+
+    ok: bool
+    artifact: dict[str, bytes] = field(default_factory=dict)
+    output: str = ""
+    result: RunResult | None = None  # None when nothing ran (interpreted, cached, refused)
+    cached: bool = False
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_options(language: Language, options: Sequence[str]) -> list[str]:
+    """Problems with `options` for `language` (empty list: all allowed). For the API's 4xx."""
+    problems = []
+    if len(options) > language.options.max_count:
+        problems.append(f"at most {language.options.max_count} compiler options")
+    for opt in options:
+        if not isinstance(opt, str) or not opt or len(opt) > MAX_OPTION_LEN or "\0" in opt:
+            problems.append(f"invalid option {opt!r}")
+        elif not language.options.permits(opt):
+            problems.append(f"option {opt!r} is not allowed for {language.name}")
+    return problems
+
+
+def validate_args(args: Sequence[str]) -> list[str]:
+    """Problems with program arguments (they are argv elements, never shell text)."""
+    if len(args) > MAX_ARGS:
+        return [f"at most {MAX_ARGS} program arguments"]
+    return [f"invalid argument {a!r}" for a in args
+            if not isinstance(a, str) or len(a) > MAX_ARG_LEN or "\0" in a]
+
+
+def normalize_files(language: Language, files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Check file names; a single file of any name becomes the language's source file."""
+    if not files:
+        raise InputError("no source files")
+    if len(files) == 1 and language.source not in files:
+        return {language.source: next(iter(files.values()))}
+    for name in files:
+        if not _FILE_NAME.fullmatch(name) or name == "..":
+            raise InputError(f"invalid file name {name!r}: plain names of [A-Za-z0-9_.+-] only")
+    if language.source not in files:
+        raise InputError(f"{language.name} needs a file named {language.source!r}")
+    return dict(files)
+
+
+# --------------------------------------------------------------------------- argv building
+
+
+def heap_mib(memory: int) -> int:
+    """Heap for a self-sizing runtime (JVM -Xmx, V8 old space) under a cgroup cap of
+    `memory` bytes: the rest is left for thread stacks, JIT code, metaspace and the
+    runtime's own C heap, so a hog ends with the runtime's OOM message, not SIGKILL."""
+    mib = memory // MiB
+    return max(16, mib * 3 // 4 - 48)
+
+
+def _subst(text: str, limits: Limits) -> str:
+    if "{" not in text:
+        return text
+    return text.replace("{heap_mib}", str(heap_mib(limits.memory))).replace(
+        "{memory_mib}", str(limits.memory // MiB))
+
+
+def build_argv(template: Sequence[str], limits: Limits, options: Sequence[str] = (),
+               args: Sequence[str] = ()) -> list[str]:
+    """Expand a definition's argv: "{options}"/"{args}" splice lists, numbers substitute."""
+    argv: list[str] = []
+    for item in template:
+        if item == "{options}":
+            argv.extend(options)
+        elif item == "{args}":
+            argv.extend(args)
+        else:
+            argv.append(_subst(item, limits))
+    return argv
+
+
+def build_env(language: Language, limits: Limits) -> dict[str, str]:
+    env = dict(BASE_ENV)
+    env.update((k, _subst(v, limits)) for k, v in language.env)
+    return env
+
+
+# --------------------------------------------------------------------------- cache
+
+
+_cache: CompileCache | None = None
+_cache_failed = False
+
+
+def _get_cache() -> CompileCache | None:
+    global _cache, _cache_failed
+    if _cache is None and not _cache_failed:
+        try:
+            _cache = CompileCache()
+        except OSError as e:
+            # An unusable cache directory slows compiles down but must not fail them.
+            log.warning("compile cache disabled: %s", e)
+            _cache_failed = True
+    return _cache
+
+
+def set_cache(cache: CompileCache | None) -> None:
+    """Use `cache` (None: none) instead of the one configured from the environment."""
+    global _cache, _cache_failed
+    _cache, _cache_failed = cache, cache is None
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _run(spec: RunSpec) -> RunResult:
+    from jail import run  # imported late: the jail package is heavier than its spec
+
+    return run(spec)
+
+
+def _has_artifacts(language: Language, collected: Mapping[str, bytes]) -> bool:
+    return all(
+        any(name == a or name.startswith(a.rstrip("/") + "/") for name in collected)
+        for a in language.artifacts
+    )
+
+
+def _cap(text: bytes) -> str:
+    if len(text) > OUTPUT_CAP:
+        text = text[:OUTPUT_CAP] + b"\n[... compiler output truncated ...]\n"
+    return text.decode(errors="replace")
+
+
+def compile_source(language: Language, files: Mapping[str, bytes], options: Sequence[str],
+                   limits: Limits | None = None) -> CompileOutcome:
+    """Compile `files` with the language's compile command in the jail (or from cache).
+
+    Interpreted languages compile to their own sources. Refused options or file names
+    come back as a failed compile with the reason, like a compiler would report them.
+    """
+    try:
+        sources = normalize_files(language, files)
+    except InputError as e:
+        return CompileOutcome(ok=False, output=str(e))
+    options = list(options)
+    problems = validate_options(language, options) if options else []
+    if problems:
+        return CompileOutcome(ok=False, output="\n".join(problems))
+    if language.compile is None:
+        return CompileOutcome(ok=True, artifact=sources)
+
+    cache = _get_cache()
+    key = cache_key(language.id, language.version, sources, options)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return CompileOutcome(ok=True, artifact=hit, cached=True)
+
+    limits = limits or language.compile_limits.default
+    box_files = {f"{BOX}/{n}": d for n, d in language.extra_files}
+    box_files.update((f"{BOX}/{n}", d) for n, d in sources.items())
+    spec = RunSpec(
+        argv=build_argv(language.compile, limits, options=options),
+        limits=limits,
+        files=box_files,
+        collect=list(language.artifacts),
+        env=build_env(language, limits),
+        binds=list(language.binds),
+        profile=language.profile,
+    )
+    res = _run(spec)
+    output = _cap(res.stderr + res.stdout)
+    if res.status is Status.OK and _has_artifacts(language, res.files):
+        artifact = {n: d for n, d in res.files.items()}
+        if cache is not None:
+            try:
+                cache.put(key, artifact)
+            except OSError as e:
+                log.warning("compile cache write failed: %s", e)
+        return CompileOutcome(ok=True, artifact=artifact, output=output, result=res)
+    if res.status is Status.OK:
+        reason = f"the compiler produced no {', '.join(language.artifacts)}"
+    elif res.status is Status.NONZERO_EXIT:
+        reason = ""
+    else:
+        reason = _COMPILE_FAILURE_MESSAGES.get(res.status, f"compilation failed: {res.status}")
+        if res.status is Status.SIGNALED and res.signal:
+            reason += f" ({res.signal})"
+    if reason:
+        output = f"{reason}\n{output}" if output else reason
+    return CompileOutcome(ok=False, output=output, result=res)
+
+
+def is_runtime_oom(language: Language, res: RunResult, limits: Limits) -> bool:
+    """Did the program die because of memory although the jail saw an ordinary exit?
+
+    Runtimes that size their own heap (JVM, V8) or check allocations (Go, Rust, CPython)
+    print their own OOM message and exit or abort before the cgroup kills them.
+    """
+    if res.status not in (Status.NONZERO_EXIT, Status.SIGNALED):
+        return False
+    if res.peak_memory >= 0.95 * limits.memory:
+        return True
+    tail = res.stderr[-16384:]
+    return any(p.search(tail) for p in language.oom_patterns)
+
+
+def run_program(language: Language, artifact_or_sources: Mapping[str, bytes], stdin: bytes,
+                args: Sequence[str], limits: Limits) -> RunResult:
+    """Run the compiled artifact (or the sources, for interpreted languages) once."""
+    problems = validate_args(args)
+    if problems:
+        raise InputError("; ".join(problems))
+    files = dict(artifact_or_sources)
+    if language.compile is None:
+        files = normalize_files(language, files)
+    spec = RunSpec(
+        argv=build_argv(language.run, limits, args=args),
+        limits=limits,
+        stdin=stdin,
+        files={f"{BOX}/{n}": d for n, d in files.items()},
+        env=build_env(language, limits),
+        binds=list(language.binds),
+        profile=language.profile,
+    )
+    res = _run(spec)
+    if is_runtime_oom(language, res, limits):
+        res.status = Status.MEMORY_LIMIT
+    return res
+
+
+def default_limits(language: Language, **overrides: float) -> Limits:
+    """The language's default run limits with some fields replaced."""
+    base = language.run_limits.default
+    return dataclasses.replace(base, **{k: type(getattr(base, k))(v) for k, v in overrides.items()})
