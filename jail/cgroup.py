@@ -1,0 +1,148 @@
+"""The cgroup interface the jail uses, and the factory that picks v1 or v2 once.
+
+A run gets one fresh cgroup (in every hierarchy on v1, one directory on v2) below a
+parent group of our own; no call site outside cgroup_v1.py / cgroup_v2.py knows which
+version it talks to.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from typing import Protocol
+
+from .errors import JailError
+from .spec import Limits
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARENT = "cellblock"
+CFS_PERIOD_US = 100_000
+
+
+class RunCgroup(Protocol):
+    """One run's cgroup: limits set, the child joined, accounting read, then removed."""
+
+    def clone_fd(self) -> int:
+        """A directory fd for clone3(CLONE_INTO_CGROUP), or -1 when joining by pid."""
+        ...
+
+    def join(self, pid: int) -> None:
+        """Move pid (not yet running user code) into this cgroup."""
+        ...
+
+    def cpu_usage(self) -> float:
+        """CPU seconds (user+sys) used by every process and thread that ever ran here."""
+        ...
+
+    def peak_memory(self) -> int:
+        """Highest memory charge in bytes."""
+        ...
+
+    def memory_exhausted(self) -> tuple[bool, bool]:
+        """(the OOM killer killed a process here, an allocation ever hit the limit)."""
+        ...
+
+    def kill(self) -> None:
+        """SIGKILL every process in the cgroup."""
+        ...
+
+    def remove(self) -> None:
+        """Delete the cgroup; it must be empty."""
+        ...
+
+
+class CgroupBackend(Protocol):
+    """A cgroup hierarchy layout (v1 or v2) that can make run cgroups."""
+
+    version: int
+
+    def create(self, name: str, limits: Limits) -> RunCgroup:
+        """Make a cgroup named `name` under our parent group with `limits` applied."""
+        ...
+
+    def sweep(self, marker: str) -> None:
+        """Kill and remove leftover run cgroups whose name contains `marker`."""
+        ...
+
+    def describe(self) -> list[str]:
+        """Human-readable lines for `doctor`."""
+        ...
+
+
+def write_file(path: str, value: str) -> None:
+    """Write a cgroup control file; errors name the file and the value."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise JailError(f"writing {value!r} to {path} failed: {e.strerror}") from e
+
+
+def read_file(path: str) -> str:
+    """Read a cgroup control file."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode()
+    except OSError as e:
+        raise JailError(f"reading {path} failed: {e.strerror}") from e
+
+
+def read_keyed(path: str) -> dict[str, int]:
+    """Parse a flat keyed file ("key value" per line) such as memory.events or cpu.stat."""
+    out: dict[str, int] = {}
+    for line in read_file(path).splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            out[key] = int(value)
+    return out
+
+
+def remove_dir(path: str) -> None:
+    """rmdir a cgroup directory; a missing one is fine."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise JailError(f"rmdir({path}) failed: {e.strerror}; a process of the run may still be alive") from e
+
+
+_names = itertools.count()
+
+
+def run_name(slot: int) -> str:
+    """A cgroup name unique on this host for this process's next run in `slot`."""
+    return f"run-{os.getpid()}-{slot}-{next(_names)}"
+
+
+def open_backend(root: str = "/sys/fs/cgroup", parent: str | None = None, version: str | None = None) -> CgroupBackend:
+    """Pick the cgroup version this host can give us, once.
+
+    Tries v2 (a unified hierarchy that offers memory, pids and cpu), then v1 (those
+    controllers mounted as separate hierarchies); logs why each declined and fails
+    with both reasons when neither fits. CELLBLOCK_CGROUP_VERSION=1|2 forces one.
+    """
+    from .cgroup_v1 import CgroupV1
+    from .cgroup_v2 import CgroupV2
+
+    parent = parent or os.environ.get("CELLBLOCK_CGROUP_PARENT", DEFAULT_PARENT)
+    version = version or os.environ.get("CELLBLOCK_CGROUP_VERSION", "")
+    reasons = []
+    if version in ("", "2"):
+        try:
+            return CgroupV2.open(root, parent)
+        except JailError as e:
+            reasons.append(f"cgroup v2: {e}")
+            log.debug("cgroup v2 declined: %s", e)
+    if version in ("", "1"):
+        try:
+            return CgroupV1.open(root, parent)
+        except JailError as e:
+            reasons.append(f"cgroup v1: {e}")
+            log.debug("cgroup v1 declined: %s", e)
+    raise JailError("no usable cgroup hierarchy: " + "; ".join(reasons))

@@ -1,0 +1,145 @@
+"""cgroup v1: one directory per run in each of the memory, pids, cpu and cpuacct hierarchies.
+
+The hierarchies are found in /proc/self/mountinfo (they may be co-mounted, e.g.
+cpu,cpuacct). Our parent group sits at the root of each hierarchy, not inside the
+cgroup the worker happens to run in (that one may carry its own, smaller limits).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+from .cgroup import CFS_PERIOD_US, read_file, read_keyed, remove_dir, write_file
+from .errors import JailError
+from .spec import Limits
+
+CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+
+
+def v1_mounts(mountinfo: str = "/proc/self/mountinfo") -> dict[str, str]:
+    """controller name -> mount point of every mounted cgroup v1 hierarchy."""
+    found: dict[str, str] = {}
+    with open(mountinfo) as f:
+        for line in f:
+            before, _, after = line.partition(" - ")
+            fields = after.split()
+            if len(fields) < 3 or fields[0] != "cgroup":
+                continue
+            mount_point = before.split()[4]
+            for option in fields[2].split(","):
+                found.setdefault(option, mount_point)
+    return found
+
+
+@dataclass
+class CgroupV1Run:
+    """One run's directories, one per distinct hierarchy."""
+
+    memory: str
+    pids: str
+    cpu: str
+    cpuacct: str
+
+    def _dirs(self) -> list[str]:
+        return list(dict.fromkeys([self.memory, self.pids, self.cpu, self.cpuacct]))
+
+    def clone_fd(self) -> int:
+        return -1
+
+    def join(self, pid: int) -> None:
+        for d in self._dirs():
+            write_file(f"{d}/cgroup.procs", str(pid))
+
+    def cpu_usage(self) -> float:
+        return int(read_file(f"{self.cpuacct}/cpuacct.usage")) / 1e9
+
+    def peak_memory(self) -> int:
+        return int(read_file(f"{self.memory}/memory.max_usage_in_bytes"))
+
+    def memory_exhausted(self) -> tuple[bool, bool]:
+        oom = read_keyed(f"{self.memory}/memory.oom_control").get("oom_kill", 0) > 0
+        return oom, int(read_file(f"{self.memory}/memory.failcnt")) > 0
+
+    def kill(self) -> None:
+        # v1 has no cgroup.kill; the pids cap bounds how many we may have to chase.
+        for _ in range(100):
+            pids = read_file(f"{self.pids}/cgroup.procs").split()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def remove(self) -> None:
+        for d in self._dirs():
+            remove_dir(d)
+
+
+class CgroupV1:
+    """The v1 layout: our parent group in each needed hierarchy."""
+
+    version = 1
+
+    def __init__(self, parents: dict[str, str]) -> None:
+        self.parents = parents
+        self.memsw = os.path.exists(f"{parents['memory']}/memory.memsw.limit_in_bytes")
+
+    @classmethod
+    def open(cls, root: str, parent: str) -> "CgroupV1":
+        mounts = v1_mounts()
+        missing = [c for c in CONTROLLERS if c not in mounts]
+        if missing:
+            raise JailError(f"controllers {', '.join(missing)} are not mounted as v1 hierarchies")
+        parents = {}
+        for controller in CONTROLLERS:
+            path = os.path.join(mounts[controller], parent)
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as e:
+                raise JailError(f"cannot create {path}: {e.strerror} (run as root?)") from e
+            parents[controller] = path
+        # Children of a v1 memory group only count towards it with use_hierarchy=1.
+        if read_file(f"{parents['memory']}/memory.use_hierarchy").strip() != "1":
+            try:
+                write_file(f"{parents['memory']}/memory.use_hierarchy", "1")
+            except JailError as e:
+                raise JailError(f"{e}; memory.use_hierarchy must be 1") from e
+        return cls(parents)
+
+    def create(self, name: str, limits: Limits) -> CgroupV1Run:
+        dirs = {c: f"{self.parents[c]}/{name}" for c in CONTROLLERS}
+        made: list[str] = []
+        try:
+            for path in dict.fromkeys(dirs.values()):
+                os.mkdir(path)
+                made.append(path)
+            run = CgroupV1Run(**dirs)
+            write_file(f"{run.memory}/memory.limit_in_bytes", str(limits.memory))
+            if self.memsw:
+                write_file(f"{run.memory}/memory.memsw.limit_in_bytes", str(limits.memory))
+            write_file(f"{run.memory}/memory.swappiness", "0")
+            write_file(f"{run.pids}/pids.max", str(limits.pids))
+            write_file(f"{run.cpu}/cpu.cfs_period_us", str(CFS_PERIOD_US))
+            write_file(f"{run.cpu}/cpu.cfs_quota_us", str(max(1000, int(limits.cpus * CFS_PERIOD_US))))
+            return run
+        except (OSError, JailError) as e:
+            for path in reversed(made):
+                remove_dir(path)
+            raise JailError(f"creating cgroup v1 {name} failed: {e}") from e
+
+    def sweep(self, marker: str) -> None:
+        names = {n for p in set(self.parents.values()) for n in os.listdir(p) if n.startswith("run-") and marker in n}
+        for name in names:
+            run = CgroupV1Run(**{c: f"{self.parents[c]}/{name}" for c in CONTROLLERS})
+            if os.path.isdir(run.pids):
+                run.kill()
+            run.remove()
+
+    def describe(self) -> list[str]:
+        lines = [f"cgroup v1, parent groups: {', '.join(sorted(set(self.parents.values())))}"]
+        lines.append("swap accounting (memsw): " + ("yes" if self.memsw else "no: make sure the host has no swap"))
+        return lines

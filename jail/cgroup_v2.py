@@ -1,0 +1,146 @@
+"""cgroup v2: one directory per run below a parent group with memory, pids and cpu enabled.
+
+Where the parent goes: CELLBLOCK_CGROUP_PARENT as an absolute path inside the
+hierarchy if given; else `<root>/cellblock` when we own the whole tree (root on the
+host); else, as under systemd `Delegate=yes` or a Kubernetes pod, inside the cgroup we
+were started in — after moving ourselves to a `supervisor` leaf, because v2 forbids
+processes in a group that hands controllers to its children ("no internal processes").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .cgroup import CFS_PERIOD_US, read_file, read_keyed, remove_dir, write_file
+from .errors import JailError
+from .spec import Limits
+
+NEEDED = ("memory", "pids", "cpu")
+
+
+def is_cgroup2(path: str, mountinfo: str = "/proc/self/mountinfo") -> bool:
+    """True if `path` is the mount point of a cgroup2 filesystem."""
+    with open(mountinfo) as f:
+        for line in f:
+            before, _, after = line.partition(" - ")
+            if after.split()[:1] == ["cgroup2"] and before.split()[4] == path:
+                return True
+    return False
+
+
+def own_cgroup(proc_self_cgroup: str = "/proc/self/cgroup") -> str:
+    """This process's path in the unified hierarchy ("0::/path")."""
+    with open(proc_self_cgroup) as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].strip()
+    raise JailError("this process has no cgroup v2 membership in /proc/self/cgroup")
+
+
+def enable_controllers(group: str) -> None:
+    """Hand memory, pids and cpu to the children of `group` (cgroup.subtree_control)."""
+    enabled = read_file(f"{group}/cgroup.subtree_control").split()
+    wanted = " ".join(f"+{c}" for c in NEEDED if c not in enabled)
+    if wanted:
+        write_file(f"{group}/cgroup.subtree_control", wanted)
+
+
+@dataclass
+class CgroupV2Run:
+    """One run's directory in the unified hierarchy."""
+
+    path: str
+
+    def clone_fd(self) -> int:
+        return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def join(self, pid: int) -> None:
+        write_file(f"{self.path}/cgroup.procs", str(pid))
+
+    def cpu_usage(self) -> float:
+        return read_keyed(f"{self.path}/cpu.stat")["usage_usec"] / 1e6
+
+    def peak_memory(self) -> int:
+        return int(read_file(f"{self.path}/memory.peak"))
+
+    def memory_exhausted(self) -> tuple[bool, bool]:
+        events = read_keyed(f"{self.path}/memory.events")
+        return events.get("oom_kill", 0) > 0, events.get("max", 0) > 0
+
+    def kill(self) -> None:
+        write_file(f"{self.path}/cgroup.kill", "1")
+
+    def remove(self) -> None:
+        remove_dir(self.path)
+
+
+class CgroupV2:
+    """The v2 layout: a parent group whose children get memory, pids and cpu."""
+
+    version = 2
+
+    def __init__(self, parent: str) -> None:
+        self.parent = parent
+
+    @classmethod
+    def open(cls, root: str, parent: str) -> "CgroupV2":
+        if not is_cgroup2(root):
+            raise JailError(f"{root} is not a cgroup2 mount (hybrid or v1 host)")
+        available = read_file(f"{root}/cgroup.controllers").split()
+        missing = [c for c in NEEDED if c not in available]
+        if missing:
+            raise JailError(f"{root} offers no {', '.join(missing)} controller (they are bound to v1 hierarchies)")
+        if os.path.isabs(parent):
+            path = os.path.join(root, parent.lstrip("/"))
+        elif os.access(f"{root}/cgroup.subtree_control", os.W_OK) and own_cgroup() == "/":
+            path = os.path.join(root, parent)
+        else:
+            path = cls._delegated(root, parent)
+        try:
+            os.makedirs(path, exist_ok=True)
+            enable_controllers(os.path.dirname(path))
+            enable_controllers(path)
+        except OSError as e:
+            raise JailError(f"cannot set up {path}: {e.strerror} (is the subtree delegated to us?)") from e
+        return cls(path)
+
+    @staticmethod
+    def _delegated(root: str, parent: str) -> str:
+        own = os.path.join(root, own_cgroup().lstrip("/"))
+        leaf = os.path.join(own, "supervisor")
+        os.makedirs(leaf, exist_ok=True)
+        # Every process of our group moves to the leaf, or enabling controllers fails.
+        for pid in read_file(f"{own}/cgroup.procs").split():
+            try:
+                write_file(f"{leaf}/cgroup.procs", pid)
+            except JailError:
+                pass  # it exited meanwhile
+        return os.path.join(own, parent)
+
+    def create(self, name: str, limits: Limits) -> CgroupV2Run:
+        path = f"{self.parent}/{name}"
+        try:
+            os.mkdir(path)
+        except OSError as e:
+            raise JailError(f"mkdir({path}) failed: {e.strerror}") from e
+        try:
+            write_file(f"{path}/memory.max", str(limits.memory))
+            if os.path.exists(f"{path}/memory.swap.max"):  # absent when the host has no swap
+                write_file(f"{path}/memory.swap.max", "0")
+            write_file(f"{path}/pids.max", str(limits.pids))
+            write_file(f"{path}/cpu.max", f"{max(1000, int(limits.cpus * CFS_PERIOD_US))} {CFS_PERIOD_US}")
+        except JailError:
+            remove_dir(path)
+            raise
+        return CgroupV2Run(path)
+
+    def sweep(self, marker: str) -> None:
+        for name in os.listdir(self.parent):
+            if name.startswith("run-") and marker in name:
+                run = CgroupV2Run(f"{self.parent}/{name}")
+                run.kill()
+                run.remove()
+
+    def describe(self) -> list[str]:
+        return [f"cgroup v2, parent group: {self.parent}"]

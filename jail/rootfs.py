@@ -1,0 +1,249 @@
+"""The sandbox's file system: a fresh size-capped tmpfs root per run, built from the host side.
+
+The parent (host root) mounts the tmpfs, makes the directories, the five device nodes
+and the copy-in files, so the child has nothing to create (files made by an unmapped
+uid would fail with EOVERFLOW) and only binds read-only what the program needs, mounts
+/proc and pivots. After the run the parent reads `collect` files back without ever
+following a link the program may have planted, then unmounts.
+
+Layout inside: /usr (ro bind), /bin /lib /lib64 /sbin (symlinks into /usr, Debian is
+merged-usr), /etc (ro bind of a staged copy of a few host files), /proc, /dev (null,
+zero, full, random, urandom, shm), /box (work dir) and /tmp, writable by the sandbox
+uid, both on the run's tmpfs so `disk` caps them together.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+
+from . import libc
+from .errors import JailError
+from .spec import Bind
+
+SANDBOX_UID = 1000
+SANDBOX_GID = 1000
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}
+USR_LINKS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
+# Host /etc entries the staged /etc copies (when present). Never shadow, gshadow,
+# ssl/private, or anything with credentials.
+ETC_ENTRIES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "java-17-openjdk",
+    "localtime", "timezone", "nsswitch.conf", "mime.types", "protocols", "services",
+    "ssl/openssl.cnf", "ssl/certs", "ca-certificates.conf", "gai.conf", "host.conf",
+)
+PASSWD = "root:x:0:0:root:/:/usr/sbin/nologin\nrunner:x:1000:1000:runner:/box:/bin/sh\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n"
+GROUP = "root:x:0:\nrunner:x:1000:\nnogroup:x:65534:\n"
+HOSTS = "127.0.0.1 localhost cellblock\n::1 localhost ip6-localhost\n"
+MAX_DEPTH = 16
+
+
+def stage_etc(target: str) -> None:
+    """Build the sandbox's /etc under `target` (atomically: temp dir, then rename)."""
+    if os.path.isdir(target):
+        return
+    tmp = f"{target}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    for entry in ETC_ENTRIES:
+        src = os.path.join("/etc", entry)
+        dst = os.path.join(tmp, entry)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if os.path.islink(src):
+            os.symlink(os.readlink(src), dst)
+        elif os.path.isdir(src):
+            shutil.copytree(src, dst, symlinks=True)
+        elif os.path.isfile(src):
+            shutil.copy2(src, dst)
+    for name, content in (("passwd", PASSWD), ("group", GROUP), ("hosts", HOSTS), ("hostname", "cellblock\n")):
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(content)
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+        if not os.path.isdir(target):
+            raise
+
+
+def locked_flags(path: str) -> int:
+    """Mount flags of the mount holding `path` that a user namespace may not clear.
+
+    A read-only remount of a bind inside a user namespace must repeat them or fails
+    with EPERM (mount(2), "locked" flags; see mount_namespaces(7)).
+    """
+    f = os.statvfs(path).f_flag
+    flags = 0
+    for st_flag, ms_flag in (
+        (os.ST_NOSUID, libc.MS_NOSUID),
+        (os.ST_NODEV, libc.MS_NODEV),
+        (os.ST_NOEXEC, libc.MS_NOEXEC),
+        (os.ST_NOATIME, libc.MS_NOATIME),
+        (os.ST_NODIRATIME, libc.MS_NODIRATIME),
+        (os.ST_RELATIME, libc.MS_RELATIME),
+    ):
+        if f & st_flag:
+            flags |= ms_flag
+    return flags
+
+
+@dataclass(frozen=True)
+class BindPlan:
+    """One bind mount the child makes, with its read-only remount flags precomputed."""
+
+    source: str
+    target: str  # absolute path under the host-side root
+    remount_flags: int  # 0 for a writable bind
+
+
+def plan_binds(root: str, etc_dir: str, extra: list[Bind]) -> list[BindPlan]:
+    """The bind mounts of one run, in mount order."""
+    ro = libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV
+    plans = [
+        BindPlan("/usr", f"{root}/usr", ro | locked_flags("/usr")),
+        BindPlan(etc_dir, f"{root}/etc", ro | locked_flags(etc_dir)),
+    ]
+    for b in extra:
+        if not os.path.isabs(b.target) or ".." in b.target.split("/") or b.target in ("/", "/proc", "/dev"):
+            raise JailError(f"bind target {b.target!r} must be an absolute path without '..'")
+        if not os.path.exists(b.source):
+            raise JailError(f"bind source {b.source!r} does not exist on this host")
+        flags = 0 if b.writable else ro | locked_flags(b.source)
+        plans.append(BindPlan(b.source, root + b.target, flags))
+    return plans
+
+
+def mount_root(root: str, disk: int, extra: list[Bind], host_uid: int) -> None:
+    """Mount and populate the run's tmpfs at `root` (host side, before clone)."""
+    libc.mount("tmpfs", root, "tmpfs", libc.MS_NOSUID, f"size={disk},nr_inodes=16384,mode=755")
+    for d in ("usr", "etc", "proc", "dev", "box", "tmp"):
+        os.mkdir(f"{root}/{d}")
+    for name in USR_LINKS:
+        if os.path.islink(f"/{name}"):
+            os.symlink(f"usr/{name}", f"{root}/{name}")
+    for name, (major, minor) in DEVICES.items():
+        os.mknod(f"{root}/dev/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(f"{root}/dev/{name}", 0o666)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{root}/dev/{name}")
+    os.mkdir(f"{root}/dev/shm")
+    for d in ("box", "tmp", "dev/shm"):
+        os.chown(f"{root}/{d}", host_uid, host_uid)
+    os.chmod(f"{root}/tmp", 0o1777)
+    os.chmod(f"{root}/dev/shm", 0o1777)
+    for b in extra:
+        target = root + b.target
+        if os.path.exists(target) or os.path.islink(target):
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.isdir(b.source):
+            os.mkdir(target)
+        else:
+            open(target, "x").close()
+
+
+def sandbox_path(root: str, path: str) -> str:
+    """Host path of a copy-in target; only /box and /tmp are writable destinations."""
+    norm = os.path.normpath(path if os.path.isabs(path) else os.path.join("/box", path))
+    if not (norm.startswith("/box/") or norm.startswith("/tmp/")) or "\0" in norm:
+        raise JailError(f"file {path!r} must go under /box or /tmp")
+    return root + norm
+
+
+def copy_in(root: str, files: dict[str, bytes], host_uid: int) -> None:
+    """Write the run's input files (mode 0755, owned by the sandbox uid)."""
+    for path, content in files.items():
+        target = sandbox_path(root, path)
+        parent = os.path.dirname(target)
+        if not os.path.isdir(parent):
+            os.makedirs(parent)
+            walk = parent
+            while walk not in (f"{root}/box", f"{root}/tmp"):
+                os.chown(walk, host_uid, host_uid)
+                walk = os.path.dirname(walk)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchown(fd, host_uid, host_uid)
+        finally:
+            os.close(fd)
+
+
+def collect(root: str, names: list[str], limit: int) -> dict[str, bytes]:
+    """Read files the program left under /box, never following its symlinks.
+
+    Each path component is opened relative to its parent with O_NOFOLLOW, so a link
+    planted by the program (say box/a.out -> /etc/shadow) cannot make the host read a
+    host file; FIFOs and devices are skipped (O_NONBLOCK, then a type check).
+    A directory is collected recursively. At most `limit` bytes in total.
+    """
+    out: dict[str, bytes] = {}
+    box = os.open(f"{root}/box", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for name in names:
+            parts = [p for p in os.path.normpath(name).split("/") if p not in ("", ".")]
+            if not parts or ".." in parts:
+                raise JailError(f"collect path {name!r} must be relative to /box without '..'")
+            _collect(box, parts, "", out, limit, 0)
+    finally:
+        os.close(box)
+    return out
+
+
+def _collect(dirfd: int, parts: list[str], prefix: str, out: dict[str, bytes], limit: int, depth: int) -> None:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(parts[0], flags, dir_fd=dirfd)
+    except OSError:
+        return  # missing, or a symlink (ELOOP): nothing to collect
+    try:
+        st = os.fstat(fd)
+        rel = prefix + parts[0]
+        if stat.S_ISDIR(st.st_mode) and depth < MAX_DEPTH:
+            if len(parts) > 1:
+                _collect(fd, parts[1:], rel + "/", out, limit, depth + 1)
+            else:
+                for entry in sorted(os.listdir(fd)):
+                    _collect(fd, [entry], rel + "/", out, limit, depth + 1)
+        elif stat.S_ISREG(st.st_mode) and len(parts) == 1:
+            used = sum(len(v) for v in out.values())
+            if used + st.st_size > limit:
+                raise JailError(f"collected files exceed {limit} bytes at {rel}")
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            out[rel] = b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def child_mount(binds: list[BindPlan], root: str) -> None:
+    """In the child: bind what the program needs, mount /proc, pivot into `root`."""
+    # The tmpfs came from the host's mount namespace, so here it is a locked mount and
+    # pivot_root refuses it (EINVAL); a bind of it made here is ours to pivot into.
+    libc.mount(root, root, None, libc.MS_BIND, None)
+    for b in binds:
+        libc.mount(b.source, b.target, None, libc.MS_BIND | libc.MS_REC, None)
+        if b.remount_flags:
+            libc.mount(None, b.target, None, b.remount_flags, None)
+    libc.mount("proc", f"{root}/proc", "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, None)
+    os.chdir(root)
+    # pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
+    # only the new tree (the trick runc uses; pivot_root(2) NOTES).
+    libc.pivot_root(".", ".")
+    libc.umount2(".", libc.MNT_DETACH)
+    os.chdir("/")
+
+
+def unmount_root(root: str) -> None:
+    """Detach the run's tmpfs (host side); frees its pages."""
+    try:
+        libc.umount2(root, libc.MNT_DETACH)
+    except OSError as e:
+        if e.errno != 22:  # EINVAL: not mounted
+            raise JailError(f"unmounting {root} failed: {e}") from e

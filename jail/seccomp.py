@@ -1,0 +1,120 @@
+"""Seccomp profiles: TOML under policies/seccomp/ compiled once to BPF, loaded last in the child.
+
+Compiling with libseccomp (through pyseccomp) costs milliseconds; loading a ready BPF
+program is one prctl. So each profile is compiled on first use and kept for the life
+of the process, and the child only calls SeccompProgram.load().
+"""
+
+from __future__ import annotations
+
+import errno as errno_codes
+import functools
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass
+
+import pyseccomp as sc
+
+from .errors import JailError
+from .libc import SeccompProgram
+
+PROFILE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "policies", "seccomp")
+# Syscall numbers above libseccomp's table but below this answer ENOSYS; the rest die.
+HIGHEST_SYSCALL = 512
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A parsed profile: what is denied, what answers an errno, what is allowed by argument."""
+
+    name: str
+    deny: frozenset[str]
+    errno: dict[str, int]
+    allow_if: tuple[dict, ...]
+
+
+def profile_dir() -> str:
+    return os.environ.get("CELLBLOCK_SECCOMP_DIR", PROFILE_DIR)
+
+
+def parse_profile(path: str) -> Profile:
+    """Read and validate one profile file; errors name the file and the field."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise JailError(f"seccomp profile {path}: {e}") from e
+    arch = sc.Arch.X86_64
+
+    def known(name: str, field: str) -> str:
+        if not isinstance(name, str) or sc.resolve_syscall(arch, name) < 0:
+            raise JailError(f"seccomp profile {path}: {field}: unknown syscall {name!r}")
+        return name
+
+    deny = frozenset(known(n, "deny") for n in data.get("deny", []))
+    errnos = {}
+    for name, code in data.get("errno", {}).items():
+        if not hasattr(errno_codes, str(code)):
+            raise JailError(f"seccomp profile {path}: errno.{name}: unknown errno {code!r}")
+        errnos[known(name, "errno")] = getattr(errno_codes, code)
+    rules = []
+    for i, rule in enumerate(data.get("allow_if", [])):
+        where = f"allow_if[{i}]"
+        known(rule.get("syscall", ""), f"{where}.syscall")
+        if not isinstance(rule.get("arg"), int) or not 0 <= rule["arg"] <= 5:
+            raise JailError(f"seccomp profile {path}: {where}.arg must be 0..5")
+        if sum(k in rule for k in ("value", "values", "not_value")) != 1:
+            raise JailError(f"seccomp profile {path}: {where} needs exactly one of value, values, not_value")
+        rules.append(rule)
+    return Profile(str(data.get("name", os.path.basename(path))), deny, errnos, tuple(rules))
+
+
+def build_filter(profile: Profile) -> sc.SyscallFilter:
+    """The libseccomp filter for a profile (default: kill the process)."""
+    arch = sc.Arch.X86_64
+    f = sc.SyscallFilter(sc.KILL_PROCESS)
+    f.set_attr(sc.Attr.CTL_OPTIMIZE, 2)  # binary search tree over syscall numbers
+    restricted = {r["syscall"] for r in profile.allow_if}
+    for rule in profile.allow_if:
+        mask = rule.get("mask")
+        if "not_value" in rule:
+            f.add_rule(sc.ALLOW, rule["syscall"], sc.Arg(rule["arg"], sc.NE, rule["not_value"]))
+            continue
+        for value in rule.get("values", [rule.get("value")]):
+            cmp = sc.Arg(rule["arg"], sc.MASKED_EQ, mask, value) if mask else sc.Arg(rule["arg"], sc.EQ, value)
+            f.add_rule(sc.ALLOW, rule["syscall"], cmp)
+    for name, code in profile.errno.items():
+        f.add_rule(sc.ERRNO(code), name)
+    for nr in range(HIGHEST_SYSCALL):
+        try:
+            name = sc.resolve_syscall(arch, nr).decode()
+        except ValueError:
+            f.add_rule(sc.ERRNO(errno_codes.ENOSYS), nr)
+            continue
+        if name not in profile.deny and name not in restricted and name not in profile.errno:
+            f.add_rule(sc.ALLOW, nr)
+    return f
+
+
+@functools.cache
+def compiled(name: str) -> SeccompProgram:
+    """The profile `name` compiled to BPF, once per process."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise JailError(f"invalid seccomp profile name {name!r}")
+    path = os.path.join(profile_dir(), f"{name}.toml")
+    if not os.path.exists(path):
+        raise JailError(f"no seccomp profile {name!r} (looked for {path})")
+    flt = build_filter(parse_profile(path))
+    with tempfile.TemporaryFile() as out:
+        flt.export_bpf(out)
+        out.seek(0)
+        return SeccompProgram(out.read())
+
+
+def syscall_name(nr: int) -> str:
+    """The x86_64 name of syscall number nr, or its number as text."""
+    try:
+        return sc.resolve_syscall(sc.Arch.X86_64, nr).decode()
+    except ValueError:
+        return str(nr)

@@ -1,0 +1,138 @@
+"""The parent's watch over a running program: output, wall clock, CPU time, exit.
+
+One poll loop waits on the child's pidfd and its two output pipes at once, so the
+parent wakes the moment the program exits (no polling timer) and drains output as it
+comes, with a hard cap per stream (the program is killed at the first byte over).
+CPU time is read from the cgroup (threads and children included) at the earliest
+instant the limit could have been reached at full speed on every CPU, so checks are
+few while the program is far from its limit and dense as it nears it.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass, field
+
+from . import libc
+from .cgroup import RunCgroup
+from .spec import Limits, Status
+
+MIN_CPU_CHECK = 0.005  # seconds between CPU reads near the limit
+DRAIN_TIMEOUT = 1.0  # after exit, how long to wait for pipe EOF
+READ_CHUNK = 1 << 16
+
+
+@dataclass
+class Stream:
+    """One output pipe and what came through it, capped."""
+
+    fd: int
+    cap: int
+    data: bytearray = field(default_factory=bytearray)
+    truncated: bool = False
+    open: bool = True
+
+    def read(self) -> bool:
+        """Read what is there; False at EOF. Sets `truncated` past the cap."""
+        try:
+            chunk = os.read(self.fd, READ_CHUNK)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            self.open = False
+            return False
+        room = self.cap - len(self.data)
+        if len(chunk) > room:
+            self.data += chunk[: max(room, 0)]
+            self.truncated = True
+        else:
+            self.data += chunk
+        return True
+
+
+@dataclass
+class Watched:
+    """What the watch saw: how the child ended and what it wrote."""
+
+    wait_status: int
+    killed_for: Status | None
+    wall_time: float
+    stdout: Stream
+    stderr: Stream
+
+
+def max_cpu_rate() -> int:
+    """How many CPU-seconds per second a run could burn at most (CPUs we may run on)."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def watch(pid: int, pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, started: float,
+          setup_cpu: float) -> Watched:
+    """Supervise until the child exits or is killed at a limit; reaps it.
+
+    `setup_cpu` is what the cgroup had counted before execve (the jail's own child
+    setup), which is not charged to the program.
+    """
+    poller = select.poll()
+    streams = {out.fd: out, err.fd: err}
+    for fd in streams:
+        os.set_blocking(fd, False)
+        poller.register(fd, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    rate = max_cpu_rate()
+    deadline = started + limits.wall_time
+    next_cpu_check = started + limits.cpu_time / rate
+    killed_for: Status | None = None
+    exited = False
+
+    def kill(reason: Status) -> None:
+        nonlocal killed_for
+        if killed_for is None:
+            killed_for = reason
+            # The child is pid 1 of its namespace: its death takes every process
+            # of the run with it (pid_namespaces(7)).
+            libc.pidfd_send_signal(pidfd, signal.SIGKILL)
+
+    while not exited:
+        now = time.monotonic()
+        if now >= deadline:
+            kill(Status.WALL_TIME_LIMIT)
+            deadline = float("inf")
+        if now >= next_cpu_check and killed_for is None:
+            used = cg.cpu_usage() - setup_cpu
+            if used >= limits.cpu_time:
+                kill(Status.TIME_LIMIT)
+            else:
+                next_cpu_check = now + max((limits.cpu_time - used) / rate, MIN_CPU_CHECK)
+        if killed_for is not None:
+            next_cpu_check = deadline = float("inf")
+        timeout = min(deadline, next_cpu_check) - time.monotonic()
+        wait_ms = None if timeout == float("inf") else max(0, int(timeout * 1000) + 1)
+        for fd, _ in poller.poll(wait_ms):
+            if fd == pidfd:
+                exited = True
+                continue
+            stream = streams[fd]
+            if not stream.read():
+                poller.unregister(fd)
+            elif stream.truncated:
+                kill(Status.OUTPUT_LIMIT)
+    _, status = os.waitpid(pid, 0)
+    wall = time.monotonic() - started
+    drain(out, err)
+    return Watched(status, killed_for, wall, out, err)
+
+
+def drain(*streams: Stream) -> None:
+    """Read the pipes to EOF; every writer is dead, so EOF comes at once."""
+    end = time.monotonic() + DRAIN_TIMEOUT
+    for s in streams:
+        while s.open and time.monotonic() < end:
+            if not s.read():
+                break
+            if s.truncated:
+                return
+            select.select([s.fd], [], [], max(0.0, end - time.monotonic()))
