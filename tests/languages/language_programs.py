@@ -281,3 +281,8 @@ end
 # "executable" runs the C program, built statically on the host by the tests.
 SUM_INPUT = " ".join(str(i) for i in range(1, 1001)).encode() + b"\n1 2\n"
 SUM_EXPECTED = str(sum(range(1, 1001)) + 3)
+
+# Languages every worker host must offer (deploy/debian-packages.txt): missing = failure.
+CORE = ["c", "cpp", "python3", "java", "javascript", "go", "rust", "bash", "executable"]
+# Languages from deploy/debian-packages-extra.txt.
+EXTRA = ["typescript", "ruby", "php", "lua", "kotlin"]

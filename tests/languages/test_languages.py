@@ -1,0 +1,162 @@
+"""Every offered language, end to end in the real jail: hello world, stdin, compile and
+runtime errors, CPU and memory limits, and a 1 MiB output.
+
+A core language whose toolchain is missing fails (see conftest.language); an extra one
+skips with the package to install.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from jail.spec import MiB, Limits, RunResult, Status
+from language_programs import BROKEN, CORE, EXTRA, SUM_EXPECTED, SUM_INPUT
+from policies.languages import available_languages
+from worker.toolchain import compile_source, run_program
+
+from conftest import language
+
+ALL = CORE + EXTRA
+COMPILED_BROKEN = sorted(BROKEN)
+# Languages whose runtime reports an uncaught error with our message on stderr.
+SAYS_BOOM = {"cpp", "python3", "java", "kotlin", "javascript", "typescript", "ruby", "php",
+             "bash", "lua"}
+
+
+def limits_for(lang_id: str, **changes: float) -> Limits:
+    base = language(lang_id).run_limits.default
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def show(res: RunResult) -> str:
+    return (f"status={res.status} exit={res.exit_code} signal={res.signal} cpu={res.cpu_time:.2f} "
+            f"peak={res.peak_memory // MiB}MiB stderr={res.stderr[-600:]!r}")
+
+
+def test_core_languages_present() -> None:
+    avail = available_languages()
+    missing = [lid for lid in CORE if lid not in avail]
+    assert not missing, f"core languages missing on this host: {missing}"
+
+
+def test_every_definition_is_tested() -> None:
+    from policies.languages import load_languages
+
+    assert sorted(load_languages()) == sorted(ALL)
+
+
+@pytest.mark.parametrize("lang_id", ALL)
+def test_hello_world(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+    lang, artifact = built(lang_id)
+    res = run_program(lang, artifact, b"", ["hello"], limits_for(lang_id))
+    assert res.status is Status.OK, show(res)
+    assert res.stdout == b"Hello, World!\n"
+
+
+@pytest.mark.parametrize("lang_id", ALL)
+def test_sum_from_stdin(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+    lang, artifact = built(lang_id)
+    res = run_program(lang, artifact, SUM_INPUT, ["sum"], limits_for(lang_id))
+    assert res.status is Status.OK, show(res)
+    assert res.stdout.strip().decode() == SUM_EXPECTED
+
+
+@pytest.mark.parametrize("lang_id", ALL)
+def test_runtime_error(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+    lang, artifact = built(lang_id)
+    res = run_program(lang, artifact, b"", ["crash"], limits_for(lang_id))
+    assert res.status in (Status.NONZERO_EXIT, Status.SIGNALED), show(res)
+    if lang_id in SAYS_BOOM:
+        assert b"boom" in res.stderr, show(res)
+
+
+@pytest.mark.parametrize("lang_id", ALL)
+def test_infinite_loop_hits_cpu_limit(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+    lang, artifact = built(lang_id)
+    res = run_program(lang, artifact, b"", ["loop"], limits_for(lang_id, cpu_time=1.0, wall_time=5.0))
+    assert res.status is Status.TIME_LIMIT, show(res)
+    assert 0.9 <= res.cpu_time < 3.0, show(res)
+
+
+@pytest.mark.parametrize("lang_id", ALL)
+def test_memory_hog_hits_memory_limit(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+    lang, artifact = built(lang_id)
+    memory = 256 * MiB if lang_id in ("java", "kotlin") else 128 * MiB
+    res = run_program(lang, artifact, b"", ["hog"],
+                      limits_for(lang_id, memory=memory, cpu_time=10.0, wall_time=20.0))
+    assert res.status is Status.MEMORY_LIMIT, show(res)
+
+
+@pytest.mark.parametrize("lang_id", ALL)
+def test_prints_one_mebibyte(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+    lang, artifact = built(lang_id)
+    res = run_program(lang, artifact, b"", ["big"], limits_for(lang_id, output=2 * MiB))
+    assert res.status is Status.OK, show(res)
+    assert not res.stdout_truncated
+    assert res.stdout == (b"x" * 1023 + b"\n") * 1024
+
+
+@pytest.mark.parametrize("lang_id", COMPILED_BROKEN)
+def test_compile_error_returns_compiler_message(lang_id: str) -> None:
+    lang = language(lang_id)
+    source, fragment = BROKEN[lang_id]
+    outcome = compile_source(lang, {lang.source: source.encode()}, [])
+    assert not outcome.ok
+    assert outcome.result is not None and outcome.result.status is Status.NONZERO_EXIT, outcome.output
+    assert fragment.lower() in outcome.output.lower(), outcome.output
+    assert not outcome.artifact
+
+
+def test_compiled_languages_have_broken_programs() -> None:
+    compiled = {lid for lid, lang in available_languages().items() if lang.compiled}
+    assert compiled <= set(BROKEN)
+
+
+@pytest.mark.parametrize("lang_id", ["c", "java"])
+def test_identical_compile_is_cached(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+    lang, _ = built(lang_id)
+    from language_programs import MULTI
+
+    first = compile_source(lang, {lang.source: MULTI[lang_id].encode()}, [])
+    second = compile_source(lang, {lang.source: MULTI[lang_id].encode()}, [])
+    assert first.ok and second.ok and second.cached and second.result is None
+    assert second.artifact == first.artifact
+    other = compile_source(lang, {lang.source: MULTI[lang_id].encode() + b"\n"}, [])
+    assert other.ok and not other.cached
+
+
+def test_compile_over_time_limit_is_a_compilation_error() -> None:
+    lang = language("cpp")
+    # Deep template recursion: seconds of compiler CPU for a few lines.
+    src = b"""
+template<int N> struct F { static const long v = F<N-1>::v + F<N-2>::v; };
+template<> struct F<0> { static const long v = 0; };
+template<> struct F<1> { static const long v = 1; };
+#include <cstdio>
+int main() { std::printf("%ld\\n", F<4000>::v); }
+// unique: compile-time-limit test
+"""
+    lim = dataclasses.replace(lang.compile_limits.default, cpu_time=0.3, wall_time=5.0)
+    outcome = compile_source(lang, {lang.source: src}, ["-ftemplate-depth=5000"], limits=lim)
+    assert not outcome.ok
+    assert outcome.result is not None
+    if outcome.result.status is Status.TIME_LIMIT:
+        assert outcome.output.startswith("compilation exceeded its CPU time limit")
+    else:  # gcc gave up on its own first: still a compilation error with its message
+        assert outcome.result.status is Status.NONZERO_EXIT, outcome.output
+
+
+def test_refused_option_is_a_compilation_error() -> None:
+    lang = language("c")
+    outcome = compile_source(lang, {"main.c": b"int main(){return 0;}"}, ["-Wl,-rpath,/x"])
+    assert not outcome.ok and outcome.result is None
+    assert "not allowed" in outcome.output
+
+
+def test_arguments_are_not_shell_text(built) -> None:  # type: ignore[no-untyped-def]
+    lang, artifact = built("bash")
+    res = run_program(lang, artifact, b"", ["hello", "$(touch /box/pwned)", "; exit 7"],
+                      limits_for("bash"))
+    assert res.status is Status.OK and res.stdout == b"Hello, World!\n", show(res)
