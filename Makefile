@@ -1,0 +1,43 @@
+# cellblock: `make run` starts the whole service, `make test` runs every test.
+# Both install what is missing first (Debian packages, then .venv with Python 3.11).
+
+SHELL := /bin/bash
+VENV := .venv
+# Python 3.11: pyenv's if present, else Debian's.
+PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.11*/bin/python3.11) \
+                     $(shell command -v python3.11 2>/dev/null) /usr/bin/python3.11)
+PYTEST_ARGS ?=
+
+.PHONY: run test install host venv lint bench clean
+
+run: install
+	$(VENV)/bin/cellblock up
+
+# pytest exits 5 when no test ran: make fails on any non-zero status, and we say why.
+test: install
+	@set +e; $(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no test ran (pytest exit 5): failing" >&2; fi; \
+	exit $$rc
+
+install: host venv
+
+host:
+	bash deploy/install-host-packages.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	touch $@
+
+lint: install
+	$(VENV)/bin/ruff check api cli worker load tests/api tests/worker tests/e2e tests/conftest.py
+	$(VENV)/bin/mypy
+
+bench: install
+	$(VENV)/bin/python load/bench_service.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

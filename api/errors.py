@@ -1,0 +1,55 @@
+"""The API's one error type and the middleware that turns every failure into a JSON body.
+
+Body: {"error": {"status": 422, "code": "unknown_language", "field": "language",
+"reason": "..."}}. Unexpected exceptions are logged and still answered in JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger("cellblock.api")
+
+
+class ApiError(Exception):
+    """A request the API refuses: HTTP status, machine-readable code, the field, and why."""
+
+    def __init__(self, status: int, code: str, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.code = code
+        self.reason = reason
+        self.field = field
+
+    def response(self) -> web.Response:
+        body = {"error": {"status": self.status, "code": self.code, "field": self.field, "reason": self.reason}}
+        return web.json_response(body, status=self.status)
+
+
+def invalid(field: str, reason: str, code: str = "invalid") -> ApiError:
+    """422 for a well-formed request whose `field` is unacceptable."""
+    return ApiError(422, code, reason, field)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPRequestEntityTooLarge as exc:
+        return ApiError(413, "body_too_large", exc.text or "request body too large", "body").response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return ApiError(exc.status, code, exc.reason, None).response()
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return ApiError(500, "internal", "internal server error (logged)").response()

@@ -1,0 +1,210 @@
+"""Request handlers: module-level, typed, one per endpoint. Validation is in api/validation.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+from rq import Queue, Worker
+
+from api import openapi
+from api.errors import ApiError, invalid
+from api.render import submission_view
+from api.state import CONFIG, KEYS, LANGUAGES, REDIS, SYNC_REDIS
+from api.validation import Accepted, parse_submission
+from worker import jobs
+
+# SSE readers block on the stream this long before sending a keep-alive comment.
+SSE_BLOCK_MS = 15_000
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "body_too_large",
+                       f"request body above {request.app[CONFIG].max_body} bytes", "body") from None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}", "body") from None
+
+
+async def _enqueue(request: web.Request, accepted: list[Accepted]) -> None:
+    cfg = request.app[CONFIG]
+    pairs = [(a.submission, a.job_timeout) for a in accepted]
+    await asyncio.to_thread(jobs.submit, request.app[SYNC_REDIS], cfg, pairs)
+
+
+async def _view(request: web.Request, sid: str) -> dict[str, Any] | None:
+    r: Any = request.app[REDIS]
+    fields = await r.hgetall(request.app[KEYS].submission(sid))
+    if not fields or b"spec" not in fields:
+        return None
+    return submission_view(fields)
+
+
+async def _wait_finished(request: web.Request, sid: str, seconds: float) -> None:
+    """Block until the submission's stream has its `finished` event, or `seconds` pass."""
+    r: Any = request.app[REDIS]
+    stream = request.app[KEYS].events(sid)
+    deadline = time.monotonic() + seconds
+    last = "0-0"
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        reply = await r.xread({stream: last}, block=max(1, int(left * 1000)), count=100)
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                last = entry_id.decode()
+                if fields.get(b"event") == b"finished":
+                    return
+
+
+async def create_submission(request: web.Request) -> web.Response:
+    """POST /v1/submissions: 201 {id}, or 200 with the result when `wait` and it finished in time."""
+    cfg = request.app[CONFIG]
+    body = await _json_body(request)
+    accepted = parse_submission(body, cfg, request.app[LANGUAGES])
+    await _enqueue(request, [accepted])
+    sid = accepted.submission.id
+    location = f"/v1/submissions/{sid}"
+    if accepted.wait > 0:
+        await _wait_finished(request, sid, accepted.wait)
+        view = await _view(request, sid)
+        if view is not None and view["state"] == "finished":
+            return web.json_response(view, status=200, headers={"Location": location})
+    return web.json_response({"id": sid, "state": "queued"}, status=201, headers={"Location": location})
+
+
+async def create_batch(request: web.Request) -> web.Response:
+    """POST /v1/submissions/batch {submissions: [...]}: all accepted or none (422 names the index)."""
+    cfg = request.app[CONFIG]
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed", "the body must be a JSON object", "body")
+    items = body.get("submissions")
+    if not isinstance(items, list) or not items:
+        raise invalid("submissions", "must be a non-empty list of submission objects")
+    if len(items) > cfg.max_batch:
+        raise invalid("submissions", f"at most {cfg.max_batch} per batch, got {len(items)}", "too_many")
+    accepted = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("wait"):
+            raise invalid(f"submissions[{i}].wait", "not supported in a batch; poll or use events")
+        accepted.append(parse_submission(item, cfg, request.app[LANGUAGES], prefix=f"submissions[{i}]."))
+    await _enqueue(request, accepted)
+    return web.json_response({"ids": [a.submission.id for a in accepted]}, status=201)
+
+
+async def get_submission(request: web.Request) -> web.Response:
+    """GET /v1/submissions/{id}: state, and the full result once finished."""
+    view = await _view(request, request.match_info["id"])
+    if view is None:
+        raise ApiError(404, "not_found", "no such submission (unknown or expired)", "id")
+    return web.json_response(view)
+
+
+async def list_submissions(request: web.Request) -> web.Response:
+    """GET /v1/submissions?ids=a,b,c: several submissions at once (unknown ids say so)."""
+    cfg = request.app[CONFIG]
+    raw = request.query.get("ids", "")
+    ids = [i for i in raw.split(",") if i]
+    if not ids:
+        raise invalid("ids", "give ids=<id>,<id>,...", "missing")
+    if len(ids) > cfg.max_batch:
+        raise invalid("ids", f"at most {cfg.max_batch} ids, got {len(ids)}", "too_many")
+    out: list[dict[str, Any]] = []
+    for sid in ids:
+        view = await _view(request, sid)
+        out.append(view if view is not None else {"id": sid, "error": "not_found"})
+    return web.json_response({"submissions": out})
+
+
+async def submission_events(request: web.Request) -> web.StreamResponse:
+    """GET /v1/submissions/{id}/events: Server-Sent Events replayed from the start (or
+    Last-Event-ID): `state`, `test`, then `finished`, after which the stream ends."""
+    sid = request.match_info["id"]
+    r: Any = request.app[REDIS]
+    keys = request.app[KEYS]
+    if not await r.exists(keys.submission(sid)):
+        raise ApiError(404, "not_found", "no such submission (unknown or expired)", "id")
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                       "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    last = request.headers.get("Last-Event-ID", "0-0")
+    stream = keys.events(sid)
+    while True:
+        reply = await r.xread({stream: last}, block=SSE_BLOCK_MS, count=100)
+        if not reply:
+            if not await r.exists(stream):
+                break  # expired
+            await resp.write(b": keep-alive\n\n")
+            continue
+        for _stream, entries in reply:
+            for entry_id, fields in entries:
+                last = entry_id.decode()
+                kind = fields[b"event"].decode()
+                await resp.write(f"id: {last}\nevent: {kind}\ndata: {fields[b'data'].decode()}\n\n".encode())
+                if kind == "finished":
+                    await resp.write_eof()
+                    return resp
+    await resp.write_eof()
+    return resp
+
+
+async def languages(request: web.Request) -> web.Response:
+    """GET /v1/languages: what this deployment runs, with versions and limits."""
+    out = []
+    for lang in sorted(request.app[LANGUAGES].values(), key=lambda lang: lang.id):
+        out.append({
+            "id": lang.id,
+            "name": lang.name,
+            "version": lang.version,
+            "source_name": lang.source,
+            "compiled": lang.compiled,
+            "limits": {"default": _limits_json(lang.run_limits.default),
+                       "max": _limits_json(lang.run_limits.maximum)},
+        })
+    return web.json_response({"languages": out})
+
+
+def _limits_json(limits: Any) -> dict[str, Any]:
+    return {name: getattr(limits, name) for name in limits.__dataclass_fields__}
+
+
+def _health_sync(request: web.Request) -> dict[str, Any]:
+    cfg = request.app[CONFIG]
+    conn = request.app[SYNC_REDIS]
+    queue = Queue(cfg.queue, connection=conn)
+    return {"workers": Worker.count(queue=queue), "queue_depth": queue.count}
+
+
+async def health(request: web.Request) -> web.Response:
+    """GET /v1/health: 200 when Redis answers and at least one worker is alive, else 503."""
+    body: dict[str, Any] = {"redis": False, "workers": 0, "queue_depth": None}
+    try:
+        await request.app[REDIS].ping()
+        body["redis"] = True
+        body.update(await asyncio.to_thread(_health_sync, request))
+    except Exception as exc:  # any Redis failure means "not healthy", reported, not raised
+        body["error"] = f"{type(exc).__name__}: {exc}"
+    ok = body["redis"] and body["workers"] > 0
+    body["status"] = "ok" if ok else "degraded"
+    return web.json_response(body, status=200 if ok else 503)
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(openapi.SPEC)
+
+
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=openapi.html(), content_type="text/html")
+
+
+async def index(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/docs")

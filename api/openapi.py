@@ -1,0 +1,146 @@
+"""The OpenAPI 3.1 description of the API and a small readable docs page built from it."""
+
+from __future__ import annotations
+
+import html as _html
+import json
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _resp(desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": desc}
+    if schema is not None:
+        out["content"] = {"application/json": {"schema": schema}}
+    return out
+
+
+_ERRORS = {
+    "400": _resp("malformed JSON", _ERROR),
+    "413": _resp("body too large (CELLBLOCK_MAX_BODY)", _ERROR),
+    "422": _resp("invalid field: unknown language, missing source, limit above ceiling, "
+                 "invalid base64, too many tests...", _ERROR),
+}
+
+_SUBMISSION: dict[str, Any] = {
+    "type": "object",
+    "required": ["language"],
+    "properties": {
+        "language": {"type": "string", "description": "id from GET /v1/languages"},
+        "source": {"type": "string", "description": "the main file (or give `files`)"},
+        "files": {"type": "object", "additionalProperties": {"type": "string"},
+                  "description": "file name -> content; must include the language's main file"},
+        "stdin": {"type": "string", "description": "run mode: the input of the single run"},
+        "args": {"type": "array", "items": {"type": "string"}},
+        "compile_options": {"type": "array", "items": {"type": "string"},
+                            "description": "allowed per language (e.g. -O2, -std=c11)"},
+        "limits": {"type": "object", "description": "cpu_time, wall_time (s), memory, output, file_size, "
+                   "disk, stack (bytes), pids, open_files, cpus; each at most the language's max"},
+        "tests": {"type": "array", "items": {"type": "object", "properties": {
+            "input": {"type": "string"}, "expected_output": {"type": "string"}}},
+            "description": "judge mode: every test runs with the one compiled program"},
+        "checker": {"description": "exact (default) | tokens | float | {type: float, tolerance} | "
+                    "{type: custom, language, source}",
+                    "oneOf": [{"type": "string"}, {"type": "object"}]},
+        "encoding": {"enum": ["utf-8", "base64"], "description": "of source/files/stdin/tests and outputs"},
+        "wait": {"oneOf": [{"type": "boolean"}, {"type": "number"}],
+                 "description": "hold the request until finished (at most CELLBLOCK_MAX_WAIT s)"},
+        "callback_url": {"type": "string", "description": "POSTed the result when finished (retried)"},
+        "stop_on_first_failure": {"type": "boolean"},
+    },
+}
+
+_RESULT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "state": {"enum": ["queued", "compiling", "running", "finished"]},
+        "verdict": {"enum": [None, "accepted", "wrong_answer", "time_limit_exceeded", "memory_limit_exceeded",
+                             "output_limit_exceeded", "runtime_error", "compilation_error",
+                             "security_violation", "internal_error"]},
+        "compile_output": {"type": "string"},
+        "tests": {"type": "array", "items": {"type": "object"}},
+        "stdout": {"type": "string", "description": "run mode only"},
+        "stderr": {"type": "string", "description": "run mode only"},
+        "exit_code": {"type": ["integer", "null"], "description": "run mode only"},
+    },
+}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "cellblock", "version": "1",
+             "description": "Run untrusted code: submit a program and inputs, get output and verdicts."},
+    "paths": {
+        "/v1/submissions": {
+            "post": {"summary": "Create a submission", "requestBody": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Submission"}}}},
+                "responses": {"201": _resp("queued: {id, state}"),
+                              "200": _resp("finished within `wait`", {"$ref": "#/components/schemas/Result"}),
+                              **_ERRORS}},
+            "get": {"summary": "Several submissions: ?ids=a,b,c",
+                    "responses": {"200": _resp("{submissions: [...]}"), "422": _ERRORS["422"]}},
+        },
+        "/v1/submissions/batch": {
+            "post": {"summary": "Create up to CELLBLOCK_MAX_BATCH submissions: {submissions: [...]}; "
+                                "all or none", "responses": {"201": _resp("{ids: [...]}"), **_ERRORS}},
+        },
+        "/v1/submissions/{id}": {
+            "get": {"summary": "State and, once finished, the result",
+                    "responses": {"200": _resp("the submission", {"$ref": "#/components/schemas/Result"}),
+                                  "404": _resp("unknown or expired", _ERROR)}},
+        },
+        "/v1/submissions/{id}/events": {
+            "get": {"summary": "Server-Sent Events: state (queued, compiling, running k of n), test "
+                               "(per-test verdict), finished. Replays from the start; honours Last-Event-ID.",
+                    "responses": {"200": {"description": "text/event-stream"},
+                                  "404": _resp("unknown or expired", _ERROR)}},
+        },
+        "/v1/languages": {"get": {"summary": "Languages, versions, default and maximum limits",
+                                  "responses": {"200": _resp("{languages: [...]}")}}},
+        "/v1/health": {"get": {"summary": "Redis reachable, workers alive, queue depth",
+                               "responses": {"200": _resp("healthy"), "503": _resp("degraded")}}},
+        "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": _resp("OpenAPI")}}},
+    },
+    "components": {"schemas": {
+        "Submission": _SUBMISSION,
+        "Result": _RESULT,
+        "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+            "status": {"type": "integer"}, "code": {"type": "string"},
+            "field": {"type": ["string", "null"]}, "reason": {"type": "string"}}}}},
+    }},
+}
+
+_EXAMPLE = {
+    "language": "python3",
+    "source": "a, b = map(int, input().split())\nprint(a + b)\n",
+    "tests": [{"input": "1 2\n", "expected_output": "3\n"}, {"input": "5 5\n", "expected_output": "10\n"}],
+    "checker": "tokens",
+    "wait": True,
+}
+
+
+def html() -> str:
+    """A plain, dependency-free page: every endpoint, the submission fields, an example."""
+    esc = _html.escape
+    rows = []
+    for path, methods in SPEC["paths"].items():
+        for method, op in methods.items():
+            codes = ", ".join(op.get("responses", {}))
+            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{esc(path)}</code></td>"
+                        f"<td>{esc(op['summary'])}</td><td>{codes}</td></tr>")
+    fields = "".join(
+        f"<tr><td><code>{esc(name)}</code></td><td>{esc(str(p.get('description', p.get('type', ''))))}</td></tr>"
+        for name, p in _SUBMISSION["properties"].items()
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>cellblock API</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td{{padding:.2em .6em;vertical-align:top}}
+pre{{background:#f4f4f4;padding:1em}}</style></head><body>
+<h1>cellblock API</h1><p>{esc(SPEC['info']['description'])} Machine-readable:
+<a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
+<h2>Endpoints</h2><table>{''.join(rows)}</table>
+<h2>Submission fields</h2><table>{fields}</table>
+<h2>Example</h2><pre>curl -s localhost:8080/v1/submissions -H 'content-type: application/json' \\
+  -d '{esc(json.dumps(_EXAMPLE))}'</pre>
+<h2>Errors</h2><p>Every refusal is JSON: <code>{{"error": {{"status", "code", "field", "reason"}}}}</code>.</p>
+</body></html>"""

@@ -1,0 +1,19 @@
+"""Application state keys (web.AppKey): typed handles on what the app's lifetimes create."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from worker.config import Config
+from worker.keys import Keys
+
+CONFIG = web.AppKey("config", Config)
+KEYS = web.AppKey("keys", Keys)
+REDIS = web.AppKey("redis", aioredis.Redis)
+SYNC_REDIS = web.AppKey("sync_redis", redis.Redis)
+# id -> policies.languages.Language
+LANGUAGES: web.AppKey[dict[str, Any]] = web.AppKey("languages", dict)

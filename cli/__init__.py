@@ -1,0 +1,1 @@
+"""The `cellblock` command: up (everything), api, worker, submit, config."""

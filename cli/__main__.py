@@ -1,0 +1,5 @@
+"""`python -m cli ...` is `cellblock ...`."""
+
+from cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""Entry point of the `cellblock` console script."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from cli import logs
+from worker import config as config_mod
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cellblock", description="run untrusted code as a service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="Redis (unless CELLBLOCK_REDIS_URL), API and one worker per CPU, foreground")
+    sub.add_parser("api", help="the HTTP API alone")
+    w = sub.add_parser("worker", help="one worker alone (needs root for the jail)")
+    w.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    sub.add_parser("config", help="print every CELLBLOCK_* setting with its default")
+    s = sub.add_parser("submit", help="submit a program and print the result")
+    s.add_argument("file", type=Path)
+    s.add_argument("--language", "-l")
+    s.add_argument("--stdin", type=Path)
+    s.add_argument("--tests", type=Path, help="directory of NAME.in / NAME.out pairs")
+    s.add_argument("--json", action="store_true", help="print the raw JSON result")
+    s.add_argument("--url", help="API base URL (default http://CELLBLOCK_HOST:CELLBLOCK_PORT)")
+    args = parser.parse_args(argv)
+
+    cfg = config_mod.load()
+    if args.command == "config":
+        print(config_mod.describe())
+        return 0
+    if args.command == "submit":
+        from cli.submit import submit
+
+        url = args.url or f"http://{cfg.host}:{cfg.port}"
+        return submit(args.file, args.language, args.stdin, args.tests, args.json, url)
+
+    logs.setup(cfg, args.command)
+    if args.command == "up":
+        from cli.up import up
+
+        return up(cfg)
+    if args.command == "api":
+        from api.app import serve
+
+        if not cfg.redis_url:
+            logging.getLogger("cellblock").info("CELLBLOCK_REDIS_URL empty: using %s", cfg.own_redis_url())
+        serve(cfg)
+        return 0
+    from worker.runner import run_worker
+
+    run_worker(cfg, burst=args.burst)
+    return 0

@@ -1,0 +1,126 @@
+"""The one config surface of the service: environment variables named CELLBLOCK_*.
+
+Every setting has a documented default (the table in README.md is generated from
+SETTINGS below: `cellblock config` prints it). Read once with `load()`; nothing else in
+the project reads the environment for service settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One environment variable: its name, default (as text) and meaning."""
+
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: list[Setting] = [
+    Setting("CELLBLOCK_REDIS_URL", "", "Redis to use; empty: `cellblock up` starts its own under var/redis"),
+    Setting("CELLBLOCK_VAR_DIR", str(PROJECT_ROOT / "var"), "state dir (Redis data, AOF, socket)"),
+    Setting("CELLBLOCK_REDIS_PORT", "0", "port of the Redis `up` starts; 0: a unix socket in var/redis"),
+    Setting("CELLBLOCK_HOST", "127.0.0.1", "API listen address"),
+    Setting("CELLBLOCK_PORT", "8080", "API listen port"),
+    Setting("CELLBLOCK_WORKERS", "0", "workers `up` starts; 0: one per CPU"),
+    Setting("CELLBLOCK_WORKER_MODE", "simple", "simple: run jobs in the worker process; fork: rq.Worker"),
+    Setting("CELLBLOCK_QUEUE", "cellblock", "RQ queue name"),
+    Setting("CELLBLOCK_KEY_PREFIX", "cellblock", "prefix of the service's own Redis keys"),
+    Setting("CELLBLOCK_SUBMISSION_TTL", "86400", "seconds a submission, its result and events live"),
+    Setting("CELLBLOCK_JOB_RETRIES", "2", "retries of a job after a sandbox fault or a dead worker"),
+    Setting("CELLBLOCK_JOB_GRACE", "10", "seconds added to a job's computed timeout"),
+    Setting("CELLBLOCK_MAINTENANCE_INTERVAL", "15", "seconds between RQ registry cleanups (dead workers)"),
+    Setting("CELLBLOCK_MAX_BODY", str(4 * 1024 * 1024), "largest request body in bytes (413 above)"),
+    Setting("CELLBLOCK_MAX_TESTS", "200", "most test cases in one submission"),
+    Setting("CELLBLOCK_MAX_BATCH", "50", "most submissions in one batch request"),
+    Setting("CELLBLOCK_MAX_WAIT", "60", "longest `wait` a request may ask for, seconds"),
+    Setting("CELLBLOCK_CALLBACK_ATTEMPTS", "5", "delivery attempts of a callback"),
+    Setting("CELLBLOCK_CALLBACK_TIMEOUT", "10", "seconds per callback attempt"),
+    Setting("CELLBLOCK_LOG_LEVEL", "INFO", "log level"),
+    Setting("CELLBLOCK_LOG_FORMAT", "auto", "json, text, or auto (json unless stderr is a terminal)"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Typed view of SETTINGS."""
+
+    redis_url: str
+    var_dir: Path
+    redis_port: int
+    host: str
+    port: int
+    workers: int
+    worker_mode: str
+    queue: str
+    key_prefix: str
+    submission_ttl: int
+    job_retries: int
+    job_grace: int
+    maintenance_interval: int
+    max_body: int
+    max_tests: int
+    max_batch: int
+    max_wait: float
+    callback_attempts: int
+    callback_timeout: float
+    log_level: str
+    log_format: str
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.var_dir / "redis"
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.redis_dir / "redis.sock"
+
+    def own_redis_url(self) -> str:
+        """URL of the Redis `cellblock up` starts (when CELLBLOCK_REDIS_URL is empty)."""
+        if self.redis_port:
+            return f"redis://127.0.0.1:{self.redis_port}/0"
+        return f"unix://{self.redis_socket}?db=0"
+
+    def effective_redis_url(self) -> str:
+        return self.redis_url or self.own_redis_url()
+
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+
+def load(env: dict[str, str] | None = None) -> Config:
+    """Build a Config from `env` (default: os.environ), falling back to each default."""
+    env = dict(os.environ) if env is None else env
+    raw = {s.name: env.get(s.name, s.default) for s in SETTINGS}
+    values: dict[str, object] = {}
+    for f, setting in zip(fields(Config), SETTINGS, strict=True):
+        text = raw[setting.name]
+        kind = f.type
+        try:
+            if kind == "int":
+                values[f.name] = int(text)
+            elif kind == "float":
+                values[f.name] = float(text)
+            elif kind == "Path":
+                values[f.name] = Path(text).resolve()
+            else:
+                values[f.name] = text
+        except ValueError as exc:
+            raise ValueError(f"{setting.name}={text!r}: {exc} (default {setting.default!r})") from exc
+    return Config(**values)  # type: ignore[arg-type]
+
+
+def describe() -> str:
+    """The settings table as Markdown (for README and `cellblock config`)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = s.default.replace(str(PROJECT_ROOT), ".")
+        lines.append(f"| `{s.name}` | `{default}` | {s.help} |")
+    return "\n".join(lines)

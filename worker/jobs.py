@@ -1,0 +1,109 @@
+"""The thin RQ glue: enqueue a submission id, process it, turn final failures into internal_error.
+
+An RQ job carries only the submission id; everything else is in the submission hash.
+Failure handling is RQ's own: an exception (a sandbox fault) or a worker that died
+mid-job (StartedJobRegistry cleanup: AbandonedJobError) retries the job while
+`Retry(max=CELLBLOCK_JOB_RETRIES)` allows; after the last attempt `on_failure` stores
+an internal_error result, so no submission stays unfinished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+from rq import Callback, Queue, Retry, get_current_job
+from rq.job import Job
+
+from worker import config as config_mod
+from worker import store
+from worker.judge import SandboxFault, judge
+from worker.keys import Keys
+from worker.models import Result, State, Submission, Verdict
+
+log = logging.getLogger("cellblock.worker")
+
+
+def _context() -> tuple[config_mod.Config, Keys]:
+    cfg = config_mod.load()
+    return cfg, Keys(cfg.key_prefix)
+
+
+def submit(r: redis.Redis, cfg: config_mod.Config, subs: list[tuple[Submission, int]]) -> None:
+    """Store each submission and queue its job (job id = submission id), all in ONE
+    transaction: a crash between the two can neither lose a job nor orphan a submission.
+    `subs` pairs each submission with its job timeout in seconds."""
+    keys = Keys(cfg.key_prefix)
+    q = Queue(cfg.queue, connection=r)
+    with r.pipeline(transaction=True) as pipe:
+        for sub, timeout in subs:
+            store.stage_new(pipe, keys, sub, cfg.submission_ttl)
+            q.enqueue_call(
+                "worker.jobs.process",
+                args=(sub.id,),
+                job_id=sub.id,
+                timeout=timeout,
+                result_ttl=0,  # the result lives in our own hash, not in RQ's
+                failure_ttl=cfg.submission_ttl,
+                retry=Retry(max=cfg.job_retries) if cfg.job_retries > 0 else None,
+                on_failure=Callback(on_failure),
+                pipeline=pipe,
+            )
+        pipe.execute()
+
+
+def process(sid: str) -> str:
+    """RQ entry point: judge submission `sid`, store its result. Returns the verdict."""
+    cfg, keys = _context()
+    job = get_current_job()
+    r: redis.Redis = job.connection if job is not None else redis.Redis.from_url(cfg.effective_redis_url())
+    loaded = store.load_submission(r, keys, sid)
+    if loaded is None:
+        log.warning("submission %s expired before it ran", sid)
+        return "expired"
+    sub, state = loaded
+    if state == State.FINISHED:
+        return "already finished"  # a retry of a job whose first run did finish
+    started = time.time()
+    attempt = 1 + (cfg.job_retries - (job.retries_left or 0) if job is not None and job.retries_left is not None
+                   else 0)
+
+    def emit(kind: str, data: dict[str, Any]) -> None:
+        if kind == "state":
+            store.set_state(r, keys, sid, State(data["state"]), cfg.submission_ttl,
+                            **{k: v for k, v in data.items() if k != "state"})
+        else:
+            store.publish(r, keys, sid, kind, data, cfg.submission_ttl)
+
+    try:
+        result = judge(sub, emit)
+    except SandboxFault as exc:
+        log.error("submission %s attempt %d: sandbox fault: %s", sid, attempt, exc)
+        raise
+    result.attempts = attempt
+    result.timings.update({"enqueued_at": sub.created_at, "started_at": started})
+    store.finish(r, keys, sub, result, cfg.submission_ttl)
+    log.info("submission %s finished: %s in %.3fs", sid, result.verdict, time.time() - started)
+    return str(result.verdict)
+
+
+def on_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
+    """RQ failure callback. While retries are left RQ requeues the job: do nothing.
+    After the last attempt, store internal_error (never blamed on the program)."""
+    if job.retries_left:
+        return
+    cfg, keys = _context()
+    loaded = store.load_submission(connection, keys, job.id)
+    if loaded is None or loaded[1] == State.FINISHED:
+        return
+    sub = loaded[0]
+    exc = exc_info[1] if len(exc_info) > 1 else None
+    result = Result(sub.id, Verdict.INTERNAL_ERROR,
+                    message=f"the sandbox failed on every attempt ({type(exc).__name__ if exc else 'unknown'}); "
+                            "this is not the program's fault",
+                    attempts=cfg.job_retries + 1)
+    result.timings.update({"enqueued_at": sub.created_at})
+    store.finish(connection, keys, sub, result, cfg.submission_ttl)
+    log.error("submission %s: internal_error after %d attempts: %r", sub.id, cfg.job_retries + 1, exc)

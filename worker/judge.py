@@ -1,0 +1,181 @@
+"""A submission's life as a plain function: compile once, run each test, check, give verdicts.
+
+No Redis and no RQ here: `judge()` reports progress through a callback and returns a
+Result. A sandbox fault (jail.JailError, or a run whose status is internal_error)
+raises SandboxFault: it is never the program's fault, the RQ glue retries the job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jail.errors import JailError
+from jail.spec import Limits, RunResult, Status
+from worker import checkers
+from worker.models import CheckerKind, Result, Submission, TestResult, Verdict
+
+EventSink = Callable[[str, dict[str, Any]], None]
+
+# jail Status -> verdict, for every status that ends a test without checking its output.
+_STATUS_VERDICT: dict[Status, Verdict] = {
+    Status.NONZERO_EXIT: Verdict.RUNTIME_ERROR,
+    Status.SIGNALED: Verdict.RUNTIME_ERROR,
+    Status.TIME_LIMIT: Verdict.TIME_LIMIT_EXCEEDED,
+    Status.WALL_TIME_LIMIT: Verdict.TIME_LIMIT_EXCEEDED,
+    Status.MEMORY_LIMIT: Verdict.MEMORY_LIMIT_EXCEEDED,
+    Status.OUTPUT_LIMIT: Verdict.OUTPUT_LIMIT_EXCEEDED,
+    Status.FILE_SIZE_LIMIT: Verdict.OUTPUT_LIMIT_EXCEEDED,
+    Status.SECURITY_VIOLATION: Verdict.SECURITY_VIOLATION,
+}
+
+# How long a custom checker may take per test; it is our program, not the user's.
+CHECKER_LIMITS = Limits(cpu_time=5.0, wall_time=10.0)
+
+
+class SandboxFault(Exception):
+    """The jail failed (not the program): retry the job, never blame the submission."""
+
+
+def _languages() -> dict[str, Any]:
+    from policies.languages import available_languages
+
+    return available_languages()
+
+
+def run_limits(language: Any, overrides: dict[str, float]) -> Limits:
+    """The language's default run limits with the submission's overrides applied."""
+    base: Limits = language.run_limits.default
+    typed = {k: type(getattr(base, k))(v) for k, v in overrides.items()}
+    return dataclasses.replace(base, **typed)
+
+
+def job_timeout(sub: Submission, language: Any, grace: int) -> int:
+    """Upper bound of a job's duration, for RQ's job timeout and the abandoned-job check."""
+    limits = run_limits(language, sub.limits)
+    total = float(grace)
+    if language.compiled:
+        total += language.compile_limits.default.wall_time
+    per_test = limits.wall_time + 1.0
+    if sub.checker.kind is CheckerKind.CUSTOM:
+        per_test += CHECKER_LIMITS.wall_time
+        total += 60.0  # compiling the checker
+    total += per_test * max(1, len(sub.tests))
+    return int(total) + 1
+
+
+def _fault_check(result: RunResult, what: str) -> None:
+    if result.status is Status.INTERNAL_ERROR:
+        raise SandboxFault(f"{what}: jail internal error: {result.error}")
+
+
+def _custom_check(checker_lang: Any, artifact: dict[str, bytes], test_input: bytes,
+                  expected: bytes, output: bytes) -> tuple[bool, str]:
+    """Run the custom checker in the jail, testlib-style: `checker input.txt output.txt
+    answer.txt` in /box (the test's input, the program's output, the expected output);
+    exit 0 = accepted, 1 = wrong answer, anything else = the checker failed (our fault)."""
+    from worker.toolchain import run_program
+
+    files = {**artifact, "input.txt": test_input, "output.txt": output, "answer.txt": expected}
+    res = run_program(checker_lang, files, b"", ["input.txt", "output.txt", "answer.txt"], CHECKER_LIMITS)
+    _fault_check(res, "checker")
+    note = (res.stdout + res.stderr)[:4096].decode(errors="replace").strip()
+    if res.status is Status.OK:
+        return True, note
+    if res.status is Status.NONZERO_EXIT and res.exit_code == 1:
+        return False, note
+    raise SandboxFault(f"custom checker failed: status={res.status} exit={res.exit_code} "
+                       f"stderr={res.stderr[:500]!r}")
+
+
+def judge(sub: Submission, emit: EventSink) -> Result:
+    """Compile once, run every test, check each output. Raises SandboxFault on jail faults."""
+    from worker.toolchain import compile_source, run_program
+
+    languages = _languages()
+    language = languages.get(sub.language)
+    if language is None:
+        return Result(sub.id, Verdict.INTERNAL_ERROR, message=f"language {sub.language!r} not on this worker")
+    jail_time = 0.0
+    result = Result(sub.id, Verdict.ACCEPTED)
+
+    try:
+        emit("state", {"state": "compiling"})
+        t0 = time.monotonic()
+        outcome = compile_source(language, sub.files, sub.compile_options)
+        result.compile_time = time.monotonic() - t0
+        jail_time += result.compile_time
+        if outcome.result is not None:
+            _fault_check(outcome.result, "compile")
+        if not outcome.ok:
+            out = outcome.output if isinstance(outcome.output, bytes) else str(outcome.output).encode()
+            result.verdict = Verdict.COMPILATION_ERROR
+            result.compile_output = out
+            result.timings["jail"] = jail_time
+            return result
+        if outcome.output:
+            out = outcome.output if isinstance(outcome.output, bytes) else str(outcome.output).encode()
+            result.compile_output = out
+
+        checker_artifact: dict[str, bytes] = {}
+        checker_lang = None
+        if sub.checker.kind is CheckerKind.CUSTOM:
+            checker_lang = languages.get(sub.checker.language or "")
+            if checker_lang is None:
+                raise SandboxFault(f"checker language {sub.checker.language!r} not available")
+            c_out = compile_source(checker_lang, sub.checker.files, [])
+            if not c_out.ok:
+                result.verdict = Verdict.INTERNAL_ERROR
+                result.message = "custom checker did not compile: " + (
+                    c_out.output.decode(errors="replace") if isinstance(c_out.output, bytes) else str(c_out.output)
+                )[:4000]
+                return result
+            checker_artifact = c_out.artifact
+
+        limits = run_limits(language, sub.limits)
+        n = len(sub.tests)
+        for k, test in enumerate(sub.tests, start=1):
+            emit("state", {"state": "running", "test": k, "of": n})
+            t0 = time.monotonic()
+            run = run_program(language, outcome.artifact, test.input, sub.args, limits)
+            spent = time.monotonic() - t0
+            jail_time += spent
+            _fault_check(run, f"test {k}")
+            tr = TestResult(
+                index=k, verdict=Verdict.ACCEPTED, status=str(run.status), exit_code=run.exit_code,
+                signal=run.signal, cpu_time=run.cpu_time, wall_time=run.wall_time,
+                peak_memory=run.peak_memory, stdout=run.stdout, stderr=run.stderr,
+                stdout_truncated=run.stdout_truncated, stderr_truncated=run.stderr_truncated,
+                jail_time=spent,
+            )
+            if run.status is not Status.OK:
+                tr.verdict = _STATUS_VERDICT[run.status]
+                if run.status is Status.SECURITY_VIOLATION and run.syscall:
+                    tr.message = f"forbidden system call: {run.syscall}"
+                elif run.signal:
+                    tr.message = f"killed by {run.signal}"
+                elif run.exit_code:
+                    tr.message = f"exit code {run.exit_code}"
+            elif test.expected_output is not None:
+                if sub.checker.kind is CheckerKind.CUSTOM:
+                    ok, msg = _custom_check(checker_lang, checker_artifact, test.input,
+                                            test.expected_output, run.stdout)
+                    tr.message = msg
+                else:
+                    ok = checkers.builtin(sub.checker.kind, run.stdout, test.expected_output,
+                                          sub.checker.tolerance)
+                if not ok:
+                    tr.verdict = Verdict.WRONG_ANSWER
+            result.tests.append(tr)
+            emit("test", {"index": k, "of": n, "verdict": str(tr.verdict), "cpu_time": tr.cpu_time,
+                          "wall_time": tr.wall_time, "peak_memory": tr.peak_memory})
+            if tr.verdict is not Verdict.ACCEPTED and result.verdict is Verdict.ACCEPTED:
+                result.verdict = tr.verdict
+                if sub.stop_on_first_failure:
+                    break
+    except JailError as exc:
+        raise SandboxFault(f"{type(exc).__name__}: {exc}") from exc
+    result.timings["jail"] = jail_time
+    return result

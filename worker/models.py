@@ -1,0 +1,227 @@
+"""Wire and storage types of a submission: what is asked (Submission) and what came out (Result).
+
+Stored in Redis as JSON; bytes are base64 in storage. The API validates requests into
+these types and renders them back; the worker reads and writes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class State(enum.StrEnum):
+    """Lifecycle of a submission."""
+
+    QUEUED = "queued"
+    COMPILING = "compiling"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+class Verdict(enum.StrEnum):
+    """Outcome of one test and of a whole submission. Only INTERNAL_ERROR is our fault."""
+
+    ACCEPTED = "accepted"
+    WRONG_ANSWER = "wrong_answer"
+    TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
+    MEMORY_LIMIT_EXCEEDED = "memory_limit_exceeded"
+    OUTPUT_LIMIT_EXCEEDED = "output_limit_exceeded"
+    RUNTIME_ERROR = "runtime_error"
+    COMPILATION_ERROR = "compilation_error"
+    SECURITY_VIOLATION = "security_violation"
+    INTERNAL_ERROR = "internal_error"
+
+
+class CheckerKind(enum.StrEnum):
+    """How a test's output is compared with the expected output."""
+
+    EXACT = "exact"
+    TOKENS = "tokens"
+    FLOAT = "float"
+    CUSTOM = "custom"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+@dataclass(slots=True)
+class TestCase:
+    """One input and, in judge mode, the output it should produce (None: run mode, no check)."""
+
+    input: bytes = b""
+    expected_output: bytes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input": b64(self.input),
+            "expected_output": None if self.expected_output is None else b64(self.expected_output),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TestCase:
+        exp = d.get("expected_output")
+        return cls(input=unb64(d["input"]), expected_output=None if exp is None else unb64(exp))
+
+
+@dataclass(slots=True)
+class Checker:
+    """Comparison rule. CUSTOM runs `files` (in `language`) in the jail: see worker/checkers.py."""
+
+    kind: CheckerKind = CheckerKind.EXACT
+    tolerance: float = 1e-6
+    language: str | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "tolerance": self.tolerance,
+            "language": self.language,
+            "files": {k: b64(v) for k, v in self.files.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Checker:
+        return cls(
+            kind=CheckerKind(d["kind"]),
+            tolerance=float(d["tolerance"]),
+            language=d.get("language"),
+            files={k: unb64(v) for k, v in d.get("files", {}).items()},
+        )
+
+
+@dataclass(slots=True)
+class Submission:
+    """A validated request. `tests` holds one case without expected output in run mode."""
+
+    id: str
+    language: str
+    files: dict[str, bytes]
+    tests: list[TestCase]
+    args: list[str] = field(default_factory=list)
+    compile_options: list[str] = field(default_factory=list)
+    limits: dict[str, float] = field(default_factory=dict)  # overrides of the language's defaults
+    checker: Checker = field(default_factory=Checker)
+    encoding: str = "utf-8"
+    callback_url: str | None = None
+    stop_on_first_failure: bool = False
+    created_at: float = 0.0
+
+    @property
+    def judge_mode(self) -> bool:
+        return any(t.expected_output is not None for t in self.tests)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "language": self.language,
+            "files": {k: b64(v) for k, v in self.files.items()},
+            "tests": [t.to_json() for t in self.tests],
+            "args": self.args,
+            "compile_options": self.compile_options,
+            "limits": self.limits,
+            "checker": self.checker.to_json(),
+            "encoding": self.encoding,
+            "callback_url": self.callback_url,
+            "stop_on_first_failure": self.stop_on_first_failure,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Submission:
+        return cls(
+            id=d["id"],
+            language=d["language"],
+            files={k: unb64(v) for k, v in d["files"].items()},
+            tests=[TestCase.from_json(t) for t in d["tests"]],
+            args=list(d["args"]),
+            compile_options=list(d["compile_options"]),
+            limits=dict(d["limits"]),
+            checker=Checker.from_json(d["checker"]),
+            encoding=d["encoding"],
+            callback_url=d.get("callback_url"),
+            stop_on_first_failure=bool(d["stop_on_first_failure"]),
+            created_at=float(d["created_at"]),
+        )
+
+
+@dataclass(slots=True)
+class TestResult:
+    """What one test did. stdout/stderr are raw bytes; the API encodes them on the way out."""
+
+    index: int
+    verdict: Verdict
+    status: str = ""  # the jail's Status
+    exit_code: int | None = None
+    signal: str | None = None
+    cpu_time: float = 0.0
+    wall_time: float = 0.0
+    peak_memory: int = 0
+    stdout: bytes = b""
+    stderr: bytes = b""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    message: str = ""
+    jail_time: float = 0.0  # wall seconds spent in jail.run (for the latency breakdown)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["verdict"] = str(self.verdict)
+        d["stdout"] = b64(self.stdout)
+        d["stderr"] = b64(self.stderr)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TestResult:
+        d = dict(d)
+        d["verdict"] = Verdict(d["verdict"])
+        d["stdout"] = unb64(d["stdout"])
+        d["stderr"] = unb64(d["stderr"])
+        return cls(**d)
+
+
+@dataclass(slots=True)
+class Result:
+    """A finished submission. `verdict` is the first non-accepted test's verdict, else accepted."""
+
+    id: str
+    verdict: Verdict
+    tests: list[TestResult] = field(default_factory=list)
+    compile_output: bytes = b""
+    compile_time: float = 0.0
+    message: str = ""
+    attempts: int = 1
+    timings: dict[str, float] = field(default_factory=dict)  # queued/started/finished, jail seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "verdict": str(self.verdict),
+            "tests": [t.to_json() for t in self.tests],
+            "compile_output": b64(self.compile_output),
+            "compile_time": self.compile_time,
+            "message": self.message,
+            "attempts": self.attempts,
+            "timings": self.timings,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Result:
+        return cls(
+            id=d["id"],
+            verdict=Verdict(d["verdict"]),
+            tests=[TestResult.from_json(t) for t in d["tests"]],
+            compile_output=unb64(d["compile_output"]),
+            compile_time=float(d["compile_time"]),
+            message=d["message"],
+            attempts=int(d["attempts"]),
+            timings=dict(d["timings"]),
+        )

@@ -1,0 +1,48 @@
+"""Start one RQ worker process on the cellblock queue.
+
+Mode `simple` (default) runs jobs inside the worker process (rq.SimpleWorker):
+rq 3's rq.Worker spawns a fresh Python interpreter per job (posix_spawn + imports, tens
+of ms), which would dwarf a few-millisecond jail run. Crash safety is kept by RQ itself:
+the job sits in the StartedJobRegistry with a heartbeat TTL of (job timeout + a few
+seconds); if the worker dies (kill -9, OOM), any live worker's maintenance pass
+(every CELLBLOCK_MAINTENANCE_INTERVAL s) finds the expired entry, raises
+AbandonedJobError and retries the job. Mode `fork` uses rq.Worker, for comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from rq import Queue, SimpleWorker, Worker
+from rq.job import Job
+
+from worker.config import Config
+
+log = logging.getLogger("cellblock.worker")
+
+# Added to the job timeout for the registry entry's TTL: the job itself is killed by
+# RQ's death penalty at its timeout, so a longer silence means the worker is dead.
+HEARTBEAT_SLACK = 5
+
+
+class CellblockWorker(SimpleWorker):
+    """SimpleWorker whose abandoned jobs are noticed at timeout + HEARTBEAT_SLACK (not + 60 s)."""
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        timeout = job.timeout if job.timeout and job.timeout > 0 else 60
+        return int(timeout) + HEARTBEAT_SLACK
+
+
+def run_worker(cfg: Config, burst: bool = False) -> None:
+    """Block processing jobs until SIGTERM/SIGINT (warm shutdown: the current job finishes)."""
+    # Parse the language files and probe toolchain versions before the first job.
+    from policies.languages import available_languages
+
+    langs = available_languages()
+    log.info("worker languages: %s", ", ".join(sorted(langs)))
+    conn = redis.Redis.from_url(cfg.effective_redis_url())
+    queue = Queue(cfg.queue, connection=conn)
+    cls: type[Worker] | type[SimpleWorker] = CellblockWorker if cfg.worker_mode == "simple" else Worker
+    worker = cls([queue], connection=conn, maintenance_interval=cfg.maintenance_interval)
+    worker.work(burst=burst, logging_level=cfg.log_level, with_scheduler=False)

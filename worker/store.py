@@ -1,0 +1,81 @@
+"""Reading and writing submissions, results and events in Redis.
+
+The `stage_*` functions only queue commands on a pipeline, so they work with both the
+sync client (worker) and redis.asyncio (API): the caller executes the pipeline, and a
+multi-key change is always one MULTI/EXEC. Events go to a stream per submission, so a
+late SSE reader replays everything from the start.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from worker.keys import Keys
+from worker.models import Result, State, Submission
+
+# A stream per submission never holds more than a few hundred events (2 per test + a few);
+# cap it anyway so a pathological submission cannot grow one key without bound.
+EVENTS_MAXLEN = 10_000
+
+
+def stage_event(pipe: Any, keys: Keys, sid: str, kind: str, data: dict[str, Any], ttl: int) -> None:
+    """Append one event (`kind`: state, test, finished) to the submission's stream."""
+    stream = keys.events(sid)
+    pipe.xadd(stream, {"event": kind, "data": json.dumps(data)}, maxlen=EVENTS_MAXLEN, approximate=True)
+    pipe.expire(stream, ttl)
+
+
+def stage_new(pipe: Any, keys: Keys, sub: Submission, ttl: int) -> None:
+    """Store a new submission in state `queued` with its first event."""
+    key = keys.submission(sub.id)
+    pipe.hset(
+        key,
+        mapping={
+            "spec": json.dumps(sub.to_json()),
+            "state": str(State.QUEUED),
+            "enqueued_at": repr(sub.created_at),
+        },
+    )
+    pipe.expire(key, ttl)
+    stage_event(pipe, keys, sub.id, "state", {"state": str(State.QUEUED)}, ttl)
+
+
+def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, str] | None:
+    """The submission and its current state, or None when unknown/expired."""
+    spec, state = r.hmget(keys.submission(sid), ["spec", "state"])
+    if spec is None:
+        return None
+    text = state.decode() if isinstance(state, bytes) else str(state)
+    return Submission.from_json(json.loads(spec)), text
+
+
+def set_state(r: redis.Redis, keys: Keys, sid: str, state: State, ttl: int, **extra: Any) -> None:
+    """Move the submission to `state` and publish it (extra: e.g. test=k, of=n)."""
+    with r.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.submission(sid), "state", str(state))
+        stage_event(pipe, keys, sid, "state", {"state": str(state), **extra}, ttl)
+        pipe.execute()
+
+
+def publish(r: redis.Redis, keys: Keys, sid: str, kind: str, data: dict[str, Any], ttl: int) -> None:
+    with r.pipeline(transaction=True) as pipe:
+        stage_event(pipe, keys, sid, kind, data, ttl)
+        pipe.execute()
+
+
+def finish(r: redis.Redis, keys: Keys, sub: Submission, result: Result, ttl: int) -> None:
+    """Store the result, mark finished, publish `finished`, queue the callback: one transaction."""
+    result.timings["finished_at"] = time.time()
+    body = json.dumps(result.to_json())
+    with r.pipeline(transaction=True) as pipe:
+        key = keys.submission(sub.id)
+        pipe.hset(key, mapping={"state": str(State.FINISHED), "result": body})
+        pipe.expire(key, ttl)
+        stage_event(pipe, keys, sub.id, "finished", {"state": str(State.FINISHED), "verdict": str(result.verdict)}, ttl)
+        if sub.callback_url:
+            pipe.xadd(keys.callbacks(), {"id": sub.id, "url": sub.callback_url}, maxlen=100_000, approximate=True)
+        pipe.execute()
