@@ -38,6 +38,7 @@ def submit(r: redis.Redis, cfg: config_mod.Config, subs: list[tuple[Submission, 
     keys = Keys(cfg.key_prefix)
     q = Queue(cfg.queue, connection=r)
     with r.pipeline(transaction=True) as pipe:
+        pipe.multi()  # explicit: RQ then adds its commands to our MULTI instead of starting one
         for sub, timeout in subs:
             store.stage_new(pipe, keys, sub, cfg.submission_ttl)
             q.enqueue_call(
