@@ -42,7 +42,7 @@ import re
 import subprocess
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,7 @@ class _Fields:
     def fail(self, key: str, why: str) -> LanguageError:
         return LanguageError(f"{self.path}: field '{self.prefix}{key}': {why}")
 
-    def str(self, key: str, default: str | None = None) -> str:
+    def text(self, key: str, default: str | None = None) -> str:
         value = self.table.get(key, default)
         if value is None:
             raise self.fail(key, "missing (a string is required)")
@@ -227,12 +227,12 @@ def parse_language(path: Path) -> Language:
         if key not in _TOP_KEYS:
             raise f.fail(key, f"unknown field; known: {', '.join(sorted(_TOP_KEYS))}")
 
-    lang_id = f.str("id")
+    lang_id = f.text("id")
     if not _ID_RE.match(lang_id):
         raise f.fail("id", f"must match {_ID_RE.pattern}, got {lang_id!r}")
     if lang_id != path.stem:
         raise f.fail("id", f"{lang_id!r} differs from the file name {path.stem!r}")
-    source = f.str("source")
+    source = f.text("source")
     if "/" in source or source.startswith("."):
         raise f.fail("source", f"must be a plain file name, got {source!r}")
 
@@ -250,7 +250,7 @@ def parse_language(path: Path) -> Language:
     vp = None
     if "version_pattern" in data:
         try:
-            vp = re.compile(f.str("version_pattern"))
+            vp = re.compile(f.text("version_pattern"))
         except re.error as e:
             raise f.fail("version_pattern", f"invalid regex: {e}") from None
 
@@ -264,7 +264,7 @@ def parse_language(path: Path) -> Language:
         raise f.fail("binds", "must be a list of {source, target} tables")
     for i, b in enumerate(raw_binds):
         bf = _Fields(path, b if isinstance(b, dict) else {}, f"binds[{i}].")
-        src, dst = bf.str("source"), bf.str("target")
+        src, dst = bf.text("source"), bf.text("target")
         if not (src.startswith("/") and dst.startswith("/")):
             raise bf.fail("source", "source and target must be absolute paths")
         if b.get("writable", False):
@@ -272,13 +272,13 @@ def parse_language(path: Path) -> Language:
         binds.append(Bind(src, dst))
 
     extra_f = f.sub("extra_files")
-    extra = tuple((k, extra_f.str(k).encode()) for k in extra_f.table)
+    extra = tuple((k, extra_f.text(k).encode()) for k in extra_f.table)
     for name, _ in extra:
         if "/" in name or name.startswith("."):
             raise extra_f.fail(name, "must be a plain file name")
 
     env_f = f.sub("env")
-    env = tuple((k, env_f.str(k)) for k in env_f.table)
+    env = tuple((k, env_f.text(k)) for k in env_f.table)
 
     opt_f = f.sub("options")
     max_count = opt_f.table.get("max_count", 16)
@@ -300,7 +300,7 @@ def parse_language(path: Path) -> Language:
 
     return Language(
         id=lang_id,
-        name=f.str("name"),
+        name=f.text("name"),
         source=source,
         version_command=version,
         version_pattern=vp,
@@ -308,7 +308,7 @@ def parse_language(path: Path) -> Language:
         artifacts=artifacts,
         run=run_argv,
         requires=requires,
-        profile=f.str("profile", "default"),
+        profile=f.text("profile", "default"),
         oom_patterns=oom,
         binds=tuple(binds),
         env=env,
@@ -360,7 +360,7 @@ def _available(directory: Path) -> dict[str, Language]:
     # Version commands are independent and some are slow (a JVM start): run them at once.
     with ThreadPoolExecutor(max_workers=8) as pool:
         versions = list(pool.map(detect_version, present))
-    return {lang.id: dataclasses.replace(lang, version=v) for lang, v in zip(present, versions)}
+    return {lang.id: dataclasses.replace(lang, version=v) for lang, v in zip(present, versions, strict=True)}
 
 
 def available_languages(directory: str | Path | None = None) -> dict[str, Language]:

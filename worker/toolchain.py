@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from jail.spec import MiB, Limits, RunResult, RunSpec, Status
+from jail.spec import Limits, MiB, RunResult, RunSpec, Status
 from policies.languages import Language
 from worker.compile_cache import CompileCache, cache_key
 

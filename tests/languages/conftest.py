@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from language_programs import CORE, MULTI  # noqa: E402
+
 from policies.languages import Language, available_languages, load_languages  # noqa: E402
 from worker import toolchain  # noqa: E402
 from worker.compile_cache import CompileCache  # noqa: E402

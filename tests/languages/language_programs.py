@@ -1,3 +1,4 @@
+# ruff: noqa: E501  -- the strings below are other languages' source code, kept on natural lines.
 """Test programs, one per language: each takes a mode as its first argument.
 
 Modes: hello (print "Hello, World!"), sum (sum the integers on stdin), crash (a runtime

@@ -10,13 +10,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
-from jail.spec import MiB, Limits, RunResult, Status
+from conftest import language
 from language_programs import BROKEN, CORE, EXTRA, SUM_EXPECTED, SUM_INPUT
+
+from jail.spec import Limits, MiB, RunResult, Status
 from policies.languages import available_languages
 from worker.toolchain import compile_source, run_program
-
-from conftest import language
 
 ALL = CORE + EXTRA
 COMPILED_BROKEN = sorted(BROKEN)

@@ -6,14 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
+from language_programs import CORE, EXTRA
 
 from jail.spec import MiB
 from policies.languages import (
-    LanguageError, available_languages, load_languages, parse_language,
+    LanguageError,
+    available_languages,
+    load_languages,
+    parse_language,
 )
 from worker.toolchain import build_argv, heap_mib, validate_args, validate_options
-
-from language_programs import CORE, EXTRA
 
 GOOD = """
 id = "{id}"

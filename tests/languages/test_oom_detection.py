@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jail.spec import MiB, Limits, RunResult, Status
+from jail.spec import Limits, MiB, RunResult, Status
 from policies.languages import load_languages
 from worker.toolchain import is_runtime_oom
 
