@@ -1,0 +1,206 @@
+"""Shared fixtures: a real redis-server on a free port in a temp dir, and a real service stack
+(API + workers as subprocesses, the real jail) talking to it. Nothing is mocked.
+
+A missing redis-server fails loudly: the service cannot be tested without it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a process with stdout+stderr to `log` (the parent's copy of the file is closed)."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+@dataclass
+class RedisServer:
+    url: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server not found: run `make test` (it installs deploy/host-packages.txt)")
+    data = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    proc = spawn([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--appendonly", "yes",
+                  "--save", "", "--daemonize", "no"], dict(os.environ), data / "redis.log")
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with redis.Redis.from_url(url) as r:
+                r.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"redis-server did not start: {(data / 'redis.log').read_text()}")
+            time.sleep(0.05)
+    yield RedisServer(url, port, proc)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class Stack:
+    """A running API plus workers. `request` speaks JSON over a fresh connection each time."""
+
+    port: int
+    env: dict[str, str]
+    redis_url: str
+    log_dir: Path
+    api: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 90) -> Response:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+            hdrs = {"Content-Type": "application/json", **(headers or {})}
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+            ctype = resp.getheader("Content-Type", "")
+            parsed: Any = json.loads(payload) if "json" in ctype else payload.decode(errors="replace")
+            return Response(resp.status, parsed, {k.lower(): v for k, v in resp.getheaders()})
+        finally:
+            conn.close()
+
+    def submit(self, body: dict[str, Any], wait: float | bool = True) -> dict[str, Any]:
+        """POST with wait; poll until finished if the wait ran out. Returns the finished view."""
+        resp = self.request("POST", "/v1/submissions", {**body, "wait": wait})
+        assert resp.status in (200, 201), resp.body
+        view = resp.body
+        deadline = time.monotonic() + 120
+        while view.get("state") != "finished":
+            assert time.monotonic() < deadline, f"submission never finished: {view}"
+            time.sleep(0.1)
+            view = self.request("GET", f"/v1/submissions/{view['id']}").body
+        return dict(view)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        n = len(self.workers)
+        proc = spawn([sys.executable, "-m", "cli", "worker"], self.env, self.log_dir / f"worker{n}.log")
+        self.workers.append(proc)
+        return proc
+
+    def start_api(self) -> None:
+        self.api = spawn([sys.executable, "-m", "cli", "api"], self.env, self.log_dir / "api.log")
+
+    def wait_healthy(self, workers: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            assert self.api is not None and self.api.poll() is None, self.logs()
+            try:
+                resp = self.request("GET", "/v1/health", timeout=5)
+                last = resp.body
+                if resp.status == 200 and resp.body["workers"] >= workers:
+                    return
+            except OSError as exc:
+                last = exc
+            time.sleep(0.1)
+        pytest.fail(f"stack not healthy after {timeout}s: {last}\n{self.logs()}")
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.log_dir.glob("*.log")))
+
+    def stop(self) -> None:
+        procs = [p for p in [self.api, *self.workers] if p is not None]
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def make_stack(redis_server: RedisServer, tmp: Path, name: str, workers: int,
+               extra_env: dict[str, str] | None = None) -> Stack:
+    """API + `workers` workers on their own queue and key prefix (isolated from other stacks)."""
+    env = dict(os.environ)
+    env.update({
+        "CELLBLOCK_REDIS_URL": redis_server.url,
+        "CELLBLOCK_PORT": str(free_port()),
+        "CELLBLOCK_QUEUE": f"q-{name}",
+        "CELLBLOCK_KEY_PREFIX": f"cb-{name}",
+        "CELLBLOCK_MAINTENANCE_INTERVAL": "2",
+        "CELLBLOCK_MAX_BODY": str(1024 * 1024),
+        "CELLBLOCK_MAX_TESTS": "20",
+        "CELLBLOCK_MAX_BATCH": "10",
+        "CELLBLOCK_MAX_WAIT": "60",
+        "CELLBLOCK_LOG_FORMAT": "json",
+        "CELLBLOCK_CACHE_DIR": str(tmp / "compile-cache"),
+        "PYTHONPATH": str(ROOT),
+        **(extra_env or {}),
+    })
+    stack = Stack(int(env["CELLBLOCK_PORT"]), env, redis_server.url, tmp)
+    stack.start_api()
+    for _ in range(workers):
+        stack.start_worker()
+    try:
+        stack.wait_healthy(workers)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The shared stack: API + 2 workers. Tests must not stop it."""
+    if os.geteuid() != 0:
+        pytest.fail("the workers run the jail, which needs root: run the tests as root")
+    s = make_stack(redis_server, tmp_path_factory.mktemp("stack"), "main", workers=2)
+    yield s
+    s.stop()
