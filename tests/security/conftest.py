@@ -1,0 +1,201 @@
+"""Fixtures for tests/security: hostile programs built on the host, run in the real jail,
+and a host-side check after every test that the run left nothing behind.
+
+Nothing here skips: a host that cannot run these tests (not root, no gcc, no static
+libc, no cgroups, no /dev/kmsg) fails loudly.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from jail import Limits, MiB, RunResult, RunSpec, Status, run  # noqa: E402
+
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+SANDBOX_UIDS = range(200_000, 200_064)  # uid_base .. uid_base + slots - 1 (jail/config.py)
+STATE_DIR = "/run/cellblock"
+PYTHON = "/usr/bin/python3"
+
+# Small limits: every hostile program is stopped in well under a second or two.
+SMALL = dict(cpu_time=0.5, wall_time=1.5, memory=64 * MiB, pids=32, output=64 * 1024,
+             file_size=4 * MiB, disk=16 * MiB, open_files=64)
+
+
+def limits(**overrides: object) -> Limits:
+    return Limits(**{**SMALL, **overrides})  # type: ignore[arg-type]
+
+
+# --- host-side leftovers -------------------------------------------------------------
+
+def sandbox_processes() -> list[str]:
+    """'pid uid comm' of every host process whose real/effective uid is a sandbox uid."""
+    found = []
+    for status in glob.glob("/proc/[0-9]*/status"):
+        try:
+            with open(status) as f:
+                text = f.read()
+        except OSError:
+            continue  # exited while we looked
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        uids = [int(u) for u in fields.get("Uid", "").split()]
+        if any(u in SANDBOX_UIDS for u in uids):
+            found.append(f"{status.split('/')[2]} uid={uids} {fields.get('Name', '').strip()}")
+    return found
+
+
+def run_cgroups() -> list[str]:
+    return sorted(glob.glob("/sys/fs/cgroup/*/cellblock/run-*") + glob.glob("/sys/fs/cgroup/cellblock/run-*"))
+
+
+def slot_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.strip() for line in f if f" {STATE_DIR}/slots" in line]
+
+
+def leftovers() -> list[str]:
+    return ([f"process {p}" for p in sandbox_processes()] + [f"cgroup {c}" for c in run_cgroups()]
+            + [f"mount {m}" for m in slot_mounts()])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_ready() -> None:
+    """The host can run the real jail: fail (never skip) when it cannot."""
+    if os.geteuid() != 0:
+        pytest.fail("tests/security need root: the jail runs only as root")
+    for tool in ("/usr/bin/gcc", PYTHON):
+        if not os.access(tool, os.X_OK):
+            pytest.fail(f"tests/security need {tool} on the host")
+    if not os.path.isdir("/sys/fs/cgroup"):
+        pytest.fail("tests/security need cgroups mounted at /sys/fs/cgroup")
+    try:
+        os.close(os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as e:
+        pytest.fail(f"tests/security need /dev/kmsg (seccomp audit records): {e}")
+    stale = leftovers()
+    if stale:
+        pytest.fail("the host has jail leftovers before the tests started:\n" + "\n".join(stale))
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """After every test: no sandbox-uid process, no run cgroup, no slot tmpfs on the host."""
+    yield
+    # The run has returned: everything must already be gone. A 0.2 s grace only covers
+    # /proc entries of processes the kernel is still tearing down.
+    end = time.monotonic() + 0.2
+    left = leftovers()
+    while left and time.monotonic() < end:
+        time.sleep(0.02)
+        left = leftovers()
+    assert not left, "the run left things behind on the host:\n" + "\n".join(left)
+
+
+# --- programs ------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """programs/hostile.c, compiled statically on the host."""
+    out = tmp_path_factory.mktemp("hostile") / "hostile"
+    try:
+        subprocess.run(["/usr/bin/gcc", "-O2", "-static", "-pthread", "-o", str(out), str(PROGRAMS / "hostile.c")],
+                       check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as e:
+        pytest.fail(f"cannot build programs/hostile.c (gcc, static glibc: libc6-dev):\n{e.stderr}")
+    return out.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def hostile_dynamic(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """programs/hostile.c, dynamically linked (loads /lib/x86_64-linux-gnu/libc.so.6 in the jail)."""
+    out = tmp_path_factory.mktemp("hostile-dyn") / "hostile"
+    try:
+        subprocess.run(["/usr/bin/gcc", "-O2", "-pthread", "-o", str(out), str(PROGRAMS / "hostile.c")],
+                       check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as e:
+        pytest.fail(f"cannot build programs/hostile.c dynamically:\n{e.stderr}")
+    return out.read_bytes()
+
+
+Runner = Callable[..., RunResult]
+
+
+@pytest.fixture
+def run_c(hostile: bytes) -> Runner:
+    """run_c("mode", *args, lim=Limits, **spec_fields): /box/hostile in the jail."""
+
+    def go(*args: str, lim: Limits | None = None, files: dict[str, bytes] | None = None, **spec: object) -> RunResult:
+        return run(RunSpec(argv=["/box/hostile", *args], limits=lim or limits(),
+                           files={"/box/hostile": hostile, **(files or {})}, **spec))  # type: ignore[arg-type]
+
+    return go
+
+
+@pytest.fixture
+def run_py() -> Runner:
+    """run_py("name.py", *args, lim=Limits, **spec_fields): programs/name.py under /usr/bin/python3."""
+
+    def go(name: str, *args: str, lim: Limits | None = None, files: dict[str, bytes] | None = None,
+           **spec: object) -> RunResult:
+        src = (PROGRAMS / name).read_bytes()
+        return run(RunSpec(argv=[PYTHON, f"/box/{name}", *args], limits=lim or limits(),
+                           files={f"/box/{name}": src, **(files or {})}, **spec))  # type: ignore[arg-type]
+
+    return go
+
+
+# --- seccomp kills -------------------------------------------------------------------
+# The jail learns a killed syscall's name from the kernel's audit record in /dev/kmsg.
+# Without auditd those records go through printk_ratelimit() (kernel.printk_ratelimit_burst
+# records per kernel.printk_ratelimit seconds); past that they are dropped. Tests that
+# check the name pace themselves under that rate (see test_audit_name_is_never_stale for
+# what the jail does when a record is dropped).
+
+_kills: list[float] = []
+
+
+def _ratelimit() -> tuple[float, int]:
+    with open("/proc/sys/kernel/printk_ratelimit") as f:
+        interval = float(f.read())
+    with open("/proc/sys/kernel/printk_ratelimit_burst") as f:
+        burst = int(f.read())
+    return interval, burst
+
+
+@pytest.fixture
+def paced() -> Callable[[], None]:
+    """Call before a run that ends in a seccomp kill whose name the test checks."""
+
+    def wait() -> None:
+        interval, burst = _ratelimit()
+        budget = max(1, burst - 3)  # other kernel messages share the same limit
+        now = time.monotonic()
+        recent = [t for t in _kills if now - t < interval + 0.5]
+        if len(recent) >= budget:
+            time.sleep(interval + 0.5 - (now - recent[0]))
+            _kills.clear()
+        _kills.append(time.monotonic())
+
+    return wait
+
+
+def assert_killed_for(result: RunResult, name: str) -> None:
+    assert result.status is Status.SECURITY_VIOLATION, result
+    assert result.signal == "SIGSYS", result
+    assert result.syscall == name, result
+    assert b"returned" not in result.stdout, result  # the syscall never ran
+
+
+__all__ = ["MiB", "Status", "limits", "shutil"]
