@@ -1,16 +1,25 @@
-"""What the child does between clone3 and execve, as one flat list of steps.
+"""What happens inside the sandbox between clone3 and execve, as flat lists of steps.
 
-Reading `main` is reading the isolation argument, in the order of design.md: wait for
-the parent (id maps written, cgroup joined), new cgroup namespace, read-only root and
-pivot, hostname, rlimits, drop to the sandbox uid, no capabilities, no_new_privs,
-seccomp last, execve. Any failure is written as "step\\0errno\\0message" to the error
-pipe (close-on-exec, so a successful execve closes it empty) and the child exits 127.
-Everything the child needs is computed by the parent beforehand (ChildPlan).
+The clone3 child is pid 1 of the new pid namespace: it waits for the parent (id maps
+written, cgroup joined), enters a new cgroup namespace, builds and pivots into the
+read-only root, sets the hostname, then forks the program's process and stays on as
+a minimal init. The program's process (pid 2) sets rlimits, drops to the sandbox uid,
+loses every capability, sets no_new_privs, loads seccomp last and execs. It is not
+pid 1 because the kernel ignores signals to pid 1 that it has no handler for: abort()
+and kill(getpid(), ...) would not work as programs expect.
+
+The init reaps everything reparented to it and, when the program ends, reports the
+program's wait status to the parent and exits — which makes the kernel kill whatever
+else is left in the namespace (pid_namespaces(7)). A setup failure is written as
+"step\\0errno\\0message" to the report pipe and the process exits 127; a successful
+execve closes the program's copy of that pipe (close-on-exec), and the init closes
+its copy after the fork, so the parent reads EOF exactly when the program started.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 
 from . import caps, libc, net, rlimits, rootfs
@@ -20,7 +29,7 @@ from .rootfs import SANDBOX_GID, SANDBOX_UID
 
 @dataclass
 class ChildPlan:
-    """Everything the child needs, precomputed by the parent."""
+    """Everything the sandbox's processes need, precomputed by the parent."""
 
     root: str
     binds: list[rootfs.BindPlan]
@@ -32,14 +41,23 @@ class ChildPlan:
     loopback: bool
     cpu: int | None
     sync_fd: int  # the parent writes one byte when the child may go on
-    error_fd: int  # close-on-exec; setup failures are reported here
+    report_fd: int  # close-on-exec; setup failures are reported here
+    status_fd: int  # the init writes the program's wait status here
     stdin_fd: int
     stdout_fd: int
     stderr_fd: int
 
 
+def _fail(fd: int, step: str, e: BaseException) -> None:
+    err = getattr(e, "errno", 0) or 0
+    try:
+        os.write(fd, f"{step}\0{err}\0{e}".encode(errors="replace")[:4000])
+    finally:
+        os._exit(127)
+
+
 def main(plan: ChildPlan) -> None:
-    """Run the steps and execve; never returns."""
+    """pid 1: namespace-wide setup, then fork the program and act as init. Never returns."""
     step = "start"
     try:
         step = "wait for parent"
@@ -54,6 +72,19 @@ def main(plan: ChildPlan) -> None:
         if plan.loopback:
             step = "loopback up"
             net.loopback_up()
+        step = "fork"
+        pid = os.fork()
+    except BaseException as e:  # noqa: BLE001 - the child must report, whatever it was
+        _fail(plan.report_fd, step, e)
+    if pid == 0:
+        program(plan)
+    init(plan, pid)
+
+
+def program(plan: ChildPlan) -> None:
+    """pid 2: drop everything and execve the program. Never returns."""
+    step = "start"
+    try:
         step = "setrlimit"
         rlimits.apply(plan.rlimits)
         step = "setgroups/setresgid/setresuid"
@@ -78,9 +109,21 @@ def main(plan: ChildPlan) -> None:
         plan.seccomp.load()
         step = f"execve({plan.argv[0]})"
         os.execvpe(plan.argv[0], plan.argv, plan.env)
-    except BaseException as e:  # noqa: BLE001 - the child must report, whatever it was
-        err = getattr(e, "errno", 0) or 0
-        try:
-            os.write(plan.error_fd, f"{step}\0{err}\0{e}".encode(errors="replace")[:4000])
-        finally:
-            os._exit(127)
+    except BaseException as e:  # noqa: BLE001
+        _fail(plan.report_fd, step, e)
+
+
+def init(plan: ChildPlan, program_pid: int) -> None:
+    """pid 1 after the fork: reap, report the program's wait status, exit. Never returns."""
+    try:
+        for fd in (plan.report_fd, plan.sync_fd, plan.stdin_fd, plan.stdout_fd, plan.stderr_fd):
+            os.close(fd)
+        libc.capset_zero()  # the init needs no privilege to wait
+        libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+        while True:
+            pid, status = os.waitpid(-1, 0)
+            if pid == program_pid:
+                os.write(plan.status_fd, struct.pack("i", status))
+                os._exit(0)
+    except BaseException:  # noqa: BLE001 - an init that cannot wait ends the run
+        os._exit(125)

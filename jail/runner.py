@@ -94,6 +94,7 @@ class Jail:
 
             sync_r, sync_w = pipe()
             report_r, report_w = pipe()
+            status_r, status_w = pipe()
             out_r, out_w = pipe()
             err_r, err_w = pipe()
             for fd in (out_w, err_w):
@@ -111,7 +112,8 @@ class Jail:
                 loopback=spec.loopback,
                 cpu=spec.cpu,
                 sync_fd=sync_r,
-                error_fd=report_w,
+                report_fd=report_w,
+                status_fd=status_w,
                 stdin_fd=stdin_fd,
                 stdout_fd=out_w,
                 stderr_fd=err_w,
@@ -127,7 +129,7 @@ class Jail:
             if pid == 0:
                 child_main(plan)  # never returns
             undo.callback(_reap, pid, pidfd)
-            for fd in (sync_r, report_w, out_w, err_w, stdin_fd):
+            for fd in (sync_r, report_w, status_w, out_w, err_w, stdin_fd):
                 _close(fd)
             userns.write_maps(pid, host_uid)
             if cg_fd < 0:
@@ -140,7 +142,7 @@ class Jail:
                 pid, pidfd,
                 supervise.Stream(out_r, limits.output),
                 supervise.Stream(err_r, limits.output),
-                cg, limits, started, setup_cpu,
+                cg, limits, started, setup_cpu, status_r,
             )
             result = account(seen, cg, limits, setup_cpu)
             if spec.collect:
@@ -229,7 +231,7 @@ def verdict(killed_for: Status | None, exit_code: int | None, sig: int | None, c
         return Status.OUTPUT_LIMIT
     if oom_killed:
         return Status.MEMORY_LIMIT
-    if sig == signal.SIGSYS:
+    if sig == signal.SIGSYS:  # seccomp's SECCOMP_RET_KILL_PROCESS
         return Status.SECURITY_VIOLATION
     if sig == signal.SIGXCPU or cpu > limits.cpu_time:
         return Status.TIME_LIMIT

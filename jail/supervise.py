@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import struct
 import time
 from dataclasses import dataclass, field
 
@@ -70,11 +71,12 @@ def max_cpu_rate() -> int:
 
 
 def watch(pid: int, pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, started: float,
-          setup_cpu: float) -> Watched:
+          setup_cpu: float, status_fd: int) -> Watched:
     """Supervise until the child exits or is killed at a limit; reaps it.
 
     `setup_cpu` is what the cgroup had counted before execve (the jail's own child
-    setup), which is not charged to the program.
+    setup), which is not charged to the program. `pid` is the sandbox's init; the
+    program's own wait status comes from `status_fd` (empty if the init was killed).
     """
     poller = select.poll()
     streams = {out.fd: out, err.fd: err}
@@ -120,8 +122,10 @@ def watch(pid: int, pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits:
                 poller.unregister(fd)
             elif stream.truncated:
                 kill(Status.OUTPUT_LIMIT)
-    _, status = os.waitpid(pid, 0)
+    os.waitpid(pid, 0)
     wall = time.monotonic() - started
+    reported = os.read(status_fd, 4)
+    status = struct.unpack("i", reported)[0] if len(reported) == 4 else signal.SIGKILL
     drain(out, err)
     return Watched(status, killed_for, wall, out, err)
 

@@ -1,0 +1,133 @@
+"""`python -m jail run|doctor`: the jail as a command, the way isolate and nsjail are used.
+
+Exit status of `run` says whether the SANDBOX worked (0) or not (1, with a message on
+stderr; 2 for bad usage), never what the program did: that is in the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import asdict
+
+from .errors import JailError
+from .spec import Limits, RunResult, RunSpec
+
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)(?:i?[bB])?\s*$")
+UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """'512', '64K', '256M', '1G' (binary units) -> bytes."""
+    m = SIZE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use bytes or K/M/G)")
+    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+
+
+def positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+def copy_in(text: str) -> tuple[str, str]:
+    host, sep, inside = text.rpartition(":")
+    if not sep or not host or not inside:
+        raise argparse.ArgumentTypeError(f"--copy-in wants HOST_PATH:SANDBOX_PATH, got {text!r}")
+    return host, inside
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jail", description="Run one untrusted command isolated.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run COMMAND in a throwaway container")
+    d = Limits()
+    run.add_argument("--cpu-time", type=positive(float), default=d.cpu_time, metavar="S")
+    run.add_argument("--wall-time", type=positive(float), default=d.wall_time, metavar="S")
+    run.add_argument("--memory", type=parse_size, default=d.memory, metavar="SIZE")
+    run.add_argument("--pids", type=positive(int), default=d.pids, metavar="N")
+    run.add_argument("--output", type=parse_size, default=d.output, metavar="SIZE")
+    run.add_argument("--file-size", type=parse_size, default=d.file_size, metavar="SIZE")
+    run.add_argument("--disk", type=parse_size, default=d.disk, metavar="SIZE")
+    run.add_argument("--open-files", type=positive(int), default=d.open_files, metavar="N")
+    run.add_argument("--cpus", type=positive(float), default=d.cpus, metavar="N", help="CPU bandwidth share")
+    run.add_argument("--pin", type=int, default=None, metavar="CPU", help="pin the run to this CPU")
+    run.add_argument("--stdin", default=None, metavar="FILE")
+    run.add_argument("--copy-in", type=copy_in, action="append", default=[], metavar="HOST_PATH:SANDBOX_PATH")
+    run.add_argument("--profile", default="default", metavar="NAME", help="seccomp profile (policies/seccomp/NAME.toml)")
+    run.add_argument("--loopback", action="store_true", help="bring lo up inside the sandbox")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
+    sub.add_parser("doctor", help="check this host and say what is missing")
+    return parser
+
+
+def result_json(result: RunResult) -> dict:
+    out = asdict(result)
+    out["status"] = str(result.status)
+    out["stdout"] = result.stdout.decode("utf-8", errors="replace")
+    out["stderr"] = result.stderr.decode("utf-8", errors="replace")
+    out.pop("files")
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run
+
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        print("python -m jail run: missing COMMAND after --", file=sys.stderr)
+        return 2
+    files = {}
+    for host, inside in args.copy_in:
+        try:
+            with open(host, "rb") as f:
+                files[inside] = f.read()
+        except OSError as e:
+            print(f"python -m jail run: --copy-in {host}: {e.strerror}", file=sys.stderr)
+            return 2
+    limits = Limits(
+        cpu_time=args.cpu_time, wall_time=args.wall_time, memory=args.memory, pids=args.pids,
+        output=args.output, file_size=args.file_size, disk=args.disk, open_files=args.open_files,
+        cpus=args.cpus,
+    )
+    spec = RunSpec(argv=argv, limits=limits, stdin=args.stdin, files=files, profile=args.profile,
+                   loopback=args.loopback, cpu=args.pin)
+    try:
+        result = run(spec)
+    except JailError as e:
+        if args.json:
+            print(json.dumps({"status": "internal_error", "error": str(e)}))
+        print(f"python -m jail run: sandbox failure: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result_json(result)))
+    else:
+        sys.stdout.buffer.write(result.stdout)
+        sys.stderr.buffer.write(result.stderr)
+        sys.stdout.flush()
+        summary = (f"status={result.status} exit_code={result.exit_code} signal={result.signal} "
+                   f"cpu_time={result.cpu_time:.3f}s wall_time={result.wall_time:.3f}s peak_memory={result.peak_memory}")
+        if result.syscall:
+            summary += f" syscall={result.syscall}"
+        print(summary, file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        from .doctor import main as doctor_main
+
+        return doctor_main()
+    return cmd_run(args)

@@ -1,0 +1,102 @@
+"""`python -m jail doctor`: probe the host once and say in plain words what is missing.
+
+Each check is a named function returning (ok, message, fix). The jail needs all of
+them; doctor runs every one and exits non-zero when any fails.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from . import libc
+
+Check = Callable[[], tuple[bool, str, str]]
+
+
+def running_as_root() -> tuple[bool, str, str]:
+    ok = os.geteuid() == 0
+    return ok, f"running as uid {os.geteuid()}", "run the worker as root (it maps sandboxes to unprivileged uids)"
+
+
+def user_namespaces() -> tuple[bool, str, str]:
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as f:
+            limit = int(f.read())
+    except OSError:
+        return False, "no /proc/sys/user/max_user_namespaces", "use a kernel built with CONFIG_USER_NS"
+    fix = "sysctl -w user.max_user_namespaces=15000"
+    if limit == 0:
+        return False, "user namespaces are disabled (user.max_user_namespaces=0)", fix
+    pid = os.fork()
+    if pid == 0:
+        try:
+            libc.unshare(libc.CLONE_NEWUSER | libc.CLONE_NEWNS | libc.CLONE_NEWPID | libc.CLONE_NEWNET
+                         | libc.CLONE_NEWIPC | libc.CLONE_NEWUTS | libc.CLONE_NEWCGROUP)
+            os._exit(0)
+        except OSError:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    ok = os.waitstatus_to_exitcode(status) == 0
+    return ok, f"user, mount, pid, net, ipc, uts, cgroup namespaces: {'available' if ok else 'unshare failed'}", fix
+
+
+def time_namespace() -> tuple[bool, str, str]:
+    ok = os.path.exists("/proc/self/ns/time")
+    return ok, f"time namespace: {'available' if ok else 'missing'}", "use Linux >= 5.6 with CONFIG_TIME_NS"
+
+
+def cgroups() -> tuple[bool, str, str]:
+    from .cgroup import open_backend
+    from .errors import JailError
+
+    try:
+        backend = open_backend()
+    except JailError as e:
+        return False, str(e), ("on cgroup v2, delegate a subtree with memory, pids and cpu (systemd Delegate=yes); "
+                               "on cgroup v1, mount the memory, pids, cpu and cpuacct controllers")
+    return True, "; ".join(backend.describe()), ""
+
+
+def seccomp_filter() -> tuple[bool, str, str]:
+    from .seccomp import compiled
+
+    try:
+        program = compiled("default")
+    except Exception as e:  # noqa: BLE001 - doctor reports whatever went wrong
+        return False, f"seccomp profile 'default' does not compile: {e}", "install libseccomp2 (apt-get install libseccomp2)"
+    with open("/proc/self/status") as f:
+        has = any(line.startswith("Seccomp:") for line in f)
+    return has, f"seccomp filters: {'supported' if has else 'missing'}; default profile {program.size} BPF instructions", \
+        "use a kernel with CONFIG_SECCOMP_FILTER"
+
+
+def tmpfs() -> tuple[bool, str, str]:
+    with open("/proc/filesystems") as f:
+        names = f.read().split()
+    ok = "tmpfs" in names
+    return ok, "tmpfs: " + ("available" if ok else "missing"), "use a kernel with CONFIG_TMPFS"
+
+
+def swap() -> tuple[bool, str, str]:
+    with open("/proc/swaps") as f:
+        active = len(f.read().splitlines()) > 1
+    return True, "swap: " + ("on (runs get memory.swap.max / memsw = their memory limit)" if active else "off"), ""
+
+
+CHECKS: list[Check] = [running_as_root, user_namespaces, time_namespace, cgroups, seccomp_filter, tmpfs, swap]
+
+
+def main() -> int:
+    failed = 0
+    for check in CHECKS:
+        ok, message, fix = check()
+        print(f"[{'ok' if ok else 'FAIL'}] {message}")
+        if not ok:
+            failed += 1
+            if fix:
+                print(f"       fix: {fix}")
+    print("the jail can run here" if not failed else f"{failed} check(s) failed: the jail cannot run here")
+    sys.stdout.flush()
+    return 1 if failed else 0

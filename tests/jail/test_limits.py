@@ -1,0 +1,84 @@
+"""Limits hold: CPU time (threads included), wall time, memory, pids, output to the byte, file size."""
+
+from __future__ import annotations
+
+from jail import Limits, MiB, RunSpec, Status, run
+
+
+def test_cpu_limit_stops_a_spinning_program(programs) -> None:
+    r = run(RunSpec(argv=["./spin", "1"], files={"/box/spin": programs["spin_threads"]},
+                    limits=Limits(cpu_time=0.5, wall_time=5)))
+    assert r.status is Status.TIME_LIMIT
+    assert 0.5 <= r.cpu_time <= 0.6
+
+
+def test_cpu_limit_counts_every_thread(programs) -> None:
+    r = run(RunSpec(argv=["./spin", "8"], files={"/box/spin": programs["spin_threads"]},
+                    limits=Limits(cpu_time=0.5, wall_time=5, cpus=2)))
+    assert r.status is Status.TIME_LIMIT
+    assert 0.5 <= r.cpu_time <= 0.6
+
+
+def test_cpu_bandwidth_caps_a_multithreaded_program(programs) -> None:
+    # One CPU's worth: 8 spinning threads get ~1 s of CPU per wall second, not 2.
+    r = run(RunSpec(argv=["./spin", "8"], files={"/box/spin": programs["spin_threads"]},
+                    limits=Limits(cpu_time=10, wall_time=1.0, cpus=1)))
+    assert r.status is Status.WALL_TIME_LIMIT
+    assert r.cpu_time <= 1.15 * r.wall_time
+
+
+def test_wall_time_limit() -> None:
+    r = run(RunSpec(argv=["/bin/sleep", "30"], limits=Limits(wall_time=0.3)))
+    assert r.status is Status.WALL_TIME_LIMIT
+    assert 0.3 <= r.wall_time < 1.0
+
+
+def test_memory_limit_is_never_exceeded(programs) -> None:
+    r = run(RunSpec(argv=["./touch", "300"], files={"/box/touch": programs["touch"]},
+                    limits=Limits(memory=64 * MiB)))
+    assert r.status is Status.MEMORY_LIMIT
+    assert r.peak_memory <= 64 * MiB * 1.02
+
+
+def test_pids_limit_stops_a_fork_bomb() -> None:
+    r = run(RunSpec(argv=["/bin/sh", "-c", "for i in $(seq 100); do sleep 5 & done; wait"],
+                    limits=Limits(pids=10, wall_time=2)))
+    assert b"fork" in r.stderr.lower() or b"resource" in r.stderr.lower()
+    assert r.status in (Status.NONZERO_EXIT, Status.WALL_TIME_LIMIT, Status.OK)
+
+
+def test_output_exactly_at_the_cap_is_fine_one_byte_over_is_not() -> None:
+    at = run(RunSpec(argv=["/usr/bin/head", "-c", "1000", "/dev/zero"], limits=Limits(output=1000)))
+    assert at.status is Status.OK
+    assert len(at.stdout) == 1000 and not at.stdout_truncated
+    over = run(RunSpec(argv=["/usr/bin/head", "-c", "1001", "/dev/zero"], limits=Limits(output=1000)))
+    assert over.status is Status.OUTPUT_LIMIT
+    assert len(over.stdout) == 1000 and over.stdout_truncated
+
+
+def test_stderr_has_its_own_cap() -> None:
+    r = run(RunSpec(argv=["/bin/sh", "-c", "head -c 5000 /dev/zero >&2"], limits=Limits(output=4096)))
+    assert r.status is Status.OUTPUT_LIMIT
+    assert len(r.stderr) == 4096 and r.stderr_truncated and not r.stdout_truncated
+
+
+def test_endless_output_is_cut() -> None:
+    r = run(RunSpec(argv=["/usr/bin/yes"], limits=Limits(output=1 * MiB, wall_time=5)))
+    assert r.status is Status.OUTPUT_LIMIT
+    assert len(r.stdout) == 1 * MiB
+
+
+def test_file_size_limit() -> None:
+    pipe = run(RunSpec(argv=["/usr/bin/head", "-c", "2000000", "/dev/zero"],
+                       limits=Limits(file_size=1 * MiB, output=4 * MiB)))
+    assert pipe.status is Status.OK  # stdout is a pipe, not a file
+    file = run(RunSpec(argv=["/bin/sh", "-c", "exec head -c 2000000 /dev/zero > big"], limits=Limits(file_size=1 * MiB)))
+    assert file.status is Status.FILE_SIZE_LIMIT
+    assert file.signal == "SIGXFSZ"
+
+
+def test_disk_limit_caps_box_and_tmp_together() -> None:
+    r = run(RunSpec(argv=["/bin/sh", "-c", "head -c 3000000 /dev/zero > a; head -c 3000000 /dev/zero > /tmp/b"],
+                    limits=Limits(disk=4 * MiB, file_size=16 * MiB)))
+    assert r.status is Status.NONZERO_EXIT
+    assert b"No space left" in r.stderr

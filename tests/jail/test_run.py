@@ -1,0 +1,120 @@
+"""jail.run end to end: statuses, stdin/stdout, files in and out, isolation basics."""
+
+from __future__ import annotations
+
+import pytest
+
+from jail import CommandNotFound, JailError, Limits, MiB, RunSpec, Status, run
+
+
+def test_hello_world() -> None:
+    r = run(RunSpec(argv=["/bin/echo", "hello"]))
+    assert r.status is Status.OK
+    assert r.exit_code == 0
+    assert r.stdout == b"hello\n"
+    assert r.stderr == b""
+    assert 0 < r.wall_time < 5
+    assert r.peak_memory > 0
+
+
+def test_exit_code_is_reported() -> None:
+    r = run(RunSpec(argv=["/bin/sh", "-c", "echo oops >&2; exit 3"]))
+    assert r.status is Status.NONZERO_EXIT
+    assert r.exit_code == 3
+    assert r.stderr == b"oops\n"
+
+
+def test_signal_is_reported() -> None:
+    # The program is not pid 1, so a signal it sends itself works as anywhere else.
+    r = run(RunSpec(argv=["/bin/sh", "-c", "kill -ABRT $$"]))
+    assert r.status is Status.SIGNALED
+    assert r.signal == "SIGABRT"
+    assert r.exit_code is None
+
+
+def test_stdin_bytes_are_read_to_eof() -> None:
+    data = bytes(range(256)) * 1000
+    r = run(RunSpec(argv=["/bin/cat"], stdin=data))
+    assert r.status is Status.OK
+    assert r.stdout == data
+
+
+def test_stdin_from_host_file(tmp_path) -> None:
+    f = tmp_path / "in.txt"
+    f.write_bytes(b"1 2 3\n")
+    r = run(RunSpec(argv=["/bin/cat"], stdin=str(f)))
+    assert r.stdout == b"1 2 3\n"
+
+
+def test_files_in_and_collected_out() -> None:
+    r = run(RunSpec(
+        argv=["/bin/sh", "-c", "mkdir out && cp in.txt out/a && echo made > out/b && cat /tmp/t"],
+        files={"/box/in.txt": b"payload", "/tmp/t": b"tmpfile"},
+        collect=["out", "missing"],
+    ))
+    assert r.status is Status.OK, r
+    assert r.stdout == b"tmpfile"
+    assert r.files == {"out/a": b"payload", "out/b": b"made\n"}
+
+
+def test_copy_in_outside_box_and_tmp_is_refused() -> None:
+    with pytest.raises(JailError):
+        run(RunSpec(argv=["/bin/true"], files={"/etc/passwd": b"x"}))
+    with pytest.raises(JailError):
+        run(RunSpec(argv=["/bin/true"], files={"/box/../etc/x": b"x"}))
+
+
+def test_missing_command_is_a_sandbox_error_not_a_verdict() -> None:
+    with pytest.raises(CommandNotFound):
+        run(RunSpec(argv=["/no/such/program"]))
+
+
+def test_invalid_limits_are_refused() -> None:
+    with pytest.raises(JailError):
+        run(RunSpec(argv=["/bin/true"], limits=Limits(memory=10)))
+
+
+def test_sandbox_identity() -> None:
+    r = run(RunSpec(argv=["/bin/sh", "-c", "id -u; id -g; hostname; echo $$; cat /proc/self/status"]))
+    lines = r.stdout.decode().splitlines()
+    assert lines[:4] == ["1000", "1000", "cellblock", "2"]
+    status = dict(line.split(":\t", 1) for line in lines[4:] if ":\t" in line)
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status[cap], 16) == 0, cap
+    assert status["NoNewPrivs"].strip() == "1"
+    assert status["Seccomp"].strip() == "2"
+
+
+def test_root_is_fresh_and_read_only() -> None:
+    r = run(RunSpec(argv=["/bin/sh", "-c", "ls /; touch /x /usr/x /etc/x 2>&1; ls /home /root 2>&1; cat /etc/shadow 2>&1"]))
+    out = r.stdout.decode()
+    assert sorted(out.split("touch")[0].split()) == ["bin", "box", "dev", "etc", "lib", "lib64", "proc", "sbin", "tmp", "usr"]
+    assert out.count("Permission denied") + out.count("Read-only file system") == 3
+    assert "No such file" in out and "shadow" in out
+
+
+def test_network_has_only_a_down_loopback() -> None:
+    r = run(RunSpec(argv=["/bin/cat", "/proc/net/dev"]))
+    interfaces = [line.split(":")[0].strip() for line in r.stdout.decode().splitlines()[2:]]
+    assert interfaces == ["lo"]
+
+
+def test_loopback_up_on_request() -> None:
+    script = ("import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+              "c=socket.create_connection(s.getsockname(), timeout=2); print('connected')")
+    down = run(RunSpec(argv=["/usr/bin/python3", "-c", script]))
+    up = run(RunSpec(argv=["/usr/bin/python3", "-c", script], loopback=True))
+    assert down.status is Status.NONZERO_EXIT
+    assert up.status is Status.OK and up.stdout == b"connected\n"
+
+
+def test_pinning_to_a_cpu() -> None:
+    r = run(RunSpec(argv=["/bin/sh", "-c", "grep Cpus_allowed_list /proc/self/status"], cpu=1))
+    assert r.stdout.split() == [b"Cpus_allowed_list:", b"1"]
+
+
+def test_memory_hundred_mib_under_256(programs) -> None:
+    r = run(RunSpec(argv=["./touch", "100"], files={"/box/touch": programs["touch"]},
+                    limits=Limits(memory=256 * MiB)))
+    assert r.status is Status.OK
+    assert 100 * MiB <= r.peak_memory <= 105 * MiB
