@@ -7,9 +7,7 @@ libc, no cgroups, no /dev/kmsg) fails loudly.
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,53 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from jail import Limits, MiB, RunResult, RunSpec, Status, run  # noqa: E402
+from jail import Limits, RunResult, RunSpec, run  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sec_helpers import PYTHON, leftovers, limits  # noqa: E402
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
-SANDBOX_UIDS = range(200_000, 200_064)  # uid_base .. uid_base + slots - 1 (jail/config.py)
-STATE_DIR = "/run/cellblock"
-PYTHON = "/usr/bin/python3"
-
-# Small limits: every hostile program is stopped in well under a second or two.
-SMALL = dict(cpu_time=0.5, wall_time=1.5, memory=64 * MiB, pids=32, output=64 * 1024,
-             file_size=4 * MiB, disk=16 * MiB, open_files=64)
-
-
-def limits(**overrides: object) -> Limits:
-    return Limits(**{**SMALL, **overrides})  # type: ignore[arg-type]
-
-
-# --- host-side leftovers -------------------------------------------------------------
-
-def sandbox_processes() -> list[str]:
-    """'pid uid comm' of every host process whose real/effective uid is a sandbox uid."""
-    found = []
-    for status in glob.glob("/proc/[0-9]*/status"):
-        try:
-            with open(status) as f:
-                text = f.read()
-        except OSError:
-            continue  # exited while we looked
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        uids = [int(u) for u in fields.get("Uid", "").split()]
-        if any(u in SANDBOX_UIDS for u in uids):
-            found.append(f"{status.split('/')[2]} uid={uids} {fields.get('Name', '').strip()}")
-    return found
-
-
-def run_cgroups() -> list[str]:
-    return sorted(glob.glob("/sys/fs/cgroup/*/cellblock/run-*") + glob.glob("/sys/fs/cgroup/cellblock/run-*"))
-
-
-def slot_mounts() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line.strip() for line in f if f" {STATE_DIR}/slots" in line]
-
-
-def leftovers() -> list[str]:
-    return ([f"process {p}" for p in sandbox_processes()] + [f"cgroup {c}" for c in run_cgroups()]
-            + [f"mount {m}" for m in slot_mounts()])
-
 
 @pytest.fixture(scope="session", autouse=True)
 def host_ready() -> None:
@@ -84,9 +41,6 @@ def host_ready() -> None:
         os.close(os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK))
     except OSError as e:
         pytest.fail(f"tests/security need /dev/kmsg (seccomp audit records): {e}")
-    stale = leftovers()
-    if stale:
-        pytest.fail("the host has jail leftovers before the tests started:\n" + "\n".join(stale))
 
 
 @pytest.fixture(autouse=True)
@@ -189,13 +143,3 @@ def paced() -> Callable[[], None]:
         _kills.append(time.monotonic())
 
     return wait
-
-
-def assert_killed_for(result: RunResult, name: str) -> None:
-    assert result.status is Status.SECURITY_VIOLATION, result
-    assert result.signal == "SIGSYS", result
-    assert result.syscall == name, result
-    assert b"returned" not in result.stdout, result  # the syscall never ran
-
-
-__all__ = ["MiB", "Status", "limits", "shutil"]
