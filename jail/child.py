@@ -19,6 +19,7 @@ its copy after the fork, so the parent reads EOF exactly when the program starte
 from __future__ import annotations
 
 import os
+import signal
 import struct
 from dataclasses import dataclass
 
@@ -85,6 +86,12 @@ def program(plan: ChildPlan) -> None:
     """pid 2: drop everything and execve the program. Never returns."""
     step = "start"
     try:
+        step = "signals"
+        # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored
+        # across execve: give the program the defaults it expects.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            libc.default_signal(sig)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
         step = "setrlimit"
         rlimits.apply(plan.rlimits)
         step = "setgroups/setresgid/setresuid"

@@ -121,6 +121,15 @@ def sethostname(name: str) -> None:
     _check(_libc.sethostname(raw, len(raw)), f"sethostname({name!r})")
 
 
+_libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+_libc.signal.restype = ctypes.c_void_p
+
+
+def default_signal(sig: int) -> None:
+    """signal(sig, SIG_DFL), from any thread (Python's signal.signal wants the main one)."""
+    _libc.signal(sig, None)
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     """prctl(2)."""
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl({option}, {arg2}, ...)")
