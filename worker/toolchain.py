@@ -228,6 +228,9 @@ def compile_source(language: Language, files: Mapping[str, bytes], options: Sequ
         profile=language.profile,
     )
     res = _run(spec)
+    if is_runtime_oom(language, res, limits):
+        # javac/kotlinc throw OutOfMemoryError, cc1 prints "out of memory": same verdict.
+        res.status = Status.MEMORY_LIMIT
     output = _cap(res.stderr + res.stdout)
     if res.status is Status.OK and _has_artifacts(language, res.files):
         artifact = {n: d for n, d in res.files.items()}

@@ -142,6 +142,28 @@ int main() { return v == 0; }
     assert outcome.output.startswith("compilation exceeded its CPU time limit")
 
 
+@pytest.mark.parametrize("lang_id", ["cpp", "java"])
+def test_compile_over_memory_limit_is_a_compilation_error(lang_id: str) -> None:
+    lang = language(lang_id)
+    from language_programs import MULTI
+
+    src = MULTI[lang_id].encode() + b"\n// unique: compile-memory-limit test\n"
+    memory = {"cpp": 48, "java": 16}[lang_id] * MiB
+    lim = dataclasses.replace(lang.compile_limits.default, memory=memory)
+    outcome = compile_source(lang, {lang.source: src}, [], limits=lim)
+    assert not outcome.ok
+    assert outcome.result is not None and outcome.result.status is Status.MEMORY_LIMIT, outcome.output
+    assert outcome.output.startswith("compilation exceeded its memory limit"), outcome.output
+
+
+def test_any_single_file_name_is_the_source(built) -> None:  # type: ignore[no-untyped-def]
+    lang, _ = built("python3")
+    res = run_program(lang, {"solution.py": b"print(6 * 7)"}, b"", [], limits_for("python3"))
+    assert res.status is Status.OK and res.stdout == b"42\n", show(res)
+    outcome = compile_source(lang, {"a.py": b"1", "b.py": b"2"}, [])
+    assert not outcome.ok and "main.py" in outcome.output
+
+
 def test_refused_option_is_a_compilation_error() -> None:
     lang = language("c")
     outcome = compile_source(lang, {"main.c": b"int main(){return 0;}"}, ["-Wl,-rpath,/x"])
