@@ -121,8 +121,8 @@ class Language:
         return self.compile is not None
 
     def missing(self) -> list[str]:
-        """Required toolchain paths that do not exist on this host."""
-        return [p for p in self.requires if not os.access(p, os.X_OK)]
+        """Required toolchain paths (binaries, jars) that do not exist on this host."""
+        return [p for p in self.requires if not os.path.exists(p)]
 
 
 # --------------------------------------------------------------------------- parsing
