@@ -23,7 +23,9 @@ log = logging.getLogger("cellblock.api")
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     url = app[CONFIG].effective_redis_url()
-    app[REDIS] = aioredis.Redis.from_url(url)
+    # Blocking stream reads (SSE, wait, callbacks) block at most BLOCK_MS_MAX; the socket
+    # timeout must be longer or redis-py takes a quiet stream for a dead server.
+    app[REDIS] = aioredis.Redis.from_url(url, socket_timeout=handlers.BLOCK_MS_MAX / 1000 + 20)
     # Enqueueing goes through RQ, which is synchronous: it runs in a thread on this client.
     app[SYNC_REDIS] = redis.Redis.from_url(url)
     yield

@@ -17,8 +17,10 @@ from api.state import CONFIG, KEYS, LANGUAGES, REDIS, SYNC_REDIS
 from api.validation import Accepted, parse_submission
 from worker import jobs
 
+# Longest XREAD BLOCK the API issues (the Redis client's socket timeout is set above it).
+BLOCK_MS_MAX = 10_000
 # SSE readers block on the stream this long before sending a keep-alive comment.
-SSE_BLOCK_MS = 15_000
+SSE_BLOCK_MS = BLOCK_MS_MAX
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -57,7 +59,7 @@ async def _wait_finished(request: web.Request, sid: str, seconds: float) -> None
         left = deadline - time.monotonic()
         if left <= 0:
             return
-        reply = await r.xread({stream: last}, block=max(1, int(left * 1000)), count=100)
+        reply = await r.xread({stream: last}, block=max(1, min(BLOCK_MS_MAX, int(left * 1000))), count=100)
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
                 last = entry_id.decode()

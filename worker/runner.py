@@ -44,5 +44,8 @@ def run_worker(cfg: Config, burst: bool = False) -> None:
     conn = redis.Redis.from_url(cfg.effective_redis_url())
     queue = Queue(cfg.queue, connection=conn)
     cls: type[Worker] | type[SimpleWorker] = CellblockWorker if cfg.worker_mode == "simple" else Worker
-    worker = cls([queue], connection=conn, maintenance_interval=cfg.maintenance_interval)
+    # rq runs maintenance (the abandoned-job check) only between dequeues; a dequeue blocks
+    # for worker_ttl - 15 s, so tie worker_ttl to the maintenance interval.
+    worker = cls([queue], connection=conn, maintenance_interval=cfg.maintenance_interval,
+                 worker_ttl=cfg.maintenance_interval + 15)
     worker.work(burst=burst, logging_level=cfg.log_level, with_scheduler=False)
