@@ -123,8 +123,10 @@ def program(plan: ChildPlan) -> None:
 def init(plan: ChildPlan, program_pid: int) -> None:
     """pid 1 after the fork: reap, report the program's wait status, exit. Never returns."""
     try:
-        for fd in (plan.report_fd, plan.sync_fd, plan.stdin_fd, plan.stdout_fd, plan.stderr_fd):
-            os.close(fd)
+        # Keep only the status pipe: the fds of our own run, and those of runs that other
+        # threads of the parent had open at clone time, must not stay open here.
+        os.closerange(3, plan.status_fd)
+        os.closerange(plan.status_fd + 1, 1 << 20)
         libc.capset_zero()  # the init needs no privilege to wait
         libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
         while True:

@@ -204,8 +204,9 @@ class _CloneArgs(ctypes.Structure):
 def clone3(flags: int, cgroup_fd: int = -1) -> tuple[int, int]:
     """clone3(2) like fork, with namespace flags; returns (pid, pidfd), (0, -1) in the child.
 
-    The child gets no at-fork handling from Python or glibc, so the caller must be the
-    only thread that could hold a lock the child needs (the jail's own process is).
+    Python's own fork bookkeeping runs around it exactly as for os.fork: without
+    PyOS_AfterFork_Child the child would inherit a GIL (and import lock) whose state
+    belongs to threads that do not exist in it, and deadlock on its first switch.
     """
     pidfd = ctypes.c_int(-1)
     args = _CloneArgs()
@@ -215,7 +216,12 @@ def clone3(flags: int, cgroup_fd: int = -1) -> tuple[int, int]:
     if cgroup_fd >= 0:
         args.flags |= CLONE_INTO_CGROUP
         args.cgroup = cgroup_fd
+    ctypes.pythonapi.PyOS_BeforeFork()
     pid = _libc_gil.syscall(SYS_clone3, ctypes.byref(args), ctypes.sizeof(args))
+    if pid == 0:
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+    else:
+        ctypes.pythonapi.PyOS_AfterFork_Parent()
     _check(pid, f"clone3(flags={args.flags:#x})")
     return pid, (pidfd.value if pid else -1)
 

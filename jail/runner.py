@@ -86,11 +86,12 @@ class Jail:
             undo.callback(cg.remove)
             undo.callback(cg.kill)
 
+            fds = FdSet()
+            undo.callback(fds.close_all)
+
             def pipe() -> tuple[int, int]:
                 r, w = os.pipe2(os.O_CLOEXEC)
-                undo.callback(_close, r)
-                undo.callback(_close, w)
-                return r, w
+                return fds.add(r), fds.add(w)
 
             sync_r, sync_w = pipe()
             report_r, report_w = pipe()
@@ -99,8 +100,7 @@ class Jail:
             err_r, err_w = pipe()
             for fd in (out_w, err_w):
                 _grow_pipe(fd)
-            stdin_fd = open_stdin(spec.stdin)
-            undo.callback(_close, stdin_fd)
+            stdin_fd = fds.add(open_stdin(spec.stdin))
             plan = ChildPlan(
                 root=root,
                 binds=binds,
@@ -130,7 +130,7 @@ class Jail:
                 child_main(plan)  # never returns
             undo.callback(_reap, pid, pidfd)
             for fd in (sync_r, report_w, status_w, out_w, err_w, stdin_fd):
-                _close(fd)
+                fds.close(fd)
             userns.write_maps(pid, host_uid)
             if cg_fd < 0:
                 cg.join(pid)
@@ -244,11 +244,27 @@ def verdict(killed_for: Status | None, exit_code: int | None, sig: int | None, c
     return Status.OK
 
 
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+class FdSet:
+    """The fds one run opened; each is closed exactly once, whatever path the run takes.
+
+    Closing an fd number twice could close another thread's fd that reused the number.
+    """
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+
+    def add(self, fd: int) -> int:
+        self._open.add(fd)
+        return fd
+
+    def close(self, fd: int) -> None:
+        if fd in self._open:
+            self._open.discard(fd)
+            os.close(fd)
+
+    def close_all(self) -> None:
+        for fd in list(self._open):
+            self.close(fd)
 
 
 def _grow_pipe(fd: int) -> None:

@@ -52,6 +52,11 @@ class SlotPool:
                 return slot, True
         raise JailError(f"all {self.count} jail slots are in use on this host (CELLBLOCK_JAIL_SLOTS)")
 
+    def held(self) -> set[int]:
+        """Slots this process holds (in use or free for its next runs)."""
+        with self._lock:
+            return set(self._lock_fds)
+
     def release(self, slot: int) -> None:
         with self._lock:
             self._free.append(slot)

@@ -1,0 +1,85 @@
+"""Accounting is exact enough to judge by: CPU time of every thread, peak memory, no leaks."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+
+from jail import Limits, MiB, RunSpec, Status, run
+
+
+def test_cpu_time_of_a_one_second_burn(programs) -> None:
+    r = run(RunSpec(argv=["./burn", "1.0"], files={"/box/burn": programs["burn"]},
+                    limits=Limits(cpu_time=3, wall_time=10)))
+    assert r.status is Status.OK
+    assert 0.98 <= r.cpu_time <= 1.02
+
+
+def test_peak_memory_of_a_hundred_mib_touch(programs) -> None:
+    r = run(RunSpec(argv=["./touch", "100"], files={"/box/touch": programs["touch"]},
+                    limits=Limits(memory=256 * MiB)))
+    assert r.status is Status.OK
+    assert 100 * MiB * 0.95 <= r.peak_memory <= 100 * MiB * 1.05
+
+
+def leftovers() -> dict[str, list[str]]:
+    """What runs of this process could leave behind on the host: cgroups, mounts, processes.
+
+    Only this process's slots and cgroups count: another jail user may run meanwhile.
+    """
+    from jail.runner import default_jail
+
+    slots = default_jail().slots
+    held = slots.held()
+    cgroups = []
+    for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct",
+                 "/sys/fs/cgroup"):
+        parent = os.path.join(root, "cellblock")
+        if os.path.isdir(parent):
+            cgroups += [f"{parent}/{n}" for n in os.listdir(parent) if n.startswith(f"run-{os.getpid()}-")]
+    roots = {slots.root(slot) for slot in held}
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if line.split()[4] in roots]
+    uids = {slots.host_uid(slot) for slot in held}
+    procs = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        if uid in uids:
+            procs.append(pid)
+    return {"cgroups": cgroups, "mounts": mounts, "processes": procs}
+
+
+def test_a_thousand_runs_leave_nothing_and_do_not_grow_the_worker() -> None:
+    spec = RunSpec(argv=["/bin/sh", "-c", "sleep 60 & echo $! > /box/pid; exec true"])
+    for _ in range(50):
+        run(spec)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(1000):
+        assert run(spec).status is Status.OK
+    assert leftovers() == {"cgroups": [], "mounts": [], "processes": []}
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 8 * 1024  # KiB
+
+
+def test_parallel_runs_share_nothing() -> None:
+    results = {}
+
+    def one(i: int) -> None:
+        script = f"echo {i} > /box/mine; echo {i} > /tmp/mine; sleep 0.2; cat /box/mine /tmp/mine; ls /box; ls /tmp"
+        results[i] = run(RunSpec(argv=["/bin/sh", "-c", script]))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(2 * (os.cpu_count() or 1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, r in results.items():
+        assert r.status is Status.OK, r
+        assert r.stdout.decode().split() == [str(i), str(i), "mine", "mine"]
+    assert len(results) == len(threads)
