@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +43,8 @@ def language(lang_id: str) -> Language:
     pytest.skip(msg + " (extra language: install deploy/debian-packages-extra.txt)")
 
 
+Built = Callable[[str], tuple[Language, dict[str, bytes]]]
+
 _built: dict[str, dict[str, bytes]] = {}
 
 
@@ -55,7 +57,7 @@ def static_c_binary(tmp: Path) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """built(lang_id) -> (Language, artifact): the multi-mode test program, compiled once."""
 
     def get(lang_id: str) -> tuple[Language, dict[str, bytes]]:

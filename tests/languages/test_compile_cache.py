@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import time
 from multiprocessing import get_context
 from pathlib import Path
+
+import pytest
 
 from worker.compile_cache import CompileCache, cache_key
 
@@ -42,7 +43,7 @@ def test_corrupt_entry_is_a_miss(tmp_path: Path) -> None:
     assert not (tmp_path / f"{key}.entry").exists()
 
 
-def test_env_configuration(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_env_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CELLBLOCK_CACHE_DIR", str(tmp_path / "c"))
     monkeypatch.setenv("CELLBLOCK_COMPILE_CACHE_MAX", "3M")
     cache = CompileCache()
@@ -89,4 +90,3 @@ def test_concurrent_writers_never_expose_partial_entries(tmp_path: Path) -> None
     # every entry left is whole
     for entry in tmp_path.glob("*.entry"):
         assert cache.get(entry.stem) is not None
-    time.sleep(0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import language
+from conftest import Built, language
 from language_programs import BROKEN, CORE, EXTRA, SUM_EXPECTED, SUM_INPUT
 
 from jail.spec import Limits, MiB, RunResult, Status
@@ -26,7 +26,7 @@ SAYS_BOOM = {"cpp", "python3", "java", "kotlin", "javascript", "typescript", "ru
 
 def limits_for(lang_id: str, **changes: float) -> Limits:
     base = language(lang_id).run_limits.default
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(base, **changes)
 
 
 def show(res: RunResult) -> str:
@@ -47,7 +47,7 @@ def test_every_definition_is_tested() -> None:
 
 
 @pytest.mark.parametrize("lang_id", ALL)
-def test_hello_world(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+def test_hello_world(lang_id: str, built: Built) -> None:
     lang, artifact = built(lang_id)
     res = run_program(lang, artifact, b"", ["hello"], limits_for(lang_id))
     assert res.status is Status.OK, show(res)
@@ -55,7 +55,7 @@ def test_hello_world(lang_id: str, built) -> None:  # type: ignore[no-untyped-de
 
 
 @pytest.mark.parametrize("lang_id", ALL)
-def test_sum_from_stdin(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+def test_sum_from_stdin(lang_id: str, built: Built) -> None:
     lang, artifact = built(lang_id)
     res = run_program(lang, artifact, SUM_INPUT, ["sum"], limits_for(lang_id))
     assert res.status is Status.OK, show(res)
@@ -63,7 +63,7 @@ def test_sum_from_stdin(lang_id: str, built) -> None:  # type: ignore[no-untyped
 
 
 @pytest.mark.parametrize("lang_id", ALL)
-def test_runtime_error(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+def test_runtime_error(lang_id: str, built: Built) -> None:
     lang, artifact = built(lang_id)
     res = run_program(lang, artifact, b"", ["crash"], limits_for(lang_id))
     assert res.status in (Status.NONZERO_EXIT, Status.SIGNALED), show(res)
@@ -72,7 +72,7 @@ def test_runtime_error(lang_id: str, built) -> None:  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize("lang_id", ALL)
-def test_infinite_loop_hits_cpu_limit(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+def test_infinite_loop_hits_cpu_limit(lang_id: str, built: Built) -> None:
     lang, artifact = built(lang_id)
     res = run_program(lang, artifact, b"", ["loop"], limits_for(lang_id, cpu_time=1.0, wall_time=5.0))
     assert res.status is Status.TIME_LIMIT, show(res)
@@ -80,7 +80,7 @@ def test_infinite_loop_hits_cpu_limit(lang_id: str, built) -> None:  # type: ign
 
 
 @pytest.mark.parametrize("lang_id", ALL)
-def test_memory_hog_hits_memory_limit(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+def test_memory_hog_hits_memory_limit(lang_id: str, built: Built) -> None:
     lang, artifact = built(lang_id)
     memory = 256 * MiB if lang_id in ("java", "kotlin") else 128 * MiB
     res = run_program(lang, artifact, b"", ["hog"],
@@ -89,7 +89,7 @@ def test_memory_hog_hits_memory_limit(lang_id: str, built) -> None:  # type: ign
 
 
 @pytest.mark.parametrize("lang_id", ALL)
-def test_prints_one_mebibyte(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+def test_prints_one_mebibyte(lang_id: str, built: Built) -> None:
     lang, artifact = built(lang_id)
     res = run_program(lang, artifact, b"", ["big"], limits_for(lang_id, output=2 * MiB))
     assert res.status is Status.OK, show(res)
@@ -114,7 +114,7 @@ def test_compiled_languages_have_broken_programs() -> None:
 
 
 @pytest.mark.parametrize("lang_id", ["c", "java"])
-def test_identical_compile_is_cached(lang_id: str, built) -> None:  # type: ignore[no-untyped-def]
+def test_identical_compile_is_cached(lang_id: str, built: Built) -> None:
     lang, _ = built(lang_id)
     from language_programs import MULTI
 
@@ -156,7 +156,7 @@ def test_compile_over_memory_limit_is_a_compilation_error(lang_id: str) -> None:
     assert outcome.output.startswith("compilation exceeded its memory limit"), outcome.output
 
 
-def test_any_single_file_name_is_the_source(built) -> None:  # type: ignore[no-untyped-def]
+def test_any_single_file_name_is_the_source(built: Built) -> None:
     lang, _ = built("python3")
     res = run_program(lang, {"solution.py": b"print(6 * 7)"}, b"", [], limits_for("python3"))
     assert res.status is Status.OK and res.stdout == b"42\n", show(res)
@@ -171,7 +171,7 @@ def test_refused_option_is_a_compilation_error() -> None:
     assert "not allowed" in outcome.output
 
 
-def test_arguments_are_not_shell_text(built) -> None:  # type: ignore[no-untyped-def]
+def test_arguments_are_not_shell_text(built: Built) -> None:
     lang, artifact = built("bash")
     res = run_program(lang, artifact, b"", ["hello", "$(touch /box/pwned)", "; exit 7"],
                       limits_for("bash"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ def test_good_file_parses(tmp_path: Path) -> None:
     (lambda t: t.replace('[limits.compile.default]\ncpu_time = 10\nmemory = "512M"\n', ""),
      "limits.compile"),
 ])
-def test_bad_file_names_file_and_field(tmp_path: Path, edit, field: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_file_names_file_and_field(tmp_path: Path, edit: Callable[[str], str], field: str) -> None:
     path = write(tmp_path, edit(GOOD.format(id="t")))
     with pytest.raises(LanguageError) as info:
         parse_language(path)
