@@ -1,24 +1,17 @@
-"""Fixtures for the language tests: the detected languages, a private compile cache, and
-each language's test program compiled once per session (in the real jail)."""
+"""Fixtures for the language tests: a private compile cache, and each language's test
+program compiled once per session (in the real jail)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
+from language_fixtures import Built, language, static_c_binary
+from language_programs import MULTI
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from language_programs import CORE, MULTI  # noqa: E402
-
-from policies.languages import Language, available_languages, load_languages  # noqa: E402
-from worker import toolchain  # noqa: E402
-from worker.compile_cache import CompileCache  # noqa: E402
+from policies.languages import Language
+from worker import toolchain
+from worker.compile_cache import CompileCache
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,31 +22,7 @@ def private_compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     toolchain.set_cache(None)
 
 
-def language(lang_id: str) -> Language:
-    """The detected language, or a loud failure (core) / a skip naming the package (extra)."""
-    avail = available_languages()
-    if lang_id in avail:
-        return avail[lang_id]
-    defined = load_languages().get(lang_id)
-    if defined is None:
-        pytest.fail(f"no definition policies/languages/{lang_id}.toml")
-    msg = f"{lang_id}: toolchain missing on this host: {', '.join(defined.missing())}"
-    if lang_id in CORE:
-        pytest.fail(msg + " (core language: install deploy/debian-packages.txt)")
-    pytest.skip(msg + " (extra language: install deploy/debian-packages-extra.txt)")
-
-
-Built = Callable[[str], tuple[Language, dict[str, bytes]]]
-
 _built: dict[str, dict[str, bytes]] = {}
-
-
-def static_c_binary(tmp: Path) -> bytes:
-    """The C test program, statically linked on the host: the 'executable' language's input."""
-    src = tmp / "multi.c"
-    src.write_text(MULTI["c"])
-    subprocess.run(["/usr/bin/gcc", "-O2", "-static", "-o", str(tmp / "multi"), str(src)], check=True)
-    return (tmp / "multi").read_bytes()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import Built, language
+from language_fixtures import Built, language
 from language_programs import BROKEN, CORE, EXTRA, SUM_EXPECTED, SUM_INPUT
 
 from jail.spec import Limits, MiB, RunResult, Status
