@@ -54,12 +54,6 @@ def test_disk_fill_stops_at_disk_limit(run_c, where):
     assert total <= disk  # /box and /tmp share one tmpfs of `disk` bytes
 
 
-SIGXFSZ_BUG = pytest.mark.xfail(strict=True, reason=(
-    "jail bug: the child inherits SIG_IGN for SIGXFSZ and SIGPIPE from the jail's Python "
-    "(jail/child.py never resets dispositions before execve), so RLIMIT_FSIZE gives EFBIG, never SIGXFSZ"))
-
-
-@SIGXFSZ_BUG
 def test_huge_single_file_is_file_size_limit(run_c):
     """RLIMIT_FSIZE must end the program with SIGXFSZ -> file_size_limit."""
     r = run_c("bigfile", "/box/big", lim=limits(file_size=1 * MiB, disk=16 * MiB))
@@ -68,7 +62,6 @@ def test_huge_single_file_is_file_size_limit(run_c):
     assert r.signal == "SIGXFSZ"
 
 
-@SIGXFSZ_BUG
 def test_program_starts_with_default_signal_dispositions(run_c):
     """No signal may be ignored at execve: the jail's own Python ignores SIGPIPE and SIGXFSZ."""
     r = run_c("sigdisp")
