@@ -176,3 +176,13 @@ def test_arguments_are_not_shell_text(built: Built) -> None:
     res = run_program(lang, artifact, b"", ["hello", "$(touch /box/pwned)", "; exit 7"],
                       limits_for("bash"))
     assert res.status is Status.OK and res.stdout == b"Hello, World!\n", show(res)
+
+
+@pytest.mark.parametrize(("lang_id", "pids"), [("java", 16), ("kotlin", 16), ("javascript", 8), ("go", 8)])
+def test_threaded_runtimes_fit_a_small_pids_cap(lang_id: str, pids: int, built: Built) -> None:
+    # The JVM starts a thread per CPU for GC and JIT unless told otherwise (SerialGC,
+    # one C1 thread, ActiveProcessorCount=1): this is what keeps it under the pids cap.
+    lang, artifact = built(lang_id)
+    res = run_program(lang, artifact, SUM_INPUT, ["sum"], limits_for(lang_id, pids=pids))
+    assert res.status is Status.OK, show(res)
+    assert res.stdout.strip().decode() == SUM_EXPECTED
