@@ -31,6 +31,8 @@ OUTPUT_CAP = 64 * 1024  # compiler output handed back to the user
 MAX_OPTION_LEN = 128
 MAX_ARGS = 64
 MAX_ARG_LEN = 4096
+# The compiler's warnings are cached with the artifact under a name no file can have.
+_OUTPUT_ENTRY = "\0compiler-output"
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
 
 BASE_ENV = {
@@ -213,7 +215,8 @@ def compile_source(language: Language, files: Mapping[str, bytes], options: Sequ
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
-            return CompileOutcome(ok=True, artifact=hit, cached=True)
+            warnings = hit.pop(_OUTPUT_ENTRY, b"").decode(errors="replace")
+            return CompileOutcome(ok=True, artifact=hit, output=warnings, cached=True)
 
     limits = limits or language.compile_limits.default
     box_files = {f"{BOX}/{n}": d for n, d in language.extra_files}
@@ -236,7 +239,7 @@ def compile_source(language: Language, files: Mapping[str, bytes], options: Sequ
         artifact = {n: d for n, d in res.files.items()}
         if cache is not None:
             try:
-                cache.put(key, artifact)
+                cache.put(key, {**artifact, _OUTPUT_ENTRY: output.encode()})
             except OSError as e:
                 log.warning("compile cache write failed: %s", e)
         return CompileOutcome(ok=True, artifact=artifact, output=output, result=res)

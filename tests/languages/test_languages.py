@@ -122,8 +122,19 @@ def test_identical_compile_is_cached(lang_id: str, built: Built) -> None:
     second = compile_source(lang, {lang.source: MULTI[lang_id].encode()}, [])
     assert first.ok and second.ok and second.cached and second.result is None
     assert second.artifact == first.artifact
+    assert second.output == first.output
     other = compile_source(lang, {lang.source: MULTI[lang_id].encode() + b"\n"}, [])
     assert other.ok and not other.cached
+
+
+def test_cached_compile_keeps_compiler_warnings() -> None:
+    lang = language("c")
+    src = b"int main(void) { int unused; return 0; } /* unique: warning test */\n"
+    first = compile_source(lang, {"main.c": src}, ["-Wall"])
+    second = compile_source(lang, {"main.c": src}, ["-Wall"])
+    assert first.ok and not first.cached and "unused" in first.output
+    assert second.ok and second.cached and second.output == first.output
+    assert set(second.artifact) == {"main"}
 
 
 def test_compile_over_time_limit_is_a_compilation_error() -> None:
