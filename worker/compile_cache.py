@@ -92,9 +92,12 @@ class CompileCache:
         try:
             with open(path, "rb") as fh:
                 blob = fh.read()
-            os.utime(path)
         except FileNotFoundError:
             return None
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            pass  # evicted since we opened it: what we read is still whole
         try:
             return _decode(blob)
         except (ValueError, struct.error, json.JSONDecodeError):
