@@ -43,6 +43,9 @@ SETTINGS: list[Setting] = [
     Setting("CELLBLOCK_MAX_WAIT", "60", "longest `wait` a request may ask for, seconds"),
     Setting("CELLBLOCK_CALLBACK_ATTEMPTS", "5", "delivery attempts of a callback"),
     Setting("CELLBLOCK_CALLBACK_TIMEOUT", "10", "seconds per callback attempt"),
+    Setting("CELLBLOCK_CACHE_DIR", "/var/cache/cellblock/compile",
+            "compile cache directory (read by worker/compile_cache.py)"),
+    Setting("CELLBLOCK_COMPILE_CACHE_MAX", "512M", "compile cache size cap (read by worker/compile_cache.py)"),
     Setting("CELLBLOCK_LOG_LEVEL", "INFO", "log level"),
     Setting("CELLBLOCK_LOG_FORMAT", "auto", "json, text, or auto (json unless stderr is a terminal)"),
 ]
@@ -71,6 +74,8 @@ class Config:
     max_wait: float
     callback_attempts: int
     callback_timeout: float
+    cache_dir: str
+    compile_cache_max: str
     log_level: str
     log_format: str
 

@@ -1,0 +1,109 @@
+"""Unit tests of the plain parts: checkers, config, wire types, request validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from api.errors import ApiError
+from api.validation import parse_submission
+from worker import checkers, models
+from worker.config import SETTINGS, describe, load
+from worker.judge import job_timeout
+from worker.keys import Keys
+from worker.models import Checker, CheckerKind, Result, Submission, Verdict
+
+
+@pytest.mark.parametrize("out,exp,ok", [
+    (b"3\n", b"3", True), (b"3", b"3\n\n", True), (b"3 \n", b"3\n", True), (b" 3\n", b"3\n", False),
+    (b"1\n2\n", b"1 2\n", False),
+])
+def test_exact(out: bytes, exp: bytes, ok: bool) -> None:
+    assert checkers.exact(out, exp) is ok
+
+
+def test_tokens() -> None:
+    assert checkers.tokens(b"1\n 2\t3 ", b"1 2 3")
+    assert not checkers.tokens(b"1 2", b"1 2 3")
+
+
+@pytest.mark.parametrize("out,exp,tol,ok", [
+    (b"3.0000001", b"3", 1e-6, True), (b"3.01", b"3", 1e-6, False), (b"1e6", b"1000000.5", 1e-6, True),
+    (b"nan", b"nan", 1e-6, True), (b"nan", b"1", 1e-6, False), (b"x 1.0", b"x 1", 0, True), (b"y", b"x", 1, False),
+    (b"1 2", b"1", 1, False),
+])
+def test_floats(out: bytes, exp: bytes, tol: float, ok: bool) -> None:
+    assert checkers.floats(out, exp, tol) is ok
+
+
+def test_custom_is_not_builtin() -> None:
+    with pytest.raises(ValueError):
+        checkers.builtin(CheckerKind.CUSTOM, b"", b"")
+
+
+def test_config_defaults_and_errors() -> None:
+    cfg = load({})
+    assert cfg.port == 8080 and cfg.host == "127.0.0.1" and cfg.redis_url == ""
+    assert cfg.own_redis_url().startswith("unix://") and cfg.worker_count() >= 1
+    assert load({"CELLBLOCK_REDIS_PORT": "6400"}).own_redis_url() == "redis://127.0.0.1:6400/0"
+    with pytest.raises(ValueError, match="CELLBLOCK_PORT"):
+        load({"CELLBLOCK_PORT": "eighty"})
+    table = describe()
+    assert all(s.name in table for s in SETTINGS)
+
+
+def test_keys_share_a_prefix() -> None:
+    k = Keys("p")
+    assert k.submission("x") == "p:sub:x" and k.events("x") == "p:sub:x:events" and k.callbacks().startswith("p:")
+
+
+def test_wire_types_round_trip() -> None:
+    sub = Submission(id="i", language="c", files={"main.c": b"\x00\xff"},
+                     tests=[models.TestCase(b"in", b"out"), models.TestCase(b"", None)], args=["a"],
+                     compile_options=["-O2"],
+                     limits={"cpu_time": 1.0}, checker=Checker(CheckerKind.CUSTOM, 0.5, "python3", {"main.py": b"x"}),
+                     encoding="base64", callback_url="http://h/", stop_on_first_failure=True, created_at=1.5)
+    assert Submission.from_json(sub.to_json()) == sub
+    res = Result("i", Verdict.WRONG_ANSWER, [models.TestResult(1, Verdict.WRONG_ANSWER, stdout=b"\x01", stderr=b"e")],
+                 compile_output=b"warn", timings={"jail": 0.1})
+    assert Result.from_json(res.to_json()) == res
+
+
+def _languages() -> dict[str, Any]:
+    from policies.languages import available_languages
+
+    return available_languages()
+
+
+def test_job_timeout_covers_every_test() -> None:
+    langs = _languages()
+    cfg = load({})
+    body = {"language": "python3", "source": "1", "limits": {"wall_time": 3},
+            "tests": [{"input": "", "expected_output": ""}] * 4}
+    acc = parse_submission(body, cfg, langs)
+    assert acc.job_timeout >= 4 * 3 + cfg.job_grace
+    assert acc.job_timeout == job_timeout(acc.submission, langs["python3"], cfg.job_grace)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+FIELDS = st.sampled_from(["language", "source", "files", "stdin", "args", "compile_options", "limits", "tests",
+                          "checker", "encoding", "wait", "callback_url", "stop_on_first_failure"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(FIELDS, JSON, max_size=8), st.sampled_from(["c", "python3", "nope"]))
+def test_validation_refuses_with_api_error_never_crashes(body: dict[str, Any], lang: str) -> None:
+    body = {"language": lang, **body} if "language" not in body else body
+    try:
+        acc = parse_submission(body, load({}), _languages())
+    except ApiError as exc:
+        assert 400 <= exc.status < 500 and exc.reason
+    else:
+        assert acc.submission.language in ("c", "python3")
