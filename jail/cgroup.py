@@ -32,6 +32,14 @@ class RunCgroup(Protocol):
         """Move pid (not yet running user code) into this cgroup."""
         ...
 
+    def set_limits(self, limits: Limits) -> None:
+        """Apply memory (swap off), pids and CPU bandwidth caps."""
+        ...
+
+    def reset_peak(self) -> None:
+        """Start peak memory and limit-hit counting afresh (the run's setup is not the program's)."""
+        ...
+
     def cpu_usage(self) -> float:
         """CPU seconds (user+sys) used by every process and thread that ever ran here."""
         ...
@@ -58,8 +66,8 @@ class CgroupBackend(Protocol):
 
     version: int
 
-    def create(self, name: str, limits: Limits) -> RunCgroup:
-        """Make a cgroup named `name` under our parent group with `limits` applied."""
+    def create(self, name: str) -> RunCgroup:
+        """Make an empty cgroup named `name` under our parent group (limits come later)."""
         ...
 
     def sweep(self, marker: str) -> None:

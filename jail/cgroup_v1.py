@@ -41,6 +41,20 @@ class CgroupV1Run:
     pids: str
     cpu: str
     cpuacct: str
+    memsw: bool = False
+    oom_kills_before: int = 0
+
+    def set_limits(self, limits: Limits) -> None:
+        write_file(f"{self.memory}/memory.limit_in_bytes", str(limits.memory))
+        if self.memsw:  # swap off: memory+swap may not exceed memory alone
+            write_file(f"{self.memory}/memory.memsw.limit_in_bytes", str(limits.memory))
+        write_file(f"{self.pids}/pids.max", str(limits.pids))
+        write_file(f"{self.cpu}/cpu.cfs_quota_us", str(max(1000, int(limits.cpus * CFS_PERIOD_US))))
+
+    def reset_peak(self) -> None:
+        write_file(f"{self.memory}/memory.max_usage_in_bytes", "0")
+        write_file(f"{self.memory}/memory.failcnt", "0")
+        self.oom_kills_before = read_keyed(f"{self.memory}/memory.oom_control").get("oom_kill", 0)
 
     def _dirs(self) -> list[str]:
         return list(dict.fromkeys([self.memory, self.pids, self.cpu, self.cpuacct]))
@@ -59,7 +73,7 @@ class CgroupV1Run:
         return int(read_file(f"{self.memory}/memory.max_usage_in_bytes"))
 
     def memory_exhausted(self) -> tuple[bool, bool]:
-        oom = read_keyed(f"{self.memory}/memory.oom_control").get("oom_kill", 0) > 0
+        oom = read_keyed(f"{self.memory}/memory.oom_control").get("oom_kill", 0) > self.oom_kills_before
         return oom, int(read_file(f"{self.memory}/memory.failcnt")) > 0
 
     def kill(self) -> None:
@@ -110,21 +124,16 @@ class CgroupV1:
                 raise JailError(f"{e}; memory.use_hierarchy must be 1") from e
         return cls(parents)
 
-    def create(self, name: str, limits: Limits) -> CgroupV1Run:
+    def create(self, name: str) -> CgroupV1Run:
         dirs = {c: f"{self.parents[c]}/{name}" for c in CONTROLLERS}
         made: list[str] = []
         try:
             for path in dict.fromkeys(dirs.values()):
                 os.mkdir(path)
                 made.append(path)
-            run = CgroupV1Run(**dirs)
-            write_file(f"{run.memory}/memory.limit_in_bytes", str(limits.memory))
-            if self.memsw:
-                write_file(f"{run.memory}/memory.memsw.limit_in_bytes", str(limits.memory))
+            run = CgroupV1Run(**dirs, memsw=self.memsw)
             write_file(f"{run.memory}/memory.swappiness", "0")
-            write_file(f"{run.pids}/pids.max", str(limits.pids))
             write_file(f"{run.cpu}/cpu.cfs_period_us", str(CFS_PERIOD_US))
-            write_file(f"{run.cpu}/cpu.cfs_quota_us", str(max(1000, int(limits.cpus * CFS_PERIOD_US))))
             return run
         except (OSError, JailError) as e:
             for path in reversed(made):

@@ -10,7 +10,7 @@ processes in a group that hands controllers to its children ("no internal proces
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .cgroup import CFS_PERIOD_US, read_file, read_keyed, remove_dir, write_file
 from .errors import JailError
@@ -51,6 +51,27 @@ class CgroupV2Run:
     """One run's directory in the unified hierarchy."""
 
     path: str
+    events_before: dict[str, int] = field(default_factory=dict)
+    peak_fd: int = -1  # memory.peak, reset through this fd (per-fd reset, Linux 6.12+)
+
+    def set_limits(self, limits: Limits) -> None:
+        write_file(f"{self.path}/memory.max", str(limits.memory))
+        if os.path.exists(f"{self.path}/memory.swap.max"):  # absent when the host has no swap
+            write_file(f"{self.path}/memory.swap.max", "0")
+        write_file(f"{self.path}/pids.max", str(limits.pids))
+        write_file(f"{self.path}/cpu.max", f"{max(1000, int(limits.cpus * CFS_PERIOD_US))} {CFS_PERIOD_US}")
+
+    def reset_peak(self) -> None:
+        self.events_before = read_keyed(f"{self.path}/memory.events")
+        try:
+            fd = os.open(f"{self.path}/memory.peak", os.O_RDWR | os.O_CLOEXEC)
+        except OSError as e:
+            raise JailError(f"opening {self.path}/memory.peak failed: {e.strerror}") from e
+        try:
+            os.write(fd, b"reset")
+        except OSError:
+            pass  # before Linux 6.12 memory.peak cannot be reset: it then includes the setup
+        self.peak_fd = fd
 
     def clone_fd(self) -> int:
         return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -62,16 +83,23 @@ class CgroupV2Run:
         return read_keyed(f"{self.path}/cpu.stat")["usage_usec"] / 1e6
 
     def peak_memory(self) -> int:
+        if self.peak_fd >= 0:
+            return int(os.pread(self.peak_fd, 64, 0))
         return int(read_file(f"{self.path}/memory.peak"))
 
     def memory_exhausted(self) -> tuple[bool, bool]:
         events = read_keyed(f"{self.path}/memory.events")
-        return events.get("oom_kill", 0) > 0, events.get("max", 0) > 0
+        before = self.events_before
+        return (events.get("oom_kill", 0) > before.get("oom_kill", 0),
+                events.get("max", 0) > before.get("max", 0))
 
     def kill(self) -> None:
         write_file(f"{self.path}/cgroup.kill", "1")
 
     def remove(self) -> None:
+        if self.peak_fd >= 0:
+            os.close(self.peak_fd)
+            self.peak_fd = -1
         remove_dir(self.path)
 
 
@@ -118,21 +146,12 @@ class CgroupV2:
                 pass  # it exited meanwhile
         return os.path.join(own, parent)
 
-    def create(self, name: str, limits: Limits) -> CgroupV2Run:
+    def create(self, name: str) -> CgroupV2Run:
         path = f"{self.parent}/{name}"
         try:
             os.mkdir(path)
         except OSError as e:
             raise JailError(f"mkdir({path}) failed: {e.strerror}") from e
-        try:
-            write_file(f"{path}/memory.max", str(limits.memory))
-            if os.path.exists(f"{path}/memory.swap.max"):  # absent when the host has no swap
-                write_file(f"{path}/memory.swap.max", "0")
-            write_file(f"{path}/pids.max", str(limits.pids))
-            write_file(f"{path}/cpu.max", f"{max(1000, int(limits.cpus * CFS_PERIOD_US))} {CFS_PERIOD_US}")
-        except JailError:
-            remove_dir(path)
-            raise
         return CgroupV2Run(path)
 
     def sweep(self, marker: str) -> None:

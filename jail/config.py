@@ -15,6 +15,7 @@ class JailConfig:
     slots: int = 64  # CELLBLOCK_JAIL_SLOTS: concurrent runs per host
     cgroup_parent: str = "cellblock"  # CELLBLOCK_CGROUP_PARENT
     cgroup_version: str = ""  # CELLBLOCK_CGROUP_VERSION: "", "1" or "2"
+    warm: int = 1  # CELLBLOCK_JAIL_WARM: containers kept built ahead of demand (0: build per run)
 
     @classmethod
     def from_env(cls) -> "JailConfig":
@@ -25,4 +26,5 @@ class JailConfig:
             slots=int(env.get("CELLBLOCK_JAIL_SLOTS", cls.slots)),
             cgroup_parent=env.get("CELLBLOCK_CGROUP_PARENT", cls.cgroup_parent),
             cgroup_version=env.get("CELLBLOCK_CGROUP_VERSION", cls.cgroup_version),
+            warm=int(env.get("CELLBLOCK_JAIL_WARM", cls.warm)),
         )

@@ -6,7 +6,7 @@ import os
 import resource
 import threading
 
-from jail import Limits, MiB, RunSpec, Status, run
+from jail import Jail, Limits, MiB, RunSpec, Status, run
 
 
 def test_cpu_time_of_a_one_second_burn(programs) -> None:
@@ -23,21 +23,20 @@ def test_peak_memory_of_a_hundred_mib_touch(programs) -> None:
     assert 100 * MiB * 0.95 <= r.peak_memory <= 100 * MiB * 1.05
 
 
-def leftovers() -> dict[str, list[str]]:
-    """What runs of this process could leave behind on the host: cgroups, mounts, processes.
+def leftovers(jail: Jail) -> dict[str, list[str]]:
+    """What runs of this jail could leave behind on the host: cgroups, mounts, processes.
 
     Only this process's slots and cgroups count: another jail user may run meanwhile.
     """
-    from jail.runner import default_jail
-
-    slots = default_jail().slots
+    slots = jail.slots
     held = slots.held()
     cgroups = []
     for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct",
                  "/sys/fs/cgroup"):
         parent = os.path.join(root, "cellblock")
         if os.path.isdir(parent):
-            cgroups += [f"{parent}/{n}" for n in os.listdir(parent) if n.startswith(f"run-{os.getpid()}-")]
+            cgroups += [f"{parent}/{n}" for n in os.listdir(parent)
+                        if any(n.startswith(f"run-{os.getpid()}-{slot}-") for slot in held)]
     roots = {slots.root(slot) for slot in held}
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f if line.split()[4] in roots]
@@ -55,16 +54,21 @@ def leftovers() -> dict[str, list[str]]:
 
 
 def test_a_thousand_runs_leave_nothing_and_do_not_grow_the_worker() -> None:
+    jail = Jail()
+    # A daemon that outlives its parent: it must die with the run all the same.
     spec = RunSpec(argv=["/bin/sh", "-c", "sleep 60 & echo $! > /box/pid; exec true"])
     for _ in range(50):
-        run(spec)
+        jail.run(spec)
+    jail.drain()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fds_before = len(os.listdir("/proc/self/fd"))
     for _ in range(1000):
-        assert run(spec).status is Status.OK
-    assert leftovers() == {"cgroups": [], "mounts": [], "processes": []}
+        assert jail.run(spec).status is Status.OK
+    jail.drain()
     assert len(os.listdir("/proc/self/fd")) == fds_before
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 8 * 1024  # KiB
+    jail.close()
+    assert leftovers(jail) == {"cgroups": [], "mounts": [], "processes": []}
 
 
 def test_parallel_runs_share_nothing() -> None:

@@ -1,0 +1,60 @@
+"""From what the watch saw and the cgroup counted to a RunResult with one status."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from .cgroup import RunCgroup
+from .spec import Limits, RunResult, Status
+from .supervise import Watched
+
+
+def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float, host_uid: int) -> RunResult:
+    """Turn what the watch saw and the cgroup's counters into a RunResult."""
+    cpu = max(0.0, cg.cpu_usage() - setup_cpu)
+    oom_killed, hit_limit = cg.memory_exhausted()
+    wait_status = seen.wait_status
+    exit_code = os.WEXITSTATUS(wait_status) if os.WIFEXITED(wait_status) else None
+    sig = os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None
+    result = RunResult(
+        status=Status.OK,
+        exit_code=exit_code,
+        signal=signal.Signals(sig).name if sig else None,
+        cpu_time=cpu,
+        wall_time=seen.wall_time,
+        peak_memory=cg.peak_memory(),
+        stdout=bytes(seen.stdout.data),
+        stderr=bytes(seen.stderr.data),
+        stdout_truncated=seen.stdout.truncated,
+        stderr_truncated=seen.stderr.truncated,
+    )
+    result.status = verdict(seen.killed_for, exit_code, sig, cpu, limits, oom_killed, hit_limit,
+                            seen.stdout.truncated or seen.stderr.truncated)
+    if result.status is Status.SECURITY_VIOLATION:
+        from .audit import seccomp_syscall
+
+        result.syscall = seccomp_syscall(host_uid)
+    return result
+
+
+def verdict(killed_for: Status | None, exit_code: int | None, sig: int | None, cpu: float, limits: Limits,
+            oom_killed: bool, hit_limit: bool, truncated: bool) -> Status:
+    """Why the run ended, the most specific reason first."""
+    if killed_for is not None:
+        return killed_for
+    if truncated:
+        return Status.OUTPUT_LIMIT
+    if oom_killed:
+        return Status.MEMORY_LIMIT
+    if sig == signal.SIGSYS:  # seccomp's SECCOMP_RET_KILL_PROCESS
+        return Status.SECURITY_VIOLATION
+    if sig == signal.SIGXCPU or cpu > limits.cpu_time:
+        return Status.TIME_LIMIT
+    if sig == signal.SIGXFSZ:
+        return Status.FILE_SIZE_LIMIT
+    if sig is not None:
+        return Status.SIGNALED
+    if exit_code:
+        return Status.MEMORY_LIMIT if hit_limit else Status.NONZERO_EXIT
+    return Status.OK

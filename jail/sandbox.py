@@ -1,0 +1,246 @@
+"""One container's life: built (possibly ahead of demand), started once, torn down.
+
+`prepare` does everything that does not depend on the job: the tmpfs root, the
+cgroup, the pipes, clone3 into every namespace, the id maps, the cgroup join; the
+child then mounts and pivots and its program process waits. `start` applies the
+job's limits, copies its files and stdin in, sends the Launch and waits until execve
+happened. `Sandbox.close` undoes everything, in reverse, whatever state it got to
+(each undo registered the moment its resource existed). A container is used for
+exactly one run.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from . import cgroup, libc, rlimits, rootfs, supervise, userns
+from .accounting import account
+from .child import ChildPlan, Launch, encode_launch
+from .child import main as child_main
+from .errors import ChildSetupError, CommandNotFound, JailError
+from .spec import Bind, RunResult, RunSpec
+
+NAMESPACES = (
+    libc.CLONE_NEWUSER | libc.CLONE_NEWNS | libc.CLONE_NEWPID | libc.CLONE_NEWNET
+    | libc.CLONE_NEWIPC | libc.CLONE_NEWUTS | libc.CLONE_NEWTIME
+)
+DEFAULT_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/box",
+    "LANG": "C.UTF-8",
+    "TMPDIR": "/tmp",
+}
+SETUP_TIMEOUT = 10.0
+PIPE_SIZE = 1 << 20
+F_SETPIPE_SZ = 1031  # <linux/fcntl.h>
+INITIAL_DISK = 1 << 20  # the root's size until `start` sets the job's
+
+
+class FdSet:
+    """The fds one container opened; each is closed exactly once, whatever path it takes.
+
+    Closing an fd number twice could close another thread's fd that reused the number.
+    """
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+
+    def add(self, fd: int) -> int:
+        self._open.add(fd)
+        return fd
+
+    def close(self, fd: int) -> None:
+        if fd in self._open:
+            self._open.discard(fd)
+            os.close(fd)
+
+    def close_all(self) -> None:
+        for fd in list(self._open):
+            self.close(fd)
+
+
+@dataclass
+class Sandbox:
+    """A built container waiting for (or done with) its one job."""
+
+    slot: int
+    root: str
+    host_uid: int
+    binds: tuple[Bind, ...]
+    undo: ExitStack
+    fds: FdSet = field(default_factory=FdSet)
+    cg: cgroup.RunCgroup | None = None
+    pid: int = 0
+    pidfd: int = -1
+    sync_w: int = -1
+    report_r: int = -1
+    status_r: int = -1
+    out_r: int = -1
+    err_r: int = -1
+    stdin_w: int = -1
+    used: bool = False
+
+    def close(self) -> None:
+        """Kill whatever runs in it and remove every trace (idempotent)."""
+        self.undo.close()
+
+
+def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, etc_dir: str,
+            binds: tuple[Bind, ...]) -> Sandbox:
+    """Build a container up to the point where only the job is missing."""
+    sb = Sandbox(slot=slot, root=root, host_uid=host_uid, binds=binds, undo=ExitStack())
+    undo = sb.undo
+    try:
+        plans = rootfs.plan_binds(root, etc_dir, list(binds))
+        rootfs.mount_root(root, INITIAL_DISK, list(binds), host_uid)
+        undo.callback(rootfs.unmount_root, root)
+        cg = backend.create(cgroup.run_name(slot))
+        sb.cg = cg
+        undo.callback(cg.remove)
+        undo.callback(cg.kill)
+        undo.callback(sb.fds.close_all)
+
+        def pipe() -> tuple[int, int]:
+            r, w = os.pipe2(os.O_CLOEXEC)
+            return sb.fds.add(r), sb.fds.add(w)
+
+        sync_r, sb.sync_w = pipe()
+        sb.report_r, report_w = pipe()
+        sb.status_r, status_w = pipe()
+        sb.out_r, out_w = pipe()
+        sb.err_r, err_w = pipe()
+        for fd in (out_w, err_w):
+            _grow_pipe(fd)
+        stdin_r = sb.fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
+        sb.stdin_w = stdin_r  # the same open file: the parent fills it, the program reads it
+        plan = ChildPlan(root=root, binds=plans, sync_fd=sync_r, report_fd=report_w, status_fd=status_w,
+                         stdin_fd=stdin_r, stdout_fd=out_w, stderr_fd=err_w)
+        cg_fd = cg.clone_fd()
+        try:
+            pid, pidfd = libc.clone3(NAMESPACES, cg_fd)
+        except OSError as e:
+            raise JailError(f"{e}; are user namespaces enabled (sysctl user.max_user_namespaces)?") from e
+        finally:
+            if cg_fd >= 0:
+                os.close(cg_fd)
+        if pid == 0:
+            child_main(plan)  # never returns
+        sb.pid, sb.pidfd = pid, pidfd
+        undo.callback(_reap, pid, pidfd)
+        for fd in (sync_r, report_w, status_w, out_w, err_w):
+            sb.fds.close(fd)
+        userns.write_maps(pid, host_uid)
+        if cg_fd < 0:
+            cg.join(pid)
+        os.write(sb.sync_w, b"G")
+        return sb
+    except BaseException:
+        undo.close()
+        raise
+
+
+def start(sb: Sandbox, spec: RunSpec, seccomp_bpf: bytes) -> tuple[float, float]:
+    """Hand the job to the container; returns (start time, CPU the setup used) at execve."""
+    if sb.used:
+        raise JailError("a container runs exactly one job")
+    sb.used = True
+    assert sb.cg is not None
+    limits = spec.limits
+    sb.cg.set_limits(limits)
+    libc.mount(None, sb.root, None, libc.MS_REMOUNT | libc.MS_NOSUID, f"size={limits.disk}")
+    rootfs.copy_in(sb.root, spec.files, sb.host_uid)
+    fill_stdin(sb.stdin_w, spec.stdin)
+    launch = Launch(
+        argv=list(spec.argv),
+        env=dict(DEFAULT_ENV) if spec.env is None else dict(spec.env),
+        cwd=spec.cwd,
+        rlimits=rlimits.plan(limits),
+        seccomp_bpf=seccomp_bpf,
+        loopback=spec.loopback,
+        cpu=spec.cpu,
+    )
+    sb.cg.reset_peak()
+    message = memoryview(encode_launch(launch))
+    while message:
+        message = message[os.write(sb.sync_w, message):]
+    check_exec(sb.report_r, spec.argv[0])
+    return time.monotonic(), sb.cg.cpu_usage()
+
+
+def finish(sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float) -> RunResult:
+    """Watch the started program to its end and account for it."""
+    assert sb.cg is not None
+    limits = spec.limits
+    seen = supervise.watch(
+        sb.pid, sb.pidfd,
+        supervise.Stream(sb.out_r, limits.output),
+        supervise.Stream(sb.err_r, limits.output),
+        sb.cg, limits, started, setup_cpu, sb.status_r,
+    )
+    result = account(seen, sb.cg, limits, setup_cpu, sb.host_uid)
+    if spec.collect:
+        result.files = rootfs.collect(sb.root, spec.collect, limits.disk)
+    return result
+
+
+def fill_stdin(fd: int, stdin: bytes | str | None) -> None:
+    """Put the program's stdin into its memfd: bytes, a host file's content, or nothing."""
+    if isinstance(stdin, str):
+        try:
+            src = os.open(stdin, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise JailError(f"cannot open stdin file {stdin!r}: {e.strerror}") from e
+        try:
+            while os.sendfile(fd, src, None, 1 << 30):
+                pass
+        finally:
+            os.close(src)
+    elif stdin:
+        view = memoryview(stdin)
+        while view:
+            view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+
+
+def check_exec(report_fd: int, command: str) -> None:
+    """Block until the program exec'd (pipe closes empty) or a setup step reported failure."""
+    ready, _, _ = select.select([report_fd], [], [], SETUP_TIMEOUT)
+    if not ready:
+        raise JailError(f"the sandbox did not reach execve within {SETUP_TIMEOUT} s")
+    report = os.read(report_fd, 4096)
+    if not report:
+        return
+    step, err, detail = (report.decode(errors="replace").split("\0") + ["", ""])[:3]
+    code = int(err) if err.isdigit() else 0
+    if step.startswith("execve") and code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR):
+        raise CommandNotFound(f"cannot execute {command!r} in the sandbox: {os.strerror(code)}")
+    raise ChildSetupError(step, code, detail)
+
+
+def _grow_pipe(fd: int) -> None:
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass  # over /proc/sys/fs/pipe-max-size: the default size still works
+
+
+def _reap(pid: int, pidfd: int) -> None:
+    """Kill the container's init (and so everything in it), reap it, close its pidfd."""
+    import signal
+
+    try:
+        libc.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    os.close(pidfd)
