@@ -49,6 +49,7 @@ from typing import Any
 from jail.spec import Bind, Limits
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent / "languages"
+SECCOMP_DIRECTORY = Path(__file__).resolve().parent / "seccomp"
 
 _SIZE_RE = re.compile(r"^(\d+)\s*([KMG]?)i?B?$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
@@ -298,6 +299,10 @@ def parse_language(path: Path) -> Language:
     else:
         compile_limits = StageLimits(Limits(), Limits())
 
+    profile = f.text("profile", "default")
+    if not re.fullmatch(r"[a-z0-9_-]+", profile) or not (SECCOMP_DIRECTORY / f"{profile}.toml").is_file():
+        raise f.fail("profile", f"no seccomp profile {SECCOMP_DIRECTORY}/{profile}.toml")
+
     return Language(
         id=lang_id,
         name=f.text("name"),
@@ -308,7 +313,7 @@ def parse_language(path: Path) -> Language:
         artifacts=artifacts,
         run=run_argv,
         requires=requires,
-        profile=f.text("profile", "default"),
+        profile=profile,
         oom_patterns=oom,
         binds=tuple(binds),
         env=env,

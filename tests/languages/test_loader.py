@@ -74,6 +74,7 @@ def test_good_file_parses(tmp_path: Path) -> None:
     (lambda t: t.replace('artifacts = ["main"]', 'artifacts = ["/etc/passwd"]'), "artifacts[0]"),
     (lambda t: t.replace('allowed = ["-O2"]', 'patterns = ["(unclosed"]'), "options.patterns[0]"),
     (lambda t: 'surprise = 1\n' + t, "surprise"),
+    (lambda t: 'profile = "nonexistent"\n' + t, "profile"),
     (lambda t: t.replace('[limits.compile.default]\ncpu_time = 10\nmemory = "512M"\n', ""),
      "limits.compile"),
 ])
