@@ -1,6 +1,7 @@
 """On-disk cache of successful compiles, shared by every worker process on a host.
 
-Owns the cache key (language id + detected version + sources + options), the entry file
+Owns the cache key (language id + detected version + compile recipe + sources +
+options), the entry file
 format, and the size bound. Identical compiles happen once; a hit hands back the
 artifact files without running the compiler.
 
@@ -39,10 +40,15 @@ def _parse_size(text: str) -> int:
     return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2).upper()]
 
 
-def cache_key(language_id: str, version: str, files: dict[str, bytes], options: list[str]) -> str:
-    """Hex digest naming one compile: same inputs, same key. Field order is fixed."""
+def cache_key(language_id: str, version: str, files: dict[str, bytes], options: list[str],
+              recipe: str = "") -> str:
+    """Hex digest naming one compile: same inputs, same key. Field order is fixed.
+
+    `recipe` describes how the language compiles (its command, environment...), so an
+    edited language definition does not hand back artifacts built the old way.
+    """
     h = hashlib.sha256()
-    h.update(json.dumps([language_id, version, list(options)]).encode())
+    h.update(json.dumps([language_id, version, list(options), recipe]).encode())
     for name in sorted(files):
         h.update(b"\0F" + name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
     return h.hexdigest()

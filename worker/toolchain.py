@@ -211,7 +211,8 @@ def compile_source(language: Language, files: Mapping[str, bytes], options: Sequ
         return CompileOutcome(ok=True, artifact=sources)
 
     cache = _get_cache()
-    key = cache_key(language.id, language.version, sources, options)
+    recipe = repr((language.compile, language.artifacts, language.env, language.extra_files))
+    key = cache_key(language.id, language.version, sources, options, recipe)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:

@@ -21,8 +21,9 @@ def test_key_depends_on_every_input() -> None:
         cache_key("c", "12.2.0", {"x.c": b"int main(){}"}, ["-O2"]),
         cache_key("c", "12.2.0", {"main.c": b"int main(){}"}, ["-O3"]),
         cache_key("c", "12.2.0", {"main.c": b"int main(){}"}, []),
+        cache_key("c", "12.2.0", {"main.c": b"int main(){}"}, ["-O2"], "gcc -O3"),
     }
-    assert base not in others and len(others) == 6
+    assert base not in others and len(others) == 7
 
 
 def test_round_trip_and_miss(tmp_path: Path) -> None:
