@@ -1,8 +1,7 @@
 """On-disk cache of successful compiles, shared by every worker process on a host.
 
 Owns the cache key (language id + detected version + compile recipe + sources +
-options), the entry file
-format, and the size bound. Identical compiles happen once; a hit hands back the
+options), the entry file format, and the size bound. Identical compiles happen once; a hit hands back the
 artifact files without running the compiler.
 
 Safety with concurrent writers: an entry is written to a temporary file in the cache
