@@ -1,0 +1,177 @@
+"""Service benchmark: start the whole stack, submit hello-world C and Python with `wait` at
+1/8/32 concurrent clients for a fixed time each, print throughput, latency percentiles and
+where the time went (HTTP+API / queue / worker / jail).
+
+    .venv/bin/python load/bench_service.py [--duration 5] [--workers N] [--mode simple|fork]
+
+Needs root (the workers run the jail). Uses its own Redis in a temp dir and a free port.
+Shares: `queue` = enqueued -> a worker started it; `jail` = time inside jail.run (compile +
+runs); `worker` = the rest of the job (Redis writes, checks); `http` = the client's latency
+minus all of those (request parsing, validation, enqueue transaction, wait wake-up, response).
+The C source is the same every time, so after the first run the compile cache answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = {
+    "c": '#include <stdio.h>\nint main(void){puts("hello");return 0;}\n',
+    "python3": "print('hello')\n",
+}
+
+
+@dataclass
+class Sample:
+    latency: float
+    queue: float
+    worker: float
+    jail: float
+
+
+@dataclass
+class Row:
+    language: str
+    clients: int
+    duration: float
+    samples: list[Sample] = field(default_factory=list)
+    errors: int = 0
+
+    def pct(self, p: float) -> float:
+        lat = sorted(s.latency for s in self.samples)
+        if not lat:
+            return float("nan")
+        return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000
+
+    def shares(self) -> tuple[float, float, float, float]:
+        total = sum(s.latency for s in self.samples) or 1.0
+        q = sum(s.queue for s in self.samples) / total
+        w = sum(s.worker for s in self.samples) / total
+        j = sum(s.jail for s in self.samples) / total
+        return max(0.0, 1 - q - w - j), q, w, j
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def client(session: aiohttp.ClientSession, url: str, language: str, stop_at: float, row: Row) -> None:
+    body = {"language": language, "source": PROGRAMS[language], "wait": 30}
+    while time.monotonic() < stop_at:
+        t0 = time.time()
+        try:
+            async with session.post(url, json=body) as resp:
+                view: dict[str, Any] = await resp.json()
+        except aiohttp.ClientError:
+            row.errors += 1
+            continue
+        t1 = time.time()
+        if resp.status != 200 or view.get("verdict") != "accepted":
+            row.errors += 1
+            continue
+        tm = view["timings"]
+        queue = tm["started_at"] - tm["enqueued_at"]
+        jail = tm.get("jail", 0.0)
+        worker = max(0.0, tm["finished_at"] - tm["started_at"] - jail)
+        row.samples.append(Sample(t1 - t0, queue, worker, jail))
+
+
+async def measure(base: str, language: str, clients: int, duration: float) -> Row:
+    row = Row(language, clients, duration)
+    conn = aiohttp.TCPConnector(limit=clients + 4)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        # warm-up: first compile, imports, connection pool
+        await client(session, f"{base}/v1/submissions", language, time.monotonic() + 0.5, Row(language, 1, 0))
+        stop_at = time.monotonic() + duration
+        await asyncio.gather(*(client(session, f"{base}/v1/submissions", language, stop_at, row)
+                               for _ in range(clients)))
+    return row
+
+
+def start_stack(tmp: Path, workers: int, mode: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLBLOCK_")}
+    env.update({"CELLBLOCK_VAR_DIR": str(tmp / "var"), "CELLBLOCK_PORT": str(port),
+                "CELLBLOCK_WORKERS": str(workers), "CELLBLOCK_WORKER_MODE": mode,
+                "CELLBLOCK_CACHE_DIR": str(tmp / "cache"), "CELLBLOCK_LOG_LEVEL": "WARNING",
+                "PYTHONPATH": str(ROOT)})
+    with open(tmp / "stack.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "up"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def wait_healthy(base: str, workers: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(f"{base}/v1/health") as resp:
+                    body = await resp.json()
+                    if resp.status == 200 and body["workers"] >= workers:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"stack at {base} not healthy after {timeout}s")
+
+
+def table(rows: list[Row]) -> str:
+    head = ("| language | clients | subs/s | p50 ms | p95 ms | p99 ms | errors | http | queue | worker | jail |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = [head]
+    for r in rows:
+        h, q, w, j = r.shares()
+        lines.append(f"| {r.language} | {r.clients} | {len(r.samples) / r.duration:.1f} | {r.pct(50):.1f} | "
+                     f"{r.pct(95):.1f} | {r.pct(99):.1f} | {r.errors} | {h:.0%} | {q:.0%} | {w:.0%} | {j:.0%} |")
+    return "\n".join(lines)
+
+
+async def bench(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="cellblock-bench-"))
+    proc, base = start_stack(tmp, args.workers, args.mode)
+    try:
+        await wait_healthy(base, args.workers)
+        rows = []
+        for language in args.languages:
+            for clients in args.clients:
+                rows.append(await measure(base, language, clients, args.duration))
+                print(f"  {language} x{clients}: {len(rows[-1].samples)} done", file=sys.stderr)
+        print(f"\n{args.workers} workers ({args.mode} mode), {os.cpu_count()} CPUs, {args.duration:.0f}s per row\n")
+        print(table(rows))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per row")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--mode", choices=["simple", "fork"], default="simple")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--languages", nargs="+", default=["c", "python3"])
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
