@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -119,8 +118,8 @@ def start_stack(tmp: Path, workers: int, mode: str) -> tuple[subprocess.Popen[by
     return proc, f"http://127.0.0.1:{port}"
 
 
-async def wait_healthy(base: str, workers: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_healthy(base: str, workers: int, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             try:
@@ -131,7 +130,7 @@ async def wait_healthy(base: str, workers: int, timeout: float = 60) -> None:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.2)
-    raise SystemExit(f"stack at {base} not healthy after {timeout}s")
+    raise SystemExit(f"stack at {base} not healthy after {seconds}s")
 
 
 def table(rows: list[Row]) -> str:
