@@ -23,7 +23,8 @@ def test_threads_work(run_c):
 
 
 def test_dynamic_binary_works(hostile_dynamic):
-    r = run(RunSpec(argv=["/box/h", "threads"], limits=limits(cpu_time=2, wall_time=5), files={"/box/h": hostile_dynamic}))
+    lim = limits(cpu_time=2, wall_time=5)
+    r = run(RunSpec(argv=["/box/h", "threads"], limits=lim, files={"/box/h": hostile_dynamic}))
     assert r.status is Status.OK, r
     assert r.stdout.startswith(b"joined ")
 

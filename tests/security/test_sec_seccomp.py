@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pyseccomp as sc
 import pytest
-from sec_helpers import assert_killed_for
 
 from jail import Status
 
@@ -34,20 +33,17 @@ def test_deny_list_is_not_empty():
 
 
 @pytest.mark.parametrize("name", DENY)
-def test_denied_syscall_kills_the_run(run_c, paced, name):
-    paced()
-    r = run_c("syscall", str(nr(name)))
-    assert_killed_for(r, name)
+def test_denied_syscall_kills_the_run(run_c, killed_for, name):
+    killed_for(lambda: run_c("syscall", str(nr(name))), name)
 
 
-def test_denied_syscall_kills_dynamic_binary_too(hostile_dynamic, paced):
+def test_denied_syscall_kills_dynamic_binary_too(hostile_dynamic, killed_for):
     from sec_helpers import limits
 
     from jail import RunSpec, run
 
-    paced()
-    r = run(RunSpec(argv=["/box/h", "syscall", str(nr("ptrace"))], limits=limits(), files={"/box/h": hostile_dynamic}))
-    assert_killed_for(r, "ptrace")
+    spec = RunSpec(argv=["/box/h", "syscall", str(nr("ptrace"))], limits=limits(), files={"/box/h": hostile_dynamic})
+    killed_for(lambda: run(spec), "ptrace")
 
 
 NAMESPACE_FLAGS = {
@@ -58,10 +54,8 @@ NAMESPACE_FLAGS = {
 
 
 @pytest.mark.parametrize("flag", NAMESPACE_FLAGS)
-def test_clone_with_namespace_flag_is_killed(run_c, paced, flag):
-    paced()
-    r = run_c("clone", hex(NAMESPACE_FLAGS[flag]))
-    assert_killed_for(r, "clone")
+def test_clone_with_namespace_flag_is_killed(run_c, killed_for, flag):
+    killed_for(lambda: run_c("clone", hex(NAMESPACE_FLAGS[flag])), "clone")
 
 
 def test_plain_fork_via_clone_works(run_c):
@@ -79,10 +73,9 @@ def test_clone3_answers_enosys(run_c, flags):
 
 
 @pytest.mark.parametrize("persona", [0x0040000, 0x0400000, 0x0040000 | 0x0400000, 0x0008])
-def test_personality_other_than_default_is_killed(run_c, paced, persona):
-    paced()
-    r = run_c("personality", hex(persona))  # ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, both, PER_BSD
-    assert_killed_for(r, "personality")
+def test_personality_other_than_default_is_killed(run_c, killed_for, persona):
+    # ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, both, PER_BSD
+    killed_for(lambda: run_c("personality", hex(persona)), "personality")
 
 
 @pytest.mark.parametrize("persona", ["0", "0xffffffff"])
@@ -94,10 +87,8 @@ def test_personality_default_and_query_work(run_c, persona):
 
 @pytest.mark.parametrize("call,mode", [("mknod", 0o020666), ("mknod", 0o060666), ("mknodat", 0o020666),
                                        ("mknodat", 0o060666)])
-def test_mknod_of_device_is_killed(run_c, paced, call, mode):
-    paced()
-    r = run_c(call, "/box/dev", f"0{mode:o}")
-    assert_killed_for(r, call)
+def test_mknod_of_device_is_killed(run_c, killed_for, call, mode):
+    killed_for(lambda: run_c(call, "/box/dev", f"0{mode:o}"), call)
 
 
 @pytest.mark.parametrize("call", ["mknod", "mknodat"])
@@ -116,10 +107,8 @@ def test_mknod_of_fifo_works(run_c, call):
     (40, 1, 0),   # AF_VSOCK
     (0x100000002, 1, 0),  # AF_INET with junk in the high bits the kernel would ignore
 ])
-def test_socket_family_not_allowed_is_killed(run_c, paced, family, kind, proto):
-    paced()
-    r = run_c("socket", str(family), str(kind), str(proto))
-    assert_killed_for(r, "socket")
+def test_socket_family_not_allowed_is_killed(run_c, killed_for, family, kind, proto):
+    killed_for(lambda: run_c("socket", str(family), str(kind), str(proto)), "socket")
 
 
 @pytest.mark.parametrize("family,proto", [(2, 1), (2, 255), (10, 58)])
@@ -130,22 +119,19 @@ def test_raw_inet_socket_is_refused(run_c, family, proto):
     assert r.stdout == b"socket returned -1 EPERM\n"
 
 
-def test_io_uring_setup_is_killed(run_c, paced):
-    paced()
-    assert_killed_for(run_c("syscall", str(nr("io_uring_setup")), "8", "0"), "io_uring_setup")
+def test_io_uring_setup_is_killed(run_c, killed_for):
+    killed_for(lambda: run_c("syscall", str(nr("io_uring_setup")), "8", "0"), "io_uring_setup")
 
 
-def test_tiocsti_is_killed(run_c, paced):
-    paced()
-    assert_killed_for(run_c("ioctl", hex(0x5412)), "ioctl")
+def test_tiocsti_is_killed(run_c, killed_for):
+    killed_for(lambda: run_c("ioctl", hex(0x5412)), "ioctl")
 
 
 @pytest.mark.xfail(strict=True, reason=(
     "jail bug: jail/seccomp.py build_filter ignores `mask` for not_value rules (sc.NE on all 64 bits), "
     "so ioctl(fd, 0x100005412) passes the filter and the kernel (cmd is unsigned int) runs TIOCSTI"))
-def test_tiocsti_with_high_bits_is_killed(run_c, paced):
-    paced()
-    assert_killed_for(run_c("ioctl", hex(0x1_0000_5412)), "ioctl")
+def test_tiocsti_with_high_bits_is_killed(run_c, killed_for):
+    killed_for(lambda: run_c("ioctl", hex(0x1_0000_5412)), "ioctl")
 
 
 def test_other_ioctls_work(run_c):
