@@ -1,7 +1,8 @@
 """The API's one error type and the middleware that turns every failure into a JSON body.
 
 Body: {"error": {"status": 422, "code": "unknown_language", "field": "language",
-"reason": "..."}}. Unexpected exceptions are logged and still answered in JSON.
+"reason": "..."}}. Redis being away is a 503; unexpected exceptions are logged and still
+answered in JSON.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+import redis.exceptions
 from aiohttp import web
 
 log = logging.getLogger("cellblock.api")
@@ -45,6 +47,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return exc.response()
     except web.HTTPRequestEntityTooLarge as exc:
         return ApiError(413, "body_too_large", exc.text or "request body too large", "body").response()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+        return ApiError(503, "unavailable", "the queue (Redis) is unavailable; retry later").response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

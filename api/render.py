@@ -32,6 +32,8 @@ def submission_view(fields: dict[bytes, bytes]) -> dict[str, Any]:
     }
     raw = fields.get(b"result")
     if raw is None:
+        if view["state"] == "running" and b"progress" in fields:
+            view["progress"] = json.loads(fields[b"progress"])  # {"test": k, "of": n}
         return view
     result = Result.from_json(json.loads(raw))
     enc = sub.encoding

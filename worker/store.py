@@ -56,7 +56,10 @@ def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, s
 def set_state(r: redis.Redis, keys: Keys, sid: str, state: State, ttl: int, **extra: Any) -> None:
     """Move the submission to `state` and publish it (extra: e.g. test=k, of=n)."""
     with r.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.submission(sid), "state", str(state))
+        mapping: dict[Any, Any] = {"state": str(state)}
+        if "test" in extra:
+            mapping["progress"] = json.dumps({"test": extra["test"], "of": extra["of"]})
+        pipe.hset(keys.submission(sid), mapping=mapping)
         stage_event(pipe, keys, sid, "state", {"state": str(state), **extra}, ttl)
         pipe.execute()
 

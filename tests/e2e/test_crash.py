@@ -22,6 +22,7 @@ def test_kill_9_mid_job_then_the_submission_still_finishes(redis_server: RedisSe
         while stack.request("GET", f"/v1/submissions/{sid}").body["state"] != "running":
             assert time.monotonic() < deadline, "the job never started"
             time.sleep(0.05)
+        assert stack.request("GET", f"/v1/submissions/{sid}").body["progress"] == {"test": 1, "of": 1}
         victim = stack.workers[0]
         victim.send_signal(signal.SIGKILL)
         victim.wait()
