@@ -70,8 +70,8 @@ class CgroupBackend(Protocol):
         """Make an empty cgroup named `name` under our parent group (limits come later)."""
         ...
 
-    def sweep(self, marker: str) -> None:
-        """Kill and remove leftover run cgroups whose name contains `marker`."""
+    def sweep(self, slot: int) -> None:
+        """Kill and remove leftover run cgroups of `slot`."""
         ...
 
     def describe(self) -> list[str]:
@@ -126,6 +126,14 @@ _names = itertools.count()
 def run_name(slot: int) -> str:
     """A cgroup name unique on this host for this process's next run in `slot`."""
     return f"run-{os.getpid()}-{slot}-{next(_names)}"
+
+
+def slot_of(name: str) -> int | None:
+    """The slot of a run cgroup name made by run_name, or None for any other name."""
+    parts = name.split("-")
+    if len(parts) == 4 and parts[0] == "run" and parts[2].isdigit():
+        return int(parts[2])
+    return None
 
 
 def open_backend(root: str = "/sys/fs/cgroup", parent: str | None = None, version: str | None = None) -> CgroupBackend:

@@ -11,7 +11,7 @@ import os
 import signal
 from dataclasses import dataclass
 
-from .cgroup import CFS_PERIOD_US, read_file, read_keyed, remove_dir, write_file
+from .cgroup import CFS_PERIOD_US, read_file, read_keyed, remove_dir, slot_of, write_file
 from .errors import JailError
 from .spec import Limits
 
@@ -140,8 +140,8 @@ class CgroupV1:
                 remove_dir(path)
             raise JailError(f"creating cgroup v1 {name} failed: {e}") from e
 
-    def sweep(self, marker: str) -> None:
-        names = {n for p in set(self.parents.values()) for n in os.listdir(p) if n.startswith("run-") and marker in n}
+    def sweep(self, slot: int) -> None:
+        names = {n for p in set(self.parents.values()) for n in os.listdir(p) if slot_of(n) == slot}
         for name in names:
             run = CgroupV1Run(**{c: f"{self.parents[c]}/{name}" for c in CONTROLLERS})
             if os.path.isdir(run.pids):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .cgroup import CFS_PERIOD_US, read_file, read_keyed, remove_dir, write_file
+from .cgroup import CFS_PERIOD_US, read_file, read_keyed, remove_dir, slot_of, write_file
 from .errors import JailError
 from .spec import Limits
 
@@ -154,9 +154,9 @@ class CgroupV2:
             raise JailError(f"mkdir({path}) failed: {e.strerror}") from e
         return CgroupV2Run(path)
 
-    def sweep(self, marker: str) -> None:
+    def sweep(self, slot: int) -> None:
         for name in os.listdir(self.parent):
-            if name.startswith("run-") and marker in name:
+            if slot_of(name) == slot:
                 run = CgroupV2Run(f"{self.parent}/{name}")
                 run.kill()
                 run.remove()

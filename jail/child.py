@@ -82,8 +82,10 @@ def main(plan: ChildPlan) -> None:
         rootfs.child_mount(plan.binds, plan.root)
         step = "sethostname"
         libc.sethostname("cellblock")
-        step = "fork"
-        pid = os.fork()
+        step = "clone3"
+        # Not os.fork: glibc's fork takes every malloc arena lock first, and one may
+        # have been held by another thread of the process we were cloned from.
+        pid, _ = libc.clone3(0)
     except BaseException as e:  # noqa: BLE001 - the child must report, whatever it was
         _fail(plan.report_fd, step, e)
     if pid == 0:

@@ -82,7 +82,10 @@ def result_json(result: RunResult) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run
+    from dataclasses import replace
+
+    from .config import JailConfig
+    from .runner import Jail
 
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
@@ -104,7 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = RunSpec(argv=argv, limits=limits, stdin=args.stdin, files=files, profile=args.profile,
                    loopback=args.loopback, cpu=args.pin)
     try:
-        result = run(spec)
+        # One run: build its container in this process, no builder process ahead of demand.
+        result = Jail(replace(JailConfig.from_env(), warm=0)).run(spec)
     except JailError as e:
         if args.json:
             print(json.dumps({"status": "internal_error", "error": str(e)}))

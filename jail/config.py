@@ -15,7 +15,7 @@ class JailConfig:
     slots: int = 64  # CELLBLOCK_JAIL_SLOTS: concurrent runs per host
     cgroup_parent: str = "cellblock"  # CELLBLOCK_CGROUP_PARENT
     cgroup_version: str = ""  # CELLBLOCK_CGROUP_VERSION: "", "1" or "2"
-    warm: int = 1  # CELLBLOCK_JAIL_WARM: containers kept built ahead of demand (0: build per run)
+    warm: int = 2  # CELLBLOCK_JAIL_WARM: containers a builder process keeps ready (0: build in-process)
 
     @classmethod
     def from_env(cls) -> "JailConfig":

@@ -14,9 +14,11 @@ from __future__ import annotations
 import errno
 import os
 import select
+import signal
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import cgroup, libc, rlimits, rootfs, supervise, userns
 from .accounting import account
@@ -66,60 +68,67 @@ class FdSet:
 
 @dataclass
 class Sandbox:
-    """A built container waiting for (or done with) its one job."""
+    """A built container waiting for (or done with) its one job.
+
+    The fds are this process's: the init's pidfd, the parent ends of the pipes and
+    the stdin memfd. `release` throws the container away (in this process, or by
+    telling the builder process that made it).
+    """
 
     slot: int
     root: str
     host_uid: int
     binds: tuple[Bind, ...]
-    undo: ExitStack
-    fds: FdSet = field(default_factory=FdSet)
-    cg: cgroup.RunCgroup | None = None
-    pid: int = 0
-    pidfd: int = -1
-    sync_w: int = -1
-    report_r: int = -1
-    status_r: int = -1
-    out_r: int = -1
-    err_r: int = -1
-    stdin_w: int = -1
+    cg: cgroup.RunCgroup
+    pidfd: int
+    sync_w: int
+    report_r: int
+    status_r: int
+    out_r: int
+    err_r: int
+    stdin: int
+    release: Callable[[], None]
     used: bool = False
 
-    def close(self) -> None:
-        """Kill whatever runs in it and remove every trace (idempotent)."""
-        self.undo.close()
+    def fds(self) -> list[int]:
+        return [self.pidfd, self.sync_w, self.report_r, self.status_r, self.out_r, self.err_r, self.stdin]
 
 
 def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, etc_dir: str,
-            binds: tuple[Bind, ...]) -> Sandbox:
-    """Build a container up to the point where only the job is missing."""
-    sb = Sandbox(slot=slot, root=root, host_uid=host_uid, binds=binds, undo=ExitStack())
-    undo = sb.undo
+            binds: tuple[Bind, ...], on_release: Callable[[], None]) -> Sandbox:
+    """Build a container up to the point where only the job is missing.
+
+    The returned Sandbox's `release` kills the container's processes, reaps its init
+    (a child of this process), removes its cgroup and unmounts its root, then calls
+    `on_release`.
+    """
+    undo = ExitStack()
+    undo.callback(on_release)
+    fds = FdSet()
     try:
         plans = rootfs.plan_binds(root, etc_dir, list(binds))
         rootfs.mount_root(root, INITIAL_DISK, list(binds), host_uid)
         undo.callback(rootfs.unmount_root, root)
         cg = backend.create(cgroup.run_name(slot))
-        sb.cg = cg
         undo.callback(cg.remove)
         undo.callback(cg.kill)
-        undo.callback(sb.fds.close_all)
+        undo.callback(fds.close_all)
 
         def pipe() -> tuple[int, int]:
             r, w = os.pipe2(os.O_CLOEXEC)
-            return sb.fds.add(r), sb.fds.add(w)
+            return fds.add(r), fds.add(w)
 
-        sync_r, sb.sync_w = pipe()
-        sb.report_r, report_w = pipe()
-        sb.status_r, status_w = pipe()
-        sb.out_r, out_w = pipe()
-        sb.err_r, err_w = pipe()
+        sync_r, sync_w = pipe()
+        report_r, report_w = pipe()
+        status_r, status_w = pipe()
+        out_r, out_w = pipe()
+        err_r, err_w = pipe()
         for fd in (out_w, err_w):
             _grow_pipe(fd)
-        stdin_r = sb.fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
-        sb.stdin_w = stdin_r  # the same open file: the parent fills it, the program reads it
+        # One open file for both: the parent fills it, the program reads it.
+        stdin = fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
         plan = ChildPlan(root=root, binds=plans, sync_fd=sync_r, report_fd=report_w, status_fd=status_w,
-                         stdin_fd=stdin_r, stdout_fd=out_w, stderr_fd=err_w)
+                         stdin_fd=stdin, stdout_fd=out_w, stderr_fd=err_w)
         cg_fd = cg.clone_fd()
         try:
             pid, pidfd = libc.clone3(NAMESPACES, cg_fd)
@@ -130,18 +139,19 @@ def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, 
                 os.close(cg_fd)
         if pid == 0:
             child_main(plan)  # never returns
-        sb.pid, sb.pidfd = pid, pidfd
-        undo.callback(_reap, pid, pidfd)
+        undo.callback(_reap, pid, fds.add(pidfd))
         for fd in (sync_r, report_w, status_w, out_w, err_w):
-            sb.fds.close(fd)
+            fds.close(fd)
         userns.write_maps(pid, host_uid)
         if cg_fd < 0:
             cg.join(pid)
-        os.write(sb.sync_w, b"G")
-        return sb
+        os.write(sync_w, b"G")
     except BaseException:
         undo.close()
         raise
+    return Sandbox(slot=slot, root=root, host_uid=host_uid, binds=binds, cg=cg, pidfd=pidfd, sync_w=sync_w,
+                   report_r=report_r, status_r=status_r, out_r=out_r, err_r=err_r, stdin=stdin,
+                   release=undo.close)
 
 
 def start(sb: Sandbox, spec: RunSpec, seccomp_bpf: bytes) -> tuple[float, float]:
@@ -149,12 +159,11 @@ def start(sb: Sandbox, spec: RunSpec, seccomp_bpf: bytes) -> tuple[float, float]
     if sb.used:
         raise JailError("a container runs exactly one job")
     sb.used = True
-    assert sb.cg is not None
     limits = spec.limits
     sb.cg.set_limits(limits)
     libc.mount(None, sb.root, None, libc.MS_REMOUNT | libc.MS_NOSUID, f"size={limits.disk}")
     rootfs.copy_in(sb.root, spec.files, sb.host_uid)
-    fill_stdin(sb.stdin_w, spec.stdin)
+    fill_stdin(sb.stdin, spec.stdin)
     launch = Launch(
         argv=list(spec.argv),
         env=dict(DEFAULT_ENV) if spec.env is None else dict(spec.env),
@@ -174,10 +183,9 @@ def start(sb: Sandbox, spec: RunSpec, seccomp_bpf: bytes) -> tuple[float, float]
 
 def finish(sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float) -> RunResult:
     """Watch the started program to its end and account for it."""
-    assert sb.cg is not None
     limits = spec.limits
     seen = supervise.watch(
-        sb.pid, sb.pidfd,
+        sb.pidfd,
         supervise.Stream(sb.out_r, limits.output),
         supervise.Stream(sb.err_r, limits.output),
         sb.cg, limits, started, setup_cpu, sb.status_r,
@@ -232,9 +240,7 @@ def _grow_pipe(fd: int) -> None:
 
 
 def _reap(pid: int, pidfd: int) -> None:
-    """Kill the container's init (and so everything in it), reap it, close its pidfd."""
-    import signal
-
+    """Kill the container's init (and so everything in it) and reap it."""
     try:
         libc.pidfd_send_signal(pidfd, signal.SIGKILL)
     except OSError:
@@ -243,4 +249,3 @@ def _reap(pid: int, pidfd: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
-    os.close(pidfd)

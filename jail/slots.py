@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Callable
 
 from .errors import JailError
 
@@ -51,6 +52,24 @@ class SlotPool:
                 os.makedirs(self.root(slot), exist_ok=True)
                 return slot, True
         raise JailError(f"all {self.count} jail slots are in use on this host (CELLBLOCK_JAIL_SLOTS)")
+
+    def sweep_unowned(self, clean: Callable[[int], None]) -> None:
+        """Call clean(slot) for every slot no live process holds, under its lock."""
+        with self._lock:
+            for slot in range(self.count):
+                if slot in self._lock_fds:
+                    continue
+                path = f"{self.state_dir}/slots/{slot}.lock"
+                if not os.path.exists(path):
+                    continue
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    clean(slot)
+                except BlockingIOError:
+                    pass
+                finally:
+                    os.close(fd)
 
     def held(self) -> set[int]:
         """Slots this process holds (in use or free for its next runs)."""

@@ -70,13 +70,14 @@ def max_cpu_rate() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def watch(pid: int, pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, started: float,
+def watch(pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, started: float,
           setup_cpu: float, status_fd: int) -> Watched:
-    """Supervise until the child exits or is killed at a limit; reaps it.
+    """Supervise until the sandbox's init exits or is killed at a limit.
 
-    `setup_cpu` is what the cgroup had counted before execve (the jail's own child
-    setup), which is not charged to the program. `pid` is the sandbox's init; the
-    program's own wait status comes from `status_fd` (empty if the init was killed).
+    `pidfd` is the init's (which may be another process's child: it is reaped by
+    whoever built the container). `setup_cpu` is what the cgroup had counted before
+    execve, which is not charged to the program. The program's own wait status comes
+    from `status_fd` (empty if the init was killed).
     """
     poller = select.poll()
     streams = {out.fd: out, err.fd: err}
@@ -122,7 +123,6 @@ def watch(pid: int, pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits:
                 poller.unregister(fd)
             elif stream.truncated:
                 kill(Status.OUTPUT_LIMIT)
-    os.waitpid(pid, 0)
     wall = time.monotonic() - started
     reported = os.read(status_fd, 4)
     status = struct.unpack("i", reported)[0] if len(reported) == 4 else signal.SIGKILL

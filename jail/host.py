@@ -1,0 +1,47 @@
+"""The host-wide pieces every container needs: cgroup backend, slots, staged /etc."""
+
+from __future__ import annotations
+
+import os
+
+from . import cgroup, rootfs
+from .config import JailConfig
+from .errors import JailError
+from .slots import SlotPool
+
+ETC_VERSION = "etc-1"
+
+
+class Host:
+    """What one process that builds containers holds for the life of the process."""
+
+    def __init__(self, config: JailConfig) -> None:
+        if os.geteuid() != 0:
+            raise JailError("the jail needs root (run `python -m jail doctor` to see what is missing)")
+        self.config = config
+        os.makedirs(config.state_dir, mode=0o711, exist_ok=True)
+        self.etc_dir = f"{config.state_dir}/{ETC_VERSION}"
+        rootfs.stage_etc(self.etc_dir)
+        self.backend = cgroup.open_backend(parent=config.cgroup_parent, version=config.cgroup_version)
+        self.slots = SlotPool(config.state_dir, config.slots, config.uid_base)
+        # A process killed mid-run leaves its slots' root mounts and cgroups behind;
+        # whoever can lock such a slot now cleans it, so nothing lingers until reuse.
+        self.slots.sweep_unowned(self.clean_slot)
+
+    def clean_slot(self, slot: int) -> None:
+        """Remove what a dead previous owner of `slot` left: its root mount, its cgroups."""
+        root = self.slots.root(slot)
+        if os.path.ismount(root):
+            rootfs.unmount_root(root)
+        self.backend.sweep(slot)
+
+    def take_slot(self) -> int:
+        """A slot for a new container, cleaned of what a dead previous owner left."""
+        slot, fresh = self.slots.acquire()
+        if fresh:
+            try:
+                self.clean_slot(slot)
+            except BaseException:
+                self.slots.release(slot)
+                raise
+        return slot
