@@ -197,3 +197,27 @@ def test_threaded_runtimes_fit_a_small_pids_cap(lang_id: str, pids: int, built: 
     res = run_program(lang, artifact, SUM_INPUT, ["sum"], limits_for(lang_id, pids=pids))
     assert res.status is Status.OK, show(res)
     assert res.stdout.strip().decode() == SUM_EXPECTED
+
+
+LINE_BY_LINE = {
+    # Interactive-style programs: prompt, read one line, answer, until end of input.
+    "python3": (b"import sys\nwhile True:\n    try:\n        line = input('? ')\n    except EOFError:\n"
+                b"        break\n    print(int(line) * 2, flush=True)\n"),
+    "javascript": (b"const rl = require('readline').createInterface({ input: process.stdin });\n"
+                   b"rl.on('line', (l) => console.log(String(Number(l) * 2)));\n"),
+    "java": (b"import java.util.Scanner;\npublic class Main { public static void main(String[] a) {\n"
+             b"Scanner s = new Scanner(System.in); while (s.hasNextLine()) {\n"
+             b"System.out.println(Integer.parseInt(s.nextLine().trim()) * 2); } } }\n"),
+    "c": (b"#include <stdio.h>\nint main(void) { int x; while (scanf(\"%d\", &x) == 1) {\n"
+          b"printf(\"%d\\n\", 2 * x); fflush(stdout); } return 0; }\n"),
+}
+
+
+@pytest.mark.parametrize("lang_id", sorted(LINE_BY_LINE))
+def test_line_by_line_stdin(lang_id: str) -> None:
+    lang = language(lang_id)
+    outcome = compile_source(lang, {lang.source: LINE_BY_LINE[lang_id]}, [])
+    assert outcome.ok, outcome.output
+    res = run_program(lang, outcome.artifact, b"1\n2\n21\n", [], limits_for(lang_id))
+    assert res.status is Status.OK, show(res)
+    assert res.stdout.replace(b"? ", b"") == b"2\n4\n42\n"
