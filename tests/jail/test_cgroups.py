@@ -1,0 +1,145 @@
+"""cgroup v1 and v2 behind one interface.
+
+v1 runs for real on this host. v2 is exercised two ways: the controller files a run
+writes are checked against a fake cgroupfs tree (this host's cgroup2 mount offers no
+memory/pids/cpu controllers, they are bound to v1), and the core v2 files that do
+exist here without controllers (cgroup.procs, cgroup.kill, cpu.stat) are used for
+real on /sys/fs/cgroup/unified.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from jail import JailError, Limits, MiB
+from jail.cgroup import open_backend, read_keyed, slot_of
+from jail.cgroup_v1 import CgroupV1
+from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
+
+UNIFIED = "/sys/fs/cgroup/unified"
+FILES_V2 = ("cgroup.procs", "cgroup.kill", "memory.max", "memory.swap.max", "pids.max", "cpu.max",
+            "memory.peak", "memory.events", "cpu.stat")
+
+
+def test_this_host_picks_v1_and_explains_why_not_v2() -> None:
+    backend = open_backend()
+    assert backend.version == 1
+    with pytest.raises(JailError, match="not a cgroup2 mount"):
+        open_backend(version="2")
+
+
+def test_v2_on_a_mount_without_controllers_is_refused_with_the_reason() -> None:
+    assert is_cgroup2(UNIFIED)
+    with pytest.raises(JailError, match="offers no memory, pids, cpu controller"):
+        CgroupV2.open(UNIFIED, "cellblock-test")
+
+
+def test_v1_run_cgroup_limits_and_accounting() -> None:
+    backend = open_backend(version="1")
+    assert isinstance(backend, CgroupV1)
+    cg = backend.create("run-0-999-0")
+    try:
+        cg.set_limits(Limits(memory=64 * MiB, pids=7, cpus=0.5))
+        assert Path(cg.memory, "memory.limit_in_bytes").read_text().strip() == str(64 * MiB)
+        assert Path(cg.pids, "pids.max").read_text().strip() == "7"
+        assert Path(cg.cpu, "cpu.cfs_quota_us").read_text().strip() == "50000"
+        proc = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"])
+        try:
+            cg.join(proc.pid)
+            cg.reset_peak()
+            time.sleep(0.2)
+            assert 0.05 < cg.cpu_usage() < 0.5
+            assert cg.memory_exhausted() == (False, False)
+        finally:
+            cg.kill()
+            assert proc.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        cg.remove()
+    assert not os.path.exists(cg.memory)
+
+
+def test_slot_names_round_trip() -> None:
+    assert slot_of("run-123-7-42") == 7
+    assert slot_of("supervisor") is None
+    assert slot_of("run-x") is None
+
+
+@pytest.fixture
+def fake_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cgroupfs look-alike: mkdir makes the interface files a real cgroup2 dir would have."""
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    real_mkdir = os.mkdir
+
+    def mkdir(path: str, mode: int = 0o777) -> None:
+        real_mkdir(path, mode)
+        for name in FILES_V2:
+            Path(path, name).write_text("")
+        Path(path, "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
+        Path(path, "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+        Path(path, "memory.peak").write_text("12345678\n")
+
+    real_rmdir = os.rmdir
+
+    def rmdir(path: str) -> None:
+        if str(path).startswith(str(root)):  # the kernel's cgroup dirs vanish with their files
+            for f in Path(path).iterdir():
+                f.unlink()
+        real_rmdir(path)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    return root
+
+
+def test_v2_run_writes_the_v2_files(fake_v2: Path) -> None:
+    backend = CgroupV2(str(fake_v2))
+    cg = backend.create("run-1-3-0")
+    cg.set_limits(Limits(memory=100 * MiB, pids=16, cpus=1.5))
+    d = fake_v2 / "run-1-3-0"
+    assert (d / "memory.max").read_text() == str(100 * MiB)
+    assert (d / "memory.swap.max").read_text() == "0"
+    assert (d / "pids.max").read_text() == "16"
+    assert (d / "cpu.max").read_text() == "150000 100000"
+    cg.join(4242)
+    assert (d / "cgroup.procs").read_text() == "4242"
+    assert cg.cpu_usage() == 1.5
+    assert cg.peak_memory() == 12345678
+    assert cg.memory_exhausted() == (True, True)
+    cg.reset_peak()  # counters seen before the program started are not its own
+    assert cg.memory_exhausted() == (False, False)
+    cg.kill()
+    assert (d / "cgroup.kill").read_text() == "1"
+
+
+def test_v2_sweep_removes_only_the_slots_leftovers(fake_v2: Path) -> None:
+    backend = CgroupV2(str(fake_v2))
+    backend.create("run-9-4-0")
+    backend.create("run-9-5-0")
+    os.mkdir(fake_v2 / "supervisor")
+    backend.sweep(4)
+    assert sorted(p.name for p in fake_v2.iterdir()) == ["run-9-5-0", "supervisor"]
+
+
+def test_v2_core_files_for_real_on_the_unified_mount() -> None:
+    """cgroup.procs, cpu.stat and cgroup.kill work without controllers: use them for real."""
+    path = f"{UNIFIED}/cellblock-test-{os.getpid()}"
+    os.mkdir(path)
+    cg = CgroupV2Run(path)
+    try:
+        proc = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"])
+        cg.join(proc.pid)
+        time.sleep(0.3)
+        assert 0.1 < cg.cpu_usage() < 1.0
+        cg.kill()
+        assert proc.wait(timeout=5) == -signal.SIGKILL
+        assert read_keyed(f"{path}/cgroup.events")["populated"] == 0
+    finally:
+        cg.remove()
+    assert not os.path.exists(path)
