@@ -1,0 +1,86 @@
+"""`python -m jail run|doctor` as a user types it: JSON out, exit status says whether the SANDBOX worked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jail.cli import parse_size
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def jail(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "jail", *args], input=stdin, capture_output=True, cwd=ROOT,
+                          timeout=60)
+
+
+def test_run_json_reports_the_program() -> None:
+    p = jail("run", "--json", "--cpu-time", "1", "--memory", "64M", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 3")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["status"] == "nonzero_exit"
+    assert out["exit_code"] == 3
+    assert out["stdout"] == "out\n" and out["stderr"] == "err\n"
+    for key in ("signal", "cpu_time", "wall_time", "peak_memory", "stdout_truncated", "stderr_truncated", "syscall"):
+        assert key in out
+
+
+def test_invalid_utf8_is_replaced_in_json() -> None:
+    p = jail("run", "--json", "--", "/usr/bin/printf", "\\377ok")
+    assert json.loads(p.stdout)["stdout"] == "\ufffdok"
+
+
+def test_stdin_and_copy_in(tmp_path: Path) -> None:
+    (tmp_path / "in").write_text("3 4\n")
+    (tmp_path / "prog.sh").write_text("read a b; echo $((a + b))\n")
+    p = jail("run", "--json", "--stdin", str(tmp_path / "in"), "--copy-in", f"{tmp_path / 'prog.sh'}:/box/prog.sh",
+             "--", "/bin/sh", "prog.sh")
+    assert json.loads(p.stdout)["stdout"] == "7\n"
+
+
+def test_limits_from_the_command_line() -> None:
+    p = jail("run", "--json", "--wall-time", "0.3", "--", "/bin/sleep", "10")
+    assert json.loads(p.stdout)["status"] == "wall_time_limit"
+    p = jail("run", "--json", "--output", "10", "--", "/usr/bin/yes")
+    out = json.loads(p.stdout)
+    assert out["status"] == "output_limit" and out["stdout"] == "y\n" * 5
+
+
+def test_without_json_the_program_output_passes_through() -> None:
+    p = jail("run", "--", "/bin/echo", "plain")
+    assert p.returncode == 0
+    assert p.stdout == b"plain\n"
+    assert b"status=ok" in p.stderr
+
+
+def test_sandbox_failures_exit_non_zero_with_a_message() -> None:
+    p = jail("run", "--json", "--", "/no/such/command")
+    assert p.returncode == 1
+    assert json.loads(p.stdout)["status"] == "internal_error"
+    assert b"cannot execute '/no/such/command'" in p.stderr
+    p = jail("run", "--profile", "nope", "--", "/bin/true")
+    assert p.returncode == 1 and b"no seccomp profile 'nope'" in p.stderr
+
+
+def test_bad_usage_exits_2() -> None:
+    assert jail("run", "--memory", "lots", "--", "/bin/true").returncode == 2
+    assert jail("run").returncode == 2
+    assert jail("run", "--copy-in", "nocolon", "--", "/bin/true").returncode == 2
+
+
+def test_doctor_checks_this_host() -> None:
+    p = jail("doctor")
+    assert p.returncode == 0, p.stdout
+    text = p.stdout.decode()
+    assert "cgroup v1" in text and "seccomp filters: supported" in text and "the jail can run here" in text
+
+
+@pytest.mark.parametrize(("text", "size"), [("512", 512), ("64K", 65536), ("256M", 256 << 20), ("1G", 1 << 30),
+                                            ("2MiB", 2 << 20), ("1.5k", 1536)])
+def test_sizes(text: str, size: int) -> None:
+    assert parse_size(text) == size
