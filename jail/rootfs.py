@@ -106,8 +106,10 @@ def plan_binds(root: str, etc_dir: str, extra: list[Bind]) -> list[BindPlan]:
         BindPlan(etc_dir, f"{root}/etc", ro | locked_flags(etc_dir)),
     ]
     for b in extra:
-        if not os.path.isabs(b.target) or ".." in b.target.split("/") or b.target in ("/", "/proc", "/dev"):
+        if not os.path.isabs(b.target) or ".." in b.target.split("/") or b.target in ("/", "/proc", "/dev", "/etc"):
             raise JailError(f"bind target {b.target!r} must be an absolute path without '..'")
+        if b.target == "/usr" or b.target.startswith(("/usr/", "/proc/", "/dev/", "/box", "/tmp")):
+            raise JailError(f"bind target {b.target!r}: cannot bind under /usr, /proc, /dev, /box or /tmp")
         if not os.path.exists(b.source):
             raise JailError(f"bind source {b.source!r} does not exist on this host")
         flags = 0 if b.writable else ro | locked_flags(b.source)
@@ -115,7 +117,7 @@ def plan_binds(root: str, etc_dir: str, extra: list[Bind]) -> list[BindPlan]:
     return plans
 
 
-def mount_root(root: str, disk: int, extra: list[Bind], host_uid: int) -> None:
+def mount_root(root: str, disk: int, extra: list[Bind], host_uid: int, etc_dir: str) -> None:
     """Mount and populate the run's tmpfs at `root` (host side, before clone)."""
     libc.mount("tmpfs", root, "tmpfs", libc.MS_NOSUID, f"size={disk},nr_inodes=16384,mode=755")
     for d in ("usr", "etc", "proc", "dev", "box", "tmp"):
@@ -135,14 +137,26 @@ def mount_root(root: str, disk: int, extra: list[Bind], host_uid: int) -> None:
     os.chmod(f"{root}/tmp", 0o1777)
     os.chmod(f"{root}/dev/shm", 0o1777)
     for b in extra:
-        target = root + b.target
-        if os.path.exists(target) or os.path.islink(target):
-            continue
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if os.path.isdir(b.source):
-            os.mkdir(target)
+        # Under /etc the mount point must exist in the staged /etc (bound read-only
+        # before this bind); anywhere else but /usr, on the run's own tmpfs.
+        if b.target.startswith("/etc/"):
+            make_mount_point(etc_dir + b.target[len("/etc"):], os.path.isdir(b.source))
         else:
-            open(target, "x").close()
+            make_mount_point(root + b.target, os.path.isdir(b.source))
+
+
+def make_mount_point(path: str, directory: bool) -> None:
+    """An empty directory or file at `path` to bind onto (kept if already there)."""
+    if os.path.lexists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        if directory:
+            os.mkdir(path)
+        else:
+            open(path, "x").close()
+    except FileExistsError:
+        pass  # another builder made it meanwhile
 
 
 def sandbox_path(root: str, path: str) -> str:

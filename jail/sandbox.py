@@ -107,7 +107,7 @@ def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, 
     fds = FdSet()
     try:
         plans = rootfs.plan_binds(root, etc_dir, list(binds))
-        rootfs.mount_root(root, INITIAL_DISK, list(binds), host_uid)
+        rootfs.mount_root(root, INITIAL_DISK, list(binds), host_uid, etc_dir)
         undo.callback(rootfs.unmount_root, root)
         cg = backend.create(cgroup.run_name(slot))
         undo.callback(cg.remove)

@@ -81,18 +81,19 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                     return
                 kind, n, arg = pickle.loads(raw)
                 if kind == "take":
-                    binds = arg
-                    for item in [item for item in ready if item[1].binds != binds]:
-                        ready.remove(item)  # built for other binds: the next ones will fit
-                        retired.append(item[1])
+                    match = next((item for item in ready if item[1].binds == arg), None)
                     try:
-                        match = next((item for item in ready if item[1].binds == binds), None)
                         if match is not None:
                             ready.remove(match)
-                        meta, sb = match or build(binds)
+                        meta, sb = match or build(arg)
                     except JailError as e:
                         sock.send(pickle.dumps(("error", n, str(e))))
                         continue
+                    if arg != binds:  # build the next ones like this one; drop the others
+                        binds = arg
+                        for item in [item for item in ready if item[1].binds != binds]:
+                            ready.remove(item)
+                            retired.append(item[1])
                     socket.send_fds(sock, [pickle.dumps(("sandbox", n, meta))], sb.fds())
                     live[meta.id] = sb
                 elif kind == "done":

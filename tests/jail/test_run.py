@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jail import CommandNotFound, JailError, Limits, MiB, RunSpec, Status, run
+from jail import Bind, CommandNotFound, JailError, Limits, MiB, RunSpec, Status, run
 
 
 def test_hello_world() -> None:
@@ -118,3 +118,18 @@ def test_memory_hundred_mib_under_256(programs) -> None:
                     limits=Limits(memory=256 * MiB)))
     assert r.status is Status.OK
     assert 100 * MiB <= r.peak_memory <= 105 * MiB
+
+
+def test_extra_binds_read_only_under_etc_and_elsewhere(tmp_path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "x.ini").write_text("setting=1\n")
+    (tmp_path / "tool").write_text("#!/bin/sh\necho tool ran\n")
+    (tmp_path / "tool").chmod(0o755)
+    binds = [Bind(str(tmp_path / "conf"), "/etc/mylang"), Bind(str(tmp_path / "tool"), "/opt/tool")]
+    r = run(RunSpec(argv=["/bin/sh", "-c", "cat /etc/mylang/x.ini; /opt/tool; touch /etc/mylang/y 2>&1"],
+                    binds=binds))
+    out = r.stdout.decode()
+    assert out.startswith("setting=1\ntool ran\n")
+    assert "Read-only file system" in out
+    with pytest.raises(JailError):
+        run(RunSpec(argv=["/bin/true"], binds=[Bind(str(tmp_path / "tool"), "/usr/bin/tool")]))
