@@ -196,9 +196,11 @@ def make_stack(redis_server: RedisServer, tmp: Path, name: str, workers: int,
     return stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The shared stack: API + 2 workers. Tests must not stop it."""
+    """API + 2 workers shared by one test module. Tests must not stop it. Module scope, so
+    that no worker (and no jail state it keeps) outlives the service tests into tests/jail
+    and tests/security, which check the host for leftovers."""
     if os.geteuid() != 0:
         pytest.fail("the workers run the jail, which needs root: run the tests as root")
     s = make_stack(redis_server, tmp_path_factory.mktemp("stack"), "main", workers=2)
