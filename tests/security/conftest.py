@@ -23,7 +23,19 @@ if str(ROOT) not in sys.path:
 from jail import Limits, RunResult, RunSpec, Status, run  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sec_helpers import PYTHON, assert_killed_for, leftovers, limits  # noqa: E402
+from sec_helpers import (  # noqa: E402
+    PYTHON,
+    assert_killed_for,
+    cgroup_names,
+    leftovers,
+    limits,
+    our_pids,
+    our_slots,
+    run_cgroups,
+    sandbox_processes,
+    slot_mounts,
+    warm,
+)
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
@@ -45,16 +57,36 @@ def host_ready() -> None:
 
 @pytest.fixture(autouse=True)
 def nothing_left_behind() -> Iterator[None]:
-    """After every test: no sandbox-uid process, no run cgroup, no slot tmpfs on the host."""
+    """After every test: no sandbox-uid process of our slots, and no more root mounts and
+    run cgroups than the containers the jail keeps built ahead of demand."""
     yield
     # The run has returned: everything must already be gone. A 0.2 s grace only covers
     # /proc entries of processes the kernel is still tearing down.
     end = time.monotonic() + 0.2
-    left = leftovers()
+    left = leftovers(warm())
     while left and time.monotonic() < end:
         time.sleep(0.02)
-        left = leftovers()
+        left = leftovers(warm())
     assert not left, "the run left things behind on the host:\n" + "\n".join(left)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_at_close() -> Iterator[None]:
+    """When the jail closes (its builder tears down the containers built ahead), nothing at all
+    of ours remains: no process, no root mount, no run cgroup."""
+    yield
+    from jail import runner
+
+    jail = runner._default
+    if jail is None:
+        return
+    pids, slots = our_pids(), our_slots()
+    jail.close()
+    time.sleep(0.2)
+    left = ([f"process {p}" for p in sandbox_processes([200_000 + s for s in slots])]
+            + [f"cgroup {c}" for c in sorted(cgroup_names(run_cgroups(pids)))]
+            + [f"mount {m}" for m in slot_mounts(slots)])
+    assert not left, "closing the jail left things behind on the host:\n" + "\n".join(left)
 
 
 # --- programs ------------------------------------------------------------------------

@@ -21,15 +21,49 @@ def limits(**overrides: object) -> Limits:
 
 # --- host-side leftovers -------------------------------------------------------------
 
+def our_pids() -> set[int]:
+    """This process and its descendants (the jail's builder process among them)."""
+    children: dict[int, list[int]] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
+    mine, todo = set(), [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        mine.add(pid)
+        todo.extend(children.get(pid, []))
+    return mine
+
+
 def our_slots() -> list[int]:
-    """Slots this test process holds (flock'd: no other process on the host runs in them).
+    """Slots whose lock file one of our processes holds (flock, /proc/locks).
 
-    Other test sessions may run the jail on this host at the same time, in other slots;
-    the leftover checks look only at ours, so they are exact and never racy.
+    Other sessions may run the jail on this host at the same time, in other slots; the
+    leftover checks look only at ours, so they are exact and never racy.
     """
-    from jail.runner import default_jail
+    pids = our_pids()
+    held = set()
+    with open("/proc/locks") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 5 and parts[1] == "FLOCK" and int(parts[4]) in pids:
+                held.add(parts[5])
+    slots = []
+    for lock in glob.glob(f"{STATE_DIR}/slots/*.lock"):
+        st = os.stat(lock)
+        if f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}" in held:
+            slots.append(int(os.path.basename(lock).split(".")[0]))
+    return sorted(slots)
 
-    return sorted(default_jail().slots._lock_fds)
+
+def warm() -> int:
+    from jail.config import JailConfig
+
+    return JailConfig.from_env().warm
 
 
 def sandbox_processes(uids: range | list[int] = SANDBOX_UIDS) -> list[str]:
@@ -48,11 +82,14 @@ def sandbox_processes(uids: range | list[int] = SANDBOX_UIDS) -> list[str]:
     return found
 
 
-def run_cgroups() -> list[str]:
-    """Run cgroups this process made (named run-<pid>-<slot>-<n>, jail/cgroup.py) that still exist."""
-    mine = f"run-{os.getpid()}-"
+def run_cgroups(pids: set[int]) -> list[str]:
+    """Run cgroups (named run-<pid>-<slot>-<n>, jail/cgroup.py) made by one of `pids`."""
     dirs = glob.glob("/sys/fs/cgroup/*/cellblock/run-*") + glob.glob("/sys/fs/cgroup/cellblock/run-*")
-    return sorted(d for d in dirs if os.path.basename(d).startswith(mine))
+    return sorted(d for d in dirs if int(os.path.basename(d).split("-")[1]) in pids)
+
+
+def cgroup_names(dirs: list[str]) -> set[str]:
+    return {os.path.basename(d) for d in dirs}
 
 
 def slot_mounts(slots: list[int]) -> list[str]:
@@ -62,11 +99,20 @@ def slot_mounts(slots: list[int]) -> list[str]:
                 any(line.split()[4].startswith(r + "/") for r in roots)]
 
 
-def leftovers() -> list[str]:
+def leftovers(idle: int = 0) -> list[str]:
+    """What our runs left on the host. `idle` containers built ahead of demand may exist
+    (CELLBLOCK_JAIL_WARM): their root mounts and cgroups, but no process of a sandbox uid."""
+    pids = our_pids()
     slots = our_slots()
     uids = [SANDBOX_UIDS[0] + s for s in slots]
-    return ([f"process {p}" for p in sandbox_processes(uids)] + [f"cgroup {c}" for c in run_cgroups()]
-            + [f"mount {m}" for m in slot_mounts(slots)])
+    found = [f"process {p}" for p in sandbox_processes(uids)]
+    names = cgroup_names(run_cgroups(pids))
+    if len(names) > idle:
+        found += [f"cgroup {n} (more than the {idle} built ahead)" for n in sorted(names)]
+    mounts = slot_mounts(slots)
+    if len(mounts) > idle:
+        found += [f"mount {m} (more than the {idle} built ahead)" for m in mounts]
+    return found
 
 
 def assert_killed_for(result: RunResult, name: str) -> None:
