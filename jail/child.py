@@ -1,27 +1,34 @@
-"""What happens inside the sandbox between clone3 and execve, as flat lists of steps.
+"""What happens inside the sandbox, as flat lists of steps.
 
 The clone3 child is pid 1 of the new pid namespace: it waits for the parent (id maps
 written, cgroup joined), enters a new cgroup namespace, builds and pivots into the
-read-only root, sets the hostname, then forks the program's process and stays on as
-a minimal init. The program's process (pid 2) waits for its Launch (argv, env,
-limits, seccomp program) — the container can be built before the job that uses it
-is known — then sets rlimits, drops to the sandbox uid, loses every capability, sets
-no_new_privs, loads seccomp last and execs. The program is not pid 1 because the
-kernel ignores signals to pid 1 that it has no handler for: abort() and
-kill(getpid(), ...) would not work as programs expect.
+read-only root, sets the hostname (and brings `lo` up if the container's shape asks),
+then drops to the sandbox uid, loses every capability, sets no_new_privs and loads
+the seccomp filter — all before the job is known, so containers can be built ahead
+of demand (the filter is part of the container's shape). When its Launch arrives
+(argv, env, cwd, rlimits, CPU pin) it applies the rlimits and spawns the program with
+posix_spawn (vfork-style: no copy of this Python process, and no teardown of one at
+execve), then stays on as a minimal init.
 
-The init reaps everything reparented to it and, when the program ends, reports the
-program's wait status to the parent and exits — which makes the kernel kill whatever
-else is left in the namespace (pid_namespaces(7)). A setup failure is written as
-"step\\0errno\\0message" to the report pipe and the process exits 127; a successful
-execve closes the program's copy of that pipe (close-on-exec), and the init closes
-its copy after the fork, so the parent reads EOF exactly when the program started.
+The program is pid 2, not pid 1, because the kernel drops signals to pid 1 that have
+no handler: abort() and kill(getpid(), ...) must work as programs expect. The init
+keeps nothing the program could use: same uid, no capabilities, the same seccomp
+filter, and the kernel shields a namespace's init from signals sent inside it.
+When the program ends, the init kills every process left (kill(-1)), reaps them,
+reports the program's wait status to the parent and exits, so the parent has the
+whole result before the namespaces are torn down. The garbage collector is off: each
+page Python touches in a process cloned from the builder is a copy-on-write fault.
+
+A setup failure is written as "step\\0errno\\0message" to the report pipe and the
+process exits 127; the init closes the pipe once the program is spawned, so the
+parent reads EOF exactly when the program started.
 """
 
 from __future__ import annotations
 
+import gc
+import marshal
 import os
-import pickle
 import signal
 import struct
 from dataclasses import dataclass
@@ -39,8 +46,6 @@ class Launch:
     env: dict[str, str]
     cwd: str
     rlimits: list[tuple[int, int]]
-    seccomp_bpf: bytes
-    loopback: bool
     cpu: int | None
 
 
@@ -50,6 +55,8 @@ class ChildPlan:
 
     root: str
     binds: list[rootfs.BindPlan]
+    loopback: bool  # bring `lo` up (a container shape, like the binds)
+    seccomp: SeccompProgram
     sync_fd: int  # "G" when the id maps are written, then the length-prefixed Launch
     report_fd: int  # close-on-exec; setup failures are reported here
     status_fd: int  # the init writes the program's wait status here
@@ -67,7 +74,8 @@ def _fail(fd: int, step: str, e: BaseException) -> None:
 
 
 def main(plan: ChildPlan) -> None:
-    """pid 1: namespace-wide setup, then fork the program and act as init. Never returns."""
+    """pid 1: build the container, wait for the job, spawn it, act as init. Never returns."""
+    gc.disable()
     step = "start"
     try:
         step = "prctl(PR_SET_PDEATHSIG)"
@@ -82,36 +90,9 @@ def main(plan: ChildPlan) -> None:
         rootfs.child_mount(plan.binds, plan.root)
         step = "sethostname"
         libc.sethostname("cellblock")
-        step = "clone3"
-        # Not os.fork: glibc's fork takes every malloc arena lock first, and one may
-        # have been held by another thread of the process we were cloned from.
-        pid, _ = libc.clone3(0)
-    except BaseException as e:  # noqa: BLE001 - the child must report, whatever it was
-        _fail(plan.report_fd, step, e)
-    if pid == 0:
-        program(plan)
-    init(plan, pid)
-
-
-def program(plan: ChildPlan) -> None:
-    """pid 2: wait for the Launch, drop everything and execve the program. Never returns."""
-    step = "start"
-    try:
-        step = "wait for launch"
-        launch = read_launch(plan.sync_fd)
-        if launch is None:
-            os._exit(126)  # the container was thrown away unused
-        if launch.loopback:
+        if plan.loopback:
             step = "loopback up"
             net.loopback_up()
-        step = "signals"
-        # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored
-        # across execve: give the program the defaults it expects.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            libc.default_signal(sig)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        step = "setrlimit"
-        rlimits.apply(launch.rlimits)
         step = "setgroups/setresgid/setresuid"
         os.setgroups([])
         os.setresgid(SANDBOX_GID, SANDBOX_GID, SANDBOX_GID)
@@ -120,26 +101,35 @@ def program(plan: ChildPlan) -> None:
         caps.drop_all()
         step = "no_new_privs"
         libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+        step = "seccomp"
+        plan.seccomp.load()
+        step = "wait for launch"
+        launch = read_launch(plan.sync_fd)
+        if launch is None:
+            os._exit(126)  # the container was thrown away unused
+        step = f"chdir({launch.cwd})"
+        os.chdir(launch.cwd)
         if launch.cpu is not None:
             step = "sched_setaffinity"
             os.sched_setaffinity(0, {launch.cpu})
-        step = f"chdir({launch.cwd})"
-        os.chdir(launch.cwd)
-        step = "stdio"
-        os.dup2(plan.stdin_fd, 0)
-        os.dup2(plan.stdout_fd, 1)
-        os.dup2(plan.stderr_fd, 2)
-        libc.close_range_cloexec(3)
-        step = "seccomp"
-        SeccompProgram(launch.seccomp_bpf).load()
+        step = "setrlimit"
+        rlimits.apply(launch.rlimits)
         step = f"execve({launch.argv[0]})"
-        os.execvpe(launch.argv[0], launch.argv, launch.env)
-    except BaseException as e:  # noqa: BLE001
+        # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored
+        # across execve: the program gets the defaults and an empty signal mask.
+        pid = os.posix_spawnp(
+            launch.argv[0], launch.argv, launch.env,
+            file_actions=[(os.POSIX_SPAWN_DUP2, plan.stdin_fd, 0), (os.POSIX_SPAWN_DUP2, plan.stdout_fd, 1),
+                          (os.POSIX_SPAWN_DUP2, plan.stderr_fd, 2)],
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), setsigmask=(),
+        )
+    except BaseException as e:  # noqa: BLE001 - the child must report, whatever it was
         _fail(plan.report_fd, step, e)
+    init(plan, pid)
 
 
 def read_launch(fd: int) -> Launch | None:
-    """Read one length-prefixed pickled Launch from the parent; None at EOF."""
+    """Read one length-prefixed Launch from the parent; None at EOF."""
     header = os.read(fd, 4)
     if len(header) < 4:
         return None
@@ -151,30 +141,35 @@ def read_launch(fd: int) -> Launch | None:
             return None
         chunks.append(chunk)
         size -= len(chunk)
-    launch = pickle.loads(b"".join(chunks))
-    assert isinstance(launch, Launch)
-    return launch
+    return Launch(*marshal.loads(b"".join(chunks)))
 
 
 def encode_launch(launch: Launch) -> bytes:
-    """The message read_launch reads."""
-    body = pickle.dumps(launch, protocol=pickle.HIGHEST_PROTOCOL)
+    """The message read_launch reads (marshal: plain values, fast to read back)."""
+    body = marshal.dumps((launch.argv, launch.env, launch.cwd, launch.rlimits, launch.cpu))
     return struct.pack("I", len(body)) + body
 
 
 def init(plan: ChildPlan, program_pid: int) -> None:
-    """pid 1 after the fork: reap, report the program's wait status, exit. Never returns."""
+    """pid 1 once the program runs: reap, clean up, report its wait status, exit. Never returns."""
     try:
-        # Keep only the status pipe: the fds of our own run, and those of runs that other
-        # threads of the parent had open at clone time, must not stay open here.
+        # Keep only the status pipe: the program has its own copies of what it needs.
         os.closerange(3, plan.status_fd)
         os.closerange(plan.status_fd + 1, 1 << 20)
-        libc.capset_zero()  # the init needs no privilege to wait
-        libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
-        while True:
-            pid, status = os.waitpid(-1, 0)
+        status = None
+        while status is None:
+            pid, wait_status = os.waitpid(-1, 0)
             if pid == program_pid:
-                os.write(plan.status_fd, struct.pack("i", status))
-                os._exit(0)
+                status = wait_status
+        # Whatever the program left running dies now, and is reaped, so that every
+        # output pipe is at EOF when the parent reads the status.
+        while True:
+            try:
+                os.kill(-1, signal.SIGKILL)
+                os.waitpid(-1, 0)
+            except (ChildProcessError, ProcessLookupError):
+                break
+        os.write(plan.status_fd, struct.pack("i", status))
+        os._exit(0)
     except BaseException:  # noqa: BLE001 - an init that cannot wait ends the run
         os._exit(125)

@@ -172,7 +172,6 @@ class SeccompProgram:
     def __init__(self, bpf: bytes) -> None:
         if len(bpf) % 8:
             raise ValueError("BPF program length is not a multiple of 8 bytes")
-        self.bpf = bpf
         self._buffer = ctypes.create_string_buffer(bpf, len(bpf))
         self._prog = _SockFprog(len(bpf) // 8, ctypes.cast(self._buffer, ctypes.c_void_p))
         self.size = len(bpf) // 8

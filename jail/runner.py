@@ -17,7 +17,7 @@ from .config import JailConfig
 from .errors import JailError
 from .host import Host
 from .rootfs import sandbox_path
-from .sandbox import Sandbox
+from .sandbox import Sandbox, Shape
 from .spec import RunResult, RunSpec
 from .zygote import Builder
 
@@ -37,24 +37,24 @@ class Jail:
     def run(self, spec: RunSpec) -> RunResult:
         """Run spec.argv isolated. Raises JailError for sandbox faults only."""
         validate(spec)
-        bpf = seccomp.compiled(spec.profile).bpf
+        seccomp.compiled(spec.profile)  # an unknown or broken profile fails here, clearly
         sb = self._take(spec)
         try:
-            started, setup_cpu = sandbox.start(sb, spec, bpf)
+            started, setup_cpu = sandbox.start(sb, spec)
             return sandbox.finish(sb, spec, started, setup_cpu)
         finally:
             sb.release()
 
     def _take(self, spec: RunSpec) -> Sandbox:
-        binds = tuple(spec.binds)
+        shape = Shape.of(spec)
         if self._builder is not None:
-            return self._builder.take(binds)
+            return self._builder.take(shape)
         assert self._host is not None
         host = self._host
         slot = host.take_slot()
         try:
             return sandbox.prepare(host.backend, slot, host.slots.root(slot), host.slots.host_uid(slot),
-                                   host.etc_dir, binds, lambda: host.slots.release(slot))
+                                   host.etc_dir, shape, lambda: host.slots.release(slot))
         except BaseException:
             host.slots.release(slot)
             raise
@@ -73,7 +73,7 @@ def validate(spec: RunSpec) -> None:
     lim = spec.limits
     if lim.cpu_time <= 0 or lim.wall_time <= 0 or lim.memory < 1 << 20 or lim.pids < 1 or lim.cpus <= 0:
         raise JailError(f"limits out of range: {lim}")
-    if lim.output < 0 or lim.file_size < 0 or lim.disk < 1 << 16 or lim.open_files < 4 or lim.stack < 1 << 16:
+    if lim.output < 0 or lim.file_size < 0 or lim.disk < 1 << 16 or lim.open_files < 4 or lim.stack < 1 << 20:
         raise JailError(f"limits out of range: {lim}")
     if not os.path.isabs(spec.cwd):
         raise JailError(f"cwd {spec.cwd!r} must be absolute")

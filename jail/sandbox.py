@@ -20,7 +20,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from . import cgroup, libc, rlimits, rootfs, supervise, userns
+from . import cgroup, libc, rlimits, rootfs, seccomp, supervise, userns
 from .accounting import account
 from .child import ChildPlan, Launch, encode_launch
 from .child import main as child_main
@@ -41,6 +41,19 @@ SETUP_TIMEOUT = 10.0
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031  # <linux/fcntl.h>
 INITIAL_DISK = 1 << 20  # the root's size until `start` sets the job's
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a container is built with before its job is known: binds, loopback, seccomp profile."""
+
+    binds: tuple[Bind, ...] = ()
+    loopback: bool = False
+    profile: str = "default"
+
+    @classmethod
+    def of(cls, spec: RunSpec) -> "Shape":
+        return cls(tuple(spec.binds), spec.loopback, spec.profile)
 
 
 class FdSet:
@@ -78,7 +91,7 @@ class Sandbox:
     slot: int
     root: str
     host_uid: int
-    binds: tuple[Bind, ...]
+    shape: Shape
     cg: cgroup.RunCgroup
     pidfd: int
     sync_w: int
@@ -95,7 +108,7 @@ class Sandbox:
 
 
 def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, etc_dir: str,
-            binds: tuple[Bind, ...], on_release: Callable[[], None]) -> Sandbox:
+            shape: Shape, on_release: Callable[[], None]) -> Sandbox:
     """Build a container up to the point where only the job is missing.
 
     The returned Sandbox's `release` kills the container's processes, reaps its init
@@ -106,8 +119,8 @@ def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, 
     undo.callback(on_release)
     fds = FdSet()
     try:
-        plans = rootfs.plan_binds(root, etc_dir, list(binds))
-        rootfs.mount_root(root, INITIAL_DISK, list(binds), host_uid, etc_dir)
+        plans = rootfs.plan_binds(root, etc_dir, list(shape.binds))
+        rootfs.mount_root(root, INITIAL_DISK, list(shape.binds), host_uid, etc_dir)
         undo.callback(rootfs.unmount_root, root)
         cg = backend.create(cgroup.run_name(slot))
         undo.callback(cg.remove)
@@ -127,8 +140,9 @@ def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, 
             _grow_pipe(fd)
         # One open file for both: the parent fills it, the program reads it.
         stdin = fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
-        plan = ChildPlan(root=root, binds=plans, sync_fd=sync_r, report_fd=report_w, status_fd=status_w,
-                         stdin_fd=stdin, stdout_fd=out_w, stderr_fd=err_w)
+        plan = ChildPlan(root=root, binds=plans, loopback=shape.loopback, seccomp=seccomp.compiled(shape.profile),
+                         sync_fd=sync_r, report_fd=report_w,
+                         status_fd=status_w, stdin_fd=stdin, stdout_fd=out_w, stderr_fd=err_w)
         cg_fd = cg.clone_fd()
         try:
             pid, pidfd = libc.clone3(NAMESPACES, cg_fd)
@@ -149,12 +163,12 @@ def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, 
     except BaseException:
         undo.close()
         raise
-    return Sandbox(slot=slot, root=root, host_uid=host_uid, binds=binds, cg=cg, pidfd=pidfd, sync_w=sync_w,
+    return Sandbox(slot=slot, root=root, host_uid=host_uid, shape=shape, cg=cg, pidfd=pidfd, sync_w=sync_w,
                    report_r=report_r, status_r=status_r, out_r=out_r, err_r=err_r, stdin=stdin,
                    release=undo.close)
 
 
-def start(sb: Sandbox, spec: RunSpec, seccomp_bpf: bytes) -> tuple[float, float]:
+def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
     """Hand the job to the container; returns (start time, CPU the setup used) at execve."""
     if sb.used:
         raise JailError("a container runs exactly one job")
@@ -169,8 +183,6 @@ def start(sb: Sandbox, spec: RunSpec, seccomp_bpf: bytes) -> tuple[float, float]
         env=dict(DEFAULT_ENV) if spec.env is None else dict(spec.env),
         cwd=spec.cwd,
         rlimits=rlimits.plan(limits),
-        seccomp_bpf=seccomp_bpf,
-        loopback=spec.loopback,
         cpu=spec.cpu,
     )
     sb.cg.reset_peak()

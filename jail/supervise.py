@@ -72,12 +72,13 @@ def max_cpu_rate() -> int:
 
 def watch(pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, started: float,
           setup_cpu: float, status_fd: int) -> Watched:
-    """Supervise until the sandbox's init exits or is killed at a limit.
+    """Supervise until the program has ended (or was killed at a limit).
 
-    `pidfd` is the init's (which may be another process's child: it is reaped by
-    whoever built the container). `setup_cpu` is what the cgroup had counted before
-    execve, which is not charged to the program. The program's own wait status comes
-    from `status_fd` (empty if the init was killed).
+    The run is over when the sandbox's init reports the program's wait status on
+    `status_fd` (it has killed and reaped everything else by then, so the output pipes
+    are at EOF), or when the init itself dies (`pidfd`, which may be another process's
+    child: it is reaped by whoever built the container) — e.g. killed by us at a limit.
+    `setup_cpu` is what the cgroup had counted before execve, not the program's.
     """
     poller = select.poll()
     streams = {out.fd: out, err.fd: err}
@@ -85,6 +86,7 @@ def watch(pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, s
         os.set_blocking(fd, False)
         poller.register(fd, select.POLLIN)
     poller.register(pidfd, select.POLLIN)
+    poller.register(status_fd, select.POLLIN)
     rate = max_cpu_rate()
     deadline = started + limits.wall_time
     next_cpu_check = started + limits.cpu_time / rate
@@ -115,7 +117,7 @@ def watch(pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, s
         timeout = min(deadline, next_cpu_check) - time.monotonic()
         wait_ms = None if timeout == float("inf") else max(0, int(timeout * 1000) + 1)
         for fd, _ in poller.poll(wait_ms):
-            if fd == pidfd:
+            if fd in (pidfd, status_fd):
                 exited = True
                 continue
             stream = streams[fd]
@@ -124,6 +126,8 @@ def watch(pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, s
             elif stream.truncated:
                 kill(Status.OUTPUT_LIMIT)
     wall = time.monotonic() - started
+    if killed_for is not None:  # the init may not have seen the end: wait until it is gone
+        select.select([pidfd], [], [])
     reported = os.read(status_fd, 4)
     status = struct.unpack("i", reported)[0] if len(reported) == 4 else signal.SIGKILL
     drain(out, err)

@@ -7,7 +7,7 @@ jail, is single-threaded, keeps `warm` containers built on the other CPU while t
 worker runs jobs, and tears used ones down after the worker has read the result.
 
 Protocol (SOCK_SEQPACKET socketpair, pickled tuples, fds by SCM_RIGHTS):
-  worker -> builder  ("take", n, binds)    builder -> worker  ("sandbox", n, meta) + 7 fds
+  worker -> builder  ("take", n, shape)    builder -> worker  ("sandbox", n, meta) + 7 fds
                                                               ("error", n, message)
   worker -> builder  ("done", id)          (no answer; the builder tears it down)
 The builder exits, tearing everything down, when the socket closes.
@@ -32,8 +32,7 @@ from .cgroup import RunCgroup
 from .config import JailConfig
 from .errors import JailError
 from .host import Host
-from .sandbox import Sandbox
-from .spec import Bind
+from .sandbox import Sandbox, Shape
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 1 << 16
@@ -48,7 +47,7 @@ class Meta:
     slot: int
     root: str
     host_uid: int
-    binds: tuple[Bind, ...]
+    shape: Shape
     cgroup: RunCgroup  # plain dataclass (paths and counters): it pickles
 
 
@@ -63,9 +62,9 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
     live: dict[int, Sandbox] = {}
     retired: deque[Sandbox] = deque()
     ids = itertools.count(1)
-    binds: tuple[Bind, ...] = ()
+    shape = Shape()
 
-    def build(want: tuple[Bind, ...]) -> tuple[Meta, Sandbox]:
+    def build(want: Shape) -> tuple[Meta, Sandbox]:
         slot = host.take_slot()
         sb = sandbox.prepare(host.backend, slot, host.slots.root(slot), host.slots.host_uid(slot),
                              host.etc_dir, want, lambda: host.slots.release(slot))
@@ -81,7 +80,7 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                     return
                 kind, n, arg = pickle.loads(raw)
                 if kind == "take":
-                    match = next((item for item in ready if item[1].binds == arg), None)
+                    match = next((item for item in ready if item[1].shape == arg), None)
                     try:
                         if match is not None:
                             ready.remove(match)
@@ -89,9 +88,9 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                     except JailError as e:
                         sock.send(pickle.dumps(("error", n, str(e))))
                         continue
-                    if arg != binds:  # build the next ones like this one; drop the others
-                        binds = arg
-                        for item in [item for item in ready if item[1].binds != binds]:
+                    if arg != shape:  # build the next ones like this one; drop the others
+                        shape = arg
+                        for item in [item for item in ready if item[1].shape != shape]:
                             ready.remove(item)
                             retired.append(item[1])
                     socket.send_fds(sock, [pickle.dumps(("sandbox", n, meta))], sb.fds())
@@ -103,7 +102,7 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                 release(retired.popleft())
             else:
                 try:
-                    ready.append(build(binds))
+                    ready.append(build(shape))
                 except JailError:
                     log.exception("building a container ahead of demand failed")
                     select.select([sock], [], [], 1.0)
@@ -145,11 +144,11 @@ class Builder:
             raise JailError("the jail's builder process went away")
         return data, fds
 
-    def take(self, binds: tuple[Bind, ...]) -> Sandbox:
+    def take(self, shape: Shape) -> Sandbox:
         """A built container for one job (from the pool, or built now)."""
         with self._lock:
             n = next(self._seq)
-            self._sock.send(pickle.dumps(("take", n, binds)))
+            self._sock.send(pickle.dumps(("take", n, shape)))
             while True:
                 data, fds = self._recv()
                 kind, got, payload = pickle.loads(data)
@@ -170,7 +169,7 @@ class Builder:
             with self._lock:
                 self._sock.send(pickle.dumps(("done", meta.id, None)))
 
-        return Sandbox(slot=meta.slot, root=meta.root, host_uid=meta.host_uid, binds=meta.binds,
+        return Sandbox(slot=meta.slot, root=meta.root, host_uid=meta.host_uid, shape=meta.shape,
                        cg=meta.cgroup, pidfd=pidfd, sync_w=sync_w, report_r=report_r,
                        status_r=status_r, out_r=out_r, err_r=err_r, stdin=stdin, release=done)
 

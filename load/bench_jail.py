@@ -1,9 +1,16 @@
 """Jail overhead benchmark: /bin/true through every sandbox side by side, in one run.
 
-Prints median, p90 and p99 wall milliseconds per run for a bare fork+exec, the
-`unshare` command with all namespaces, bubblewrap --unshare-all, isolate and nsjail
-when found on PATH, and cellblock's jail.run with full isolation. Rounds are
-interleaved (one run of each per round) so that machine noise hits all alike.
+Two tables:
+- latency: median, p90, p99 wall milliseconds of one run, rounds interleaved (one run
+  of each sandbox per round) so that machine noise hits all alike. cellblock appears
+  twice: with its builder process (CELLBLOCK_JAIL_WARM=2: a container is ready when
+  the job comes, as in a worker between jobs) and building each container in the
+  calling process (WARM=0).
+- throughput: the same sandboxes back to back, runs per second and median wall per
+  run (for the builder, this is bound by how fast it builds containers).
+
+Compared: a bare fork+exec, `unshare` with six namespaces, bubblewrap --unshare-all,
+and isolate and nsjail when found on PATH.
 
     sudo .venv/bin/python load/bench_jail.py --runs 300
 """
@@ -18,9 +25,11 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from jail import Limits, RunSpec, Status, run
+from jail import Jail, Limits, RunSpec, Status
+from jail.config import JailConfig
 
 TRUE = "/bin/true"
+WARM = "cellblock jail.run, container ready"
 
 
 def spawn(argv: list[str]) -> Callable[[], None]:
@@ -33,11 +42,11 @@ def spawn(argv: list[str]) -> Callable[[], None]:
     return go
 
 
-def jail_run(limits: Limits) -> Callable[[], None]:
-    spec = RunSpec(argv=[TRUE], limits=limits)
+def jail_run(jail: Jail) -> Callable[[], None]:
+    spec = RunSpec(argv=[TRUE], limits=Limits())
 
     def go() -> None:
-        result = run(spec)
+        result = jail.run(spec)
         if result.status is not Status.OK:
             raise SystemExit(f"jail.run failed: {result}")
 
@@ -67,7 +76,8 @@ def candidates() -> dict[str, Callable[[], None]]:
                 subprocess.run([isolate, *args], check=True, capture_output=True)
 
         found["isolate --cg init+run+cleanup"] = isolate_cycle
-    found["cellblock jail.run (full)"] = jail_run(Limits())
+    found[WARM] = jail_run(Jail(JailConfig(warm=2)))
+    found["cellblock jail.run, built per run"] = jail_run(Jail(JailConfig(warm=0)))
     return found
 
 
@@ -90,14 +100,27 @@ def main() -> None:
             elapsed = (time.perf_counter() - t0) * 1000
             if round_no >= args.warmup:
                 samples[name].append(elapsed)
-    base = statistics.median(samples["cellblock jail.run (full)"])
-    print(f"/bin/true, {args.runs} runs each, interleaved, {os.cpu_count()} CPUs\n")
-    print(f"| {'sandbox':32} | median ms | p90 ms | p99 ms | median vs jail.run |")
-    print(f"|{'-' * 34}|-----------|--------|--------|--------------------|")
+    base = statistics.median(samples[WARM])
+    width = max(map(len, subjects))
+    print(f"latency: /bin/true, {args.runs} runs each, interleaved, {os.cpu_count()} CPUs\n")
+    print(f"| {'sandbox':{width}} | median ms | p90 ms | p99 ms | median / cellblock |")
+    print(f"|{'-' * (width + 2)}|-----------|--------|--------|--------------------|")
     for name, values in samples.items():
         med = statistics.median(values)
-        print(f"| {name:32} | {med:9.2f} | {percentile(values, 90):6.2f} | {percentile(values, 99):6.2f} "
+        print(f"| {name:{width}} | {med:9.2f} | {percentile(values, 90):6.2f} | {percentile(values, 99):6.2f} "
               f"| {med / base:17.2f}x |")
+    print(f"\nthroughput: /bin/true, {args.runs} runs back to back per sandbox\n")
+    print(f"| {'sandbox':{width}} | runs/s | median ms |")
+    print(f"|{'-' * (width + 2)}|--------|-----------|")
+    for name, go in subjects.items():
+        walls = []
+        t_start = time.perf_counter()
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            go()
+            walls.append((time.perf_counter() - t0) * 1000)
+        rate = args.runs / (time.perf_counter() - t_start)
+        print(f"| {name:{width}} | {rate:6.0f} | {statistics.median(walls):9.2f} |")
 
 
 if __name__ == "__main__":
