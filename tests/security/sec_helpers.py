@@ -66,8 +66,13 @@ def warm() -> int:
     return JailConfig.from_env().warm
 
 
-def sandbox_processes(uids: range | list[int] = SANDBOX_UIDS) -> list[str]:
-    """'pid uid comm' of every host process with a real/effective/saved/fs uid in `uids`."""
+def sandbox_processes(uids: range | list[int] = SANDBOX_UIDS, idle_parents: set[int] | None = None) -> list[str]:
+    """'pid uid comm' of every host process with a real/effective/saved/fs uid in `uids`.
+
+    With `idle_parents`, the pid-1 processes (init of their own pid namespace) whose parent
+    is one of those pids are left out: they are containers built ahead of demand, whose
+    init already runs as the slot's uid (jail/child.py), not something a run left behind.
+    """
     found = []
     for status in glob.glob("/proc/[0-9]*/status"):
         try:
@@ -77,8 +82,13 @@ def sandbox_processes(uids: range | list[int] = SANDBOX_UIDS) -> list[str]:
             continue  # exited while we looked
         fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
         ids = [int(u) for u in fields.get("Uid", "").split()]
-        if any(u in uids for u in ids):
-            found.append(f"{status.split('/')[2]} uid={ids} {fields.get('Name', '').strip()}")
+        if not any(u in uids for u in ids):
+            continue
+        idle = (idle_parents is not None and fields.get("NSpid", "").split()[-1:] == ["1"]
+                and int(fields.get("PPid", "0")) in idle_parents)
+        if not idle:
+            found.append(f"{status.split('/')[2]} uid={ids} {fields.get('Name', '').strip()} "
+                         f"NSpid={fields.get('NSpid', '').split()}")
     return found
 
 
@@ -105,7 +115,10 @@ def leftovers(idle: int = 0) -> list[str]:
     pids = our_pids()
     slots = our_slots()
     uids = [SANDBOX_UIDS[0] + s for s in slots]
-    found = [f"process {p}" for p in sandbox_processes(uids)]
+    found = [f"process {p}" for p in sandbox_processes(uids, idle_parents=pids)]
+    idle_inits = len(sandbox_processes(uids)) - len(found)
+    if idle_inits > idle:
+        found.append(f"{idle_inits} idle container inits, more than the {idle} built ahead")
     names = cgroup_names(run_cgroups(pids))
     if len(names) > idle:
         found += [f"cgroup {n} (more than the {idle} built ahead)" for n in sorted(names)]

@@ -269,3 +269,34 @@ def test_collect_returns_regular_files(run_py):
     assert r.status is Status.OK, r
     assert r.files["out.txt"] == b"cellblock-was-here\n"
     assert b"def main" in r.files["probe.py"]
+
+
+def test_program_starts_with_stdio_only(run_py):
+    """No fd of the jail (pipes, the builder's socket, cgroup or mount fds) may reach the program."""
+    r = run_py("fdleak.py", lim=limits(cpu_time=2, wall_time=5))
+    assert r.status is Status.OK, r
+    fds = {int(k): v for k, v in json.loads(r.stdout).items()}
+    assert sorted(fds) == [0, 1, 2], f"the program inherited jail fds: {fds}"
+
+
+def test_inherited_socket_cannot_run_code_on_the_host(run_py):
+    """The program sends a pickle that opens a host file on every socket it inherited; the next
+    runs must not create that file on the host (that would be code execution as host root)."""
+    from jail import runner
+
+    canary = Path(f"/tmp/cellblock-escape-{secrets.token_hex(8)}")
+    try:
+        r = run_py("fdleak.py", str(canary), lim=limits(cpu_time=2, wall_time=5))
+        assert r.status is Status.OK, r
+        for _ in range(2):  # the jail reads its control socket when it next builds or hands out a container
+            try:
+                run_py("fdleak.py")
+            except Exception:  # noqa: BLE001 - a jail that chokes on the message is still not escaped
+                pass
+        assert not canary.exists(), f"the sandboxed program ran code as host uid {canary.stat().st_uid}: {r.stdout!r}"
+    finally:
+        if canary.exists():
+            canary.unlink()
+        if runner._default is not None:  # whatever the program wrote, the next tests get a fresh jail
+            runner._default.close()
+            runner._default = None

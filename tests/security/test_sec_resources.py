@@ -107,7 +107,7 @@ def test_open_files_capped(run_c):
     assert r.status is Status.OK, r
     word, n, err = r.stdout.split()
     assert (word, err) == (b"open", b"EMFILE"), r.stdout
-    assert int(n) == 32 - 3  # stdin, stdout, stderr already open
+    assert int(n) == 32 - 3, "the program did not start with exactly stdin, stdout and stderr open"
 
 
 @pytest.mark.parametrize("mode", ["orphan", "spinorphan"])
