@@ -149,8 +149,9 @@ def test_other_abis_are_killed(run_c, mode):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "jail bug: jail/audit.py seccomp_syscall() (called without host_uid, no pid or time filter) returns the "
-    "newest kill record in /dev/kmsg; when printk_ratelimit drops this run's record it names an OLDER kill"))
+    "jail bug: jail/audit.py seccomp_syscall(host_uid) takes the newest kill record of the slot's uid in "
+    "/dev/kmsg, with no pid or time filter; when printk_ratelimit drops this run's record it names the "
+    "slot's PREVIOUS kill instead of None"))
 def test_audit_name_is_never_stale(run_c):
     """Many kills in a burst (printk_ratelimit drops records): each run's `syscall` must be
     its own syscall or None, never another run's."""
