@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,9 @@ class Stack:
 
 def make_stack(redis_server: RedisServer, tmp: Path, name: str, workers: int,
                extra_env: dict[str, str] | None = None) -> Stack:
-    """API + `workers` workers on their own queue and key prefix (isolated from other stacks)."""
+    """API + `workers` workers on their own queue and key prefix (isolated from other stacks,
+    including pending callback deliveries of an earlier stack on the same Redis)."""
+    name = f"{name}-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
     env.update({
         "CELLBLOCK_REDIS_URL": redis_server.url,
