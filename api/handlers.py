@@ -33,6 +33,8 @@ async def _json_body(request: web.Request) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}", "body") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "body is nested too deeply", "body") from None
 
 
 async def _enqueue(request: web.Request, accepted: list[Accepted]) -> None:

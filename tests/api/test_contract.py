@@ -157,6 +157,13 @@ def test_malformed_json_is_400(stack: Stack) -> None:
     assert err["code"] == "malformed_json" and err["field"] == "body"
 
 
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b"\xff\xfe", b"", b'{"wait": NaN}'])
+def test_hostile_json_is_4xx(stack: Stack, raw: bytes) -> None:
+    resp = stack.request("POST", "/v1/submissions", raw=raw)
+    assert resp.status in (400, 422), resp.body
+    error_of(resp)
+
+
 def test_non_object_json_is_400(stack: Stack) -> None:
     resp = stack.request("POST", "/v1/submissions", body=["language", "c"])
     assert resp.status == 400 and error_of(resp)["field"] == "body"
