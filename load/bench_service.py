@@ -5,7 +5,8 @@ where the time went (HTTP+API / queue / worker / jail).
     .venv/bin/python load/bench_service.py [--duration 5] [--workers N] [--mode simple|fork]
 
 Needs root (the workers run the jail). Uses its own Redis in a temp dir and a free port.
-Shares: `queue` = enqueued -> a worker started it; `jail` = time inside jail.run (compile +
+Shares: `queue` = validated -> the job function started (enqueue transaction, waiting for a
+free worker, RQ's dequeue bookkeeping); `jail` = time inside jail.run (compile +
 runs); `worker` = the rest of the job (Redis writes, checks); `http` = the client's latency
 minus all of those (request parsing, validation, enqueue transaction, wait wake-up, response).
 The C source is the same every time, so after the first run the compile cache answers.
