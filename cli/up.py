@@ -104,6 +104,8 @@ def up(cfg: Config) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     code = 0
+    if os.geteuid() != 0 and cfg.worker_count() > 0:
+        log.warning("not root: the workers' jail needs root (namespaces, cgroups); they will fail to run jobs")
     try:
         if not cfg.redis_url:
             cfg.redis_dir.mkdir(parents=True, exist_ok=True)
