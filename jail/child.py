@@ -78,6 +78,10 @@ def main(plan: ChildPlan) -> None:
     gc.disable()
     step = "start"
     try:
+        step = "close inherited fds"
+        # We are a clone of the builder: its control socket and other containers'
+        # pipes are in our fd table too. Keep only our own, first thing.
+        keep_only([plan.sync_fd, plan.report_fd, plan.status_fd, plan.stdin_fd, plan.stdout_fd, plan.stderr_fd])
         step = "prctl(PR_SET_PDEATHSIG)"
         # If the thread that made us dies (the worker was killed), so does the run.
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -114,6 +118,9 @@ def main(plan: ChildPlan) -> None:
             os.sched_setaffinity(0, {launch.cpu})
         step = "setrlimit"
         rlimits.apply(launch.rlimits)
+        step = "close-on-exec"
+        # posix_spawn passes every fd not marked close-on-exec: only 0, 1, 2 may go.
+        libc.close_range_cloexec(3)
         step = f"execve({launch.argv[0]})"
         # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored
         # across execve: the program gets the defaults and an empty signal mask.
@@ -126,6 +133,16 @@ def main(plan: ChildPlan) -> None:
     except BaseException as e:  # noqa: BLE001 - the child must report, whatever it was
         _fail(plan.report_fd, step, e)
     init(plan, pid)
+
+
+def keep_only(fds: list[int]) -> None:
+    """Close every fd from 3 up except `fds`."""
+    low = 3
+    for fd in sorted(set(fds)):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 def read_launch(fd: int) -> Launch | None:
@@ -154,8 +171,7 @@ def init(plan: ChildPlan, program_pid: int) -> None:
     """pid 1 once the program runs: reap, clean up, report its wait status, exit. Never returns."""
     try:
         # Keep only the status pipe: the program has its own copies of what it needs.
-        os.closerange(3, plan.status_fd)
-        os.closerange(plan.status_fd + 1, 1 << 20)
+        keep_only([plan.status_fd])
         status = None
         while status is None:
             pid, wait_status = os.waitpid(-1, 0)

@@ -29,6 +29,7 @@ class Jail:
         self.config = config or JailConfig.from_env()
         self._host: Host | None = None
         self._builder: Builder | None = None
+        self._pid = os.getpid()
         if self.config.warm > 0:
             self._builder = Builder(self.config)
         else:
@@ -48,6 +49,11 @@ class Jail:
     def _take(self, spec: RunSpec) -> Sandbox:
         shape = Shape.of(spec)
         if self._builder is not None:
+            if os.getpid() != self._pid:
+                # A forked copy of the process that owns the builder: the containers it
+                # knows of are the parent's to use. Get a builder of our own.
+                self._pid = os.getpid()
+                self._builder = Builder(self.config)
             return self._builder.take(shape)
         assert self._host is not None
         host = self._host

@@ -102,9 +102,17 @@ class Sandbox:
     stdin: int
     release: Callable[[], None]
     used: bool = False
+    id: int = 0  # the builder's number for it
 
     def fds(self) -> list[int]:
         return [self.pidfd, self.sync_w, self.report_r, self.status_r, self.out_r, self.err_r, self.stdin]
+
+    def kill(self) -> None:
+        """SIGKILL the container's init, and with it everything in the container."""
+        try:
+            libc.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        except OSError:
+            pass  # already gone
 
 
 def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, etc_dir: str,

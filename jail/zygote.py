@@ -7,14 +7,20 @@ jail, is single-threaded, keeps `warm` containers built on the other CPU while t
 worker runs jobs, and tears used ones down after the worker has read the result.
 
 Protocol (SOCK_SEQPACKET socketpair, pickled tuples, fds by SCM_RIGHTS):
-  worker -> builder  ("take", n, shape)    builder -> worker  ("sandbox", n, meta) + 7 fds
-                                                              ("error", n, message)
-  worker -> builder  ("done", id)          (no answer; the builder tears it down)
-The builder exits, tearing everything down, when the socket closes.
+  builder -> worker  ("sandbox", 0, meta) + 7 fds   pushed unasked, `warm` kept unused
+  worker -> builder  ("took", id)                   a pushed one is now in use
+  worker -> builder  ("want", 0, shape)             build these from now on
+  worker -> builder  ("take", n, shape)             none fits: build one now, answer
+  builder -> worker  ("sandbox", n, meta) + 7 fds | ("error", n, message)
+  worker -> builder  ("done", id)                   used or discarded: tear it down
+The builder tears down everything and exits when the socket closes. Tearing down
+waits for the container's init to be gone (its pidfd readable) without blocking the
+loop: an exiting init takes its namespaces down, which takes a while.
 """
 
 from __future__ import annotations
 
+import array
 import itertools
 import logging
 import os
@@ -52,62 +58,68 @@ class Meta:
 
 
 def serve(sock: socket.socket, config: JailConfig) -> None:
-    """The builder's loop: answer requests first, build and tear down in between."""
+    """The builder's loop: answer requests first, then reap, then build."""
     try:
         host = Host(config)
     except JailError as e:
         sock.send(pickle.dumps(("error", 0, str(e))))
         return
-    ready: deque[tuple[Meta, Sandbox]] = deque()
-    live: dict[int, Sandbox] = {}
-    retired: deque[Sandbox] = deque()
+    handed: dict[int, Sandbox] = {}  # with the worker, until it says done
+    unused: set[int] = set()  # pushed and not yet taken
+    dying: dict[int, Sandbox] = {}  # pidfd -> container whose init was killed
     ids = itertools.count(1)
     shape = Shape()
 
-    def build(want: Shape) -> tuple[Meta, Sandbox]:
+    def hand_over(n: int, sb: Sandbox) -> None:
+        meta = Meta(next(ids), sb.slot, sb.root, sb.host_uid, sb.shape, sb.cg)
+        socket.send_fds(sock, [pickle.dumps(("sandbox", n, meta))], sb.fds())
+        handed[meta.id] = sb
+        if n == 0:
+            unused.add(meta.id)
+
+    def build(want: Shape) -> Sandbox:
         slot = host.take_slot()
-        sb = sandbox.prepare(host.backend, slot, host.slots.root(slot), host.slots.host_uid(slot),
-                             host.etc_dir, want, lambda: host.slots.release(slot))
-        return Meta(next(ids), slot, sb.root, sb.host_uid, want, sb.cg), sb
+        return sandbox.prepare(host.backend, slot, host.slots.root(slot), host.slots.host_uid(slot),
+                               host.etc_dir, want, lambda: host.slots.release(slot))
 
     sock.send(pickle.dumps(("ready", 0, None)))
     try:
         while True:
-            idle = not retired and len(ready) >= config.warm
-            if select.select([sock], [], [], None if idle else 0)[0]:
-                raw = sock.recv(MAX_MESSAGE)
+            busy = len(unused) < config.warm
+            readable = select.select([sock, *dying], [], [], 0 if busy else None)[0]
+            if sock in readable:
+                try:
+                    raw = sock.recv(MAX_MESSAGE)
+                except ConnectionResetError:
+                    raw = b""
                 if not raw:
-                    return
+                    return  # the worker is gone
                 kind, n, arg = pickle.loads(raw)
-                if kind == "take":
-                    match = next((item for item in ready if item[1].shape == arg), None)
+                if kind == "took":
+                    unused.discard(n)
+                elif kind == "want":
+                    shape = arg
+                elif kind == "take":
                     try:
-                        if match is not None:
-                            ready.remove(match)
-                        meta, sb = match or build(arg)
+                        hand_over(n, build(arg))
                     except JailError as e:
                         sock.send(pickle.dumps(("error", n, str(e))))
-                        continue
-                    if arg != shape:  # build the next ones like this one; drop the others
-                        shape = arg
-                        for item in [item for item in ready if item[1].shape != shape]:
-                            ready.remove(item)
-                            retired.append(item[1])
-                    socket.send_fds(sock, [pickle.dumps(("sandbox", n, meta))], sb.fds())
-                    live[meta.id] = sb
-                elif kind == "done":
-                    if n in live:
-                        retired.append(live.pop(n))
-            elif retired:
-                release(retired.popleft())
-            else:
+                elif kind == "done" and n in handed:
+                    unused.discard(n)
+                    sb = handed.pop(n)
+                    sb.kill()
+                    dying[sb.pidfd] = sb
+                continue
+            for pidfd in readable:
+                release(dying.pop(pidfd))
+            if busy and not readable:
                 try:
-                    ready.append(build(shape))
+                    hand_over(0, build(shape))
                 except JailError:
                     log.exception("building a container ahead of demand failed")
                     select.select([sock], [], [], 1.0)
     finally:
-        for sb in [*live.values(), *retired, *(item[1] for item in ready)]:
+        for sb in [*handed.values(), *dying.values()]:
             release(sb)
 
 
@@ -119,13 +131,15 @@ def release(sb: Sandbox) -> None:
 
 
 class Builder:
-    """The worker's handle on its builder process."""
+    """The worker's handle on its builder process (thread-safe)."""
 
     def __init__(self, config: JailConfig) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sock = ours
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
+        self._pushed: deque[Sandbox] = deque()
+        self._shape = Shape()
         env = dict(os.environ, CELLBLOCK_JAIL_WARM=str(config.warm))
         self._proc = subprocess.Popen(
             # -c rather than -m: pickled classes must be jail.zygote's, not __main__'s.
@@ -133,32 +147,30 @@ class Builder:
             pass_fds=[theirs.fileno()], env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
         theirs.close()
-        kind, _, message = pickle.loads(self._recv()[0])
+        kind, _, payload = self._recv(block=True)
         if kind != "ready":
             self.close()
-            raise JailError(f"the jail's builder process failed to start: {message}")
+            raise JailError(f"the jail's builder process failed to start: {payload}")
 
-    def _recv(self) -> tuple[bytes, list[int]]:
-        data, fds, _, _ = socket.recv_fds(self._sock, MAX_MESSAGE, NFDS)
+    def _recv(self, block: bool) -> tuple[str, int, object]:
+        """One message; containers pushed unasked go to the local queue. ("", 0, None) if none waits."""
+        try:
+            data, fds = recv_with_fds(self._sock, 0 if block else socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return "", 0, None
         if not data:
             raise JailError("the jail's builder process went away")
-        return data, fds
+        kind, n, payload = pickle.loads(data)
+        if kind == "sandbox":
+            sb = self._sandbox(payload, fds)
+            if n == 0:
+                self._pushed.append(sb)
+            return kind, n, sb
+        for fd in fds:
+            os.close(fd)
+        return kind, n, payload
 
-    def take(self, shape: Shape) -> Sandbox:
-        """A built container for one job (from the pool, or built now)."""
-        with self._lock:
-            n = next(self._seq)
-            self._sock.send(pickle.dumps(("take", n, shape)))
-            while True:
-                data, fds = self._recv()
-                kind, got, payload = pickle.loads(data)
-                if got == n:
-                    break
-                for fd in fds:  # an answer meant for a caller that gave up
-                    os.close(fd)
-        if kind == "error":
-            raise JailError(payload)
-        meta: Meta = payload
+    def _sandbox(self, meta: Meta, fds: list[int]) -> Sandbox:
         if len(fds) != NFDS:
             raise JailError(f"the builder sent {len(fds)} fds, expected {NFDS}")
         pidfd, sync_w, report_r, status_r, out_r, err_r, stdin = fds
@@ -170,11 +182,47 @@ class Builder:
                 self._sock.send(pickle.dumps(("done", meta.id, None)))
 
         return Sandbox(slot=meta.slot, root=meta.root, host_uid=meta.host_uid, shape=meta.shape,
-                       cg=meta.cgroup, pidfd=pidfd, sync_w=sync_w, report_r=report_r,
-                       status_r=status_r, out_r=out_r, err_r=err_r, stdin=stdin, release=done)
+                       cg=meta.cgroup, pidfd=pidfd, sync_w=sync_w, report_r=report_r, status_r=status_r,
+                       out_r=out_r, err_r=err_r, stdin=stdin, release=done, id=meta.id)
+
+    def take(self, shape: Shape) -> Sandbox:
+        """A built container for one job: a pushed one if it fits, else one built now."""
+        discard = []
+        with self._lock:
+            while self._recv(block=False)[0]:
+                pass
+            if shape != self._shape:
+                self._shape = shape
+                self._sock.send(pickle.dumps(("want", 0, shape)))
+                discard = [sb for sb in self._pushed if sb.shape != shape]
+                for sb in discard:
+                    self._pushed.remove(sb)
+            found = next((sb for sb in self._pushed if sb.shape == shape), None)
+            if found is not None:
+                self._pushed.remove(found)
+                self._sock.send(pickle.dumps(("took", found.id, None)))
+            else:
+                n = next(self._seq)
+                self._sock.send(pickle.dumps(("take", n, shape)))
+                while True:
+                    kind, got, payload = self._recv(block=True)
+                    if got == n:
+                        break
+                if kind == "error":
+                    raise JailError(str(payload))
+                assert isinstance(payload, Sandbox)
+                found = payload
+        for sb in discard:
+            sb.release()
+        return found
 
     def close(self) -> None:
         """Stop the builder; it tears down every container it holds."""
+        with self._lock:
+            for sb in self._pushed:
+                for fd in sb.fds():
+                    os.close(fd)
+            self._pushed.clear()
         self._sock.close()
         try:
             self._proc.wait(timeout=30)
@@ -183,8 +231,18 @@ class Builder:
             self._proc.wait()
 
 
+def recv_with_fds(sock: socket.socket, flags: int) -> tuple[bytes, list[int]]:
+    """One message and the fds that came with it (socket.recv_fds of 3.11 ignores `flags`)."""
+    fds = array.array("i")
+    data, ancdata, _, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_LEN(NFDS * fds.itemsize), flags)
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="jail-builder: %(levelname)s %(message)s")
     sock = socket.socket(fileno=int(sys.argv[1]))
+    sock.set_inheritable(False)
     serve(sock, JailConfig.from_env())
-
