@@ -68,6 +68,20 @@ def test_up_submit_and_clean_stop(tmp_path: Path) -> None:
         assert (tmp_path / "var" / "redis" / "appendonlydir").is_dir()  # AOF on
         kids = children_of(up.pid)
         assert len(kids) == 3  # redis, api, 1 worker
+
+        # a worker that dies is restarted, and the new one serves
+        worker = next(k for k in kids if b"worker" in Path(f"/proc/{k}/cmdline").read_bytes())
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            now = children_of(up.pid)
+            if len(now) == 3 and worker not in now:
+                break
+            assert time.monotonic() < deadline, f"worker not restarted: {now}"
+            time.sleep(0.1)
+        res = cli(env, "submit", str(prog), "--stdin", str(stdin), "--url", url)
+        assert res.returncode == 0 and "hello world" in res.stdout, res.stderr
+        kids = now
     finally:
         up.send_signal(signal.SIGTERM)
         rc = up.wait(timeout=30)
