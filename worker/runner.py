@@ -34,6 +34,23 @@ class CellblockWorker(SimpleWorker):
         return int(timeout) + HEARTBEAT_SLACK
 
 
+def warm_up_jail() -> None:
+    """Run /bin/true once, so the jail's per-process setup (host probe, slots, builder) is
+    paid before the first job and a broken jail shows in the log at start. A failure is
+    logged, not fatal: jobs then fail as sandbox faults (retried, then internal_error)."""
+    import time
+
+    from jail import JailError, RunSpec, run
+
+    t0 = time.monotonic()
+    try:
+        result = run(RunSpec(argv=["/bin/true"]))
+    except (JailError, OSError) as exc:
+        log.error("jail warm-up failed: %s: %s", type(exc).__name__, exc)
+        return
+    log.info("jail warm-up: %s in %.1f ms", result.status, (time.monotonic() - t0) * 1000)
+
+
 def run_worker(cfg: Config, burst: bool = False) -> None:
     """Block processing jobs until SIGTERM/SIGINT (warm shutdown: the current job finishes)."""
     # Parse the language files and probe toolchain versions before the first job.
@@ -41,6 +58,7 @@ def run_worker(cfg: Config, burst: bool = False) -> None:
 
     langs = available_languages()
     log.info("worker languages: %s", ", ".join(sorted(langs)))
+    warm_up_jail()
     conn = redis.Redis.from_url(cfg.effective_redis_url())
     queue = Queue(cfg.queue, connection=conn)
     cls: type[Worker] | type[SimpleWorker] = CellblockWorker if cfg.worker_mode == "simple" else Worker
