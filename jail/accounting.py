@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import signal
 
+from .audit import AuditCursor
 from .cgroup import RunCgroup
 from .spec import Limits, RunResult, Status
 from .supervise import Watched
 
 
-def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float, host_uid: int) -> RunResult:
+def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float, host_uid: int,
+            audit: AuditCursor) -> RunResult:
     """Turn what the watch saw and the cgroup's counters into a RunResult."""
     cpu = max(0.0, cg.cpu_usage() - setup_cpu)
     oom_killed, hit_limit = cg.memory_exhausted()
@@ -32,9 +34,7 @@ def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float, host
     result.status = verdict(seen.killed_for, exit_code, sig, cpu, limits, oom_killed, hit_limit,
                             seen.stdout.truncated or seen.stderr.truncated)
     if result.status is Status.SECURITY_VIOLATION:
-        from .audit import seccomp_syscall
-
-        result.syscall = seccomp_syscall(host_uid)
+        result.syscall = audit.seccomp_syscall(host_uid)
     return result
 
 

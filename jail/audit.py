@@ -2,9 +2,11 @@
 
 A SECCOMP_RET_KILL_PROCESS death only tells the parent "SIGSYS". The kernel also
 logs an audit record (type=1326) with the syscall number to the kernel log when
-kill_process is in /proc/sys/kernel/seccomp/actions_logged (the default). We read
-the newest such record from /dev/kmsg; when the log is not readable the name is
-simply unknown (None), never guessed.
+kill_process is in /proc/sys/kernel/seccomp/actions_logged (the default). Each run
+opens /dev/kmsg positioned at its end before the program starts (AuditCursor), so
+only records logged during the run are read, and only those of the run's own host
+uid count. Without auditd the kernel rate-limits these records; a dropped one means
+the name is unknown (None), never a stale guess.
 """
 
 from __future__ import annotations
@@ -17,26 +19,34 @@ from .seccomp import syscall_name
 RECORD = re.compile(rb"type=1326 .*? uid=(\d+) .*?sig=31 .*?syscall=(\d+)")
 
 
-def seccomp_syscall(host_uid: int | None = None) -> str | None:
-    """Name of the syscall in the newest seccomp kill record (of host_uid, if given)."""
-    try:
-        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    found = None
-    try:
-        while True:
+class AuditCursor:
+    """A read position in the kernel log, taken when a run starts."""
+
+    def __init__(self) -> None:
+        try:
+            self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError:
+            self.fd = -1  # no kernel log to read: names stay unknown
+
+    def seccomp_syscall(self, host_uid: int) -> str | None:
+        """Name of the syscall in the newest seccomp kill record of host_uid since the cursor."""
+        found = None
+        while self.fd >= 0:
             try:
-                record = os.read(fd, 8192)
+                record = os.read(self.fd, 8192)
             except BlockingIOError:
                 break
-            except OSError:  # EPIPE: a record was overwritten while reading; go on
+            except OSError:  # EPIPE: records were overwritten while reading; go on
                 continue
             if not record:
                 break
             m = RECORD.search(record)
-            if m and (host_uid is None or int(m.group(1)) == host_uid):
+            if m and int(m.group(1)) == host_uid:
                 found = int(m.group(2))
-    finally:
-        os.close(fd)
-    return syscall_name(found) if found is not None else None
+        return syscall_name(found) if found is not None else None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -82,6 +82,9 @@ def main(plan: ChildPlan) -> None:
         # We are a clone of the builder: its control socket and other containers'
         # pipes are in our fd table too. Keep only our own, first thing.
         keep_only([plan.sync_fd, plan.report_fd, plan.status_fd, plan.stdin_fd, plan.stdout_fd, plan.stderr_fd])
+        step = "wipe cmdline"
+        # The program can read /proc/1/cmdline: it must not learn the builder's host paths.
+        libc.wipe_cmdline_and_environ(b"cellblock-init")
         step = "prctl(PR_SET_PDEATHSIG)"
         # If the thread that made us dies (the worker was killed), so does the run.
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -231,6 +231,22 @@ def pidfd_send_signal(pidfd: int, sig: int) -> None:
     _check(_libc.syscall(SYS_pidfd_send_signal, pidfd, sig, None, 0), f"pidfd_send_signal({pidfd}, {sig})")
 
 
+def wipe_cmdline_and_environ(title: bytes) -> None:
+    """Overwrite this process's argv and environ strings (what /proc/PID/cmdline shows).
+
+    Their addresses are fields 48-51 of /proc/self/stat (proc(5)); the memory is our own.
+    """
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    # fields[0] is field 3 (state): field n is fields[n - 3].
+    arg_start, arg_end, env_start, env_end = (int(x) for x in fields[45:49])
+    if arg_end > arg_start:
+        ctypes.memset(arg_start, 0, arg_end - arg_start)
+        ctypes.memmove(arg_start, title, min(len(title), arg_end - arg_start - 1))
+    if env_end > env_start:
+        ctypes.memset(env_start, 0, env_end - env_start)
+
+
 def cap_last_cap() -> int:
     """The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap)."""
     try:

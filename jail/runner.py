@@ -13,6 +13,7 @@ import os
 import threading
 
 from . import sandbox, seccomp
+from .audit import AuditCursor
 from .config import JailConfig
 from .errors import JailError
 from .host import Host
@@ -40,10 +41,12 @@ class Jail:
         validate(spec)
         seccomp.compiled(spec.profile)  # an unknown or broken profile fails here, clearly
         sb = self._take(spec)
+        audit = AuditCursor()  # before the program can be killed: only this run's records count
         try:
             started, setup_cpu = sandbox.start(sb, spec)
-            return sandbox.finish(sb, spec, started, setup_cpu)
+            return sandbox.finish(sb, spec, started, setup_cpu, audit)
         finally:
+            audit.close()
             sb.release()
 
     def _take(self, spec: RunSpec) -> Sandbox:

@@ -79,7 +79,14 @@ def build_filter(profile: Profile) -> sc.SyscallFilter:
     for rule in profile.allow_if:
         mask = rule.get("mask")
         if "not_value" in rule:
-            f.add_rule(sc.ALLOW, rule["syscall"], sc.Arg(rule["arg"], sc.NE, rule["not_value"]))
+            # "(arg & mask) != value" has no libseccomp operator: allow when any one
+            # bit of the mask differs from the value's, one MASKED_EQ rule per bit. A
+            # plain NE would compare all 64 bits, and ioctl(fd, 0x1_0000_5412) would
+            # pass although the kernel truncates the command to TIOCSTI.
+            for bit in range(64):
+                if (mask or (1 << 64) - 1) >> bit & 1:
+                    f.add_rule(sc.ALLOW, rule["syscall"],
+                               sc.Arg(rule["arg"], sc.MASKED_EQ, 1 << bit, ~rule["not_value"] & (1 << bit)))
             continue
         for value in rule.get("values", [rule.get("value")]):
             cmp = sc.Arg(rule["arg"], sc.MASKED_EQ, mask, value) if mask else sc.Arg(rule["arg"], sc.EQ, value)

@@ -55,6 +55,7 @@ def leftovers(slots: SlotPool, held: set[int]) -> dict[str, list[str]]:
 
 
 def test_a_thousand_runs_leave_nothing_and_do_not_grow_the_worker() -> None:
+    fds_before = len(os.listdir("/proc/self/fd"))
     jail = Jail()
     slots = SlotPool(JailConfig().state_dir, JailConfig().slots, JailConfig().uid_base)
     used: set[int] = set()
@@ -63,13 +64,12 @@ def test_a_thousand_runs_leave_nothing_and_do_not_grow_the_worker() -> None:
     for _ in range(50):
         jail.run(spec)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    fds_before = len(os.listdir("/proc/self/fd"))
     for _ in range(1000):
         result = jail.run(spec)
         assert result.status is Status.OK
-    assert len(os.listdir("/proc/self/fd")) == fds_before
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 8 * 1024  # KiB
     jail.close()
+    assert len(os.listdir("/proc/self/fd")) == fds_before
     # Every slot the builder used is free again, and nothing of its runs is left.
     for slot in range(slots.count):
         try:

@@ -99,11 +99,6 @@ def test_pid_namespace_holds_only_the_run(run_py):
     assert seen["hostname"] == "cellblock"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jail bug (low): the init (pid 1, forked from the jail's host-side Python builder) is visible in the "
-    "sandbox's /proc, so /proc/1/cmdline gives away host paths (the project's venv interpreter, e.g. "
-    "/work/main/.venv/bin/python); mount /proc with hidepid=invisible (jail/rootfs.py child_mount) or exec "
-    "a minimal init"))
 def test_init_does_not_reveal_host_paths(run_py):
     import sys
 

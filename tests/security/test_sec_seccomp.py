@@ -127,9 +127,6 @@ def test_tiocsti_is_killed(run_c, killed_for):
     killed_for(lambda: run_c("ioctl", hex(0x5412)), "ioctl")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jail bug: jail/seccomp.py build_filter ignores `mask` for not_value rules (sc.NE on all 64 bits), "
-    "so ioctl(fd, 0x100005412) passes the filter and the kernel (cmd is unsigned int) runs TIOCSTI"))
 def test_tiocsti_with_high_bits_is_killed(run_c, killed_for):
     killed_for(lambda: run_c("ioctl", hex(0x1_0000_5412)), "ioctl")
 
@@ -148,10 +145,6 @@ def test_other_abis_are_killed(run_c, mode):
     assert b"returned" not in r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jail bug: jail/audit.py seccomp_syscall(host_uid) takes the newest kill record of the slot's uid in "
-    "/dev/kmsg, with no pid or time filter; when printk_ratelimit drops this run's record it names the "
-    "slot's PREVIOUS kill instead of None"))
 def test_audit_name_is_never_stale(run_c):
     """Many kills in a burst (printk_ratelimit drops records): each run's `syscall` must be
     its own syscall or None, never another run's."""
