@@ -6,7 +6,7 @@
 
 from .errors import ChildSetupError, CommandNotFound, JailError
 from .runner import Jail, run
-from .spec import GiB, KiB, MiB, Bind, Limits, RunResult, RunSpec, Status
+from .spec import Bind, GiB, KiB, Limits, MiB, RunResult, RunSpec, Status
 
 __all__ = [
     "Bind", "ChildSetupError", "CommandNotFound", "GiB", "Jail", "JailError", "KiB", "Limits", "MiB",

@@ -103,7 +103,7 @@ class CgroupV1:
         self.memsw = os.path.exists(f"{parents['memory']}/memory.memsw.limit_in_bytes")
 
     @classmethod
-    def open(cls, root: str, parent: str) -> "CgroupV1":
+    def open(cls, root: str, parent: str) -> CgroupV1:
         mounts = v1_mounts()
         missing = [c for c in CONTROLLERS if c not in mounts]
         if missing:
@@ -131,7 +131,7 @@ class CgroupV1:
             for path in dict.fromkeys(dirs.values()):
                 os.mkdir(path)
                 made.append(path)
-            run = CgroupV1Run(**dirs, memsw=self.memsw)
+            run = self._run(name)
             write_file(f"{run.memory}/memory.swappiness", "0")
             write_file(f"{run.cpu}/cpu.cfs_period_us", str(CFS_PERIOD_US))
             return run
@@ -143,10 +143,15 @@ class CgroupV1:
     def sweep(self, slot: int) -> None:
         names = {n for p in set(self.parents.values()) for n in os.listdir(p) if slot_of(n) == slot}
         for name in names:
-            run = CgroupV1Run(**{c: f"{self.parents[c]}/{name}" for c in CONTROLLERS})
+            run = self._run(name)
             if os.path.isdir(run.pids):
                 run.kill()
             run.remove()
+
+    def _run(self, name: str) -> CgroupV1Run:
+        p = self.parents
+        return CgroupV1Run(memory=f"{p['memory']}/{name}", pids=f"{p['pids']}/{name}", cpu=f"{p['cpu']}/{name}",
+                           cpuacct=f"{p['cpuacct']}/{name}", memsw=self.memsw)
 
     def describe(self) -> list[str]:
         lines = [f"cgroup v1, parent groups: {', '.join(sorted(set(self.parents.values())))}"]

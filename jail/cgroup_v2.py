@@ -112,7 +112,7 @@ class CgroupV2:
         self.parent = parent
 
     @classmethod
-    def open(cls, root: str, parent: str) -> "CgroupV2":
+    def open(cls, root: str, parent: str) -> CgroupV2:
         if not is_cgroup2(root):
             raise JailError(f"{root} is not a cgroup2 mount (hybrid or v1 host)")
         available = read_file(f"{root}/cgroup.controllers").split()

@@ -133,7 +133,7 @@ def main(plan: ChildPlan) -> None:
                           (os.POSIX_SPAWN_DUP2, plan.stderr_fd, 2)],
             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), setsigmask=(),
         )
-    except BaseException as e:  # noqa: BLE001 - the child must report, whatever it was
+    except BaseException as e:
         _fail(plan.report_fd, step, e)
     init(plan, pid)
 
@@ -190,5 +190,5 @@ def init(plan: ChildPlan, program_pid: int) -> None:
                 break
         os.write(plan.status_fd, struct.pack("i", status))
         os._exit(0)
-    except BaseException:  # noqa: BLE001 - an init that cannot wait ends the run
+    except BaseException:
         os._exit(125)

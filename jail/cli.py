@@ -10,6 +10,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 
 from .errors import JailError
@@ -27,8 +28,8 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * UNITS[m.group(2).lower()])
 
 
-def positive(kind: type) -> object:
-    def parse(text: str) -> object:
+def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pin", type=int, default=None, metavar="CPU", help="pin the run to this CPU")
     run.add_argument("--stdin", default=None, metavar="FILE")
     run.add_argument("--copy-in", type=copy_in, action="append", default=[], metavar="HOST_PATH:SANDBOX_PATH")
-    run.add_argument("--profile", default="default", metavar="NAME", help="seccomp profile (policies/seccomp/NAME.toml)")
+    run.add_argument("--profile", default="default", metavar="NAME",
+                     help="seccomp profile (policies/seccomp/NAME.toml)")
     run.add_argument("--loopback", action="store_true", help="bring lo up inside the sandbox")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
@@ -121,7 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stderr.buffer.write(result.stderr)
         sys.stdout.flush()
         summary = (f"status={result.status} exit_code={result.exit_code} signal={result.signal} "
-                   f"cpu_time={result.cpu_time:.3f}s wall_time={result.wall_time:.3f}s peak_memory={result.peak_memory}")
+                   f"cpu_time={result.cpu_time:.3f}s wall_time={result.wall_time:.3f}s "
+                   f"peak_memory={result.peak_memory}")
         if result.syscall:
             summary += f" syscall={result.syscall}"
         print(summary, file=sys.stderr)

@@ -18,7 +18,7 @@ class JailConfig:
     warm: int = 2  # CELLBLOCK_JAIL_WARM: containers a builder process keeps ready (0: build in-process)
 
     @classmethod
-    def from_env(cls) -> "JailConfig":
+    def from_env(cls) -> JailConfig:
         env = os.environ
         return cls(
             state_dir=env.get("CELLBLOCK_JAIL_DIR", cls.state_dir),

@@ -64,12 +64,14 @@ def seccomp_filter() -> tuple[bool, str, str]:
 
     try:
         program = compiled("default")
-    except Exception as e:  # noqa: BLE001 - doctor reports whatever went wrong
-        return False, f"seccomp profile 'default' does not compile: {e}", "install libseccomp2 (apt-get install libseccomp2)"
+    except Exception as e:
+        return (False, f"seccomp profile 'default' does not compile: {e}",
+                "install libseccomp2 (apt-get install libseccomp2)")
     with open("/proc/self/status") as f:
         has = any(line.startswith("Seccomp:") for line in f)
-    return has, f"seccomp filters: {'supported' if has else 'missing'}; default profile {program.size} BPF instructions", \
-        "use a kernel with CONFIG_SECCOMP_FILTER"
+    state = "supported" if has else "missing"
+    return (has, f"seccomp filters: {state}; default profile {program.size} BPF instructions",
+            "use a kernel with CONFIG_SECCOMP_FILTER")
 
 
 def tmpfs() -> tuple[bool, str, str]:

@@ -34,7 +34,11 @@ ETC_ENTRIES = (
     "localtime", "timezone", "nsswitch.conf", "mime.types", "protocols", "services",
     "ssl/openssl.cnf", "ssl/certs", "ca-certificates.conf", "gai.conf", "host.conf",
 )
-PASSWD = "root:x:0:0:root:/:/usr/sbin/nologin\nrunner:x:1000:1000:runner:/box:/bin/sh\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n"
+PASSWD = (
+    "root:x:0:0:root:/:/usr/sbin/nologin\n"
+    "runner:x:1000:1000:runner:/box:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n"
+)
 GROUP = "root:x:0:\nrunner:x:1000:\nnogroup:x:65534:\n"
 HOSTS = "127.0.0.1 localhost cellblock\n::1 localhost ip6-localhost\n"
 MAX_DEPTH = 16

@@ -53,7 +53,7 @@ class Shape:
     profile: str = "default"
 
     @classmethod
-    def of(cls, spec: RunSpec) -> "Shape":
+    def of(cls, spec: RunSpec) -> Shape:
         return cls(tuple(spec.binds), spec.loopback, spec.profile)
 
 
@@ -244,7 +244,7 @@ def check_exec(report_fd: int, command: str) -> None:
     report = os.read(report_fd, 4096)
     if not report:
         return
-    step, err, detail = (report.decode(errors="replace").split("\0") + ["", ""])[:3]
+    step, err, detail = [*report.decode(errors="replace").split("\0"), "", ""][:3]
     code = int(err) if err.isdigit() else 0
     if step.startswith("execve") and code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR):
         raise CommandNotFound(f"cannot execute {command!r} in the sandbox: {os.strerror(code)}")

@@ -42,7 +42,8 @@ def main() -> None:
 
     burns = [one("burn", ["1.0"], Limits(cpu_time=3, wall_time=10)).cpu_time for _ in range(20)]
     mean = statistics.mean(burns)
-    rows.append(("1.00 s CPU burn: reported cpu_time (mean of 20)", f"{mean:.4f} s", f"error {100 * (mean - 1):+.2f} %"))
+    rows.append(("1.00 s CPU burn: reported cpu_time (mean of 20)", f"{mean:.4f} s",
+                 f"error {100 * (mean - 1):+.2f} %"))
     rows.append(("same, coefficient of variation over 20 runs", f"{100 * statistics.stdev(burns) / mean:.3f} %",
                  "goal < 2 %"))
     peaks = [one("touch", ["100"], Limits(memory=256 * MiB)).peak_memory for _ in range(5)]

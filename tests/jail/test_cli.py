@@ -20,7 +20,8 @@ def jail(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
 
 
 def test_run_json_reports_the_program() -> None:
-    p = jail("run", "--json", "--cpu-time", "1", "--memory", "64M", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 3")
+    p = jail("run", "--json", "--cpu-time", "1", "--memory", "64M", "--",
+             "/bin/sh", "-c", "echo out; echo err >&2; exit 3")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["status"] == "nonzero_exit"

@@ -72,7 +72,8 @@ def test_file_size_limit() -> None:
     pipe = run(RunSpec(argv=["/usr/bin/head", "-c", "2000000", "/dev/zero"],
                        limits=Limits(file_size=1 * MiB, output=4 * MiB)))
     assert pipe.status is Status.OK  # stdout is a pipe, not a file
-    file = run(RunSpec(argv=["/bin/sh", "-c", "exec head -c 2000000 /dev/zero > big"], limits=Limits(file_size=1 * MiB)))
+    file = run(RunSpec(argv=["/bin/sh", "-c", "exec head -c 2000000 /dev/zero > big"],
+                       limits=Limits(file_size=1 * MiB)))
     assert file.status is Status.FILE_SIZE_LIMIT
     assert file.signal == "SIGXFSZ"
 

@@ -86,9 +86,11 @@ def test_sandbox_identity() -> None:
 
 
 def test_root_is_fresh_and_read_only() -> None:
-    r = run(RunSpec(argv=["/bin/sh", "-c", "ls /; touch /x /usr/x /etc/x 2>&1; ls /home /root 2>&1; cat /etc/shadow 2>&1"]))
+    script = "ls /; touch /x /usr/x /etc/x 2>&1; ls /home /root 2>&1; cat /etc/shadow 2>&1"
+    r = run(RunSpec(argv=["/bin/sh", "-c", script]))
     out = r.stdout.decode()
-    assert sorted(out.split("touch")[0].split()) == ["bin", "box", "dev", "etc", "lib", "lib64", "proc", "sbin", "tmp", "usr"]
+    top = ["bin", "box", "dev", "etc", "lib", "lib64", "proc", "sbin", "tmp", "usr"]
+    assert sorted(out.split("touch")[0].split()) == top
     assert out.count("Permission denied") + out.count("Read-only file system") == 3
     assert "No such file" in out and "shadow" in out
 
