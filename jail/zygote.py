@@ -66,16 +66,18 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
         return
     handed: dict[int, Sandbox] = {}  # with the worker, until it says done
     unused: set[int] = set()  # pushed and not yet taken
+    in_use: set[int] = set()  # taken and not yet done
     dying: dict[int, Sandbox] = {}  # pidfd -> container whose init was killed
     ids = itertools.count(1)
     shape = Shape()
 
-    def hand_over(n: int, sb: Sandbox) -> None:
+    def hand_over(n: int, sb: Sandbox) -> int:
         meta = Meta(next(ids), sb.slot, sb.root, sb.host_uid, sb.shape, sb.cg)
+        handed[meta.id] = sb  # from here the finally below tears it down, whatever happens
         socket.send_fds(sock, [pickle.dumps(("sandbox", n, meta))], sb.fds())
-        handed[meta.id] = sb
         if n == 0:
             unused.add(meta.id)
+        return meta.id
 
     def build(want: Shape) -> Sandbox:
         slot = host.take_slot()
@@ -85,7 +87,9 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
     sock.send(pickle.dumps(("ready", 0, None)))
     try:
         while True:
-            busy = len(unused) < config.warm
+            # Top up the ready containers, but while a job runs and one is ready anyway,
+            # leave the CPU to the job: on a small host building competes with it.
+            busy = len(unused) < config.warm and not (in_use and unused)
             readable: list[int] = select.select([sock.fileno(), *dying], [], [], 0 if busy else None)[0]
             if sock.fileno() in readable:
                 try:
@@ -97,15 +101,17 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                 kind, n, arg = pickle.loads(raw)
                 if kind == "took":
                     unused.discard(n)
+                    in_use.add(n)
                 elif kind == "want":
                     shape = arg
                 elif kind == "take":
                     try:
-                        hand_over(n, build(arg))
+                        in_use.add(hand_over(n, build(arg)))
                     except JailError as e:
                         sock.send(pickle.dumps(("error", n, str(e))))
                 elif kind == "done" and n in handed:
                     unused.discard(n)
+                    in_use.discard(n)
                     sb = handed.pop(n)
                     sb.kill()
                     dying[sb.pidfd] = sb
@@ -118,6 +124,8 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                 except JailError:
                     log.exception("building a container ahead of demand failed")
                     select.select([sock], [], [], 1.0)
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the worker is gone; the finally tears everything down
     finally:
         for sb in [*handed.values(), *dying.values()]:
             release(sb)
