@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import signal
 
-from .audit import AuditCursor
 from .cgroup import RunCgroup
+from .seccomp import syscall_name
 from .spec import Limits, RunResult, Status
 from .supervise import Watched
 
 
-def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float, host_uid: int,
-            audit: AuditCursor) -> RunResult:
+def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float) -> RunResult:
     """Turn what the watch saw and the cgroup's counters into a RunResult."""
     cpu = max(0.0, cg.cpu_usage() - setup_cpu)
     oom_killed, hit_limit = cg.memory_exhausted()
@@ -33,8 +32,8 @@ def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float, host
     )
     result.status = verdict(seen.killed_for, exit_code, sig, cpu, limits, oom_killed, hit_limit,
                             seen.stdout.truncated or seen.stderr.truncated)
-    if result.status is Status.SECURITY_VIOLATION:
-        result.syscall = audit.seccomp_syscall(host_uid)
+    if result.status is Status.SECURITY_VIOLATION and seen.syscall is not None:
+        result.syscall = syscall_name(seen.syscall)
     return result
 
 
@@ -43,12 +42,12 @@ def verdict(killed_for: Status | None, exit_code: int | None, sig: int | None, c
     """Why the run ended, the most specific reason first."""
     if killed_for is not None:
         return killed_for
+    if sig == signal.SIGSYS:  # a call seccomp denies (reported by the init), or another ABI
+        return Status.SECURITY_VIOLATION
     if truncated:
         return Status.OUTPUT_LIMIT
     if oom_killed:
         return Status.MEMORY_LIMIT
-    if sig == signal.SIGSYS:  # seccomp's SECCOMP_RET_KILL_PROCESS
-        return Status.SECURITY_VIOLATION
     if sig == signal.SIGXCPU or cpu > limits.cpu_time:
         return Status.TIME_LIMIT
     if sig == signal.SIGXFSZ:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import marshal
 import os
+import select
 import signal
 import struct
 from dataclasses import dataclass
@@ -109,7 +110,7 @@ def main(plan: ChildPlan) -> None:
         step = "no_new_privs"
         libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
         step = "seccomp"
-        plan.seccomp.load()
+        listener = plan.seccomp.load()
         step = "wait for launch"
         launch = read_launch(plan.sync_fd)
         if launch is None:
@@ -135,7 +136,7 @@ def main(plan: ChildPlan) -> None:
         )
     except BaseException as e:
         _fail(plan.report_fd, step, e)
-    init(plan, pid)
+    init(plan, pid, listener)
 
 
 def keep_only(fds: list[int]) -> None:
@@ -170,25 +171,40 @@ def encode_launch(launch: Launch) -> bytes:
     return struct.pack("I", len(body)) + body
 
 
-def init(plan: ChildPlan, program_pid: int) -> None:
-    """pid 1 once the program runs: reap, clean up, report its wait status, exit. Never returns."""
+def init(plan: ChildPlan, program_pid: int, listener: int) -> None:
+    """pid 1 once the program runs: wait, clean up, report, exit. Never returns.
+
+    It waits for the program to end or for a seccomp notification (a call the
+    profile denies: the caller is blocked in it until we act). Then every other
+    process is killed and reaped, and the report is written: the program's wait
+    status (for a denied call, "killed by SIGSYS") and the denied syscall's number.
+    """
     try:
-        # Keep only the status pipe: the program has its own copies of what it needs.
-        keep_only([plan.status_fd])
-        status = None
+        # Keep only the status pipe and the listener: the program has what it needs.
+        keep_only([plan.status_fd, listener])
+        program = os.pidfd_open(program_pid)
+        poller = select.poll()
+        poller.register(program, select.POLLIN)
+        poller.register(listener, select.POLLIN)
+        status: int | None = None
+        syscall: int | None = None
         while status is None:
-            pid, wait_status = os.waitpid(-1, 0)
-            if pid == program_pid:
+            ready = {fd for fd, _ in poller.poll()}
+            if listener in ready:
+                syscall = libc.seccomp_notification(listener)
+                status = int(signal.SIGSYS)  # the wait status of a process killed by SIGSYS
+            elif program in ready:
+                _, wait_status = os.waitpid(program_pid, 0)
                 status = wait_status
-        # Whatever the program left running dies now, and is reaped, so that every
-        # output pipe is at EOF when the parent reads the status.
+        # Whatever is left running dies now, and is reaped, so that every output pipe
+        # is at EOF when the parent reads the report.
         while True:
             try:
                 os.kill(-1, signal.SIGKILL)
                 os.waitpid(-1, 0)
             except (ChildProcessError, ProcessLookupError):
                 break
-        os.write(plan.status_fd, struct.pack("i", status))
+        os.write(plan.status_fd, struct.pack("ii", status, -1 if syscall is None else syscall))
         os._exit(0)
-    except BaseException:
+    except BaseException:  # an init that cannot wait ends the run
         os._exit(125)

@@ -55,10 +55,14 @@ MNT_DETACH = 0x2
 PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
-PR_SET_SECCOMP = 22
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
-SECCOMP_MODE_FILTER = 2
+
+# <linux/seccomp.h>
+SYS_seccomp = 317
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif)
 
 # <linux/capability.h>
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -79,6 +83,7 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 _libc.syscall.restype = ctypes.c_long
 _libc_gil.syscall.restype = ctypes.c_long
 
@@ -176,12 +181,34 @@ class SeccompProgram:
         self._prog = _SockFprog(len(bpf) // 8, ctypes.cast(self._buffer, ctypes.c_void_p))
         self.size = len(bpf) // 8
 
-    def load(self) -> None:
-        """prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog): needs no_new_privs first."""
-        _check(
-            _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(self._prog), 0, 0),
-            "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)",
+    def load(self) -> int:
+        """seccomp(SET_MODE_FILTER, NEW_LISTENER, prog): the listener fd (close-on-exec).
+
+        Needs no_new_privs first.
+        """
+        return _check(
+            _libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                          ctypes.c_void_p(ctypes.addressof(self._prog))),
+            "seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER)",
         )
+
+
+class _SeccompData(ctypes.Structure):
+    _fields_ = [("nr", ctypes.c_int), ("arch", ctypes.c_uint32), ("instruction_pointer", ctypes.c_uint64),
+                ("args", ctypes.c_uint64 * 6)]
+
+
+class _SeccompNotif(ctypes.Structure):
+    # struct seccomp_notif, <linux/seccomp.h>
+    _fields_ = [("id", ctypes.c_uint64), ("pid", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("data", _SeccompData)]
+
+
+def seccomp_notification(listener: int) -> int:
+    """ioctl(SECCOMP_IOCTL_NOTIF_RECV): the syscall number of the next pending notification."""
+    notif = _SeccompNotif()  # zeroed, as the kernel requires
+    _check(_libc.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, ctypes.byref(notif)), "ioctl(SECCOMP_IOCTL_NOTIF_RECV)")
+    return int(notif.data.nr)
 
 
 class _CloneArgs(ctypes.Structure):

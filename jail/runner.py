@@ -13,7 +13,6 @@ import os
 import threading
 
 from . import sandbox, seccomp
-from .audit import AuditCursor
 from .config import JailConfig
 from .errors import JailError
 from .host import Host
@@ -41,12 +40,10 @@ class Jail:
         validate(spec)
         seccomp.compiled(spec.profile)  # an unknown or broken profile fails here, clearly
         sb = self._take(spec)
-        audit = AuditCursor()  # before the program can be killed: only this run's records count
         try:
             started, setup_cpu = sandbox.start(sb, spec)
-            return sandbox.finish(sb, spec, started, setup_cpu, audit)
+            return sandbox.finish(sb, spec, started, setup_cpu)
         finally:
-            audit.close()
             sb.release()
 
     def _take(self, spec: RunSpec) -> Sandbox:

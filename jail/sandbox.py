@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from . import cgroup, libc, rlimits, rootfs, seccomp, supervise, userns
 from .accounting import account
-from .audit import AuditCursor
 from .child import ChildPlan, Launch, encode_launch
 from .child import main as child_main
 from .errors import ChildSetupError, CommandNotFound, JailError
@@ -202,7 +201,7 @@ def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
     return time.monotonic(), sb.cg.cpu_usage()
 
 
-def finish(sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float, audit: AuditCursor) -> RunResult:
+def finish(sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float) -> RunResult:
     """Watch the started program to its end and account for it."""
     limits = spec.limits
     seen = supervise.watch(
@@ -211,7 +210,7 @@ def finish(sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float, audit: 
         supervise.Stream(sb.err_r, limits.output),
         sb.cg, limits, started, setup_cpu, sb.status_r,
     )
-    result = account(seen, sb.cg, limits, setup_cpu, sb.host_uid, audit)
+    result = account(seen, sb.cg, limits, setup_cpu)
     if spec.collect:
         result.files = rootfs.collect(sb.root, spec.collect, limits.disk)
     return result

@@ -71,9 +71,16 @@ def parse_profile(path: str) -> Profile:
 
 
 def build_filter(profile: Profile) -> sc.SyscallFilter:
-    """The libseccomp filter for a profile (default: kill the process)."""
+    """The libseccomp filter for a profile.
+
+    A call the profile does not allow is not killed by the kernel but handed to the
+    sandbox's init through a seccomp user-notification listener (SECCOMP_RET_USER_NOTIF,
+    seccomp_unotify(2)); the init ends the run and reports the syscall, so the name is
+    known exactly, with or without auditd. Another ABI (i386 int 0x80, x32) is killed.
+    """
     arch = sc.Arch.X86_64
-    f = sc.SyscallFilter(sc.KILL_PROCESS)
+    f = sc.SyscallFilter(sc.NOTIFY)
+    f.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     f.set_attr(sc.Attr.CTL_OPTIMIZE, 2)  # binary search tree over syscall numbers
     restricted = {r["syscall"] for r in profile.allow_if}
     for rule in profile.allow_if:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from jail import Limits, RunResult, RunSpec, Status, run  # noqa: E402
+from jail import Limits, RunResult, RunSpec, run  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sec_helpers import (  # noqa: E402
@@ -49,10 +49,6 @@ def host_ready() -> None:
             pytest.fail(f"tests/security need {tool} on the host")
     if not os.path.isdir("/sys/fs/cgroup"):
         pytest.fail("tests/security need cgroups mounted at /sys/fs/cgroup")
-    try:
-        os.close(os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK))
-    except OSError as e:
-        pytest.fail(f"tests/security need /dev/kmsg (seccomp audit records): {e}")
 
 
 @pytest.fixture(autouse=True)
@@ -143,60 +139,16 @@ def run_py() -> Runner:
 
 
 # --- seccomp kills -------------------------------------------------------------------
-# The jail learns a killed syscall's name from the kernel's audit record in /dev/kmsg.
-# Without auditd those records go through printk_ratelimit() (kernel.printk_ratelimit_burst
-# records per kernel.printk_ratelimit seconds); past that they are dropped. Tests that
-# check the name pace themselves under that rate (see test_audit_name_is_never_stale for
-# what the jail does when a record is dropped).
-
-_kills: list[float] = []
-
-
-def _ratelimit() -> tuple[float, int]:
-    with open("/proc/sys/kernel/printk_ratelimit") as f:
-        interval = float(f.read())
-    with open("/proc/sys/kernel/printk_ratelimit_burst") as f:
-        burst = int(f.read())
-    return interval, burst
+# The sandbox's init receives each denied call as a seccomp user notification and reports
+# its number, so the name is exact for every kill, however many happen at once.
 
 
 @pytest.fixture
-def paced() -> Callable[[], None]:
-    """Call before a run that ends in a seccomp kill whose name the test checks."""
-
-    def wait() -> None:
-        interval, burst = _ratelimit()
-        budget = max(1, burst - 3)  # other kernel messages share the same limit
-        now = time.monotonic()
-        recent = [t for t in _kills if now - t < interval + 0.5]
-        if len(recent) >= budget:
-            time.sleep(interval + 0.5 - (now - recent[0]))
-            _kills.clear()
-        _kills.append(time.monotonic())
-
-    return wait
-
-
-@pytest.fixture
-def killed_for(paced: Callable[[], None]) -> Callable[[Callable[[], RunResult], str], RunResult]:
-    """killed_for(lambda: run..., "name"): the run is a seccomp kill named `name`.
-
-    The kernel's printk ratelimit is host-wide: kills of other runs (other tests, other
-    sessions on this host) can use it up, so this run's audit record may be dropped and
-    the jail then reports a wrong or no name (jail bug, see test_audit_name_is_never_stale).
-    When the name is off, the run is repeated once after a full ratelimit window; the
-    second attempt is asserted strictly.
-    """
+def killed_for() -> Callable[[Callable[[], RunResult], str], RunResult]:
+    """killed_for(lambda: run..., "name"): the run is a seccomp kill named `name`."""
 
     def check(go: Callable[[], RunResult], name: str) -> RunResult:
-        paced()
         r = go()
-        if r.status is Status.SECURITY_VIOLATION and r.syscall != name:
-            interval, _ = _ratelimit()
-            time.sleep(interval + 0.5)
-            _kills.clear()
-            paced()
-            r = go()
         assert_killed_for(r, name)
         return r
 

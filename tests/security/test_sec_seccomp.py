@@ -145,19 +145,8 @@ def test_other_abis_are_killed(run_c, mode):
     assert b"returned" not in r.stdout
 
 
-def test_audit_name_is_never_stale(run_c):
-    """Many kills in a burst (printk_ratelimit drops records): each run's `syscall` must be
-    its own syscall or None, never another run's."""
-    import time
-
-    names = [n for n in DENY if n not in ("reboot",)][:15] + ["reboot"]
-    wrong = []
-    try:
-        for name in names:
-            r = run_c("syscall", str(nr(name)))
-            assert r.status is Status.SECURITY_VIOLATION, r
-            if r.syscall not in (name, None):
-                wrong.append((name, r.syscall))
-    finally:
-        time.sleep(6)  # let the printk ratelimit window pass for the tests after this one
-    assert not wrong, f"runs named another run's syscall: {wrong}"
+def test_a_burst_of_kills_names_each_exactly(run_c):
+    """Many kills in a row: each run's `syscall` is its own syscall, never None or another's."""
+    names = list(DENY)[:16]
+    got = [(name, run_c("syscall", str(nr(name))).syscall) for name in names]
+    assert got == [(name, name) for name in names]
