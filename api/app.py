@@ -11,7 +11,7 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from api import callbacks, handlers
+from api import callbacks, handlers, metrics
 from api.errors import error_middleware
 from api.state import CONFIG, KEYS, LANGUAGES, REDIS, SYNC_REDIS
 from worker.config import Config
@@ -58,6 +58,7 @@ def make_app(cfg: Config) -> web.Application:
     app[CONFIG] = cfg
     app[KEYS] = Keys(cfg.key_prefix)
     app.cleanup_ctx.extend([redis_ctx, languages_ctx, callbacks_ctx])
+    metrics.setup(app)
     routes: list[Any] = [
         web.post("/v1/submissions", handlers.create_submission),
         web.post("/v1/submissions/batch", handlers.create_batch),
@@ -66,6 +67,8 @@ def make_app(cfg: Config) -> web.Application:
         web.get("/v1/submissions/{id}/events", handlers.submission_events),
         web.get("/v1/languages", handlers.languages),
         web.get("/v1/health", handlers.health),
+        web.get("/v1/ready", metrics.ready),
+        web.get("/metrics", metrics.handler),
         web.get("/v1/openapi.json", handlers.openapi_json),
         web.get("/docs", handlers.docs),
         web.get("/", handlers.index),

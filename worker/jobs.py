@@ -18,7 +18,7 @@ from rq import Callback, Queue, Retry, get_current_job
 from rq.job import Job
 
 from worker import config as config_mod
-from worker import store
+from worker import metrics, store
 from worker.judge import SandboxFault, judge
 from worker.keys import Keys
 from worker.models import Result, State, Submission, Verdict
@@ -82,6 +82,7 @@ def process(sid: str) -> str:
         result = judge(sub, emit)
     except SandboxFault as exc:
         log.error("submission %s attempt %d: sandbox fault: %s", sid, attempt, exc)
+        r.hincrby(metrics.counters_key(keys), "sandbox_faults", 1)
         raise
     result.attempts = attempt
     result.timings.update({"enqueued_at": sub.created_at, "started_at": started})

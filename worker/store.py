@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from worker import metrics
 from worker.keys import Keys
 from worker.models import Result, State, Submission
 
@@ -81,4 +82,5 @@ def finish(r: redis.Redis, keys: Keys, sub: Submission, result: Result, ttl: int
         stage_event(pipe, keys, sub.id, "finished", {"state": str(State.FINISHED), "verdict": str(result.verdict)}, ttl)
         if sub.callback_url:
             pipe.xadd(keys.callbacks(), {"id": sub.id, "url": sub.callback_url}, maxlen=100_000, approximate=True)
+        metrics.stage_finished(pipe, keys, sub, result)  # counted in the same transaction as the result
         pipe.execute()

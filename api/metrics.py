@@ -1,0 +1,143 @@
+"""GET /metrics: Prometheus text format, rendered from what workers keep in Redis.
+
+Workers are separate processes: they count into Redis hashes (worker/metrics.py) in the
+same transaction that stores a result. A custom prometheus-client Collector reads those
+hashes, RQ's queue and worker registries at scrape time; API-local counters (HTTP 500s)
+live in this process's registry next to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from rq import Queue, Worker
+from rq.job import Job
+
+from api.state import CONFIG, KEYS, REDIS, SYNC_REDIS
+from worker import metrics as wm
+from worker.config import Config
+from worker.keys import Keys
+
+# Unhandled exceptions in this API process (error_middleware's 500s).
+API_INTERNAL_ERRORS = "cellblock_api_internal_errors"
+
+
+def _s(b: bytes | str) -> str:
+    return b.decode() if isinstance(b, bytes) else b
+
+
+class RedisCollector(Collector):
+    """Everything shared across processes, read from Redis at each scrape."""
+
+    def __init__(self, r: redis.Redis, cfg: Config, keys: Keys, api_errors: list[int]) -> None:
+        self.r, self.cfg, self.keys, self.api_errors = r, cfg, keys, api_errors
+
+    def collect(self) -> Iterator[Metric]:
+        r = self.r
+        subs = CounterMetricFamily("cellblock_submissions", "Finished submissions by language and verdict",
+                                   labels=["language", "verdict"])
+        for field, n in sorted(r.hgetall(wm.submissions_key(self.keys)).items()):
+            lang, _, verdict = _s(field).partition("|")
+            subs.add_metric([lang, verdict], float(n))
+        yield subs
+
+        counters = {_s(k): int(v) for k, v in r.hgetall(wm.counters_key(self.keys)).items()}
+        errs = CounterMetricFamily("cellblock_internal_errors", "Internal errors (never blamed on the program)",
+                                   labels=["source"])
+        errs.add_metric(["worker"], float(counters.get("internal_errors:worker", 0)))
+        errs.add_metric(["api"], float(self.api_errors[0]))
+        yield errs
+        faults = CounterMetricFamily("cellblock_sandbox_faults", "Job attempts that hit a sandbox fault (retried)")
+        faults.add_metric([], float(counters.get("sandbox_faults", 0)))
+        yield faults
+
+        hist = HistogramMetricFamily("cellblock_stage_seconds",
+                                     "Latency per stage: queue_wait, compile, run (all tests), total "
+                                     "(created -> finished), jail_overhead (per test: jail.run minus the program)",
+                                     labels=["stage"])
+        for stage in wm.STAGES:
+            h = {_s(k): v for k, v in r.hgetall(wm.histogram_key(self.keys, stage)).items()}
+            acc, buckets = 0, []
+            for i, le in enumerate(wm.BUCKETS):
+                acc += int(h.get(f"b{i}", 0))
+                buckets.append((repr(le), float(acc)))
+            acc += int(h.get(f"b{len(wm.BUCKETS)}", 0))
+            buckets.append(("+Inf", float(acc)))
+            hist.add_metric([stage], buckets, float(h.get("sum", 0) or 0))
+        yield hist
+
+        q = Queue(self.cfg.queue, connection=r)
+        depth = q.count
+        yield GaugeMetricFamily("cellblock_queue_depth", "Jobs waiting in the queue", value=depth)
+        oldest_age = 0.0
+        first = q.get_job_ids(0, 1)
+        if first:
+            job = Job.fetch(first[0], connection=r)
+            if job.enqueued_at is not None:
+                oldest_age = max(0.0, time.time() - job.enqueued_at.timestamp())
+        yield GaugeMetricFamily("cellblock_queue_oldest_age_seconds", "Age of the oldest queued job (0: none)",
+                                value=oldest_age)
+
+        workers = Worker.all(queue=q)
+        busy = sum(1 for w in workers if w.get_state() == "busy")
+        yield GaugeMetricFamily("cellblock_workers", "Live workers on the queue", value=len(workers))
+        yield GaugeMetricFamily("cellblock_workers_busy", "Workers running a job", value=busy)
+        yield GaugeMetricFamily("cellblock_workers_busy_ratio", "Busy share of the live workers",
+                                value=busy / len(workers) if workers else 0.0)
+
+
+API_ERRORS: web.AppKey[list[int]] = web.AppKey("api_errors", list)
+REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry", CollectorRegistry)
+
+
+def setup(app: web.Application) -> None:
+    """Register the collector (needs app[SYNC_REDIS], so at startup)."""
+    app[API_ERRORS] = [0]
+
+    async def on_startup(app: web.Application) -> None:
+        reg = CollectorRegistry(auto_describe=False)
+        reg.register(RedisCollector(app[SYNC_REDIS], app[CONFIG], app[KEYS], app[API_ERRORS]))
+        app[REGISTRY] = reg
+
+    app.on_startup.append(on_startup)
+
+
+def count_api_error(app: web.Application) -> None:
+    errors = app.get(API_ERRORS)
+    if errors is not None:
+        errors[0] += 1
+
+
+async def handler(request: web.Request) -> web.Response:
+    """GET /metrics (Prometheus text format)."""
+    body = await asyncio.to_thread(generate_latest, request.app[REGISTRY])
+    resp = web.Response(body=body)
+    resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    resp.charset = "utf-8"
+    return resp
+
+
+def _worker_count(r: redis.Redis, cfg: Config) -> int:
+    return int(Worker.count(queue=Queue(cfg.queue, connection=r)))
+
+
+async def ready(request: web.Request) -> web.Response:
+    """GET /v1/ready (readiness): 200 when Redis answers AND at least one worker is alive, else 503.
+    /v1/health stays the liveness probe."""
+    body: dict[str, Any] = {"ready": False, "redis": False, "workers": 0}
+    try:
+        await request.app[REDIS].ping()
+        body["redis"] = True
+        body["workers"] = await asyncio.to_thread(_worker_count, request.app[SYNC_REDIS], request.app[CONFIG])
+    except Exception as exc:  # any Redis failure means "not ready", reported, not raised
+        body["error"] = f"{type(exc).__name__}: {exc}"
+    body["ready"] = body["redis"] and body["workers"] > 0
+    return web.json_response(body, status=200 if body["ready"] else 503)

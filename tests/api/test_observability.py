@@ -1,0 +1,108 @@
+"""GET /metrics (Prometheus text, counted by workers in Redis) and GET /v1/ready."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import ROOT, RedisServer, Stack, free_port
+
+
+def scrape(stack: Stack) -> dict[str, Any]:
+    """{sample name: {labels tuple: value}} from /metrics."""
+    resp = stack.request("GET", "/metrics")
+    assert resp.status == 200, resp.body
+    assert resp.headers["content-type"].startswith("text/plain")
+    out: dict[str, Any] = {}
+    for fam in text_string_to_metric_families(resp.body):
+        for s in fam.samples:
+            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def test_metrics_count_submissions_and_stages(stack: Stack) -> None:
+    before = scrape(stack)
+    assert before["cellblock_workers"][()] >= 2
+    stack.submit({"language": "python3", "source": "print('hi')"})
+    stack.submit({"language": "python3", "source": "print(input())",
+                  "tests": [{"input": "a", "expected_output": "a"}, {"input": "b", "expected_output": "c"}]})
+    stack.submit({"language": "c", "source": "int main( { return 0; }"})
+    m = scrape(stack)
+
+    def subs(lang: str, verdict: str, snap: dict[str, Any]) -> float:
+        return float(snap.get("cellblock_submissions_total", {}).get(
+            (("language", lang), ("verdict", verdict)), 0))
+
+    assert subs("python3", "accepted", m) - subs("python3", "accepted", before) == 1
+    assert subs("python3", "wrong_answer", m) - subs("python3", "wrong_answer", before) == 1
+    assert subs("c", "compilation_error", m) - subs("c", "compilation_error", before) == 1
+
+    counts = m["cellblock_stage_seconds_count"]
+    old_counts = before.get("cellblock_stage_seconds_count", {})
+    for stage, n in {"queue_wait": 3, "total": 3, "compile": 3, "run": 3, "jail_overhead": 2}.items():
+        key = (("stage", stage),)
+        assert counts[key] - old_counts.get(key, 0) == n, (stage, counts)
+        # cumulative buckets end at the count
+        assert m["cellblock_stage_seconds_bucket"][(("le", "+Inf"), ("stage", stage))] == counts[key]
+    total_sum = m["cellblock_stage_seconds_sum"][(("stage", "total"),)]
+    assert 0 < total_sum < 60
+    assert m["cellblock_queue_depth"][()] == 0
+    assert m["cellblock_queue_oldest_age_seconds"][()] == 0
+    assert 0 <= m["cellblock_workers_busy_ratio"][()] <= 1
+    assert m["cellblock_internal_errors_total"][(("source", "api"),)] == 0
+
+
+def test_ready_when_redis_and_workers(stack: Stack) -> None:
+    resp = stack.request("GET", "/v1/ready")
+    assert resp.status == 200 and resp.body["ready"] is True and resp.body["workers"] >= 2
+
+
+def _api_only(env_extra: dict[str, str], tmp: Path) -> Stack:
+    env = dict(os.environ)
+    env.update({"CELLBLOCK_PORT": str(free_port()), "PYTHONPATH": str(ROOT), **env_extra})
+    stack = Stack(int(env["CELLBLOCK_PORT"]), env, env["CELLBLOCK_REDIS_URL"], tmp)
+    stack.start_api()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            stack.request("GET", "/v1/health", timeout=10)
+            return stack
+        except OSError:
+            assert time.monotonic() < deadline, stack.logs()
+            time.sleep(0.1)
+
+
+def test_not_ready_without_workers_and_queue_age(redis_server: RedisServer, tmp_path: Path) -> None:
+    name = uuid.uuid4().hex[:8]
+    stack = _api_only({"CELLBLOCK_REDIS_URL": redis_server.url, "CELLBLOCK_QUEUE": f"q-{name}",
+                       "CELLBLOCK_KEY_PREFIX": f"cb-{name}"}, tmp_path)
+    try:
+        resp = stack.request("GET", "/v1/ready")
+        assert resp.status == 503 and resp.body["redis"] is True and resp.body["workers"] == 0
+        assert stack.request("GET", "/v1/health").status in (200, 503)  # liveness still answers
+        # no worker: a submission waits, and the queue metrics show it
+        created = stack.request("POST", "/v1/submissions", {"language": "python3", "source": "print(1)"})
+        assert created.status == 201, created.body
+        time.sleep(1.1)
+        m = scrape(stack)
+        assert m["cellblock_queue_depth"][()] == 1
+        assert m["cellblock_queue_oldest_age_seconds"][()] >= 1.0
+        assert m["cellblock_workers"][()] == 0 and m["cellblock_workers_busy_ratio"][()] == 0
+    finally:
+        stack.stop()
+
+
+def test_not_ready_without_redis(tmp_path: Path) -> None:
+    stack = _api_only({"CELLBLOCK_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, tmp_path)
+    try:
+        resp = stack.request("GET", "/v1/ready")
+        assert resp.status == 503 and resp.body["redis"] is False and resp.body["ready"] is False
+        assert stack.request("GET", "/metrics").status == 503
+    finally:
+        stack.stop()
+
