@@ -123,15 +123,26 @@ class CgroupV2:
             path = os.path.join(root, parent.lstrip("/"))
         elif os.access(f"{root}/cgroup.subtree_control", os.W_OK) and own_cgroup() == "/":
             path = os.path.join(root, parent)
+            try:
+                cls._prepare(path)
+                return cls(path)
+            except JailError:
+                # The root of a cgroup namespace (a privileged container) is not the
+                # real root: it may not hand out controllers while it holds processes.
+                path = cls._delegated(root, parent)
         else:
             path = cls._delegated(root, parent)
+        cls._prepare(path)
+        return cls(path)
+
+    @staticmethod
+    def _prepare(path: str) -> None:
         try:
             os.makedirs(path, exist_ok=True)
             enable_controllers(os.path.dirname(path))
             enable_controllers(path)
         except OSError as e:
             raise JailError(f"cannot set up {path}: {e.strerror} (is the subtree delegated to us?)") from e
-        return cls(path)
 
     @staticmethod
     def _delegated(root: str, parent: str) -> str:
