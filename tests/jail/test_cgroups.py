@@ -19,7 +19,7 @@ import pytest
 
 from jail import JailError, Limits, MiB
 from jail.cgroup import open_backend, read_keyed, slot_of
-from jail.cgroup_v1 import CgroupV1
+from jail.cgroup_v1 import CgroupV1, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 
 UNIFIED = "/sys/fs/cgroup/unified"
@@ -143,3 +143,19 @@ def test_v2_core_files_for_real_on_the_unified_mount() -> None:
     finally:
         cg.remove()
     assert not os.path.exists(path)
+
+
+def test_v1_mounts_with_co_mounted_controllers(tmp_path: Path) -> None:
+    """Pure v1 hosts often co-mount cpu and cpuacct: both resolve to one hierarchy."""
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "30 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct\n"
+        "31 25 0:27 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory\n"
+        "32 25 0:28 / /sys/fs/cgroup/pids rw,nosuid - cgroup cgroup rw,pids\n"
+        "33 25 0:29 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n"
+    )
+    mounts = v1_mounts(str(mountinfo))
+    assert mounts["cpu"] == mounts["cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct"
+    assert mounts["memory"] == "/sys/fs/cgroup/memory" and mounts["pids"] == "/sys/fs/cgroup/pids"
+    assert not is_cgroup2("/sys/fs/cgroup", str(mountinfo))
+    assert is_cgroup2("/sys/fs/cgroup/unified", str(mountinfo))
