@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from rq import Queue, Worker
 
-from api import openapi
+from api import auth, openapi
 from api.errors import ApiError, invalid
 from api.render import submission_view
 from api.state import CONFIG, KEYS, LANGUAGES, REDIS, SYNC_REDIS
@@ -40,11 +40,17 @@ async def _json_body(request: web.Request) -> Any:
 async def _enqueue(request: web.Request, accepted: list[Accepted]) -> None:
     cfg = request.app[CONFIG]
     pairs = [(a.submission, a.job_timeout) for a in accepted]
-    await asyncio.to_thread(jobs.submit, request.app[SYNC_REDIS], cfg, pairs)
+    try:
+        await asyncio.to_thread(jobs.submit, request.app[SYNC_REDIS], cfg, pairs)
+    except BaseException:
+        await auth.undo(request, accepted)
+        raise
 
 
 async def _view(request: web.Request, sid: str) -> dict[str, Any] | None:
     r: Any = request.app[REDIS]
+    if not await auth.visible(request, sid):
+        return None
     fields = await r.hgetall(request.app[KEYS].submission(sid))
     if not fields or b"spec" not in fields:
         return None
@@ -72,8 +78,15 @@ async def _wait_finished(request: web.Request, sid: str, seconds: float) -> None
 async def create_submission(request: web.Request) -> web.Response:
     """POST /v1/submissions: 201 {id}, or 200 with the result when `wait` and it finished in time."""
     cfg = request.app[CONFIG]
+    await auth.principal(request)
     body = await _json_body(request)
     accepted = parse_submission(body, cfg, request.app[LANGUAGES])
+    earlier = await auth.admit(request, [accepted])
+    if earlier is not None:  # a retry with the same Idempotency-Key
+        view = await _view(request, earlier)
+        status = 200 if view is not None and view["state"] == "finished" else 201
+        return web.json_response(view or {"id": earlier, "state": "queued"}, status=status,
+                                 headers={"Location": f"/v1/submissions/{earlier}"})
     await _enqueue(request, [accepted])
     sid = accepted.submission.id
     location = f"/v1/submissions/{sid}"
@@ -88,6 +101,7 @@ async def create_submission(request: web.Request) -> web.Response:
 async def create_batch(request: web.Request) -> web.Response:
     """POST /v1/submissions/batch {submissions: [...]}: all accepted or none (422 names the index)."""
     cfg = request.app[CONFIG]
+    await auth.principal(request)
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "malformed", "the body must be a JSON object", "body")
@@ -101,12 +115,16 @@ async def create_batch(request: web.Request) -> web.Response:
         if isinstance(item, dict) and item.get("wait"):
             raise invalid(f"submissions[{i}].wait", "not supported in a batch; poll or use events")
         accepted.append(parse_submission(item, cfg, request.app[LANGUAGES], prefix=f"submissions[{i}]."))
+    earlier = await auth.admit(request, accepted)
+    if earlier is not None:  # a retry with the same Idempotency-Key
+        return web.json_response({"ids": earlier.split(",")}, status=201)
     await _enqueue(request, accepted)
     return web.json_response({"ids": [a.submission.id for a in accepted]}, status=201)
 
 
 async def get_submission(request: web.Request) -> web.Response:
     """GET /v1/submissions/{id}: state, and the full result once finished."""
+    await auth.principal(request)
     view = await _view(request, request.match_info["id"])
     if view is None:
         raise ApiError(404, "not_found", "no such submission (unknown or expired)", "id")
@@ -116,6 +134,7 @@ async def get_submission(request: web.Request) -> web.Response:
 async def list_submissions(request: web.Request) -> web.Response:
     """GET /v1/submissions?ids=a,b,c: several submissions at once (unknown ids say so)."""
     cfg = request.app[CONFIG]
+    await auth.principal(request)
     raw = request.query.get("ids", "")
     ids = [i for i in raw.split(",") if i]
     if not ids:
@@ -135,7 +154,8 @@ async def submission_events(request: web.Request) -> web.StreamResponse:
     sid = request.match_info["id"]
     r: Any = request.app[REDIS]
     keys = request.app[KEYS]
-    if not await r.exists(keys.submission(sid)):
+    await auth.principal(request)
+    if not await auth.visible(request, sid) or not await r.exists(keys.submission(sid)):
         raise ApiError(404, "not_found", "no such submission (unknown or expired)", "id")
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
@@ -200,6 +220,7 @@ async def health(request: web.Request) -> web.Response:
     ok = body["redis"] and body["workers"] > 0
     body["status"] = "ok" if ok else "degraded"
     return web.json_response(body, status=200 if ok else 503)
+
 
 
 async def openapi_json(request: web.Request) -> web.Response:

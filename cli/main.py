@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     w = sub.add_parser("worker", help="one worker alone (needs root for the jail)")
     w.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     sub.add_parser("config", help="print every CELLBLOCK_* setting with its default")
+    from cli import keys as keys_cli
+
+    keys_cli.add_parser(sub)
     s = sub.add_parser("submit", help="submit a program and print the result")
     s.add_argument("file", type=Path)
     s.add_argument("--language", "-l")
@@ -31,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         print(config_mod.describe())
         return 0
+    if args.command == "keys":
+        return keys_cli.run(args, cfg)
     if args.command == "submit":
         from cli.submit import submit
 
@@ -47,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if not cfg.redis_url:
             logging.getLogger("cellblock").info("CELLBLOCK_REDIS_URL empty: using %s", cfg.own_redis_url())
+        from api.auth import auth_required
+
+        if not auth_required(cfg):
+            logging.getLogger("cellblock").warning(
+                "AUTHENTICATION IS OFF (CELLBLOCK_AUTH=%s, listening on %s): anyone who can reach "
+                "this port may run code; set CELLBLOCK_AUTH=required and create keys with `cellblock keys`",
+                cfg.auth, cfg.host)
         serve(cfg)
         return 0
     from worker.runner import run_worker

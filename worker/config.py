@@ -41,6 +41,9 @@ SETTINGS: list[Setting] = [
     Setting("CELLBLOCK_MAX_TESTS", "200", "most test cases in one submission"),
     Setting("CELLBLOCK_MAX_BATCH", "50", "most submissions in one batch request"),
     Setting("CELLBLOCK_MAX_WAIT", "60", "longest `wait` a request may ask for, seconds"),
+    Setting("CELLBLOCK_AUTH", "auto",
+            "API keys: required, off, or auto (off when the API listens on loopback, else required)"),
+    Setting("CELLBLOCK_MAX_QUEUE", "1000", "queue depth at which POST answers 503 with Retry-After (0: no cap)"),
     Setting("CELLBLOCK_CALLBACK_ATTEMPTS", "5", "delivery attempts of a callback"),
     Setting("CELLBLOCK_CALLBACK_TIMEOUT", "10", "seconds per callback attempt"),
     Setting("CELLBLOCK_CACHE_DIR", "/var/cache/cellblock/compile",
@@ -72,6 +75,8 @@ class Config:
     max_tests: int
     max_batch: int
     max_wait: float
+    auth: str
+    max_queue: int
     callback_attempts: int
     callback_timeout: float
     cache_dir: str

@@ -29,3 +29,31 @@ class Keys:
     def callback_group(self) -> str:
         """Consumer group on callbacks(): one delivery per entry across API processes."""
         return "deliverers"
+
+    def api_key(self, key_id: str) -> str:
+        """Hash of one API key: id, name, sha256 of the token, limits, created, revoked."""
+        return f"{self.prefix}:apikey:{key_id}"
+
+    def api_key_ids(self) -> str:
+        """Set of every API key id (for `cellblock keys list`)."""
+        return f"{self.prefix}:apikeys"
+
+    def api_key_by_hash(self, digest: str) -> str:
+        """String: sha256 hex of a token -> its key id."""
+        return f"{self.prefix}:apikey-hash:{digest}"
+
+    def rate(self, key_id: str) -> str:
+        """Hash: token bucket of one API key (tokens, ts)."""
+        return f"{self.prefix}:apikey:{key_id}:rate"
+
+    def in_flight(self, key_id: str) -> str:
+        """Sorted set: one API key's unfinished submission ids, scored by when to forget them."""
+        return f"{self.prefix}:apikey:{key_id}:inflight"
+
+    def owner(self, sid: str) -> str:
+        """String: the API key id that created submission `sid` (absent when auth is off)."""
+        return f"{self.prefix}:sub:{sid}:owner"
+
+    def idempotency(self, scope: str, digest: str) -> str:
+        """String: submission id created for an Idempotency-Key, scoped per API key."""
+        return f"{self.prefix}:idem:{scope}:{digest}"

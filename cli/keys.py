@@ -1,0 +1,62 @@
+"""`cellblock keys create|list|revoke`: manage API keys directly in Redis (admin side)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import redis
+
+from api import auth
+from worker.config import Config
+from worker.keys import Keys
+
+
+def add_parser(sub: Any) -> None:
+    k = sub.add_parser("keys", help="manage API keys (create, list, revoke) in Redis")
+    ks = k.add_subparsers(dest="keys_command", required=True)
+    c = ks.add_parser("create", help="create a key; prints its token once")
+    c.add_argument("--name", default="")
+    c.add_argument("--rps", type=float, default=0, help="requests per second (0: no limit)")
+    c.add_argument("--max-in-flight", type=int, default=0, help="unfinished submissions at once (0: no limit)")
+    c.add_argument("--max-cpu-time", type=float, default=0, help="highest limits.cpu_time, seconds (0: language's)")
+    c.add_argument("--max-memory", default="0", help="highest limits.memory, e.g. 256M (0: language's)")
+    c.add_argument("--languages", default="", help="comma-separated language ids (empty: all)")
+    c.add_argument("--json", action="store_true")
+    ks.add_parser("list", help="list keys (never their tokens)").add_argument("--json", action="store_true")
+    ks.add_parser("revoke", help="revoke a key by id").add_argument("id")
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    r = redis.Redis.from_url(cfg.effective_redis_url())
+    keys = Keys(cfg.key_prefix)
+    if args.keys_command == "create":
+        memory = 0 if args.max_memory in ("", "0") else auth.parse_size(args.max_memory)
+        langs = [x.strip() for x in args.languages.split(",") if x.strip()]
+        key_id, token = auth.create_key(r, keys, name=args.name, rps=args.rps, max_in_flight=args.max_in_flight,
+                                        max_cpu_time=args.max_cpu_time, max_memory=memory, languages=langs)
+        if args.json:
+            print(json.dumps({"id": key_id, "token": token}))
+        else:
+            print(f"id:    {key_id}\ntoken: {token}\n(the token is shown only now; it is stored hashed)")
+        return 0
+    if args.keys_command == "list":
+        rows = auth.list_keys(r, keys)
+        if args.json:
+            print(json.dumps(rows))
+            return 0
+        print(f"{'id':16}  {'name':16}  {'rps':>6}  {'in-flight':>9}  {'cpu':>6}  {'memory':>10}  "
+              f"{'languages':16}  {'created':20}  revoked")
+        for row in rows:
+            created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(row.get("created_at", 0))))
+            print(f"{row['id']:16}  {row.get('name', ''):16}  {row['rps']:>6}  {row['max_in_flight']:>9}  "
+                  f"{row['max_cpu_time']:>6}  {row['max_memory']:>10}  {row.get('languages') or '*':16}  "
+                  f"{created:20}  {'yes' if row.get('revoked') == '1' else 'no'}")
+        return 0
+    if not auth.revoke_key(r, keys, args.id):
+        print(f"no such key: {args.id}")
+        return 1
+    print(f"revoked {args.id}")
+    return 0

@@ -1,0 +1,213 @@
+"""Access control and fairness against the real stack: API keys (CELLBLOCK_AUTH=required),
+per-key ceilings and languages, ownership, rate limit, in-flight quota, queue backpressure,
+Idempotency-Key."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from api import auth
+from tests.conftest import ROOT, RedisServer, Stack, make_stack
+from worker.keys import Keys
+
+HELLO = {"language": "python3", "source": "print('hi')\n"}
+SLEEPER = {"language": "python3", "source": "import time\ntime.sleep(2)\nprint('done')\n",
+           "limits": {"wall_time": 10}}
+MAX_QUEUE = 2
+
+
+@pytest.fixture(scope="module")
+def astack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = make_stack(redis_server, tmp_path_factory.mktemp("auth"), "auth", workers=1,
+                   extra_env={"CELLBLOCK_AUTH": "required", "CELLBLOCK_MAX_QUEUE": str(MAX_QUEUE)})
+    yield s
+    s.stop()
+
+
+def new_key(stack: Stack, **limits: Any) -> tuple[str, dict[str, str]]:
+    r = redis.Redis.from_url(stack.redis_url)
+    key_id, token = auth.create_key(r, Keys(stack.env["CELLBLOCK_KEY_PREFIX"]), **limits)
+    r.close()
+    return key_id, {"Authorization": f"Bearer {token}"}
+
+
+def error_code(resp: Any, status: int) -> str:
+    assert resp.status == status, (resp.status, resp.body)
+    err = resp.body["error"]
+    assert err["status"] == status and err["reason"]
+    return str(err["code"])
+
+
+def wait_finished(stack: Stack, sid: str, hdrs: dict[str, str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        view = stack.request("GET", f"/v1/submissions/{sid}", headers=hdrs).body
+        if view.get("state") == "finished":
+            return dict(view)
+        assert time.monotonic() < deadline, view
+        time.sleep(0.1)
+
+
+def test_no_key_is_401(astack: Stack) -> None:
+    assert error_code(astack.request("POST", "/v1/submissions", HELLO), 401) == "unauthorized"
+    assert error_code(astack.request("GET", "/v1/submissions/abc"), 401) == "unauthorized"
+    # open endpoints stay open
+    assert astack.request("GET", "/v1/languages").status == 200
+
+
+def test_wrong_key_is_401(astack: Stack) -> None:
+    resp = astack.request("POST", "/v1/submissions", HELLO, headers={"Authorization": "Bearer cb_nope"})
+    assert error_code(resp, 401) == "unauthorized"
+
+
+def test_key_runs_and_x_auth_token_alias(astack: Stack) -> None:
+    _, hdrs = new_key(astack)
+    resp = astack.request("POST", "/v1/submissions", {**HELLO, "wait": 30}, headers=hdrs)
+    assert resp.status == 200 and resp.body["stdout"] == "hi\n", resp.body
+    alias = {"X-Auth-Token": hdrs["Authorization"].split()[1]}
+    assert astack.request("GET", f"/v1/submissions/{resp.body['id']}", headers=alias).status == 200
+
+
+def test_cli_create_list_revoke(astack: Stack) -> None:
+    def cli(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "cli", "keys", *args], cwd=ROOT, env=astack.env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    created = json.loads(cli("create", "--name", "ci", "--rps", "50", "--max-memory", "128M",
+                             "--languages", "python3,c", "--json"))
+    hdrs = {"Authorization": f"Bearer {created['token']}"}
+    listed = {row["id"]: row for row in json.loads(cli("list", "--json"))}
+    row = listed[created["id"]]
+    assert row["name"] == "ci" and row["max_memory"] == str(128 * 1024 * 1024) and row["languages"] == "python3,c"
+    assert "hash" not in row and created["token"] not in json.dumps(listed)
+    r = redis.Redis.from_url(astack.redis_url)
+    assert not any(created["token"].encode() in (r.dump(k) or b"") for k in r.keys("*apikey*"))
+    r.close()
+    resp = astack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
+    assert resp.status == 201, resp.body
+    assert "revoked" in cli("revoke", created["id"])
+    assert error_code(astack.request("POST", "/v1/submissions", HELLO, headers=hdrs), 401) == "unauthorized"
+    assert error_code(astack.request("GET", f"/v1/submissions/{resp.body['id']}", headers=hdrs), 401) \
+        == "unauthorized"
+
+
+def test_other_keys_submission_is_404(astack: Stack) -> None:
+    _, mine = new_key(astack)
+    _, theirs = new_key(astack)
+    sid = astack.request("POST", "/v1/submissions", HELLO, headers=mine).body["id"]
+    wait_finished(astack, sid, mine)
+    assert error_code(astack.request("GET", f"/v1/submissions/{sid}", headers=theirs), 404) == "not_found"
+    assert error_code(astack.request("GET", f"/v1/submissions/{sid}/events", headers=theirs), 404) == "not_found"
+    listed = astack.request("GET", f"/v1/submissions?ids={sid}", headers=theirs)
+    assert listed.status == 200 and listed.body["submissions"] == [{"id": sid, "error": "not_found"}]
+    events = astack.request("GET", f"/v1/submissions/{sid}/events", headers=mine)
+    assert events.status == 200 and "event: finished" in events.body
+
+
+def test_limits_above_key_ceiling_are_422(astack: Stack) -> None:
+    _, hdrs = new_key(astack, max_cpu_time=1, max_memory=64 * 1024 * 1024)
+    resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"cpu_time": 2}}, headers=hdrs)
+    assert error_code(resp, 422) == "above_key_ceiling" and resp.body["error"]["field"] == "limits.cpu_time"
+    resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"memory": 128 * 1024 * 1024}},
+                          headers=hdrs)
+    assert error_code(resp, 422) == "above_key_ceiling" and resp.body["error"]["field"] == "limits.memory"
+    batch = {"submissions": [HELLO, {**HELLO, "limits": {"cpu_time": 5}}]}
+    resp = astack.request("POST", "/v1/submissions/batch", batch, headers=hdrs)
+    assert error_code(resp, 422) == "above_key_ceiling"
+    assert resp.body["error"]["field"] == "submissions[1].limits.cpu_time"
+    # within the ceiling runs; the language's defaults are capped to the key's ceiling
+    resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"cpu_time": 1}, "wait": 30}, headers=hdrs)
+    assert resp.status == 200 and resp.body["verdict"] == "accepted", resp.body
+
+
+def test_language_not_allowed_is_403(astack: Stack) -> None:
+    _, hdrs = new_key(astack, languages=["c"])
+    resp = astack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
+    assert error_code(resp, 403) == "language_not_allowed" and resp.body["error"]["field"] == "language"
+
+
+def test_rate_limit_429_with_retry_after(astack: Stack) -> None:
+    _, hdrs = new_key(astack, rps=1)
+    first = astack.request("GET", "/v1/submissions?ids=x", headers=hdrs)
+    assert first.status == 200
+    second = astack.request("GET", "/v1/submissions?ids=x", headers=hdrs)
+    assert error_code(second, 429) == "rate_limited"
+    assert int(second.headers["retry-after"]) >= 1
+    _, other = new_key(astack, rps=1)  # per key: another key is not limited by the first
+    assert astack.request("GET", "/v1/submissions?ids=x", headers=other).status == 200
+    time.sleep(1.1)
+    assert astack.request("GET", "/v1/submissions?ids=x", headers=hdrs).status == 200
+
+
+def test_in_flight_quota(astack: Stack) -> None:
+    _, hdrs = new_key(astack, max_in_flight=1)
+    first = astack.request("POST", "/v1/submissions", SLEEPER, headers=hdrs)
+    assert first.status == 201, first.body
+    resp = astack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
+    assert error_code(resp, 429) == "too_many_in_flight" and int(resp.headers["retry-after"]) >= 1
+    assert wait_finished(astack, first.body["id"], hdrs)["stdout"] == "done\n"
+    again = astack.request("POST", "/v1/submissions", {**HELLO, "wait": 30}, headers=hdrs)
+    assert again.status == 200, again.body
+
+
+def test_backpressure_503(astack: Stack) -> None:
+    _, hdrs = new_key(astack)
+    running = astack.request("POST", "/v1/submissions", {**SLEEPER, "source": SLEEPER["source"].replace("2", "4")},
+                             headers=hdrs).body["id"]
+    deadline = time.monotonic() + 30
+    while astack.request("GET", f"/v1/submissions/{running}", headers=hdrs).body["state"] == "queued":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    queued = [astack.request("POST", "/v1/submissions", HELLO, headers=hdrs) for _ in range(MAX_QUEUE)]
+    assert [q.status for q in queued] == [201] * MAX_QUEUE
+    resp = astack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
+    assert error_code(resp, 503) == "overloaded" and int(resp.headers["retry-after"]) >= 1
+    for sid in [running, *(q.body["id"] for q in queued)]:
+        wait_finished(astack, sid, hdrs)
+    assert astack.request("POST", "/v1/submissions", HELLO, headers=hdrs).status == 201
+
+
+def test_idempotent_retry(astack: Stack) -> None:
+    _, hdrs = new_key(astack)
+    _, other = new_key(astack)
+    idem = {**hdrs, "Idempotency-Key": "order-42"}
+    first = astack.request("POST", "/v1/submissions", HELLO, headers=idem)
+    assert first.status == 201
+    sid = first.body["id"]
+    wait_finished(astack, sid, hdrs)
+    retry = astack.request("POST", "/v1/submissions", HELLO, headers=idem)
+    assert retry.status == 200 and retry.body["id"] == sid and retry.body["stdout"] == "hi\n"
+    # scoped per key: the same Idempotency-Key from another key is a new submission
+    theirs = astack.request("POST", "/v1/submissions", HELLO, headers={**other, "Idempotency-Key": "order-42"})
+    assert theirs.status == 201 and theirs.body["id"] != sid
+    fresh = astack.request("POST", "/v1/submissions", HELLO, headers={**hdrs, "Idempotency-Key": "order-43"})
+    assert fresh.status == 201 and fresh.body["id"] != sid
+    wait_finished(astack, fresh.body["id"], hdrs)
+    wait_finished(astack, theirs.body["id"], other)
+    batch = {"submissions": [HELLO, HELLO]}
+    b1 = astack.request("POST", "/v1/submissions/batch", batch, headers={**hdrs, "Idempotency-Key": "b-1"})
+    b2 = astack.request("POST", "/v1/submissions/batch", batch, headers={**hdrs, "Idempotency-Key": "b-1"})
+    assert b1.status == 201 and b2.status == 201 and b1.body["ids"] == b2.body["ids"]
+    for s in b1.body["ids"]:
+        wait_finished(astack, s, hdrs)
+
+
+def test_auth_mode_defaults() -> None:
+    from worker import config
+
+    assert not auth.auth_required(config.load({"CELLBLOCK_HOST": "127.0.0.1"}))
+    assert not auth.auth_required(config.load({"CELLBLOCK_HOST": "::1"}))
+    assert auth.auth_required(config.load({"CELLBLOCK_HOST": "0.0.0.0"}))
+    assert auth.auth_required(config.load({"CELLBLOCK_HOST": "127.0.0.1", "CELLBLOCK_AUTH": "required"}))
+    assert not auth.auth_required(config.load({"CELLBLOCK_HOST": "0.0.0.0", "CELLBLOCK_AUTH": "off"}))
+    assert auth.parse_size("256M") == 256 * 1024 * 1024 and auth.parse_size("1G") == 1024**3
