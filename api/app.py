@@ -54,7 +54,7 @@ async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(cfg: Config) -> web.Application:
-    app = web.Application(client_max_size=cfg.max_body, middlewares=[error_middleware])
+    app = web.Application(client_max_size=cfg.max_body, middlewares=[metrics.log_context_middleware, error_middleware])
     app[CONFIG] = cfg
     app[KEYS] = Keys(cfg.key_prefix)
     app.cleanup_ctx.extend([redis_ctx, languages_ctx, callbacks_ctx])

@@ -9,6 +9,8 @@ live in this process's registry next to it.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +27,10 @@ from api.state import CONFIG, KEYS, REDIS, SYNC_REDIS
 from worker import metrics as wm
 from worker.config import Config
 from worker.keys import Keys
+from worker.logctx import SUBMISSION
+
+log = logging.getLogger("cellblock.api")
+_LOCATION = re.compile(r"^/v1/submissions/([^/]+)$")
 
 # Unhandled exceptions in this API process (error_middleware's 500s).
 API_INTERNAL_ERRORS = "cellblock_api_internal_errors"
@@ -141,3 +147,25 @@ async def ready(request: web.Request) -> web.Response:
         body["error"] = f"{type(exc).__name__}: {exc}"
     body["ready"] = body["redis"] and body["workers"] > 0
     return web.json_response(body, status=200 if body["ready"] else 503)
+
+
+@web.middleware
+async def log_context_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Outermost: every log line of a request about one submission carries its id (from the
+    path, or from the Location of a created one); creations and failures get one line each."""
+    sid = request.match_info.get("id")
+    token = SUBMISSION.set(sid)
+    t0 = time.monotonic()
+    try:
+        resp: web.StreamResponse = await handler(request)
+        m = _LOCATION.match(resp.headers.get("Location", ""))
+        if m:
+            SUBMISSION.set(m.group(1))
+        ms = (time.monotonic() - t0) * 1000
+        if request.method == "POST" and request.path == "/v1/submissions" and resp.status < 300:
+            log.info("%s %s %d in %.1f ms", request.method, request.path, resp.status, ms)
+        elif resp.status >= 500:
+            log.warning("%s %s %d in %.1f ms", request.method, request.path, resp.status, ms)
+        return resp
+    finally:
+        SUBMISSION.reset(token)

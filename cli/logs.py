@@ -8,10 +8,11 @@ import sys
 import time
 
 from worker.config import Config
+from worker.logctx import SubmissionFilter
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, component, msg (+ exc)."""
+    """One JSON object per line: ts, level, logger, component, pid, msg (+ submission, exc)."""
 
     def __init__(self, component: str) -> None:
         super().__init__()
@@ -26,6 +27,9 @@ class JsonFormatter(logging.Formatter):
             "pid": record.process,
             "msg": record.getMessage(),
         }
+        sid = getattr(record, "submission", None)
+        if sid:
+            out["submission"] = sid
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out)
@@ -36,12 +40,22 @@ def setup(cfg: Config, component: str) -> None:
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(SubmissionFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter(component))
     else:
-        formatter = logging.Formatter(f"%(asctime)s {component}[%(process)d] %(levelname)s %(name)s: %(message)s")
+        formatter = logging.Formatter(
+            f"%(asctime)s {component}[%(process)d] %(levelname)s %(name)s: %(message)s%(sid_tag)s")
         formatter.converter = time.gmtime
+        handler.addFilter(_TextSubmissionTag())
         handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(cfg.log_level.upper())
+
+
+class _TextSubmissionTag(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        sid = getattr(record, "submission", None)
+        record.sid_tag = f" [submission={sid}]" if sid else ""
+        return True

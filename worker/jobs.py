@@ -21,6 +21,7 @@ from worker import config as config_mod
 from worker import metrics, store
 from worker.judge import SandboxFault, judge
 from worker.keys import Keys
+from worker.logctx import SUBMISSION
 from worker.models import Result, State, Submission, Verdict
 
 log = logging.getLogger("cellblock.worker")
@@ -57,6 +58,14 @@ def submit(r: redis.Redis, cfg: config_mod.Config, subs: list[tuple[Submission, 
 
 def process(sid: str) -> str:
     """RQ entry point: judge submission `sid`, store its result. Returns the verdict."""
+    token = SUBMISSION.set(sid)  # every log line of this job carries the submission id
+    try:
+        return _process(sid)
+    finally:
+        SUBMISSION.reset(token)
+
+
+def _process(sid: str) -> str:
     cfg, keys = _context()
     job = get_current_job()
     r: redis.Redis = job.connection if job is not None else redis.Redis.from_url(cfg.effective_redis_url())
@@ -70,6 +79,9 @@ def process(sid: str) -> str:
     started = time.time()
     attempt = 1 + (cfg.job_retries - (job.retries_left or 0) if job is not None and job.retries_left is not None
                    else 0)
+
+    log.info("submission %s started (attempt %d, %s, queued %.3fs)", sid, attempt, sub.language,
+             started - sub.created_at)
 
     def emit(kind: str, data: dict[str, Any]) -> None:
         if kind == "state":
@@ -108,4 +120,5 @@ def on_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
                     attempts=cfg.job_retries + 1)
     result.timings.update({"enqueued_at": sub.created_at})
     store.finish(connection, keys, sub, result, cfg.submission_ttl)
-    log.error("submission %s: internal_error after %d attempts: %r", sub.id, cfg.job_retries + 1, exc)
+    log.error("submission %s: internal_error after %d attempts: %r", sub.id, cfg.job_retries + 1, exc,
+              extra={"submission": sub.id})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -106,3 +107,21 @@ def test_not_ready_without_redis(tmp_path: Path) -> None:
     finally:
         stack.stop()
 
+
+
+def test_logs_carry_the_submission_id(stack: Stack) -> None:
+    """JSON log lines (not a terminal) of the API and of the worker carry `submission`."""
+    sid = stack.submit({"language": "python3", "source": "print(1)"})["id"]
+    time.sleep(0.3)  # let the worker flush its `finished` line
+    seen: dict[str, list[str]] = {}
+    for path in stack.log_dir.glob("*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("submission") == sid:
+                seen.setdefault(rec["component"], []).append(rec["msg"])
+    assert any("POST /v1/submissions 20" in m for m in seen.get("api", [])), seen
+    worker_msgs = seen.get("worker", [])
+    assert any("started" in m for m in worker_msgs) and any("finished" in m for m in worker_msgs), seen
