@@ -79,5 +79,7 @@ def make_app(cfg: Config) -> web.Application:
 
 def serve(cfg: Config) -> None:
     """Run the API in the foreground until SIGINT/SIGTERM."""
+    # SIGTERM: the listening socket closes at once; open requests (a `wait`, an SSE stream)
+    # get up to CELLBLOCK_DRAIN_TIMEOUT to finish before they are cancelled.
     web.run_app(make_app(cfg), host=cfg.host, port=cfg.port, access_log=None, print=None,
-                handle_signals=True)
+                handle_signals=True, shutdown_timeout=cfg.drain_timeout)

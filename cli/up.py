@@ -147,7 +147,8 @@ def up(cfg: Config) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for c in children:
             c.stop()
-        deadline = time.monotonic() + STOP_GRACE_S
+        # children drain for CELLBLOCK_DRAIN_TIMEOUT (job in hand / open requests), then stop themselves
+        deadline = time.monotonic() + max(STOP_GRACE_S, cfg.drain_timeout + 5)
         for c in children:
             c.wait(deadline)
         if redis_child is not None:

@@ -37,6 +37,8 @@ SETTINGS: list[Setting] = [
     Setting("CELLBLOCK_JOB_RETRIES", "2", "retries of a job after a sandbox fault or a dead worker"),
     Setting("CELLBLOCK_JOB_GRACE", "10", "seconds added to a job's computed timeout"),
     Setting("CELLBLOCK_MAINTENANCE_INTERVAL", "15", "seconds between RQ registry cleanups (dead workers)"),
+    Setting("CELLBLOCK_DRAIN_TIMEOUT", "30",
+            "on SIGTERM: seconds a worker may finish its job in hand / the API its open requests"),
     Setting("CELLBLOCK_MAX_BODY", str(4 * 1024 * 1024), "largest request body in bytes (413 above)"),
     Setting("CELLBLOCK_MAX_TESTS", "200", "most test cases in one submission"),
     Setting("CELLBLOCK_MAX_BATCH", "50", "most submissions in one batch request"),
@@ -71,6 +73,7 @@ class Config:
     job_retries: int
     job_grace: int
     maintenance_interval: int
+    drain_timeout: float
     max_body: int
     max_tests: int
     max_batch: int

@@ -12,10 +12,15 @@ AbandonedJobError and retries the job. Mode `fork` uses rq.Worker, for compariso
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+from typing import Any
 
 import redis
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
+from rq.worker import WorkerStatus
 
 from worker.config import Config
 
@@ -29,9 +34,29 @@ HEARTBEAT_SLACK = 5
 class CellblockWorker(SimpleWorker):
     """SimpleWorker whose abandoned jobs are noticed at timeout + HEARTBEAT_SLACK (not + 60 s)."""
 
+    drain_timeout: float = 30.0
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         timeout = job.timeout if job.timeout and job.timeout > 0 else 60
         return int(timeout) + HEARTBEAT_SLACK
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        """SIGTERM/SIGINT: take no new job, finish the one in hand, but for at most
+        `drain_timeout` seconds; then a cold stop (the job goes back through RQ's retry or
+        the abandoned-job check, so the submission is not lost)."""
+        busy = self.get_state() == WorkerStatus.BUSY
+        log.info("worker: stop requested (%s); %s", "draining the job in hand" if busy else "idle",
+                 f"at most {self.drain_timeout:.0f}s" if busy else "exiting")
+        if busy:
+            timer = threading.Timer(max(1.5, self.drain_timeout), self._drain_expired)
+            timer.daemon = True
+            timer.start()
+        super().request_stop(signum, frame)
+
+    def _drain_expired(self) -> None:
+        if self.get_state() == WorkerStatus.BUSY:
+            log.warning("worker: drain timeout (%.0fs) passed with a job in hand: cold stop", self.drain_timeout)
+            os.kill(os.getpid(), signal.SIGTERM)  # RQ's second-signal handler: cold shutdown
 
 
 def warm_up_jail() -> None:
@@ -66,4 +91,6 @@ def run_worker(cfg: Config, burst: bool = False) -> None:
     # for worker_ttl - 15 s, so tie worker_ttl to the maintenance interval.
     worker = cls([queue], connection=conn, maintenance_interval=cfg.maintenance_interval,
                  worker_ttl=cfg.maintenance_interval + 15)
+    if isinstance(worker, CellblockWorker):
+        worker.drain_timeout = cfg.drain_timeout
     worker.work(burst=burst, logging_level=cfg.log_level, with_scheduler=False)
