@@ -1,0 +1,126 @@
+"""Faults with real processes: Redis restarted (AOF on) under a running stack, and the API
+restarted while a client waits with `wait`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import RedisServer, Stack, free_port, make_stack, spawn
+
+pytestmark = pytest.mark.slow
+
+
+def start_redis(data: Path, port: int) -> RedisServer:
+    exe = shutil.which("redis-server")
+    assert exe is not None
+    proc = spawn([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--appendonly", "yes",
+                  "--appendfsync", "always", "--save", "", "--daemonize", "no"], dict(os.environ),
+                 data / f"redis-{time.monotonic_ns()}.log")
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with redis.Redis.from_url(url) as r:
+                r.ping()
+            return RedisServer(url, port, proc)
+        except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
+            assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
+            time.sleep(0.05)
+
+
+def get_view(stack: Stack, sid: str, timeout: float = 30) -> dict[str, Any]:
+    """GET, retrying while the API reconnects (503) after the restart."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            resp = stack.request("GET", f"/v1/submissions/{sid}", timeout=10)
+            if resp.status == 200:
+                return dict(resp.body)
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "API never answered after the Redis restart"
+        time.sleep(0.1)
+
+
+def test_redis_restart_with_aof_keeps_queued_and_finished(tmp_path: Path) -> None:
+    data = tmp_path / "redis"
+    data.mkdir()
+    port = free_port()
+    server = start_redis(data, port)
+    stack = make_stack(server, tmp_path, "faults-redis", workers=1)
+    try:
+        finished = stack.submit({"language": "python3", "source": "print('kept')"})
+        assert finished["verdict"] == "accepted"
+        worker = stack.workers[0]
+        worker.send_signal(signal.SIGTERM)  # no worker: the next one stays queued
+        assert worker.wait(timeout=30) == 0
+        queued = stack.request("POST", "/v1/submissions", {"language": "python3", "source": "print('later')"})
+        assert queued.status == 201
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=15)
+        server = start_redis(data, port)  # same dir: replays the AOF
+        again = get_view(stack, finished["id"])
+        assert again["state"] == "finished" and again["stdout"] == "kept\n", again
+        assert get_view(stack, queued.body["id"])["state"] == "queued"
+        stack.start_worker()
+        deadline = time.monotonic() + 60
+        while (view := get_view(stack, queued.body["id"]))["state"] != "finished":
+            assert time.monotonic() < deadline, view
+            time.sleep(0.1)
+        assert view["verdict"] == "accepted" and view["stdout"] == "later\n"
+    finally:
+        stack.stop()
+        server.proc.terminate()
+        server.proc.wait(timeout=10)
+
+
+def test_api_restart_while_a_client_waits(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The waiting client gets either its result or a clear failure (a closed connection, or
+    an error status with a JSON body), never a wrong result; the submission is not lost."""
+    stack = make_stack(redis_server, tmp_path, "faults-api", workers=1, extra_env={"CELLBLOCK_DRAIN_TIMEOUT": "1"})
+    try:
+        out: dict[str, Any] = {}
+
+        def waiter() -> None:
+            try:
+                out["resp"] = stack.request("POST", "/v1/submissions", {
+                    "language": "python3", "source": "import time\ntime.sleep(3)\nprint('slow')\n", "wait": 30})
+            except Exception as exc:  # the expected "clear error" when the API goes away
+                out["exc"] = exc
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(1.0)
+        assert stack.api is not None
+        stack.api.send_signal(signal.SIGTERM)
+        t.join(timeout=30)
+        assert not t.is_alive()
+        stack.api.wait(timeout=20)
+        if "resp" in out:  # an answer: a finished result, or an error in JSON
+            resp = out["resp"]
+            assert resp.status in (200, 201, 503), resp.body
+        else:
+            assert isinstance(out["exc"], OSError), out
+        stack.start_api()
+        stack.wait_healthy(1)
+        r = redis_server.client()
+        keys = [k.decode() for k in r.scan_iter(f"{stack.env['CELLBLOCK_KEY_PREFIX']}:sub:*")
+                if not k.endswith(b":events")]
+        assert len(keys) == 1, keys  # the submission was stored before the API went away
+        sid = keys[0].rsplit(":", 1)[1]
+        deadline = time.monotonic() + 60
+        while (view := get_view(stack, sid))["state"] != "finished":
+            assert time.monotonic() < deadline, view
+            time.sleep(0.1)
+        assert view["verdict"] == "accepted" and view["stdout"] == "slow\n"
+    finally:
+        stack.stop()
