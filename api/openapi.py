@@ -21,6 +21,10 @@ _ERRORS = {
     "413": _resp("body too large (CELLBLOCK_MAX_BODY)", _ERROR),
     "422": _resp("invalid field: unknown language, missing source, limit above ceiling, "
                  "invalid base64, too many tests...", _ERROR),
+    "401": _resp("missing, unknown or revoked API key (when CELLBLOCK_AUTH requires one)", _ERROR),
+    "403": _resp("language not allowed for this API key", _ERROR),
+    "429": _resp("the key's rate limit or in-flight quota; see Retry-After", _ERROR),
+    "503": _resp("queue above CELLBLOCK_MAX_QUEUE (see Retry-After) or Redis unavailable", _ERROR),
 }
 
 _SUBMISSION: dict[str, Any] = {
@@ -102,7 +106,11 @@ SPEC: dict[str, Any] = {
                                "responses": {"200": _resp("healthy"), "503": _resp("degraded")}}},
         "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": _resp("OpenAPI")}}},
     },
-    "components": {"schemas": {
+    "security": [{"bearer": []}, {"xAuthToken": []}, {}],
+    "components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "API key from `cellblock keys create`"},
+        "xAuthToken": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
+    }, "schemas": {
         "Submission": _SUBMISSION,
         "Result": _RESULT,
         "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {

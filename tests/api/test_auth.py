@@ -211,3 +211,15 @@ def test_auth_mode_defaults() -> None:
     assert auth.auth_required(config.load({"CELLBLOCK_HOST": "127.0.0.1", "CELLBLOCK_AUTH": "required"}))
     assert not auth.auth_required(config.load({"CELLBLOCK_HOST": "0.0.0.0", "CELLBLOCK_AUTH": "off"}))
     assert auth.parse_size("256M") == 256 * 1024 * 1024 and auth.parse_size("1G") == 1024**3
+
+
+def test_auth_off_warns_and_openapi_documents_keys(stack: Stack) -> None:
+    assert "AUTHENTICATION IS OFF" in (stack.log_dir / "api.log").read_text()
+    spec = stack.request("GET", "/v1/openapi.json").body
+    assert {"bearer", "xAuthToken"} <= set(spec["components"]["securitySchemes"])
+    assert {"401", "403", "429", "503"} <= set(spec["paths"]["/v1/submissions"]["post"]["responses"])
+    # auth off: no key needed, Idempotency-Key still works
+    hdrs = {"Idempotency-Key": "anon-1"}
+    first = stack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
+    again = stack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
+    assert first.status == 201 and again.body["id"] == first.body["id"]
