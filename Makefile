@@ -8,7 +8,7 @@ PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.11*/bin/python3.11) \
                      $(shell command -v python3.11 2>/dev/null) /usr/bin/python3.11)
 PYTEST_ARGS ?=
 
-.PHONY: run test install host venv lint bench clean
+.PHONY: run test install host venv lint bench load clean
 
 run: install
 	$(VENV)/bin/cellblock up
@@ -34,11 +34,17 @@ $(VENV)/.installed: pyproject.toml
 
 lint: install
 	$(VENV)/bin/ruff check jail tests/jail load/bench_jail.py load/bench_accounting.py
-	$(VENV)/bin/ruff check api cli worker/config.py worker/keys.py worker/models.py worker/store.py worker/checkers.py worker/judge.py worker/jobs.py worker/metrics.py worker/runner.py load/bench_service.py tests/api tests/worker tests/e2e tests/conftest.py
+	$(VENV)/bin/ruff check api cli worker/config.py worker/keys.py worker/models.py worker/store.py worker/checkers.py worker/judge.py worker/jobs.py worker/metrics.py worker/runner.py load/bench_service.py load/run_load.py load/locustfile.py tests/api tests/worker tests/e2e tests/conftest.py
 	$(VENV)/bin/mypy
 
 bench: install
 	$(VENV)/bin/python load/bench_service.py
+
+# 60 s locust run against a fresh stack; report in load/report/ (DURATION=600 for the 10-minute run)
+DURATION ?= 60
+load: install
+	$(VENV)/bin/python -m pip install -q -e '.[load]'
+	$(VENV)/bin/python load/run_load.py --duration $(DURATION)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
