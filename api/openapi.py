@@ -104,6 +104,12 @@ SPEC: dict[str, Any] = {
                                   "responses": {"200": _resp("{languages: [...]}")}}},
         "/v1/health": {"get": {"summary": "Redis reachable, workers alive, queue depth",
                                "responses": {"200": _resp("healthy"), "503": _resp("degraded")}}},
+        "/v1/ready": {"get": {"summary": "Readiness: Redis reachable AND at least one live worker",
+                              "responses": {"200": _resp("{ready: true, redis, workers}"),
+                                            "503": _resp("not ready")}}},
+        "/metrics": {"get": {"summary": "Prometheus text format: submissions by language and verdict, stage "
+                                        "latency histograms, queue depth and oldest age, workers and busy share",
+                             "responses": {"200": {"description": "text/plain; version=0.0.4"}}}},
         "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": _resp("OpenAPI")}}},
     },
     "security": [{"bearer": []}, {"xAuthToken": []}, {}],

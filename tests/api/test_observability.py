@@ -61,6 +61,8 @@ def test_metrics_count_submissions_and_stages(stack: Stack) -> None:
 def test_ready_when_redis_and_workers(stack: Stack) -> None:
     resp = stack.request("GET", "/v1/ready")
     assert resp.status == 200 and resp.body["ready"] is True and resp.body["workers"] >= 2
+    spec = stack.request("GET", "/v1/openapi.json").body
+    assert {"/v1/ready", "/metrics"} <= set(spec["paths"])
 
 
 def _api_only(env_extra: dict[str, str], tmp: Path) -> Stack:
