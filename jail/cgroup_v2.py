@@ -63,14 +63,18 @@ class CgroupV2Run:
 
     def reset_peak(self) -> None:
         self.events_before = read_keyed(f"{self.path}/memory.events")
+        # A write resets memory.peak for reads through the same fd (Linux 6.12+). Before
+        # that the file is read-only and the peak includes the container's setup; before
+        # 5.19 there is no memory.peak at all (peak_memory then reports 0).
         try:
             fd = os.open(f"{self.path}/memory.peak", os.O_RDWR | os.O_CLOEXEC)
-        except OSError as e:
-            raise JailError(f"opening {self.path}/memory.peak failed: {e.strerror}") from e
+        except OSError:
+            return
         try:
             os.write(fd, b"reset")
         except OSError:
-            pass  # before Linux 6.12 memory.peak cannot be reset: it then includes the setup
+            os.close(fd)
+            return
         self.peak_fd = fd
 
     def clone_fd(self) -> int:
@@ -85,6 +89,8 @@ class CgroupV2Run:
     def peak_memory(self) -> int:
         if self.peak_fd >= 0:
             return int(os.pread(self.peak_fd, 64, 0))
+        if not os.path.exists(f"{self.path}/memory.peak"):
+            return 0
         return int(read_file(f"{self.path}/memory.peak"))
 
     def memory_exhausted(self) -> tuple[bool, bool]:

@@ -159,3 +159,14 @@ def test_v1_mounts_with_co_mounted_controllers(tmp_path: Path) -> None:
     assert mounts["memory"] == "/sys/fs/cgroup/memory" and mounts["pids"] == "/sys/fs/cgroup/pids"
     assert not is_cgroup2("/sys/fs/cgroup", str(mountinfo))
     assert is_cgroup2("/sys/fs/cgroup/unified", str(mountinfo))
+
+
+def test_v2_without_a_resettable_or_any_memory_peak(fake_v2: Path) -> None:
+    """Linux < 6.12 cannot reset memory.peak, < 5.19 has none: runs still work."""
+    backend = CgroupV2(str(fake_v2))
+    cg = backend.create("run-1-6-0")
+    os.rename(fake_v2 / "run-1-6-0" / "memory.peak", fake_v2 / "run-1-6-0" / "peak.saved")
+    cg.reset_peak()
+    assert cg.peak_memory() == 0
+    os.rename(fake_v2 / "run-1-6-0" / "peak.saved", fake_v2 / "run-1-6-0" / "memory.peak")
+    assert cg.peak_memory() == 12345678
