@@ -121,9 +121,13 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
             if busy and not readable:
                 try:
                     hand_over(0, build(shape))
-                except JailError:
-                    log.exception("building a container ahead of demand failed")
-                    select.select([sock], [], [], 1.0)
+                except JailError as e:
+                    # The job that asked for this shape got the same error already;
+                    # go back to plain containers rather than retry a broken shape.
+                    log.warning("building a container ahead of demand failed: %s", e)
+                    if shape == Shape():
+                        select.select([sock], [], [], 1.0)
+                    shape = Shape()
     except (BrokenPipeError, ConnectionResetError):
         return  # the worker is gone; the finally tears everything down
     finally:
