@@ -8,13 +8,14 @@ PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.11*/bin/python3.11) \
                      $(shell command -v python3.11 2>/dev/null) /usr/bin/python3.11)
 PYTEST_ARGS ?=
 
-.PHONY: run test install host venv lint bench load clean
+.PHONY: run test install host host-extra venv lint bench load clean
 
 run: install
 	$(VENV)/bin/cellblock up
 
 # pytest exits 5 when no test ran: make fails on any non-zero status, and we say why.
-test: install
+# The tests cover every language, so they install the extra ones too.
+test: host-extra venv
 	@set +e; $(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no test ran (pytest exit 5): failing" >&2; fi; \
 	exit $$rc
@@ -23,6 +24,9 @@ install: host venv
 
 host:
 	bash deploy/install-host-packages.sh
+
+host-extra:
+	bash deploy/install-host-packages.sh deploy/debian-packages-extra.txt
 
 venv: $(VENV)/.installed
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages cellblock needs that are missing on this host.
-# Reads deploy/host-packages.txt (the service) and deploy/debian-packages.txt (the
-# languages); '#' starts a comment. Installs nothing when everything is present, so
+# Reads deploy/host-packages.txt (the service), deploy/debian-packages.txt (the core
+# languages) and any further lists given as arguments (`make test` adds the extra
+# languages, so that every language's tests run); '#' starts a comment. Installs nothing when everything is present, so
 # `make run` / `make test` stay fast and need no network on a prepared host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mapfile -t wanted < <(cat deploy/host-packages.txt deploy/debian-packages.txt 2>/dev/null \
+mapfile -t wanted < <(cat deploy/host-packages.txt deploy/debian-packages.txt "$@" \
     | sed -e 's/#.*//' | tr -s ' \t' '\n' | sed -e '/^$/d' | sort -u)
 
 missing=()

@@ -1,8 +1,8 @@
 """Every offered language, end to end in the real jail: hello world, stdin, compile and
 runtime errors, CPU and memory limits, and a 1 MiB output.
 
-A core language whose toolchain is missing fails (see conftest.language); an extra one
-skips with the package to install.
+A language whose toolchain is missing fails, naming the package list to install
+(see language_fixtures.language); `make test` installs core and extra languages.
 """
 
 from __future__ import annotations
