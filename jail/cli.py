@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from .errors import JailError
-from .spec import Limits, RunResult, RunSpec
+from .spec import Limits, RunResult, RunSpec, Status
 
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)(?:i?[bB])?\s*$")
 UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -113,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = Jail(replace(JailConfig.from_env(), warm=0)).run(spec)
     except JailError as e:
         if args.json:
-            print(json.dumps({"status": "internal_error", "error": str(e)}))
+            print(json.dumps({"status": str(Status.INTERNAL_ERROR), "error": str(e)}))
         print(f"python -m jail run: sandbox failure: {e}", file=sys.stderr)
         return 1
     if args.json:

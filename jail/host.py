@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from . import cgroup, rootfs
+from . import cgroup, rootfs, sandbox
 from .config import JailConfig
 from .errors import JailError
+from .sandbox import Sandbox, Shape
 from .slots import SlotPool
 
 ETC_VERSION = "etc-1"
@@ -45,3 +46,10 @@ class Host:
                 self.slots.release(slot)
                 raise
         return slot
+
+    def build(self, shape: Shape) -> Sandbox:
+        """A container of `shape` in a fresh slot; its release frees the slot (even if
+        building fails half-way: prepare undoes what it did, then releases)."""
+        slot = self.take_slot()
+        return sandbox.prepare(self.backend, slot, self.slots.root(slot), self.slots.host_uid(slot), self.etc_dir,
+                               shape, lambda: self.slots.release(slot))

@@ -19,7 +19,6 @@ _libc_gil = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno
 
 # <asm/unistd_64.h> (x86_64)
 SYS_pivot_root = 155
-SYS_pidfd_open = 434
 SYS_clone3 = 435
 SYS_close_range = 436
 SYS_pidfd_send_signal = 424
@@ -46,9 +45,7 @@ MS_NOATIME = 0x400
 MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
 MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
 MS_RELATIME = 1 << 21
-MS_STRICTATIME = 1 << 24
 MNT_DETACH = 0x2
 
 # <linux/prctl.h>
@@ -124,15 +121,6 @@ def sethostname(name: str) -> None:
     """sethostname(2), in the run's own UTS namespace."""
     raw = name.encode()
     _check(_libc.sethostname(raw, len(raw)), f"sethostname({name!r})")
-
-
-_libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
-_libc.signal.restype = ctypes.c_void_p
-
-
-def default_signal(sig: int) -> None:
-    """signal(sig, SIG_DFL), from any thread (Python's signal.signal wants the main one)."""
-    _libc.signal(sig, None)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 
-from . import sandbox, seccomp
+from . import sandbox
 from .config import JailConfig
 from .errors import JailError
 from .host import Host
@@ -38,7 +38,6 @@ class Jail:
     def run(self, spec: RunSpec) -> RunResult:
         """Run spec.argv isolated. Raises JailError for sandbox faults only."""
         validate(spec)
-        seccomp.compiled(spec.profile)  # an unknown or broken profile fails here, clearly
         sb = self._take(spec)
         try:
             started, setup_cpu = sandbox.start(sb, spec)
@@ -56,14 +55,7 @@ class Jail:
                 self._builder = Builder(self.config)
             return self._builder.take(shape)
         assert self._host is not None
-        host = self._host
-        slot = host.take_slot()
-        try:
-            return sandbox.prepare(host.backend, slot, host.slots.root(slot), host.slots.host_uid(slot),
-                                   host.etc_dir, shape, lambda: host.slots.release(slot))
-        except BaseException:
-            host.slots.release(slot)
-            raise
+        return self._host.build(shape)
 
     def close(self) -> None:
         """Stop the builder process, which tears down every container it holds."""

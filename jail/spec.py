@@ -15,7 +15,8 @@ GiB = 1024 * MiB
 
 
 class Status(enum.StrEnum):
-    """How one run ended. Only INTERNAL_ERROR is the sandbox's fault."""
+    """How one run ended. run() never returns INTERNAL_ERROR (a sandbox fault raises
+    JailError); it is what `python -m jail run --json` prints for one."""
 
     OK = "ok"
     NONZERO_EXIT = "nonzero_exit"
@@ -92,4 +93,3 @@ class RunResult:
     stderr_truncated: bool = False
     syscall: str | None = None  # for security_violation, when it can be known
     files: dict[str, bytes] = field(default_factory=dict)
-    error: str | None = None  # for internal_error: what the sandbox failed to do

@@ -33,7 +33,6 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from . import sandbox
 from .cgroup import RunCgroup
 from .config import JailConfig
 from .errors import JailError
@@ -79,11 +78,6 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
             unused.add(meta.id)
         return meta.id
 
-    def build(want: Shape) -> Sandbox:
-        slot = host.take_slot()
-        return sandbox.prepare(host.backend, slot, host.slots.root(slot), host.slots.host_uid(slot),
-                               host.etc_dir, want, lambda: host.slots.release(slot))
-
     sock.send(pickle.dumps(("ready", 0, None)))
     try:
         while True:
@@ -106,7 +100,7 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                     shape = arg
                 elif kind == "take":
                     try:
-                        in_use.add(hand_over(n, build(arg)))
+                        in_use.add(hand_over(n, host.build(arg)))
                     except JailError as e:
                         sock.send(pickle.dumps(("error", n, str(e))))
                 elif kind == "done" and n in handed:
@@ -120,7 +114,7 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                 release(dying.pop(pidfd))
             if busy and not readable:
                 try:
-                    hand_over(0, build(shape))
+                    hand_over(0, host.build(shape))
                 except JailError as e:
                     # The job that asked for this shape got the same error already;
                     # go back to plain containers rather than retry a broken shape.

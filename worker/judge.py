@@ -1,7 +1,7 @@
 """A submission's life as a plain function: compile once, run each test, check, give verdicts.
 
 No Redis and no RQ here: `judge()` reports progress through a callback and returns a
-Result. A sandbox fault (jail.JailError, or a run whose status is internal_error)
+Result. A sandbox fault (jail.JailError, or a custom checker that fails itself)
 raises SandboxFault: it is never the program's fault, the RQ glue retries the job.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jail.errors import JailError
-from jail.spec import Limits, RunResult, Status
+from jail.spec import Limits, Status
 from worker import checkers
 from worker.models import CheckerKind, Result, Submission, TestResult, Verdict
 
@@ -66,11 +66,6 @@ def job_timeout(sub: Submission, language: Any, grace: int) -> int:
     return int(total) + 1
 
 
-def _fault_check(result: RunResult, what: str) -> None:
-    if result.status is Status.INTERNAL_ERROR:
-        raise SandboxFault(f"{what}: jail internal error: {result.error}")
-
-
 def _custom_check(checker_lang: Any, artifact: dict[str, bytes], test_input: bytes,
                   expected: bytes, output: bytes) -> tuple[bool, str]:
     """Run the custom checker in the jail, testlib-style: `checker input.txt output.txt
@@ -80,7 +75,6 @@ def _custom_check(checker_lang: Any, artifact: dict[str, bytes], test_input: byt
 
     files = {**artifact, "input.txt": test_input, "output.txt": output, "answer.txt": expected}
     res = run_program(checker_lang, files, b"", ["input.txt", "output.txt", "answer.txt"], CHECKER_LIMITS)
-    _fault_check(res, "checker")
     note = (res.stdout + res.stderr)[:4096].decode(errors="replace").strip()
     if res.status is Status.OK:
         return True, note
@@ -107,8 +101,6 @@ def judge(sub: Submission, emit: EventSink) -> Result:
         outcome = compile_source(language, sub.files, sub.compile_options)
         result.compile_time = time.monotonic() - t0
         jail_time += result.compile_time
-        if outcome.result is not None:
-            _fault_check(outcome.result, "compile")
         if not outcome.ok:
             out = outcome.output if isinstance(outcome.output, bytes) else str(outcome.output).encode()
             result.verdict = Verdict.COMPILATION_ERROR
@@ -142,7 +134,6 @@ def judge(sub: Submission, emit: EventSink) -> Result:
             run = run_program(language, outcome.artifact, test.input, sub.args, limits)
             spent = time.monotonic() - t0
             jail_time += spent
-            _fault_check(run, f"test {k}")
             tr = TestResult(
                 index=k, verdict=Verdict.ACCEPTED, status=str(run.status), exit_code=run.exit_code,
                 signal=run.signal, cpu_time=run.cpu_time, wall_time=run.wall_time,
