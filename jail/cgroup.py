@@ -149,16 +149,12 @@ def open_backend(root: str = "/sys/fs/cgroup", parent: str | None = None, versio
     parent = parent or os.environ.get("CELLBLOCK_CGROUP_PARENT", DEFAULT_PARENT)
     version = version or os.environ.get("CELLBLOCK_CGROUP_VERSION", "")
     reasons = []
-    if version in ("", "2"):
+    for name, backend in (("2", CgroupV2), ("1", CgroupV1)):
+        if version not in ("", name):
+            continue
         try:
-            return CgroupV2.open(root, parent)
+            return backend.open(root, parent)
         except JailError as e:
-            reasons.append(f"cgroup v2: {e}")
-            log.debug("cgroup v2 declined: %s", e)
-    if version in ("", "1"):
-        try:
-            return CgroupV1.open(root, parent)
-        except JailError as e:
-            reasons.append(f"cgroup v1: {e}")
-            log.debug("cgroup v1 declined: %s", e)
+            reasons.append(f"cgroup v{name}: {e}")
+            log.debug("cgroup v%s declined: %s", name, e)
     raise JailError("no usable cgroup hierarchy: " + "; ".join(reasons))

@@ -50,28 +50,33 @@ class RedisServer:
         return redis.Redis.from_url(self.url)
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def start_redis(data: Path, port: int, *extra: str) -> RedisServer:
+    """A real redis-server with AOF on, its data in `data`, answering PING (AOF loaded)."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail("redis-server not found: run `make test` (it installs deploy/host-packages.txt)")
-    data = tmp_path_factory.mktemp("redis")
-    port = free_port()
+    log = data / f"redis-{time.monotonic_ns()}.log"
     proc = spawn([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--appendonly", "yes",
-                  "--save", "", "--daemonize", "no"], dict(os.environ), data / "redis.log")
+                  *extra, "--save", "", "--daemonize", "no"], dict(os.environ), log)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 15
     while True:
         try:
             with redis.Redis.from_url(url) as r:
                 r.ping()
-            break
-        except redis.ConnectionError:
+            return RedisServer(url, port, proc)
+        except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                pytest.fail(f"redis-server did not start: {(data / 'redis.log').read_text()}")
+                pytest.fail(f"redis-server did not start: {log.read_text()}")
             time.sleep(0.05)
-    yield RedisServer(url, port, proc)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis"), free_port())
+    proc = server.proc
+    yield server
     proc.terminate()
     proc.wait(timeout=10)
 

@@ -173,10 +173,28 @@ def set_cache(cache: CompileCache | None) -> None:
 # --------------------------------------------------------------------------- stages
 
 
-def _run(spec: RunSpec) -> RunResult:
+def _run_stage(language: Language, argv: list[str], limits: Limits, files: Mapping[str, bytes],
+               stdin: bytes | None = None, collect: Sequence[str] = ()) -> RunResult:
+    """One compile or run stage in the jail, with the language's env, binds and profile.
+
+    A runtime that dies of its own out-of-memory error (javac/kotlinc's OutOfMemoryError,
+    cc1's "out of memory", V8's heap limit...) is reported as memory_limit.
+    """
     from jail import run  # imported late: the jail package is heavier than its spec
 
-    return run(spec)
+    res = run(RunSpec(
+        argv=argv,
+        limits=limits,
+        stdin=stdin,
+        files={f"{BOX}/{n}": d for n, d in files.items()},
+        collect=list(collect),
+        env=build_env(language, limits),
+        binds=list(language.binds),
+        profile=language.profile,
+    ))
+    if is_runtime_oom(language, res, limits):
+        res.status = Status.MEMORY_LIMIT
+    return res
 
 
 def _has_artifacts(language: Language, collected: Mapping[str, bytes]) -> bool:
@@ -220,21 +238,8 @@ def compile_source(language: Language, files: Mapping[str, bytes], options: Sequ
             return CompileOutcome(ok=True, artifact=hit, output=warnings, cached=True)
 
     limits = limits or language.compile_limits.default
-    box_files = {f"{BOX}/{n}": d for n, d in language.extra_files}
-    box_files.update((f"{BOX}/{n}", d) for n, d in sources.items())
-    spec = RunSpec(
-        argv=build_argv(language.compile, limits, options=options),
-        limits=limits,
-        files=box_files,
-        collect=list(language.artifacts),
-        env=build_env(language, limits),
-        binds=list(language.binds),
-        profile=language.profile,
-    )
-    res = _run(spec)
-    if is_runtime_oom(language, res, limits):
-        # javac/kotlinc throw OutOfMemoryError, cc1 prints "out of memory": same verdict.
-        res.status = Status.MEMORY_LIMIT
+    res = _run_stage(language, build_argv(language.compile, limits, options=options), limits,
+                     {**dict(language.extra_files), **sources}, collect=language.artifacts)
     output = _cap(res.stderr + res.stdout)
     if res.status is Status.OK and _has_artifacts(language, res.files):
         artifact = {n: d for n, d in res.files.items()}
@@ -280,19 +285,7 @@ def run_program(language: Language, artifact_or_sources: Mapping[str, bytes], st
     files = dict(artifact_or_sources)
     if language.compile is None:
         files = normalize_files(language, files)
-    spec = RunSpec(
-        argv=build_argv(language.run, limits, args=args),
-        limits=limits,
-        stdin=stdin,
-        files={f"{BOX}/{n}": d for n, d in files.items()},
-        env=build_env(language, limits),
-        binds=list(language.binds),
-        profile=language.profile,
-    )
-    res = _run(spec)
-    if is_runtime_oom(language, res, limits):
-        res.status = Status.MEMORY_LIMIT
-    return res
+    return _run_stage(language, build_argv(language.run, limits, args=args), limits, files, stdin=stdin)
 
 
 def default_limits(language: Language, **overrides: float) -> Limits:

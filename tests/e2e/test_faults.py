@@ -3,8 +3,6 @@ restarted while a client waits with `wait`."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import threading
 import time
@@ -12,29 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from tests.conftest import RedisServer, Stack, free_port, make_stack, spawn
+from tests.conftest import RedisServer, Stack, free_port, make_stack, start_redis
 
 pytestmark = pytest.mark.slow
-
-
-def start_redis(data: Path, port: int) -> RedisServer:
-    exe = shutil.which("redis-server")
-    assert exe is not None
-    proc = spawn([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--appendonly", "yes",
-                  "--appendfsync", "always", "--save", "", "--daemonize", "no"], dict(os.environ),
-                 data / f"redis-{time.monotonic_ns()}.log")
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with redis.Redis.from_url(url) as r:
-                r.ping()
-            return RedisServer(url, port, proc)
-        except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
-            assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
-            time.sleep(0.05)
 
 
 def get_view(stack: Stack, sid: str, timeout: float = 30) -> dict[str, Any]:
@@ -55,7 +34,7 @@ def test_redis_restart_with_aof_keeps_queued_and_finished(tmp_path: Path) -> Non
     data = tmp_path / "redis"
     data.mkdir()
     port = free_port()
-    server = start_redis(data, port)
+    server = start_redis(data, port, "--appendfsync", "always")
     stack = make_stack(server, tmp_path, "faults-redis", workers=1)
     try:
         finished = stack.submit({"language": "python3", "source": "print('kept')"})
@@ -67,7 +46,7 @@ def test_redis_restart_with_aof_keeps_queued_and_finished(tmp_path: Path) -> Non
         assert queued.status == 201
         server.proc.send_signal(signal.SIGTERM)
         server.proc.wait(timeout=15)
-        server = start_redis(data, port)  # same dir: replays the AOF
+        server = start_redis(data, port, "--appendfsync", "always")  # same dir: replays the AOF
         again = get_view(stack, finished["id"])
         assert again["state"] == "finished" and again["stdout"] == "kept\n", again
         assert get_view(stack, queued.body["id"])["state"] == "queued"
