@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,13 +122,20 @@ class Stack:
         """POST with wait; poll until finished if the wait ran out. Returns the finished view."""
         resp = self.request("POST", "/v1/submissions", {**body, "wait": wait})
         assert resp.status in (200, 201), resp.body
-        view = resp.body
-        deadline = time.monotonic() + 120
-        while view.get("state") != "finished":
-            assert time.monotonic() < deadline, f"submission never finished: {view}"
-            time.sleep(0.1)
-            view = self.request("GET", f"/v1/submissions/{view['id']}").body
-        return dict(view)
+        if resp.body.get("state") == "finished":
+            return dict(resp.body)
+        return self.wait_state(resp.body["id"], timeout=120)
+
+    def wait_state(self, sid: str, states: Collection[str] = ("finished",), timeout: float = 60,
+                   headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Poll GET until the submission is in one of `states`; its view then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.request("GET", f"/v1/submissions/{sid}", headers=headers).body
+            if view.get("state") in states:
+                return dict(view)
+            assert time.monotonic() < deadline, f"not {sorted(states)} after {timeout}s: {view}\n{self.logs()}"
+            time.sleep(0.05)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         n = len(self.workers)

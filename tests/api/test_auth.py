@@ -46,16 +46,6 @@ def error_code(resp: Any, status: int) -> str:
     return str(err["code"])
 
 
-def wait_finished(stack: Stack, sid: str, hdrs: dict[str, str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        view = stack.request("GET", f"/v1/submissions/{sid}", headers=hdrs).body
-        if view.get("state") == "finished":
-            return dict(view)
-        assert time.monotonic() < deadline, view
-        time.sleep(0.1)
-
-
 def test_no_key_is_401(astack: Stack) -> None:
     assert error_code(astack.request("POST", "/v1/submissions", HELLO), 401) == "unauthorized"
     assert error_code(astack.request("GET", "/v1/submissions/abc"), 401) == "unauthorized"
@@ -105,7 +95,7 @@ def test_other_keys_submission_is_404(astack: Stack) -> None:
     _, mine = new_key(astack)
     _, theirs = new_key(astack)
     sid = astack.request("POST", "/v1/submissions", HELLO, headers=mine).body["id"]
-    wait_finished(astack, sid, mine)
+    astack.wait_state(sid, headers=mine)
     assert error_code(astack.request("GET", f"/v1/submissions/{sid}", headers=theirs), 404) == "not_found"
     assert error_code(astack.request("GET", f"/v1/submissions/{sid}/events", headers=theirs), 404) == "not_found"
     listed = astack.request("GET", f"/v1/submissions?ids={sid}", headers=theirs)
@@ -155,7 +145,7 @@ def test_in_flight_quota(astack: Stack) -> None:
     assert first.status == 201, first.body
     resp = astack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
     assert error_code(resp, 429) == "too_many_in_flight" and int(resp.headers["retry-after"]) >= 1
-    assert wait_finished(astack, first.body["id"], hdrs)["stdout"] == "done\n"
+    assert astack.wait_state(first.body["id"], headers=hdrs)["stdout"] == "done\n"
     again = astack.request("POST", "/v1/submissions", {**HELLO, "wait": 30}, headers=hdrs)
     assert again.status == 200, again.body
 
@@ -173,7 +163,7 @@ def test_backpressure_503(astack: Stack) -> None:
     resp = astack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
     assert error_code(resp, 503) == "overloaded" and int(resp.headers["retry-after"]) >= 1
     for sid in [running, *(q.body["id"] for q in queued)]:
-        wait_finished(astack, sid, hdrs)
+        astack.wait_state(sid, headers=hdrs)
     assert astack.request("POST", "/v1/submissions", HELLO, headers=hdrs).status == 201
 
 
@@ -184,7 +174,7 @@ def test_idempotent_retry(astack: Stack) -> None:
     first = astack.request("POST", "/v1/submissions", HELLO, headers=idem)
     assert first.status == 201
     sid = first.body["id"]
-    wait_finished(astack, sid, hdrs)
+    astack.wait_state(sid, headers=hdrs)
     retry = astack.request("POST", "/v1/submissions", HELLO, headers=idem)
     assert retry.status == 200 and retry.body["id"] == sid and retry.body["stdout"] == "hi\n"
     # scoped per key: the same Idempotency-Key from another key is a new submission
@@ -192,14 +182,14 @@ def test_idempotent_retry(astack: Stack) -> None:
     assert theirs.status == 201 and theirs.body["id"] != sid
     fresh = astack.request("POST", "/v1/submissions", HELLO, headers={**hdrs, "Idempotency-Key": "order-43"})
     assert fresh.status == 201 and fresh.body["id"] != sid
-    wait_finished(astack, fresh.body["id"], hdrs)
-    wait_finished(astack, theirs.body["id"], other)
+    astack.wait_state(fresh.body["id"], headers=hdrs)
+    astack.wait_state(theirs.body["id"], headers=other)
     batch = {"submissions": [HELLO, HELLO]}
     b1 = astack.request("POST", "/v1/submissions/batch", batch, headers={**hdrs, "Idempotency-Key": "b-1"})
     b2 = astack.request("POST", "/v1/submissions/batch", batch, headers={**hdrs, "Idempotency-Key": "b-1"})
     assert b1.status == 201 and b2.status == 201 and b1.body["ids"] == b2.body["ids"]
     for s in b1.body["ids"]:
-        wait_finished(astack, s, hdrs)
+        astack.wait_state(s, headers=hdrs)
 
 
 def test_auth_mode_defaults() -> None:

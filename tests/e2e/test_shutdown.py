@@ -13,21 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RedisServer, Stack, make_stack
+from tests.conftest import RedisServer, make_stack
 
 pytestmark = pytest.mark.slow
 
 SLEEPER = "import time\ntime.sleep({s})\nprint('done')\n"
-
-
-def wait_state(stack: Stack, sid: str, states: set[str], timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        view: dict[str, Any] = stack.request("GET", f"/v1/submissions/{sid}").body
-        if view["state"] in states:
-            return view
-        assert time.monotonic() < deadline, view
-        time.sleep(0.05)
 
 
 def test_worker_sigterm_finishes_job_in_hand_and_takes_no_new_one(redis_server: RedisServer,
@@ -35,7 +25,7 @@ def test_worker_sigterm_finishes_job_in_hand_and_takes_no_new_one(redis_server: 
     stack = make_stack(redis_server, tmp_path, "drain", workers=1, extra_env={"CELLBLOCK_DRAIN_TIMEOUT": "30"})
     try:
         first = stack.request("POST", "/v1/submissions", {"language": "python3", "source": SLEEPER.format(s=2)})
-        wait_state(stack, first.body["id"], {"running"})
+        stack.wait_state(first.body["id"], {"running"})
         second = stack.request("POST", "/v1/submissions", {"language": "python3", "source": "print(2)"})
         worker = stack.workers[0]
         t0 = time.monotonic()
@@ -43,11 +33,11 @@ def test_worker_sigterm_finishes_job_in_hand_and_takes_no_new_one(redis_server: 
         rc = worker.wait(timeout=30)
         assert rc == 0, stack.logs()
         assert time.monotonic() - t0 < 20
-        done = wait_state(stack, first.body["id"], {"finished"}, timeout=1)
+        done = stack.wait_state(first.body["id"], {"finished"}, timeout=1)
         assert done["verdict"] == "accepted" and done["attempts"] == 1, done
         assert stack.request("GET", f"/v1/submissions/{second.body['id']}").body["state"] == "queued"
         stack.start_worker()  # the queued one is not lost
-        assert wait_state(stack, second.body["id"], {"finished"}, timeout=60)["verdict"] == "accepted"
+        assert stack.wait_state(second.body["id"], {"finished"}, timeout=60)["verdict"] == "accepted"
     finally:
         stack.stop()
 
@@ -60,7 +50,7 @@ def test_worker_drain_timeout_bounds_the_wait_and_the_job_is_retried(redis_serve
         sub = stack.request("POST", "/v1/submissions", {"language": "python3", "source": SLEEPER.format(s=4),
                                                         "limits": {"wall_time": 10}})
         sid = sub.body["id"]
-        wait_state(stack, sid, {"running"})
+        stack.wait_state(sid, {"running"})
         worker = stack.workers[0]
         t0 = time.monotonic()
         worker.send_signal(signal.SIGTERM)
@@ -68,7 +58,7 @@ def test_worker_drain_timeout_bounds_the_wait_and_the_job_is_retried(redis_serve
         assert time.monotonic() - t0 < 10, stack.logs()
         assert "drain timeout" in (tmp_path / "worker0.log").read_text()
         stack.start_worker()
-        done = wait_state(stack, sid, {"finished"}, timeout=90)
+        done = stack.wait_state(sid, {"finished"}, timeout=90)
         assert done["verdict"] == "accepted" and done["attempts"] >= 2, done
     finally:
         stack.stop()
