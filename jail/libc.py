@@ -99,6 +99,13 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
     )
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a pipe or file may take less per call)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def umount2(target: str, flags: int) -> None:
     """umount2(2)."""
     _check(_libc.umount2(target.encode(), flags), f"umount2({target!r}, {flags:#x})")

@@ -184,9 +184,7 @@ def copy_in(root: str, files: dict[str, bytes], host_uid: int) -> None:
                 walk = os.path.dirname(walk)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
         try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view):]
+            libc.write_all(fd, content)
             os.fchown(fd, host_uid, host_uid)
         finally:
             os.close(fd)

@@ -194,9 +194,7 @@ def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
         cpu=spec.cpu,
     )
     sb.cg.reset_peak()
-    message = memoryview(encode_launch(launch))
-    while message:
-        message = message[os.write(sb.sync_w, message):]
+    libc.write_all(sb.sync_w, encode_launch(launch))
     check_exec(sb.report_r, spec.argv[0])
     return time.monotonic(), sb.cg.cpu_usage()
 
@@ -229,9 +227,7 @@ def fill_stdin(fd: int, stdin: bytes | str | None) -> None:
         finally:
             os.close(src)
     elif stdin:
-        view = memoryview(stdin)
-        while view:
-            view = view[os.write(fd, view):]
+        libc.write_all(fd, stdin)
     os.lseek(fd, 0, os.SEEK_SET)
 
 
