@@ -1,8 +1,9 @@
 """The API's one error type and the middleware that turns every failure into a JSON body.
 
 Body: {"error": {"status": 422, "code": "unknown_language", "field": "language",
-"reason": "..."}}. Redis being away is a 503; unexpected exceptions are logged and still
-answered in JSON.
+"reason": "..."}}. Redis being away or refusing writes (disk full: MISCONF, maxmemory: OOM,
+a read-only replica, still loading) is a 503 the client may retry; unexpected exceptions
+are logged and still answered in JSON.
 """
 
 from __future__ import annotations
@@ -36,6 +37,20 @@ def invalid(field: str, reason: str, code: str = "invalid") -> ApiError:
     return ApiError(422, code, reason, field)
 
 
+# Replies with which Redis refuses a command for a while, through no fault of the request.
+_REDIS_REFUSALS = (redis.exceptions.ReadOnlyError, redis.exceptions.OutOfMemoryError,
+                   redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
+
+
+def redis_unavailable(exc: BaseException) -> bool:
+    """True when `exc` means Redis cannot serve now (down, loading, out of memory, or unable
+    to persist: MISCONF), so the request deserves a 503 and a retry, not a 500."""
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, *_REDIS_REFUSALS)):
+        return True
+    # MISCONF has no class of its own; inside a pipeline the reply text is prefixed.
+    return isinstance(exc, redis.exceptions.ResponseError) and "MISCONF" in str(exc)
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -47,15 +62,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return exc.response()
     except web.HTTPRequestEntityTooLarge as exc:
         return ApiError(413, "body_too_large", exc.text or "request body too large", "body").response()
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
-        return ApiError(503, "unavailable", "the queue (Redis) is unavailable; retry later").response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
         return ApiError(exc.status, code, exc.reason, None).response()
-    except Exception:
+    except Exception as exc:
+        if redis_unavailable(exc):
+            log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+            return ApiError(503, "unavailable", "the queue (Redis) is unavailable; retry later").response()
         log.exception("unhandled error on %s %s", request.method, request.path)
         from api.metrics import count_api_error
 

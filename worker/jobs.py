@@ -9,6 +9,7 @@ an internal_error result, so no submission stays unfinished.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -27,7 +28,9 @@ from worker.models import Result, State, Submission, Verdict
 log = logging.getLogger("cellblock.worker")
 
 
+@functools.cache
 def _context() -> tuple[config_mod.Config, Keys]:
+    """The worker's settings, read once per process (the environment does not change under it)."""
     cfg = config_mod.load()
     return cfg, Keys(cfg.key_prefix)
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, Stack, free_port, spawn
+from tests.conftest import ROOT, Stack, free_port, spawn, start_redis
 
 
 def test_redis_down_is_503_not_500(tmp_path: Path) -> None:
@@ -34,3 +34,48 @@ def test_redis_down_is_503_not_500(tmp_path: Path) -> None:
         assert stack.request("GET", "/v1/languages").status == 200  # needs no Redis
     finally:
         stack.stop()
+
+
+def test_redis_refusing_writes_is_503_not_500(tmp_path: Path) -> None:
+    """Redis up but refusing writes (maxmemory reached: OOM; a failed snapshot: MISCONF, as
+    on a full disk): the API answers 503 `unavailable`, and works again once Redis does."""
+    server = start_redis(tmp_path, free_port(), "--enable-protected-configs", "yes")  # to move `dir` below
+    env = dict(os.environ)
+    env.update({"CELLBLOCK_REDIS_URL": server.url, "CELLBLOCK_PORT": str(free_port()), "PYTHONPATH": str(ROOT)})
+    stack = Stack(int(env["CELLBLOCK_PORT"]), env, server.url, tmp_path)
+    stack.start_api()
+    body = {"language": "python3", "source": "print(1)"}
+    r = server.client()
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # no worker: health says "degraded", but with Redis reachable
+            try:
+                if stack.request("GET", "/v1/health", timeout=10).body["redis"]:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, stack.logs()
+            time.sleep(0.1)
+        r.config_set("maxmemory", "1")
+        resp = stack.request("POST", "/v1/submissions", body)
+        assert resp.status == 503 and resp.body["error"]["code"] == "unavailable", resp
+        r.config_set("maxmemory", "0")
+        assert stack.request("POST", "/v1/submissions", body).status == 201
+
+        gone = tmp_path / "gone"
+        gone.mkdir()
+        r.config_set("save", "3600 1")
+        r.config_set("dir", str(gone))
+        gone.rmdir()
+        r.bgsave()
+        deadline = time.monotonic() + 10
+        while r.info("persistence")["rdb_last_bgsave_status"] != "err":
+            assert time.monotonic() < deadline, "BGSAVE into a removed directory did not fail"
+            time.sleep(0.05)
+        resp = stack.request("POST", "/v1/submissions", body)
+        assert resp.status == 503 and resp.body["error"]["code"] == "unavailable", resp
+        assert "unhandled error" not in (tmp_path / "api.log").read_text()
+    finally:
+        stack.stop()
+        server.proc.kill()
+        server.proc.wait(timeout=10)
