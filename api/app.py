@@ -13,7 +13,8 @@ from aiohttp import web
 
 from api import callbacks, handlers, metrics
 from api.errors import error_middleware
-from api.state import CONFIG, KEYS, LANGUAGES, REDIS, SYNC_REDIS
+from api.finished import FinishedWaiters
+from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, REDIS, SYNC_REDIS
 from worker.config import Config
 from worker.keys import Keys
 
@@ -23,12 +24,15 @@ log = logging.getLogger("cellblock.api")
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     url = app[CONFIG].effective_redis_url()
-    # Blocking stream reads (SSE, wait, callbacks) block at most BLOCK_MS_MAX; the socket
+    # Blocking stream reads (SSE, callbacks) block at most BLOCK_MS_MAX; the socket
     # timeout must be longer or redis-py takes a quiet stream for a dead server.
     app[REDIS] = aioredis.Redis.from_url(url, socket_timeout=handlers.BLOCK_MS_MAX / 1000 + 20)
     # Enqueueing goes through RQ, which is synchronous: it runs in a thread on this client.
     app[SYNC_REDIS] = redis.Redis.from_url(url)
+    app[FINISHED] = FinishedWaiters(app[REDIS], app[KEYS])
+    app[FINISHED].start()
     yield
+    await app[FINISHED].stop()
     await app[REDIS].aclose()
     app[SYNC_REDIS].close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +12,7 @@ from rq import Queue, Worker
 from api import auth, openapi
 from api.errors import ApiError, invalid
 from api.render import submission_view
-from api.state import CONFIG, KEYS, LANGUAGES, REDIS, SYNC_REDIS
+from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, REDIS, SYNC_REDIS
 from api.validation import Accepted, parse_submission
 from worker import jobs
 
@@ -57,24 +56,6 @@ async def _view(request: web.Request, sid: str) -> dict[str, Any] | None:
     return submission_view(fields)
 
 
-async def _wait_finished(request: web.Request, sid: str, seconds: float) -> None:
-    """Block until the submission's stream has its `finished` event, or `seconds` pass."""
-    r: Any = request.app[REDIS]
-    stream = request.app[KEYS].events(sid)
-    deadline = time.monotonic() + seconds
-    last = "0-0"
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        reply = await r.xread({stream: last}, block=max(1, min(BLOCK_MS_MAX, int(left * 1000))), count=100)
-        for _stream, entries in reply or []:
-            for entry_id, fields in entries:
-                last = entry_id.decode()
-                if fields.get(b"event") == b"finished":
-                    return
-
-
 async def create_submission(request: web.Request) -> web.Response:
     """POST /v1/submissions: 201 {id}, or 200 with the result when `wait` and it finished in time."""
     cfg = request.app[CONFIG]
@@ -91,7 +72,7 @@ async def create_submission(request: web.Request) -> web.Response:
     sid = accepted.submission.id
     location = f"/v1/submissions/{sid}"
     if accepted.wait > 0:
-        await _wait_finished(request, sid, accepted.wait)
+        await request.app[FINISHED].wait(sid, accepted.wait)
         view = await _view(request, sid)
         if view is not None and view["state"] == "finished":
             return web.json_response(view, status=200, headers={"Location": location})

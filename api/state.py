@@ -8,6 +8,7 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from api.finished import FinishedWaiters
 from worker.config import Config
 from worker.keys import Keys
 
@@ -15,5 +16,6 @@ CONFIG = web.AppKey("config", Config)
 KEYS = web.AppKey("keys", Keys)
 REDIS = web.AppKey("redis", aioredis.Redis)
 SYNC_REDIS = web.AppKey("sync_redis", redis.Redis)
+FINISHED = web.AppKey("finished", FinishedWaiters)
 # id -> policies.languages.Language
 LANGUAGES: web.AppKey[dict[str, Any]] = web.AppKey("languages", dict)

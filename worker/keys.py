@@ -22,6 +22,10 @@ class Keys:
         """Stream of a submission's events (state, test, finished); late readers replay it."""
         return f"{self.prefix}:sub:{sid}:events"
 
+    def finished(self) -> str:
+        """Pub/Sub channel: the id of each submission as it finishes (wakes `wait` requests)."""
+        return f"{self.prefix}:finished"
+
     def callbacks(self) -> str:
         """Stream of finished submissions that have a callback_url; the API delivers them."""
         return f"{self.prefix}:callbacks"

@@ -3,7 +3,7 @@
 Workers stage their counters and histogram buckets into the SAME transaction that stores
 a result (`stage_finished`); the API renders them for Prometheus (api/metrics.py). A
 histogram is one hash per stage: field `b<i>` counts observations that fell in bucket i
-(non-cumulative; the renderer accumulates), `sum` and `count`.
+(non-cumulative; the renderer accumulates, and the +Inf total is the count) and `sum`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ def stage_observe(pipe: Any, keys: Keys, stage: str, seconds: float) -> None:
     i = bisect.bisect_left(BUCKETS, seconds)  # len(BUCKETS) = the +Inf bucket
     key = histogram_key(keys, stage)
     pipe.hincrby(key, f"b{i}", 1)
-    pipe.hincrby(key, "count", 1)
     pipe.hincrbyfloat(key, "sum", seconds)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -54,9 +55,13 @@ def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, s
     return Submission.from_json(json.loads(spec)), text
 
 
-def set_state(r: redis.Redis, keys: Keys, sid: str, state: State, ttl: int, **extra: Any) -> None:
-    """Move the submission to `state` and publish it (extra: e.g. test=k, of=n)."""
+def set_state(r: redis.Redis, keys: Keys, sid: str, state: State, ttl: int,
+              events: Sequence[tuple[str, dict[str, Any]]], **extra: Any) -> None:
+    """Publish the held `events` (kind, data), then move the submission to `state` and publish
+    it (extra: e.g. test=k, of=n): one transaction."""
     with r.pipeline(transaction=True) as pipe:
+        for kind, data in events:
+            stage_event(pipe, keys, sid, kind, data, ttl)
         mapping: dict[Any, Any] = {"state": str(state)}
         if "test" in extra:
             mapping["progress"] = json.dumps({"test": extra["test"], "of": extra["of"]})
@@ -65,21 +70,20 @@ def set_state(r: redis.Redis, keys: Keys, sid: str, state: State, ttl: int, **ex
         pipe.execute()
 
 
-def publish(r: redis.Redis, keys: Keys, sid: str, kind: str, data: dict[str, Any], ttl: int) -> None:
-    with r.pipeline(transaction=True) as pipe:
-        stage_event(pipe, keys, sid, kind, data, ttl)
-        pipe.execute()
-
-
-def finish(r: redis.Redis, keys: Keys, sub: Submission, result: Result, ttl: int) -> None:
-    """Store the result, mark finished, publish `finished`, queue the callback: one transaction."""
+def finish(r: redis.Redis, keys: Keys, sub: Submission, result: Result, ttl: int,
+           events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+    """Publish the held `events`, store the result, mark finished, publish `finished` (stream
+    and channel), queue the callback: one transaction."""
     result.timings["finished_at"] = time.time()
     body = json.dumps(result.to_json())
     with r.pipeline(transaction=True) as pipe:
+        for kind, data in events:
+            stage_event(pipe, keys, sub.id, kind, data, ttl)
         key = keys.submission(sub.id)
         pipe.hset(key, mapping={"state": str(State.FINISHED), "result": body})
         pipe.expire(key, ttl)
         stage_event(pipe, keys, sub.id, "finished", {"state": str(State.FINISHED), "verdict": str(result.verdict)}, ttl)
+        pipe.publish(keys.finished(), sub.id)
         if sub.callback_url:
             pipe.xadd(keys.callbacks(), {"id": sub.id, "url": sub.callback_url}, maxlen=100_000, approximate=True)
         metrics.stage_finished(pipe, keys, sub, result)  # counted in the same transaction as the result
