@@ -12,9 +12,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from api import callbacks, handlers, metrics
+from api.auth import QueueDepth
 from api.errors import error_middleware
 from api.finished import FinishedWaiters
-from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, REDIS, SYNC_REDIS
+from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS, SYNC_REDIS
 from worker.config import Config
 from worker.keys import Keys
 
@@ -61,6 +62,7 @@ def make_app(cfg: Config) -> web.Application:
     app = web.Application(client_max_size=cfg.max_body, middlewares=[metrics.log_context_middleware, error_middleware])
     app[CONFIG] = cfg
     app[KEYS] = Keys(cfg.key_prefix)
+    app[QUEUE_DEPTH] = QueueDepth()
     app.cleanup_ctx.extend([redis_ctx, languages_ctx, callbacks_ctx])
     metrics.setup(app)
     routes: list[Any] = [

@@ -24,6 +24,8 @@ from worker.keys import Keys
 PRINCIPAL = "cellblock.principal"
 # How long an in-flight entry may outlive its job timeout before the quota forgets it.
 IN_FLIGHT_SLACK = 60
+# How long a reading of the queue's length may stand in for a new one (see QueueDepth).
+DEPTH_REUSE_S = 0.1
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -228,13 +230,29 @@ async def release_in_flight(r: Any, keys: Keys, p: Principal, sids: list[str]) -
         await r.zrem(keys.in_flight(p.id), *sids)
 
 
-async def check_backpressure(r: Any, cfg: Config, adding: int) -> None:
-    if cfg.max_queue <= 0:
-        return
-    depth = int(await r.llen(f"rq:queue:{cfg.queue}"))
-    if depth + adding > cfg.max_queue:
-        raise TooMany(f"the queue is full ({depth} waiting, at most {cfg.max_queue}); retry later", 2,
-                      status=503, code="overloaded")
+class QueueDepth:
+    """This API process's reading of the queue's length, for backpressure (CELLBLOCK_MAX_QUEUE).
+
+    LLEN is read again unless the last reading, plus what this process queued since, is under
+    half the bound and younger than DEPTH_REUSE_S. So a queue near its bound is read on every
+    request, and a near-empty one costs no round trip per request. The bound is soft: within
+    DEPTH_REUSE_S each of several API processes may add up to half of it unseen by the others."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.read_at = float("-inf")
+
+    async def admit(self, r: Any, cfg: Config, adding: int) -> None:
+        if cfg.max_queue <= 0:
+            return
+        now = time.monotonic()
+        if now - self.read_at > DEPTH_REUSE_S or 2 * (self.depth + adding) > cfg.max_queue:
+            self.depth = int(await r.llen(f"rq:queue:{cfg.queue}"))
+            self.read_at = now
+        if self.depth + adding > cfg.max_queue:
+            raise TooMany(f"the queue is full ({self.depth} waiting, at most {cfg.max_queue}); retry later", 2,
+                          status=503, code="overloaded")
+        self.depth += adding
 
 
 def check_key_limits(p: Principal, sub: Any, language: Any, prefix: str = "") -> None:
@@ -300,7 +318,7 @@ async def admit(request: web.Request, accepted: list[Any]) -> str | None:
     backpressure, the in-flight quota, owner records. Returns the id of the submission an
     earlier request with the same Idempotency-Key created (nothing reserved then), else None.
     After None, call `undo` if enqueueing fails."""
-    from api.state import CONFIG, KEYS, LANGUAGES, REDIS
+    from api.state import CONFIG, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS
 
     cfg, keys = request.app[CONFIG], request.app[KEYS]
     r: Any = request.app[REDIS]
@@ -321,7 +339,7 @@ async def admit(request: web.Request, accepted: list[Any]) -> str | None:
             await r.set(idem_key, value, ex=cfg.submission_ttl)
         request["cellblock.idem"] = idem_key
     try:
-        await check_backpressure(r, cfg, len(accepted))
+        await request.app[QUEUE_DEPTH].admit(r, cfg, len(accepted))
         if p is not None:
             forget = max(a.job_timeout for a in accepted) * (cfg.job_retries + 1) + IN_FLIGHT_SLACK
             await admit_in_flight(r, keys, p, sids, forget)

@@ -6,8 +6,8 @@ that stores the result. Each API process holds one subscription and a table of w
 many events its submission goes through.
 
 Pub/Sub only wakes; the result itself is in the submission hash. A message can be missed
-(the subscription reconnecting after a Redis restart), so a waiter also reads the state
-every RECHECK_S seconds and believes the hash, never the message alone.
+(the subscription reconnecting after a Redis restart), so a waiter that heard nothing reads
+the state every RECHECK_S seconds, and after a resubscription every waiter reads it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.exceptions
@@ -34,12 +35,14 @@ LISTEN_TIMEOUT_S = 10.0
 
 
 class FinishedWaiters:
-    """Futures of requests waiting for submissions, resolved by the `finished` channel."""
+    """Requests waiting for submissions, woken by the `finished` channel."""
 
     def __init__(self, r: Any, keys: Keys) -> None:
         self._redis = r
         self._keys = keys
-        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        # id -> the futures of its waiters; a future's result says whether the wake-up was
+        # the submission's own message (True) or a resubscription (False: look again).
+        self._waiters: dict[str, set[asyncio.Future[bool]]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -51,34 +54,49 @@ class FinishedWaiters:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def wait(self, sid: str, seconds: float) -> None:
-        """Return when `sid` is finished or `seconds` have passed (the caller reads the hash)."""
+    @contextlib.asynccontextmanager
+    async def watch(self, sid: str) -> AsyncIterator[Callable[[float], Awaitable[None]]]:
+        """Listen for `sid` from now on; yields `wait(seconds)`, which returns when `sid` is
+        finished or the time is up (the caller then reads the hash). Enter it before the
+        submission is queued and no wake-up can be missed, however fast the job."""
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + seconds
-        while True:
-            # Registered before the state is read, so a wake-up in between is not lost.
-            future: asyncio.Future[None] = loop.create_future()
-            waiting = self._waiters.setdefault(sid, set())
-            waiting.add(future)
-            try:
+        waiting = self._waiters.setdefault(sid, set())
+        future: asyncio.Future[bool] = loop.create_future()
+        waiting.add(future)
+
+        async def wait(seconds: float) -> None:
+            nonlocal future
+            deadline = time.monotonic() + seconds
+            while True:
                 left = deadline - time.monotonic()
-                if left <= 0 or await self._finished(sid):
+                if left <= 0:
                     return
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(future, min(left, RECHECK_S))
-            finally:
-                waiting.discard(future)
-                if not waiting:
-                    self._waiters.pop(sid, None)
+                    if await asyncio.wait_for(asyncio.shield(future), min(left, RECHECK_S)):
+                        return
+                if await self._finished(sid):
+                    return
+                if future.done():  # a resubscription: listen again
+                    waiting.discard(future)
+                    future = loop.create_future()
+                    waiting.add(future)
+
+        try:
+            yield wait
+        finally:
+            waiting.discard(future)
+            future.cancel()
+            if not waiting and self._waiters.get(sid) is waiting:
+                del self._waiters[sid]
 
     async def _finished(self, sid: str) -> bool:
         state = await self._redis.hget(self._keys.submission(sid), "state")
         return state is None or state.decode() == State.FINISHED
 
-    def _wake(self, sid: str) -> None:
+    def _wake(self, sid: str, finished: bool) -> None:
         for future in self._waiters.get(sid, ()):
             if not future.done():
-                future.set_result(None)
+                future.set_result(finished)
 
     async def _listen_forever(self) -> None:
         while True:
@@ -87,11 +105,11 @@ class FinishedWaiters:
                     await pubsub.subscribe(self._keys.finished())
                     # Whatever finished while unsubscribed: let every waiter look again.
                     for sid in list(self._waiters):
-                        self._wake(sid)
+                        self._wake(sid, finished=False)
                     while True:
                         message = await pubsub.get_message(timeout=LISTEN_TIMEOUT_S)
                         if message is not None and message["type"] == "message":
-                            self._wake(message["data"].decode())
+                            self._wake(message["data"].decode(), finished=True)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
                 log.warning("finished channel: %s; subscribing again in %.1fs", exc, RESUBSCRIBE_S)
                 await asyncio.sleep(RESUBSCRIBE_S)

@@ -68,14 +68,15 @@ async def create_submission(request: web.Request) -> web.Response:
         status = 200 if view is not None and view["state"] == "finished" else 201
         return web.json_response(view or {"id": earlier, "state": "queued"}, status=status,
                                  headers={"Location": f"/v1/submissions/{earlier}"})
-    await _enqueue(request, [accepted])
     sid = accepted.submission.id
     location = f"/v1/submissions/{sid}"
-    if accepted.wait > 0:
-        await request.app[FINISHED].wait(sid, accepted.wait)
-        view = await _view(request, sid)
-        if view is not None and view["state"] == "finished":
-            return web.json_response(view, status=200, headers={"Location": location})
+    async with request.app[FINISHED].watch(sid) as wait:
+        await _enqueue(request, [accepted])
+        if accepted.wait > 0:
+            await wait(accepted.wait)
+            view = await _view(request, sid)
+            if view is not None and view["state"] == "finished":
+                return web.json_response(view, status=200, headers={"Location": location})
     return web.json_response({"id": sid, "state": "queued"}, status=201, headers={"Location": location})
 
 

@@ -8,6 +8,7 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from api.auth import QueueDepth
 from api.finished import FinishedWaiters
 from worker.config import Config
 from worker.keys import Keys
@@ -17,5 +18,6 @@ KEYS = web.AppKey("keys", Keys)
 REDIS = web.AppKey("redis", aioredis.Redis)
 SYNC_REDIS = web.AppKey("sync_redis", redis.Redis)
 FINISHED = web.AppKey("finished", FinishedWaiters)
+QUEUE_DEPTH = web.AppKey("queue_depth", QueueDepth)
 # id -> policies.languages.Language
 LANGUAGES: web.AppKey[dict[str, Any]] = web.AppKey("languages", dict)

@@ -27,6 +27,8 @@ from worker.models import Result, State, Submission, Verdict
 
 log = logging.getLogger("cellblock.worker")
 
+FINISHED_JOB_TTL = 60
+
 
 @functools.cache
 def _context() -> tuple[config_mod.Config, Keys]:
@@ -50,7 +52,9 @@ def submit(r: redis.Redis, cfg: config_mod.Config, subs: list[tuple[Submission, 
                 args=(sub.id,),
                 job_id=sub.id,
                 timeout=timeout,
-                result_ttl=0,  # the result lives in our own hash, not in RQ's
+                # The result lives in our own hash. RQ keeps its finished job a minute: deleting it
+                # at once costs the worker six more Redis round trips per job.
+                result_ttl=FINISHED_JOB_TTL,
                 failure_ttl=cfg.submission_ttl,
                 retry=Retry(max=cfg.job_retries) if cfg.job_retries > 0 else None,
                 on_failure=Callback(on_failure),
