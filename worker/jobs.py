@@ -90,29 +90,36 @@ def _process(sid: str) -> str:
     log.info("submission %s started (attempt %d, %s, queued %.3fs)", sid, attempt, sub.language,
              started - sub.created_at)
 
-    # A test's result is followed at once by the next test's `running` or by the end of the
-    # job, so it is held and written in that transaction: one round trip per test, not two.
-    held: list[tuple[str, dict[str, Any]]] = []
-
-    def emit(kind: str, data: dict[str, Any]) -> None:
-        if kind != "state":
-            held.append((kind, data))
-            return
-        store.set_state(r, keys, sid, State(data["state"]), cfg.submission_ttl, held,
-                        **{k: v for k, v in data.items() if k != "state"})
-        held.clear()
-
+    events = HeldEvents(r, keys, sid, cfg.submission_ttl)
     try:
-        result = judge(sub, emit)
+        result = judge(sub, events)
     except SandboxFault as exc:
         log.error("submission %s attempt %d: sandbox fault: %s", sid, attempt, exc)
         r.hincrby(metrics.counters_key(keys), "sandbox_faults", 1)
         raise
     result.attempts = attempt
     result.timings.update({"enqueued_at": sub.created_at, "started_at": started})
-    store.finish(r, keys, sub, result, cfg.submission_ttl, held)
+    store.finish(r, keys, sub, result, cfg.submission_ttl, events.held)
     log.info("submission %s finished: %s in %.3fs", sid, result.verdict, time.time() - started)
     return str(result.verdict)
+
+
+class HeldEvents:
+    """The judge's EventSink: events wait in `held` until `flush` or the final transaction.
+    A cached compile's `compiling` goes out with the first `running`, and a test's result
+    with the next `running` or the result: one Redis transaction per test."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, sid: str, ttl: int) -> None:
+        self.r, self.keys, self.sid, self.ttl = r, keys, sid, ttl
+        self.held: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        self.held.append((kind, data))
+
+    def flush(self) -> None:
+        if self.held:
+            store.write_events(self.r, self.keys, self.sid, self.held, self.ttl)
+            self.held.clear()
 
 
 def on_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:

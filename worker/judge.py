@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from jail.errors import JailError
 from jail.spec import Limits, Status
 from worker import checkers
 from worker.models import CheckerKind, Result, Submission, TestResult, Verdict
 
-EventSink = Callable[[str, dict[str, Any]], None]
+
+class EventSink(Protocol):
+    """Where the judge reports progress. Events are held until `flush`, which the judge calls
+    before work that may take long (a real compile, a test's run): SSE readers see every
+    event before the wait it announces, and quick steps share one Redis transaction."""
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
 
 # jail Status -> verdict, for every status that ends a test without checking its output.
 _STATUS_VERDICT: dict[Status, Verdict] = {
@@ -84,7 +91,7 @@ def _custom_check(checker_lang: Any, artifact: dict[str, bytes], test_input: byt
                        f"stderr={res.stderr[:500]!r}")
 
 
-def judge(sub: Submission, emit: EventSink) -> Result:
+def judge(sub: Submission, events: EventSink) -> Result:
     """Compile once, run every test, check each output. Raises SandboxFault on jail faults."""
     from worker.toolchain import compile_source, run_program
 
@@ -96,9 +103,9 @@ def judge(sub: Submission, emit: EventSink) -> Result:
     result = Result(sub.id, Verdict.ACCEPTED)
 
     try:
-        emit("state", {"state": "compiling"})
+        events.emit("state", {"state": "compiling"})
         t0 = time.monotonic()
-        outcome = compile_source(language, sub.files, sub.compile_options)
+        outcome = compile_source(language, sub.files, sub.compile_options, before_compiling=events.flush)
         result.compile_time = time.monotonic() - t0
         jail_time += result.compile_time
         if not outcome.ok:
@@ -117,7 +124,7 @@ def judge(sub: Submission, emit: EventSink) -> Result:
             checker_lang = languages.get(sub.checker.language or "")
             if checker_lang is None:
                 raise SandboxFault(f"checker language {sub.checker.language!r} not available")
-            c_out = compile_source(checker_lang, sub.checker.files, [])
+            c_out = compile_source(checker_lang, sub.checker.files, [], before_compiling=events.flush)
             if not c_out.ok:
                 result.verdict = Verdict.INTERNAL_ERROR
                 result.message = "custom checker did not compile: " + (
@@ -129,7 +136,8 @@ def judge(sub: Submission, emit: EventSink) -> Result:
         limits = run_limits(language, sub.limits)
         n = len(sub.tests)
         for k, test in enumerate(sub.tests, start=1):
-            emit("state", {"state": "running", "test": k, "of": n})
+            events.emit("state", {"state": "running", "test": k, "of": n})
+            events.flush()
             t0 = time.monotonic()
             run = run_program(language, outcome.artifact, test.input, sub.args, limits)
             spent = time.monotonic() - t0
@@ -160,7 +168,7 @@ def judge(sub: Submission, emit: EventSink) -> Result:
                 if not ok:
                     tr.verdict = Verdict.WRONG_ANSWER
             result.tests.append(tr)
-            emit("test", {"index": k, "of": n, "verdict": str(tr.verdict), "cpu_time": tr.cpu_time,
+            events.emit("test", {"index": k, "of": n, "verdict": str(tr.verdict), "cpu_time": tr.cpu_time,
                           "wall_time": tr.wall_time, "peak_memory": tr.peak_memory})
             if tr.verdict is not Verdict.ACCEPTED and result.verdict is Verdict.ACCEPTED:
                 result.verdict = tr.verdict

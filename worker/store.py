@@ -55,30 +55,34 @@ def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, s
     return Submission.from_json(json.loads(spec)), text
 
 
-def set_state(r: redis.Redis, keys: Keys, sid: str, state: State, ttl: int,
-              events: Sequence[tuple[str, dict[str, Any]]], **extra: Any) -> None:
-    """Publish the held `events` (kind, data), then move the submission to `state` and publish
-    it (extra: e.g. test=k, of=n): one transaction."""
+def stage_events(pipe: Any, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]], ttl: int) -> None:
+    """Append `events` (kind, data) to the stream; a `state` event also moves the hash's
+    `state` (and `progress`, for a test's run)."""
+    for kind, data in events:
+        if kind == "state":
+            mapping: dict[Any, Any] = {"state": data["state"]}
+            if "test" in data:
+                mapping["progress"] = json.dumps({"test": data["test"], "of": data["of"]})
+            pipe.hset(keys.submission(sid), mapping=mapping)
+        stage_event(pipe, keys, sid, kind, data, ttl)
+
+
+def write_events(r: redis.Redis, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]],
+                 ttl: int) -> None:
+    """`stage_events` in one transaction of its own."""
     with r.pipeline(transaction=True) as pipe:
-        for kind, data in events:
-            stage_event(pipe, keys, sid, kind, data, ttl)
-        mapping: dict[Any, Any] = {"state": str(state)}
-        if "test" in extra:
-            mapping["progress"] = json.dumps({"test": extra["test"], "of": extra["of"]})
-        pipe.hset(keys.submission(sid), mapping=mapping)
-        stage_event(pipe, keys, sid, "state", {"state": str(state), **extra}, ttl)
+        stage_events(pipe, keys, sid, events, ttl)
         pipe.execute()
 
 
 def finish(r: redis.Redis, keys: Keys, sub: Submission, result: Result, ttl: int,
            events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
-    """Publish the held `events`, store the result, mark finished, publish `finished` (stream
-    and channel), queue the callback: one transaction."""
+    """Write the `events` not yet written, store the result, mark finished, publish `finished`
+    (stream and channel), queue the callback: one transaction."""
     result.timings["finished_at"] = time.time()
     body = json.dumps(result.to_json())
     with r.pipeline(transaction=True) as pipe:
-        for kind, data in events:
-            stage_event(pipe, keys, sub.id, kind, data, ttl)
+        stage_events(pipe, keys, sub.id, events, ttl)
         key = keys.submission(sub.id)
         pipe.hset(key, mapping={"state": str(State.FINISHED), "result": body})
         pipe.expire(key, ttl)

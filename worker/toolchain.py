@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from jail.spec import Limits, MiB, RunResult, RunSpec, Status
@@ -211,11 +211,13 @@ def _cap(text: bytes) -> str:
 
 
 def compile_source(language: Language, files: Mapping[str, bytes], options: Sequence[str],
-                   limits: Limits | None = None) -> CompileOutcome:
+                   limits: Limits | None = None,
+                   before_compiling: Callable[[], None] | None = None) -> CompileOutcome:
     """Compile `files` with the language's compile command in the jail (or from cache).
 
     Interpreted languages compile to their own sources. Refused options or file names
     come back as a failed compile with the reason, like a compiler would report them.
+    `before_compiling` is called when the compiler is about to run (not on a cache hit).
     """
     try:
         sources = normalize_files(language, files)
@@ -237,6 +239,8 @@ def compile_source(language: Language, files: Mapping[str, bytes], options: Sequ
             warnings = hit.pop(_OUTPUT_ENTRY, b"").decode(errors="replace")
             return CompileOutcome(ok=True, artifact=hit, output=warnings, cached=True)
 
+    if before_compiling is not None:
+        before_compiling()
     limits = limits or language.compile_limits.default
     res = _run_stage(language, build_argv(language.compile, limits, options=options), limits,
                      {**dict(language.extra_files), **sources}, collect=language.artifacts)
