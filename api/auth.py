@@ -7,8 +7,10 @@ them. Every check that must hold across API processes runs in Redis atomically (
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
+import json
 import math
 import secrets
 import time
@@ -18,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from api.errors import ApiError, invalid
+from jail.spec import Limits
 from worker.config import Config
 from worker.keys import Keys
 
@@ -28,6 +31,9 @@ IN_FLIGHT_SLACK = 60
 DEPTH_REUSE_S = 0.1
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+# The limits a key may have a ceiling for: every limit a submission may set.
+LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
+SIZE_LIMITS = ("memory", "output", "file_size", "disk", "stack")
 
 
 def parse_size(text: str) -> int:
@@ -66,8 +72,7 @@ class Principal:
     name: str = ""
     rps: float = 0.0
     max_in_flight: int = 0
-    max_cpu_time: float = 0.0
-    max_memory: int = 0
+    max_limits: dict[str, float] = field(default_factory=dict)  # limit name -> highest value it may ask
     languages: list[str] = field(default_factory=list)
 
     @classmethod
@@ -76,7 +81,7 @@ class Principal:
             return h.get(k.encode(), b"").decode()
 
         return cls(id=s("id"), name=s("name"), rps=float(s("rps") or 0), max_in_flight=int(s("max_in_flight") or 0),
-                   max_cpu_time=float(s("max_cpu_time") or 0), max_memory=int(s("max_memory") or 0),
+                   max_limits=json.loads(s("max_limits") or "{}"),
                    languages=[x for x in s("languages").split(",") if x])
 
 
@@ -84,16 +89,33 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def parse_max_limit(text: str) -> tuple[str, float]:
+    """'memory=256M' -> ('memory', 268435456.0): a key's ceiling for one limit (sizes take
+    K/M/G, times are seconds). ValueError names what is wrong."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or name not in LIMIT_NAMES:
+        raise ValueError(f"{text!r}: give NAME=VALUE with NAME one of {', '.join(LIMIT_NAMES)}")
+    number = float(parse_size(value)) if name in SIZE_LIMITS else float(value)
+    if number <= 0 or not math.isfinite(number):
+        raise ValueError(f"{text!r}: the ceiling must be a positive number")
+    return name, number
+
+
 def create_key(r: Any, keys: Keys, name: str = "", rps: float = 0, max_in_flight: int = 0,
-               max_cpu_time: float = 0, max_memory: int = 0, languages: list[str] | None = None) -> tuple[str, str]:
-    """Store a new key (hashed). Returns (key id, token); the token is not stored anywhere."""
+               max_limits: dict[str, float] | None = None, languages: list[str] | None = None) -> tuple[str, str]:
+    """Store a new key (hashed). Returns (key id, token); the token is not stored anywhere.
+    `max_limits`: limit name -> the highest value the key may ask for (see check_key_limits)."""
+    unknown = set(max_limits or {}) - set(LIMIT_NAMES)
+    if unknown:
+        raise ValueError(f"unknown limits {sorted(unknown)}; known: {', '.join(LIMIT_NAMES)}")
     token = "cb_" + secrets.token_urlsafe(32)
     key_id = secrets.token_hex(8)
     digest = token_digest(token)
     with r.pipeline(transaction=True) as pipe:
         pipe.hset(keys.api_key(key_id), mapping={
             "id": key_id, "name": name, "hash": digest, "rps": str(rps), "max_in_flight": str(max_in_flight),
-            "max_cpu_time": str(max_cpu_time), "max_memory": str(max_memory),
+            "max_limits": json.dumps(max_limits or {}),
             "languages": ",".join(languages or []), "created_at": str(time.time()), "revoked": "0"})
         pipe.set(keys.api_key_by_hash(digest), key_id)
         pipe.sadd(keys.api_key_ids(), key_id)
@@ -262,9 +284,7 @@ def check_key_limits(p: Principal, sub: Any, language: Any, prefix: str = "") ->
         raise ApiError(403, "language_not_allowed",
                        f"this API key may use {', '.join(p.languages)}, not {sub.language}", prefix + "language")
     default = language.run_limits.default
-    for name, ceiling in (("cpu_time", p.max_cpu_time), ("memory", p.max_memory)):
-        if ceiling <= 0:
-            continue
+    for name, ceiling in p.max_limits.items():
         if name in sub.limits:
             if sub.limits[name] > ceiling:
                 raise invalid(f"{prefix}limits.{name}", f"{sub.limits[name]:g} is above this API key's ceiling "

@@ -30,6 +30,8 @@ _ERRORS = {
 _SUBMISSION: dict[str, Any] = {
     "type": "object",
     "required": ["language"],
+    "anyOf": [{"required": ["source"]}, {"required": ["files"]}],
+    "additionalProperties": False,
     "properties": {
         "language": {"type": "string", "description": "id from GET /v1/languages"},
         "source": {"type": "string", "description": "the main file (or give `files`)"},
@@ -39,16 +41,27 @@ _SUBMISSION: dict[str, Any] = {
         "args": {"type": "array", "items": {"type": "string"}},
         "compile_options": {"type": "array", "items": {"type": "string"},
                             "description": "allowed per language (e.g. -O2, -std=c11)"},
-        "limits": {"type": "object", "description": "cpu_time, wall_time (s), memory, output, file_size, "
-                   "disk, stack (bytes), pids, open_files, cpus; each at most the language's max"},
-        "tests": {"type": "array", "items": {"type": "object", "properties": {
+        "limits": {"type": "object", "additionalProperties": False,
+                   "description": "each at most the language's maximum (GET /v1/languages)",
+                   "properties": {
+                       "cpu_time": {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
+                       "wall_time": {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
+                       "memory": {"type": "integer", "minimum": 1, "description": "bytes"},
+                       "pids": {"type": "integer", "minimum": 1},
+                       "output": {"type": "integer", "minimum": 1, "description": "bytes, per stream"},
+                       "file_size": {"type": "integer", "minimum": 1, "description": "bytes"},
+                       "disk": {"type": "integer", "minimum": 1, "description": "bytes of /box and /tmp"},
+                       "open_files": {"type": "integer", "minimum": 1},
+                       "stack": {"type": "integer", "minimum": 1, "description": "bytes"},
+                       "cpus": {"type": "number", "exclusiveMinimum": 0}}},
+        "tests": {"type": "array", "items": {"type": "object", "additionalProperties": False, "properties": {
             "input": {"type": "string"}, "expected_output": {"type": "string"}}},
             "description": "judge mode: every test runs with the one compiled program"},
         "checker": {"description": "exact (default) | tokens | float | {type: float, tolerance} | "
                     "{type: custom, language, source}",
-                    "oneOf": [{"type": "string"}, {"type": "object"}]},
+                    "oneOf": [{"enum": ["exact", "tokens", "float"]}, {"type": "object", "required": ["type"]}]},
         "encoding": {"enum": ["utf-8", "base64"], "description": "of source/files/stdin/tests and outputs"},
-        "wait": {"oneOf": [{"type": "boolean"}, {"type": "number"}],
+        "wait": {"oneOf": [{"type": "boolean"}, {"type": "number", "minimum": 0}],
                  "description": "hold the request until finished (at most CELLBLOCK_MAX_WAIT s)"},
         "callback_url": {"type": "string", "description": "POSTed the result when finished (retried)"},
         "stop_on_first_failure": {"type": "boolean"},
@@ -71,6 +84,9 @@ _RESULT = {
     },
 }
 
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+       "description": "the id POST /v1/submissions answered with"}
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "cellblock", "version": "1",
@@ -83,20 +99,27 @@ SPEC: dict[str, Any] = {
                               "200": _resp("finished within `wait`", {"$ref": "#/components/schemas/Result"}),
                               **_ERRORS}},
             "get": {"summary": "Several submissions: ?ids=a,b,c",
+                    "parameters": [{"name": "ids", "in": "query", "required": True, "schema": {"type": "string"},
+                                    "description": "comma-separated ids, at most CELLBLOCK_MAX_BATCH"}],
                     "responses": {"200": _resp("{submissions: [...]}"), "422": _ERRORS["422"]}},
         },
         "/v1/submissions/batch": {
             "post": {"summary": "Create up to CELLBLOCK_MAX_BATCH submissions: {submissions: [...]}; "
-                                "all or none", "responses": {"201": _resp("{ids: [...]}"), **_ERRORS}},
+                                "all or none",
+                     "requestBody": {"content": {"application/json": {"schema": {
+                         "type": "object", "required": ["submissions"], "properties": {"submissions": {
+                             "type": "array", "items": {"$ref": "#/components/schemas/Submission"}}}}}}},
+                     "responses": {"201": _resp("{ids: [...]}"), **_ERRORS}},
         },
         "/v1/submissions/{id}": {
-            "get": {"summary": "State and, once finished, the result",
+            "get": {"summary": "State and, once finished, the result", "parameters": [_ID],
                     "responses": {"200": _resp("the submission", {"$ref": "#/components/schemas/Result"}),
                                   "404": _resp("unknown or expired", _ERROR)}},
         },
         "/v1/submissions/{id}/events": {
             "get": {"summary": "Server-Sent Events: state (queued, compiling, running k of n), test "
                                "(per-test verdict), finished. Replays from the start; honours Last-Event-ID.",
+                    "parameters": [_ID],
                     "responses": {"200": {"description": "text/event-stream"},
                                   "404": _resp("unknown or expired", _ERROR)}},
         },

@@ -21,8 +21,9 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--name", default="")
     c.add_argument("--rps", type=float, default=0, help="requests per second (0: no limit)")
     c.add_argument("--max-in-flight", type=int, default=0, help="unfinished submissions at once (0: no limit)")
-    c.add_argument("--max-cpu-time", type=float, default=0, help="highest limits.cpu_time, seconds (0: language's)")
-    c.add_argument("--max-memory", default="0", help="highest limits.memory, e.g. 256M (0: language's)")
+    c.add_argument("--max", action="append", default=[], metavar="LIMIT=VALUE",
+                   help="highest value of one limit the key may ask for, e.g. cpu_time=2, memory=256M, "
+                        f"wall_time=10 (repeat it; limits: {', '.join(auth.LIMIT_NAMES)})")
     c.add_argument("--languages", default="", help="comma-separated language ids (empty: all)")
     c.add_argument("--json", action="store_true")
     ks.add_parser("list", help="list keys (never their tokens)").add_argument("--json", action="store_true")
@@ -33,10 +34,14 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     r = redis.Redis.from_url(cfg.effective_redis_url())
     keys = Keys(cfg.key_prefix)
     if args.keys_command == "create":
-        memory = 0 if args.max_memory in ("", "0") else auth.parse_size(args.max_memory)
+        try:
+            ceilings = dict(auth.parse_max_limit(text) for text in args.max)
+        except ValueError as exc:
+            print(f"cellblock keys create: --max {exc}")
+            return 2
         langs = [x.strip() for x in args.languages.split(",") if x.strip()]
         key_id, token = auth.create_key(r, keys, name=args.name, rps=args.rps, max_in_flight=args.max_in_flight,
-                                        max_cpu_time=args.max_cpu_time, max_memory=memory, languages=langs)
+                                        max_limits=ceilings, languages=langs)
         if args.json:
             print(json.dumps({"id": key_id, "token": token}))
         else:
@@ -47,13 +52,14 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         if args.json:
             print(json.dumps(rows))
             return 0
-        print(f"{'id':16}  {'name':16}  {'rps':>6}  {'in-flight':>9}  {'cpu':>6}  {'memory':>10}  "
-              f"{'languages':16}  {'created':20}  revoked")
+        print(f"{'id':16}  {'name':16}  {'rps':>6}  {'in-flight':>9}  {'languages':16}  {'created':20}  "
+              f"{'revoked':7}  ceilings")
         for row in rows:
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(row.get("created_at", 0))))
+            shown = ",".join(f"{k}={v:g}" for k, v in json.loads(row.get("max_limits") or "{}").items())
             print(f"{row['id']:16}  {row.get('name', ''):16}  {row['rps']:>6}  {row['max_in_flight']:>9}  "
-                  f"{row['max_cpu_time']:>6}  {row['max_memory']:>10}  {row.get('languages') or '*':16}  "
-                  f"{created:20}  {'yes' if row.get('revoked') == '1' else 'no'}")
+                  f"{row.get('languages') or '*':16}  {created:20}  {'yes' if row.get('revoked') == '1' else 'no':7}  "
+                  f"{shown or '-'}")
         return 0
     if not auth.revoke_key(r, keys, args.id):
         print(f"no such key: {args.id}")

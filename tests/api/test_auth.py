@@ -73,12 +73,15 @@ def test_cli_create_list_revoke(astack: Stack) -> None:
         assert out.returncode == 0, out.stderr
         return out.stdout
 
-    created = json.loads(cli("create", "--name", "ci", "--rps", "50", "--max-memory", "128M",
-                             "--languages", "python3,c", "--json"))
+    created = json.loads(cli("create", "--name", "ci", "--rps", "50", "--max", "memory=128M",
+                             "--max", "pids=16", "--languages", "python3,c", "--json"))
     hdrs = {"Authorization": f"Bearer {created['token']}"}
     listed = {row["id"]: row for row in json.loads(cli("list", "--json"))}
     row = listed[created["id"]]
-    assert row["name"] == "ci" and row["max_memory"] == str(128 * 1024 * 1024) and row["languages"] == "python3,c"
+    assert row["name"] == "ci" and row["languages"] == "python3,c"
+    assert json.loads(row["max_limits"]) == {"memory": 128 * 1024 * 1024, "pids": 16}
+    table = cli("list")
+    assert created["id"] in table and "memory=134217728,pids=16" in table
     assert "hash" not in row and created["token"] not in json.dumps(listed)
     r = redis.Redis.from_url(astack.redis_url)
     assert not any(created["token"].encode() in (r.dump(k) or b"") for k in r.keys("*apikey*"))
@@ -105,12 +108,14 @@ def test_other_keys_submission_is_404(astack: Stack) -> None:
 
 
 def test_limits_above_key_ceiling_are_422(astack: Stack) -> None:
-    _, hdrs = new_key(astack, max_cpu_time=1, max_memory=64 * 1024 * 1024)
+    _, hdrs = new_key(astack, max_limits={"cpu_time": 1, "memory": 64 * 1024 * 1024, "wall_time": 3})
     resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"cpu_time": 2}}, headers=hdrs)
     assert error_code(resp, 422) == "above_key_ceiling" and resp.body["error"]["field"] == "limits.cpu_time"
     resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"memory": 128 * 1024 * 1024}},
                           headers=hdrs)
     assert error_code(resp, 422) == "above_key_ceiling" and resp.body["error"]["field"] == "limits.memory"
+    resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"wall_time": 4}}, headers=hdrs)
+    assert error_code(resp, 422) == "above_key_ceiling" and resp.body["error"]["field"] == "limits.wall_time"
     batch = {"submissions": [HELLO, {**HELLO, "limits": {"cpu_time": 5}}]}
     resp = astack.request("POST", "/v1/submissions/batch", batch, headers=hdrs)
     assert error_code(resp, 422) == "above_key_ceiling"
@@ -213,3 +218,11 @@ def test_auth_off_warns_and_openapi_documents_keys(stack: Stack) -> None:
     first = stack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
     again = stack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
     assert first.status == 201 and again.body["id"] == first.body["id"]
+
+
+def test_key_ceiling_parsing() -> None:
+    assert auth.parse_max_limit("memory=256M") == ("memory", 256 * 1024 * 1024)
+    assert auth.parse_max_limit("wall_time=2.5") == ("wall_time", 2.5)
+    for bad in ("bogus=1", "cpu_time", "cpu_time=-1", "pids=nan"):
+        with pytest.raises(ValueError):
+            auth.parse_max_limit(bad)
