@@ -56,7 +56,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
               f"{'revoked':7}  ceilings")
         for row in rows:
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(row.get("created_at", 0))))
-            shown = ",".join(f"{k}={v:g}" for k, v in json.loads(row.get("max_limits") or "{}").items())
+            shown = ",".join(f"{k}={int(v) if v == int(v) else v}"
+                             for k, v in json.loads(row.get("max_limits") or "{}").items())
             print(f"{row['id']:16}  {row.get('name', ''):16}  {row['rps']:>6}  {row['max_in_flight']:>9}  "
                   f"{row.get('languages') or '*':16}  {created:20}  {'yes' if row.get('revoked') == '1' else 'no':7}  "
                   f"{shown or '-'}")
