@@ -44,7 +44,8 @@ lint: install
 bench: install
 	$(VENV)/bin/python load/bench_service.py
 
-# 60 s locust run against a fresh stack; report in load/report/ (DURATION=600 for the 10-minute run)
+# a fresh stack: 60 s to find its saturation, then DURATION s at 80 % of it (DURATION=600 for the
+# 10-minute run); fails if a submission is lost or a 5xx seen; report in load/report/
 DURATION ?= 60
 load: install
 	$(VENV)/bin/python -m pip install -q -e '.[load]'

@@ -28,8 +28,10 @@ log = logging.getLogger("cellblock.api")
 
 # A waiter reads the submission's state this often in case its wake-up was lost.
 RECHECK_S = 2.0
-# After the subscription fails, wait this long before subscribing again.
+# After the subscription fails, wait this long before subscribing again, doubling up to
+# RESUBSCRIBE_MAX_S while Redis stays away.
 RESUBSCRIBE_S = 0.5
+RESUBSCRIBE_MAX_S = 8.0
 # One read on the subscription waits at most this long (below the client's socket timeout).
 LISTEN_TIMEOUT_S = 10.0
 
@@ -90,7 +92,12 @@ class FinishedWaiters:
                 del self._waiters[sid]
 
     async def _finished(self, sid: str) -> bool:
-        state = await self._redis.hget(self._keys.submission(sid), "state")
+        """Whether `sid` is finished (or gone). Redis away counts as "not yet": the request
+        keeps waiting through a restart, and the caller's own read reports an outage."""
+        try:
+            state = await self._redis.hget(self._keys.submission(sid), "state")
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return False
         return state is None or state.decode() == State.FINISHED
 
     def _wake(self, sid: str, finished: bool) -> None:
@@ -99,10 +106,12 @@ class FinishedWaiters:
                 future.set_result(finished)
 
     async def _listen_forever(self) -> None:
+        pause = RESUBSCRIBE_S
         while True:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._keys.finished())
+                    pause = RESUBSCRIBE_S
                     # Whatever finished while unsubscribed: let every waiter look again.
                     for sid in list(self._waiters):
                         self._wake(sid, finished=False)
@@ -111,5 +120,6 @@ class FinishedWaiters:
                         if message is not None and message["type"] == "message":
                             self._wake(message["data"].decode(), finished=True)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-                log.warning("finished channel: %s; subscribing again in %.1fs", exc, RESUBSCRIBE_S)
-                await asyncio.sleep(RESUBSCRIBE_S)
+                log.warning("finished channel: %s; subscribing again in %.1fs", exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(RESUBSCRIBE_MAX_S, 2 * pause)

@@ -10,6 +10,12 @@ free worker, RQ's dequeue bookkeeping); `jail` = time inside jail.run (compile +
 runs); `worker` = the rest of the job (Redis writes, checks); `http` = the client's latency
 minus all of those (request parsing, validation, enqueue transaction, wait wake-up, response).
 The C source is the same every time, so after the first run the compile cache answers.
+
+A second table gives the CPU time each part of the stack spent per submission in the same
+rows, read from /proc before and after each row: `jail` = the workers' container builders
+with the containers they reaped (building, the container's init, the program, teardown),
+`worker`, `api`, `redis`, `client` = this benchmark. Kernel threads (network namespace
+teardown, RCU) are nobody's and are left out; `busy` is the share of all CPUs in use.
 """
 
 from __future__ import annotations
@@ -45,6 +51,38 @@ class Sample:
     jail: float
 
 
+ROLES = ("jail", "worker", "api", "redis", "client")
+
+
+def cpu_by_role(stack_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the stack's processes by role, and of this process (`client`).
+    A builder's figure includes its reaped children: the containers it ran."""
+    procs: dict[int, tuple[int, str, float]] = {}  # pid -> (ppid, cmdline, cpu)
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        f = stat.rsplit(")", 1)[1].split()
+        procs[int(entry)] = (int(f[1]), cmd, sum(int(x) for x in f[11:15]) / tick)
+    out = dict.fromkeys(ROLES, 0.0)
+    mine = os.times()
+    out["client"] = mine.user + mine.system
+    for ppid, cmd, cpu in procs.values():
+        in_stack = ppid == stack_pid or procs.get(ppid, (0, "", 0))[0] == stack_pid
+        if not in_stack:
+            continue
+        role = ("jail" if "jail.zygote" in cmd else "worker" if "cli worker" in cmd else
+                "api" if "cli api" in cmd else "redis" if "redis-server" in cmd else None)
+        if role:
+            out[role] += cpu
+    return out
+
+
 @dataclass
 class Row:
     language: str
@@ -52,6 +90,7 @@ class Row:
     duration: float
     samples: list[Sample] = field(default_factory=list)
     errors: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # role -> CPU seconds during the row
 
     def pct(self, p: float) -> float:
         lat = sorted(s.latency for s in self.samples)
@@ -94,15 +133,18 @@ async def client(session: aiohttp.ClientSession, url: str, language: str, stop_a
         row.samples.append(Sample(t1 - t0, queue, worker, jail))
 
 
-async def measure(base: str, language: str, clients: int, duration: float) -> Row:
+async def measure(base: str, language: str, clients: int, duration: float, stack_pid: int) -> Row:
     row = Row(language, clients, duration)
     conn = aiohttp.TCPConnector(limit=clients + 4)
     async with aiohttp.ClientSession(connector=conn) as session:
         # warm-up: first compile, imports, connection pool
         await client(session, f"{base}/v1/submissions", language, time.monotonic() + 0.5, Row(language, 1, 0))
         stop_at = time.monotonic() + duration
+        before = cpu_by_role(stack_pid)
         await asyncio.gather(*(client(session, f"{base}/v1/submissions", language, stop_at, row)
                                for _ in range(clients)))
+        after = cpu_by_role(stack_pid)
+    row.cpu = {k: after[k] - before[k] for k in ROLES}
     return row
 
 
@@ -134,6 +176,18 @@ async def wait_healthy(base: str, workers: int, seconds: float = 60) -> None:
     raise SystemExit(f"stack at {base} not healthy after {seconds}s")
 
 
+def cpu_table(rows: list[Row]) -> str:
+    lines = ["| language | clients | " + " | ".join(f"{r} ms" for r in ROLES) + " | total ms | busy |",
+             "|---|---:|" + "---:|" * (len(ROLES) + 2)]
+    for r in rows:
+        n = max(1, len(r.samples))
+        per = [r.cpu[k] / n * 1000 for k in ROLES]
+        busy = sum(r.cpu.values()) / (r.duration * (os.cpu_count() or 1))
+        lines.append(f"| {r.language} | {r.clients} | " + " | ".join(f"{x:.2f}" for x in per) +
+                     f" | {sum(per):.2f} | {busy:.0%} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[Row]) -> str:
     head = ("| language | clients | subs/s | p50 ms | p95 ms | p99 ms | errors | http | queue | worker | jail |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -153,10 +207,12 @@ async def bench(args: argparse.Namespace) -> None:
         rows = []
         for language in args.languages:
             for clients in args.clients:
-                rows.append(await measure(base, language, clients, args.duration))
+                rows.append(await measure(base, language, clients, args.duration, proc.pid))
                 print(f"  {language} x{clients}: {len(rows[-1].samples)} done", file=sys.stderr)
         print(f"\n{args.workers} workers ({args.mode} mode), {os.cpu_count()} CPUs, {args.duration:.0f}s per row\n")
         print(table(rows))
+        print("\nCPU per submission by part of the stack (ms):\n")
+        print(cpu_table(rows))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
