@@ -74,5 +74,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unhandled error on %s %s", request.method, request.path)
         from api.metrics import count_api_error
 
-        count_api_error(request.app)
+        await count_api_error(request.app)
         return ApiError(500, "internal", "internal server error (logged)").response()

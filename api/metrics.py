@@ -1,9 +1,9 @@
 """GET /metrics: Prometheus text format, rendered from what workers keep in Redis.
 
 Workers are separate processes: they count into Redis hashes (worker/metrics.py) in the
-same transaction that stores a result. A custom prometheus-client Collector reads those
-hashes, RQ's queue and worker registries at scrape time; API-local counters (HTTP 500s)
-live in this process's registry next to it.
+same transaction that stores a result, and the API counts its own unhandled errors (500s)
+there too. A custom prometheus-client Collector reads those hashes, RQ's queue and worker
+registries at scrape time, so every API process shows the same totals.
 """
 
 from __future__ import annotations
@@ -33,9 +33,6 @@ log = logging.getLogger("cellblock.api")
 _LOCATION = re.compile(r"^/v1/submissions/([^/]+)$")
 
 # Unhandled exceptions in this API process (error_middleware's 500s).
-API_INTERNAL_ERRORS = "cellblock_api_internal_errors"
-
-
 def _s(b: bytes | str) -> str:
     return b.decode() if isinstance(b, bytes) else b
 
@@ -43,8 +40,8 @@ def _s(b: bytes | str) -> str:
 class RedisCollector(Collector):
     """Everything shared across processes, read from Redis at each scrape."""
 
-    def __init__(self, r: redis.Redis, cfg: Config, keys: Keys, api_errors: list[int]) -> None:
-        self.r, self.cfg, self.keys, self.api_errors = r, cfg, keys, api_errors
+    def __init__(self, r: redis.Redis, cfg: Config, keys: Keys) -> None:
+        self.r, self.cfg, self.keys = r, cfg, keys
 
     def collect(self) -> Iterator[Metric]:
         r = self.r
@@ -59,7 +56,7 @@ class RedisCollector(Collector):
         errs = CounterMetricFamily("cellblock_internal_errors", "Internal errors (never blamed on the program)",
                                    labels=["source"])
         errs.add_metric(["worker"], float(counters.get("internal_errors:worker", 0)))
-        errs.add_metric(["api"], float(self.api_errors[0]))
+        errs.add_metric(["api"], float(counters.get("internal_errors:api", 0)))
         yield errs
         faults = CounterMetricFamily("cellblock_sandbox_faults", "Job attempts that hit a sandbox fault (retried)")
         faults.add_metric([], float(counters.get("sandbox_faults", 0)))
@@ -100,26 +97,26 @@ class RedisCollector(Collector):
                                 value=busy / len(workers) if workers else 0.0)
 
 
-API_ERRORS: web.AppKey[list[int]] = web.AppKey("api_errors", list)
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry", CollectorRegistry)
 
 
 def setup(app: web.Application) -> None:
     """Register the collector (needs app[SYNC_REDIS], so at startup)."""
-    app[API_ERRORS] = [0]
-
     async def on_startup(app: web.Application) -> None:
         reg = CollectorRegistry(auto_describe=False)
-        reg.register(RedisCollector(app[SYNC_REDIS], app[CONFIG], app[KEYS], app[API_ERRORS]))
+        reg.register(RedisCollector(app[SYNC_REDIS], app[CONFIG], app[KEYS]))
         app[REGISTRY] = reg
 
     app.on_startup.append(on_startup)
 
 
-def count_api_error(app: web.Application) -> None:
-    errors = app.get(API_ERRORS)
-    if errors is not None:
-        errors[0] += 1
+async def count_api_error(app: web.Application) -> None:
+    """Count an unhandled error (a 500) in Redis, beside the workers' internal errors, so that
+    every API process reports the total. Redis away: the error is in the log only."""
+    try:
+        await app[REDIS].hincrby(wm.counters_key(app[KEYS]), "internal_errors:api", 1)
+    except redis.exceptions.RedisError as exc:
+        log.warning("could not count an API error in Redis: %s", exc)
 
 
 async def handler(request: web.Request) -> web.Response:

@@ -127,3 +127,28 @@ def test_logs_carry_the_submission_id(stack: Stack) -> None:
     assert any("POST /v1/submissions 20" in m for m in seen.get("api", [])), seen
     worker_msgs = seen.get("worker", [])
     assert any("started" in m for m in worker_msgs) and any("finished" in m for m in worker_msgs), seen
+
+
+def test_api_errors_are_counted_for_every_api_process(redis_server: RedisServer, tmp_path: Path) -> None:
+    """A submission whose stored result is corrupt (as after a bug or a bad restore) makes
+    GET fail inside the API: a JSON 500, the error logged, and the count in Redis, so a
+    second API process on the same Redis reports it too."""
+    name = uuid.uuid4().hex[:8]
+    env = {"CELLBLOCK_REDIS_URL": redis_server.url, "CELLBLOCK_QUEUE": f"q-{name}",
+           "CELLBLOCK_KEY_PREFIX": f"cb-{name}"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one, two = _api_only(env, tmp_path / "a"), _api_only(env, tmp_path / "b")
+    try:
+        sid = one.request("POST", "/v1/submissions", {"language": "python3", "source": "print(1)"}).body["id"]
+        r = redis_server.client()
+        r.hset(f"cb-{name}:sub:{sid}", mapping={"state": "finished", "result": "{not json"})
+        r.close()
+        resp = one.request("GET", f"/v1/submissions/{sid}")
+        assert resp.status == 500 and resp.body["error"]["code"] == "internal", resp.body
+        assert "unhandled error on GET" in one.logs()
+        for api in (one, two):
+            assert scrape(api)["cellblock_internal_errors_total"][(("source", "api"),)] == 1
+    finally:
+        one.stop()
+        two.stop()
