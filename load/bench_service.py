@@ -2,7 +2,7 @@
 1/8/32 concurrent clients for a fixed time each, print throughput, latency percentiles and
 where the time went (HTTP+API / queue / worker / jail).
 
-    .venv/bin/python load/bench_service.py [--duration 5] [--workers N] [--mode simple|fork]
+    .venv/bin/python load/bench_service.py [--duration 5] [--repeat 1] [--workers N] [--mode simple|fork]
 
 Needs root (the workers run the jail). Uses its own Redis in a temp dir and a free port.
 Shares: `queue` = validated -> the job function started (enqueue transaction, waiting for a
@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,7 @@ class Row:
     samples: list[Sample] = field(default_factory=list)
     errors: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # role -> CPU seconds during the row
+    rates: list[float] = field(default_factory=list)  # submissions/s of each round (--repeat)
 
     def pct(self, p: float) -> float:
         lat = sorted(s.latency for s in self.samples)
@@ -145,7 +147,22 @@ async def measure(base: str, language: str, clients: int, duration: float, stack
                                for _ in range(clients)))
         after = cpu_by_role(stack_pid)
     row.cpu = {k: after[k] - before[k] for k in ROLES}
+    row.rates = [len(row.samples) / duration]
     return row
+
+
+def merge(rounds: list[Row]) -> Row:
+    """One row from the rounds of the same language and clients: samples and CPU pooled,
+    throughput the median round's."""
+    first = rounds[0]
+    out = Row(first.language, first.clients, sum(r.duration for r in rounds))
+    for r in rounds:
+        out.samples += r.samples
+        out.errors += r.errors
+        out.rates += r.rates
+        for k, v in r.cpu.items():
+            out.cpu[k] = out.cpu.get(k, 0.0) + v
+    return out
 
 
 def start_stack(tmp: Path, workers: int, mode: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -194,8 +211,11 @@ def table(rows: list[Row]) -> str:
     lines = [head]
     for r in rows:
         h, q, w, j = r.shares()
-        lines.append(f"| {r.language} | {r.clients} | {len(r.samples) / r.duration:.1f} | {r.pct(50):.1f} | "
+        lines.append(f"| {r.language} | {r.clients} | {statistics.median(r.rates):.1f} | {r.pct(50):.1f} | "
                      f"{r.pct(95):.1f} | {r.pct(99):.1f} | {r.errors} | {h:.0%} | {q:.0%} | {w:.0%} | {j:.0%} |")
+    if any(len(r.rates) > 1 for r in rows):
+        lines.append("\nsubs/s is the median of the rounds; each round's, in order:\n")
+        lines += [f"- {r.language} x{r.clients}: " + ", ".join(f"{x:.1f}" for x in r.rates) for r in rows]
     return "\n".join(lines)
 
 
@@ -204,12 +224,16 @@ async def bench(args: argparse.Namespace) -> None:
     proc, base = start_stack(tmp, args.workers, args.mode)
     try:
         await wait_healthy(base, args.workers)
-        rows = []
-        for language in args.languages:
-            for clients in args.clients:
-                rows.append(await measure(base, language, clients, args.duration, proc.pid))
-                print(f"  {language} x{clients}: {len(rows[-1].samples)} done", file=sys.stderr)
-        print(f"\n{args.workers} workers ({args.mode} mode), {os.cpu_count()} CPUs, {args.duration:.0f}s per row\n")
+        rounds: dict[tuple[str, int], list[Row]] = {}
+        for n in range(args.repeat):  # rounds interleaved, so that machine noise hits every row alike
+            for language in args.languages:
+                for clients in args.clients:
+                    row = await measure(base, language, clients, args.duration, proc.pid)
+                    rounds.setdefault((language, clients), []).append(row)
+                    print(f"  round {n + 1}: {language} x{clients}: {len(row.samples)} done", file=sys.stderr)
+        rows = [merge(r) for r in rounds.values()]
+        print(f"\n{args.workers} workers ({args.mode} mode), {os.cpu_count()} CPUs, {args.duration:.0f}s per row, "
+              f"{args.repeat} round(s)\n")
         print(table(rows))
         print("\nCPU per submission by part of the stack (ms):\n")
         print(cpu_table(rows))
@@ -226,6 +250,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["simple", "fork"], default="simple")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--languages", nargs="+", default=["c", "python3"])
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over every row; subs/s is their median")
     asyncio.run(bench(parser.parse_args()))
 
 
