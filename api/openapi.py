@@ -19,7 +19,7 @@ def _resp(desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
 _ERRORS = {
     "400": _resp("malformed JSON", _ERROR),
     "413": _resp("body too large (CELLBLOCK_MAX_BODY)", _ERROR),
-    "422": _resp("invalid field: unknown language, missing source, limit above ceiling, "
+    "422": _resp("invalid field: unknown language, missing source, limit above ceiling, source or input too large, "
                  "invalid base64, too many tests...", _ERROR),
     "401": _resp("missing, unknown or revoked API key (when CELLBLOCK_AUTH requires one)", _ERROR),
     "403": _resp("language not allowed for this API key", _ERROR),

@@ -100,14 +100,21 @@ def _limits(value: Any, language: Any) -> dict[str, float]:
     return out
 
 
-def _files(body: dict[str, Any], language: Any, encoding: str) -> dict[str, bytes]:
+def _bounded(total: int, most: int, setting: str, field: str, what: str) -> None:
+    if total > most:
+        raise invalid(field, f"{what} is {total} bytes, at most {most} ({setting})", "too_large")
+
+
+def _files(body: dict[str, Any], language: Any, cfg: Config, encoding: str) -> dict[str, bytes]:
     from worker.toolchain import InputError, normalize_files
 
     source, files = body.get("source"), body.get("files")
     if source is not None and files is not None:
         raise invalid("source", "give either source or files, not both")
     if source is not None:
-        return {language.source: _text(source, "source", encoding)}
+        text = _text(source, "source", encoding)
+        _bounded(len(text), cfg.max_source, "CELLBLOCK_MAX_SOURCE", "source", "the source")
+        return {language.source: text}
     if files is None:
         raise invalid("source", "missing: give source (a string) or files (an object)", "missing")
     if not isinstance(files, dict) or not files:
@@ -115,6 +122,8 @@ def _files(body: dict[str, Any], language: Any, encoding: str) -> dict[str, byte
     if len(files) > MAX_FILES:
         raise invalid("files", f"at most {MAX_FILES} files")
     decoded = {k: _text(v, f"files.{k}", encoding) for k, v in files.items()}
+    _bounded(sum(len(v) for v in decoded.values()), cfg.max_source, "CELLBLOCK_MAX_SOURCE", "files",
+             "the files together")
     try:
         return normalize_files(language, decoded)
     except InputError as exc:
@@ -124,7 +133,9 @@ def _files(body: dict[str, Any], language: Any, encoding: str) -> dict[str, byte
 def _tests(body: dict[str, Any], cfg: Config, encoding: str) -> list[TestCase]:
     tests, stdin = body.get("tests"), body.get("stdin")
     if tests is None:
-        return [TestCase(input=_text(stdin, "stdin", encoding) if stdin is not None else b"")]
+        text = _text(stdin, "stdin", encoding) if stdin is not None else b""
+        _bounded(len(text), cfg.max_input, "CELLBLOCK_MAX_INPUT", "stdin", "stdin")
+        return [TestCase(input=text)]
     if stdin is not None:
         raise invalid("stdin", "give either stdin (run mode) or tests (judge mode), not both")
     if not isinstance(tests, list) or not tests:
@@ -142,6 +153,8 @@ def _tests(body: dict[str, Any], cfg: Config, encoding: str) -> list[TestCase]:
         if "expected_output" not in t:
             raise invalid(f"tests[{i}].expected_output", "missing", "missing")
         out.append(TestCase(inp, _text(t["expected_output"], f"tests[{i}].expected_output", encoding)))
+    _bounded(sum(len(t.input) + len(t.expected_output or b"") for t in out), cfg.max_input,
+             "CELLBLOCK_MAX_INPUT", "tests", "every test's input and expected output together")
     return out
 
 
@@ -227,7 +240,7 @@ def _parse(body: Any, cfg: Config, languages: dict[str, Any], job_timeout: Any) 
     encoding = body.get("encoding", "utf-8")
     if encoding not in ("utf-8", "base64"):
         raise invalid("encoding", "must be utf-8 or base64")
-    files = _files(body, language, encoding)
+    files = _files(body, language, cfg, encoding)
     options = _strings(body.get("compile_options"), "compile_options", MAX_ARGS)
     if options and not language.compiled:
         raise invalid("compile_options", f"{language.id} is not compiled")

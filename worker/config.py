@@ -40,6 +40,9 @@ SETTINGS: list[Setting] = [
     Setting("CELLBLOCK_DRAIN_TIMEOUT", "30",
             "on SIGTERM: seconds a worker may finish its job in hand / the API its open requests"),
     Setting("CELLBLOCK_MAX_BODY", str(4 * 1024 * 1024), "largest request body in bytes (413 above)"),
+    Setting("CELLBLOCK_MAX_SOURCE", str(1024 * 1024), "most bytes of source (all files together) (422 above)"),
+    Setting("CELLBLOCK_MAX_INPUT", str(3 * 1024 * 1024),
+            "most bytes of stdin, or of every test's input and expected output together (422 above)"),
     Setting("CELLBLOCK_MAX_TESTS", "200", "most test cases in one submission"),
     Setting("CELLBLOCK_MAX_BATCH", "50", "most submissions in one batch request"),
     Setting("CELLBLOCK_MAX_WAIT", "60", "longest `wait` a request may ask for, seconds"),
@@ -75,6 +78,8 @@ class Config:
     maintenance_interval: int
     drain_timeout: float
     max_body: int
+    max_source: int
+    max_input: int
     max_tests: int
     max_batch: int
     max_wait: float

@@ -169,6 +169,25 @@ def test_non_object_json_is_400(stack: Stack) -> None:
     assert resp.status == 400 and error_of(resp)["field"] == "body"
 
 
+KiB = 1024
+
+
+@pytest.mark.parametrize(("body", "field"), [  # the stack's bounds: 256 KiB of source, 512 KiB of input
+    ({"language": "python3", "source": "#" * (256 * KiB + 1)}, "source"),
+    ({"language": "python3", "files": {"main.py": "print(1)\n", "big.txt": "x" * 256 * KiB}}, "files"),
+    ({"language": "python3", "source": "print(1)", "stdin": "x" * (512 * KiB + 1)}, "stdin"),
+    ({"language": "python3", "source": "print(1)",
+      "tests": [{"input": "x" * 200 * KiB, "expected_output": "y" * 100 * KiB}] * 2}, "tests"),
+])
+def test_source_and_input_sizes_are_bounded(stack: Stack, body: dict[str, Any], field: str) -> None:
+    """Under the 1 MiB body cap, a source above CELLBLOCK_MAX_SOURCE or inputs above
+    CELLBLOCK_MAX_INPUT are 422 `too_large`, naming the field and the bound."""
+    resp = stack.request("POST", "/v1/submissions", body)
+    assert resp.status == 422, resp.body
+    err = error_of(resp)
+    assert err["code"] == "too_large" and err["field"] == field and "at most" in err["reason"]
+
+
 def test_body_too_large_is_413(stack: Stack) -> None:
     big = json.dumps({"language": "python3", "source": "#" + "x" * (1024 * 1024 + 10)}).encode()
     resp = stack.request("POST", "/v1/submissions", raw=big)
