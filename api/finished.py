@@ -119,7 +119,9 @@ class FinishedWaiters:
                         message = await pubsub.get_message(timeout=LISTEN_TIMEOUT_S)
                         if message is not None and message["type"] == "message":
                             self._wake(message["data"].decode(), finished=True)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            except (redis.exceptions.RedisError, OSError) as exc:
                 log.warning("finished channel: %s; subscribing again in %.1fs", exc, pause)
-                await asyncio.sleep(pause)
-                pause = min(RESUBSCRIBE_MAX_S, 2 * pause)
+            except Exception:  # the listener must outlive any surprise; waiters re-check meanwhile
+                log.exception("finished channel failed; subscribing again in %.1fs", pause)
+            await asyncio.sleep(pause)
+            pause = min(RESUBSCRIBE_MAX_S, 2 * pause)
