@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from cli import logs
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--tests", type=Path, help="directory of NAME.in / NAME.out pairs")
     s.add_argument("--json", action="store_true", help="print the raw JSON result")
     s.add_argument("--url", help="API base URL (default http://CELLBLOCK_HOST:CELLBLOCK_PORT)")
+    s.add_argument("--key", default=os.environ.get("CELLBLOCK_API_KEY", ""),
+                   help="API key, sent as a Bearer token (default: $CELLBLOCK_API_KEY)")
     args = parser.parse_args(argv)
 
     cfg = config_mod.load()
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         from cli.submit import submit
 
         url = args.url or f"http://{cfg.host}:{cfg.port}"
-        return submit(args.file, args.language, args.stdin, args.tests, args.json, url)
+        return submit(args.file, args.language, args.stdin, args.tests, args.json, url, args.key)
 
     logs.setup(cfg, args.command)
     if args.command == "up":

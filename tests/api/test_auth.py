@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,3 +227,26 @@ def test_key_ceiling_parsing() -> None:
     for bad in ("bogus=1", "cpu_time", "cpu_time=-1", "pids=nan"):
         with pytest.raises(ValueError):
             auth.parse_max_limit(bad)
+
+
+def test_cli_submit_sends_the_key_retries_429_and_takes_any_bytes(astack: Stack, tmp_path: Path) -> None:
+    """`cellblock submit --key`: refused without the key; a source that is not UTF-8 goes as
+    base64; a 429 from the key's rate limit is retried after its Retry-After."""
+    _, hdrs = new_key(astack, rps=0.5)
+    token = hdrs["Authorization"].removeprefix("Bearer ")
+    prog = tmp_path / "hi.c"
+    prog.write_bytes(b'/* caf\xe9, in Latin-1 */\n#include <stdio.h>\nint main(void){puts("h\xe9");return 0;}\n')
+
+    def submit(*extra: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "cli", "submit", str(prog), "--url", astack.base, *extra],
+                              cwd=ROOT, env={k: v for k, v in astack.env.items() if k != "CELLBLOCK_API_KEY"},
+                              capture_output=True, timeout=120)
+
+    refused = submit()
+    assert refused.returncode == 2 and b"unauthorized" in refused.stderr, refused
+    first, second = submit("--key", token), submit("--key", token, "--json")
+    assert first.returncode == 0 and b"verdict: accepted" in first.stdout, first
+    assert "h\ufffd" in first.stdout.decode(), first  # the program's Latin-1 byte, shown as text
+    assert second.returncode == 0 and b"HTTP 429, trying again" in second.stderr, second
+    view = json.loads(second.stdout)
+    assert view["encoding"] == "base64" and view["verdict"] == "accepted"
