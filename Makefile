@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml
 
 lint: install
 	$(VENV)/bin/ruff check jail tests/jail load/bench_jail.py load/bench_accounting.py
-	$(VENV)/bin/ruff check api cli worker/config.py worker/keys.py worker/models.py worker/store.py worker/checkers.py worker/judge.py worker/jobs.py worker/metrics.py worker/runner.py load/bench_service.py load/run_load.py load/locustfile.py tests/api tests/worker tests/e2e tests/conftest.py
+	$(VENV)/bin/ruff check api cli worker/config.py worker/keys.py worker/models.py worker/store.py worker/checkers.py worker/judge.py worker/jobs.py worker/metrics.py worker/runner.py load/bench_service.py load/run_load.py load/locustfile.py load/stack.py tests/api tests/worker tests/e2e tests/conftest.py
 	$(VENV)/bin/mypy
 
 bench: install

@@ -23,21 +23,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from stack import Stack, running
 
-ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = {
     "c": '#include <stdio.h>\nint main(void){puts("hello");return 0;}\n',
     "python3": "print('hello')\n",
@@ -55,32 +50,19 @@ class Sample:
 ROLES = ("jail", "worker", "api", "redis", "client")
 
 
-def cpu_by_role(stack_pid: int) -> dict[str, float]:
+def cpu_by_role(stack: Stack) -> dict[str, float]:
     """CPU seconds so far of the stack's processes by role, and of this process (`client`).
     A builder's figure includes its reaped children: the containers it ran."""
-    procs: dict[int, tuple[int, str, float]] = {}  # pid -> (ppid, cmdline, cpu)
     tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        f = stat.rsplit(")", 1)[1].split()
-        procs[int(entry)] = (int(f[1]), cmd, sum(int(x) for x in f[11:15]) / tick)
     out = dict.fromkeys(ROLES, 0.0)
     mine = os.times()
     out["client"] = mine.user + mine.system
-    for ppid, cmd, cpu in procs.values():
-        in_stack = ppid == stack_pid or procs.get(ppid, (0, "", 0))[0] == stack_pid
-        if not in_stack:
+    for pid, role in stack.members():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
             continue
-        role = ("jail" if "jail.zygote" in cmd else "worker" if "cli worker" in cmd else
-                "api" if "cli api" in cmd else "redis" if "redis-server" in cmd else None)
-        if role:
-            out[role] += cpu
+        out["jail" if role == "builder" else role] += sum(int(x) for x in fields[11:15]) / tick
     return out
 
 
@@ -108,12 +90,6 @@ class Row:
         return max(0.0, 1 - q - w - j), q, w, j
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def client(session: aiohttp.ClientSession, url: str, language: str, stop_at: float, row: Row) -> None:
     body = {"language": language, "source": PROGRAMS[language], "wait": 30}
     while time.monotonic() < stop_at:
@@ -135,17 +111,18 @@ async def client(session: aiohttp.ClientSession, url: str, language: str, stop_a
         row.samples.append(Sample(t1 - t0, queue, worker, jail))
 
 
-async def measure(base: str, language: str, clients: int, duration: float, stack_pid: int) -> Row:
+async def measure(stack: Stack, language: str, clients: int, duration: float) -> Row:
     row = Row(language, clients, duration)
     conn = aiohttp.TCPConnector(limit=clients + 4)
     async with aiohttp.ClientSession(connector=conn) as session:
         # warm-up: first compile, imports, connection pool
-        await client(session, f"{base}/v1/submissions", language, time.monotonic() + 0.5, Row(language, 1, 0))
+        url = f"{stack.base}/v1/submissions"
+        await client(session, url, language, time.monotonic() + 0.5, Row(language, 1, 0))
         stop_at = time.monotonic() + duration
-        before = cpu_by_role(stack_pid)
-        await asyncio.gather(*(client(session, f"{base}/v1/submissions", language, stop_at, row)
+        before = cpu_by_role(stack)
+        await asyncio.gather(*(client(session, url, language, stop_at, row)
                                for _ in range(clients)))
-        after = cpu_by_role(stack_pid)
+        after = cpu_by_role(stack)
     row.cpu = {k: after[k] - before[k] for k in ROLES}
     row.rates = [len(row.samples) / duration]
     return row
@@ -163,34 +140,6 @@ def merge(rounds: list[Row]) -> Row:
         for k, v in r.cpu.items():
             out.cpu[k] = out.cpu.get(k, 0.0) + v
     return out
-
-
-def start_stack(tmp: Path, workers: int, mode: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLBLOCK_")}
-    env.update({"CELLBLOCK_VAR_DIR": str(tmp / "var"), "CELLBLOCK_PORT": str(port),
-                "CELLBLOCK_WORKERS": str(workers), "CELLBLOCK_WORKER_MODE": mode,
-                "CELLBLOCK_CACHE_DIR": str(tmp / "cache"), "CELLBLOCK_LOG_LEVEL": "WARNING",
-                "PYTHONPATH": str(ROOT)})
-    with open(tmp / "stack.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "cli", "up"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-async def wait_healthy(base: str, workers: int, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(f"{base}/v1/health") as resp:
-                    body = await resp.json()
-                    if resp.status == 200 and body["workers"] >= workers:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise SystemExit(f"stack at {base} not healthy after {seconds}s")
 
 
 def cpu_table(rows: list[Row]) -> str:
@@ -220,27 +169,21 @@ def table(rows: list[Row]) -> str:
 
 
 async def bench(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="cellblock-bench-"))
-    proc, base = start_stack(tmp, args.workers, args.mode)
-    try:
-        await wait_healthy(base, args.workers)
+    with running(args.workers, CELLBLOCK_WORKER_MODE=args.mode) as stack:
+        await asyncio.to_thread(stack.wait_ready, args.workers)
         rounds: dict[tuple[str, int], list[Row]] = {}
         for n in range(args.repeat):  # rounds interleaved, so that machine noise hits every row alike
             for language in args.languages:
                 for clients in args.clients:
-                    row = await measure(base, language, clients, args.duration, proc.pid)
+                    row = await measure(stack, language, clients, args.duration)
                     rounds.setdefault((language, clients), []).append(row)
                     print(f"  round {n + 1}: {language} x{clients}: {len(row.samples)} done", file=sys.stderr)
-        rows = [merge(r) for r in rounds.values()]
-        print(f"\n{args.workers} workers ({args.mode} mode), {os.cpu_count()} CPUs, {args.duration:.0f}s per row, "
-              f"{args.repeat} round(s)\n")
-        print(table(rows))
-        print("\nCPU per submission by part of the stack (ms):\n")
-        print(cpu_table(rows))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        shutil.rmtree(tmp, ignore_errors=True)
+    rows = [merge(r) for r in rounds.values()]
+    print(f"\n{args.workers} workers ({args.mode} mode), {os.cpu_count()} CPUs, {args.duration:.0f}s per row, "
+          f"{args.repeat} round(s)\n")
+    print(table(rows))
+    print("\nCPU per submission by part of the stack (ms):\n")
+    print(cpu_table(rows))
 
 
 def main() -> None:

@@ -28,18 +28,16 @@ import csv
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from stack import ROOT, Stack, running
+
 # After the load, how long the queue may take to empty before unfinished submissions count as lost.
 DRAIN_S = 180
 # RSS samples: this often, and the first minute (start-up, caches filling) is not judged.
@@ -47,25 +45,6 @@ SAMPLE_EVERY_S = 5.0
 WARM_S = 60.0
 # Ids per GET /v1/submissions?ids=... (the default CELLBLOCK_MAX_BATCH is 50).
 ID_BATCH = 50
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(base: str, workers: int, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/v1/ready", timeout=5) as resp:
-                if json.load(resp)["workers"] >= workers:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"stack at {base} not ready after {seconds}s")
 
 
 def read_stats(prefix: Path) -> list[dict[str, str]]:
@@ -170,42 +149,22 @@ def run_locust(base: str, out: Path, name: str, duration: int, users: int, spawn
 
 @dataclass
 class RssSampler:
-    """Samples VmRSS of the stack's API and workers (the `cellblock up` children) and of each
-    worker's container builder (jail.zygote), in a thread."""
+    """Samples VmRSS of the stack's processes (load/stack.py: Stack.members) in a thread."""
 
-    stack_pid: int
+    stack: Stack
     samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         t0 = time.monotonic()
         while not self.stop.wait(SAMPLE_EVERY_S):
-            for pid, name in self._children():
+            for pid, name in self.stack.members():
                 try:
                     rss = next(int(line.split()[1]) for line in open(f"/proc/{pid}/status")
                                if line.startswith("VmRSS:"))
                 except (OSError, StopIteration):
                     continue
                 self.samples.setdefault(f"{name} {pid}", []).append((time.monotonic() - t0, rss))
-
-    def _children(self) -> list[tuple[int, str]]:
-        procs: dict[int, tuple[int, list[bytes]]] = {}  # pid -> (ppid, argv)
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = open(f"/proc/{entry}/stat").read()
-                argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
-            except OSError:
-                continue
-            procs[int(entry)] = (int(stat.rsplit(")", 1)[1].split()[1]), argv)
-        found = []
-        for pid, (ppid, argv) in procs.items():
-            if ppid == self.stack_pid and b"cli" in argv[:-1]:
-                found.append((pid, argv[argv.index(b"cli") + 1].decode()))
-            elif any(b"jail.zygote" in a for a in argv) and procs.get(ppid, (0, []))[0] == self.stack_pid:
-                found.append((pid, "builder"))
-        return found
 
     def table(self) -> str:
         out = ["| process | RSS at 1 min MiB | RSS at end MiB | growth MiB | slope MiB/10 min (after 1 min) |",
@@ -262,21 +221,11 @@ def main() -> None:
     if not args.saturation and not args.rate:
         parser.error("give --rate when --saturation is 0")
 
-    tmp = Path(tempfile.mkdtemp(prefix="cellblock-load-"))
     args.out.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLBLOCK_")}
-    env.update({"CELLBLOCK_VAR_DIR": str(tmp / "var"), "CELLBLOCK_PORT": str(port), "CELLBLOCK_HOST": "127.0.0.1",
-                "CELLBLOCK_WORKERS": str(args.workers), "CELLBLOCK_CACHE_DIR": str(tmp / "cache"),
-                "CELLBLOCK_LOG_LEVEL": "WARNING", "CELLBLOCK_MAX_QUEUE": "0", "PYTHONPATH": str(ROOT)})
-    with open(args.out / "stack.log", "wb") as log:
-        stack = subprocess.Popen([sys.executable, "-m", "cli", "up"], cwd=ROOT, env=env, stdout=log,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    sampler = RssSampler(stack.pid)
     phases: list[Phase] = []
-    try:
-        wait_ready(base, args.workers)
+    with running(args.workers, args.out / "stack.log", CELLBLOCK_MAX_QUEUE="0") as stack:
+        stack.wait_ready(args.workers)
+        base = stack.base
         saturation = 0.0
         if args.saturation:
             phases.append(run_locust(base, args.out, "saturation", args.saturation, args.users, args.spawn_rate, 0))
@@ -284,24 +233,18 @@ def main() -> None:
             drain(base)
         rate = args.rate or args.load_factor * saturation
         users = max(1, round(rate / args.user_rate))
+        sampler = RssSampler(stack)
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()
-        phases.append(run_locust(base, args.out, "locust", args.duration, users, args.spawn_rate,
-                                 rate / users))
-        sampler.stop.set()
+        try:
+            phases.append(run_locust(base, args.out, "locust", args.duration, users, args.spawn_rate,
+                                     rate / users))
+        finally:
+            sampler.stop.set()
         drain(base)
         created = [sid for p in phases for sid in p.created]
         lost = unfinished(base, created)
         stages = stage_means(base)
-    finally:
-        sampler.stop.set()
-        stack.send_signal(signal.SIGTERM)
-        try:
-            stack.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            stack.kill()
-            stack.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
 
     load = phases[-1]
     plot(args.out / "locust", args.out / "latency.png")
@@ -316,7 +259,7 @@ def main() -> None:
               f"- submissions accepted: {len(created)}; not finished after the drain (lost): {len(lost)}",
               f"- 5xx answers: {five}", "",
               table(load.rows, load.duration), "",
-              "RSS of the API and the workers (sampled every 5 s; the first minute is start-up):\n",
+              "RSS of the stack's processes (sampled every 5 s; the first minute is start-up):\n",
               sampler.table(), "",
               "Mean seconds per stage (the stack's /metrics): " +
               ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sorted(stages.items())), "",
