@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import RedisServer, Stack
 
 PY_ECHO = "print(input())\n"
 
@@ -58,7 +58,7 @@ def test_create_without_wait_is_201_then_finishes(stack: Stack) -> None:
     assert resp.status == 201
     sid = resp.body["id"]
     assert resp.body["state"] == "queued" and resp.headers["location"] == f"/v1/submissions/{sid}"
-    view = stack.submit({"language": "python3", "source": PY_ECHO, "stdin": "hi\n"})
+    view = stack.wait_state(sid)
     assert view["verdict"] == "accepted" and view["stdout"] == "hi\n"
     got = stack.request("GET", f"/v1/submissions/{sid}")
     assert got.status == 200 and got.body["id"] == sid
@@ -142,12 +142,20 @@ def test_batch_refusals(stack: Stack, body: dict[str, Any], status: int, field: 
     assert error_of(resp)["field"] == field
 
 
-def test_batch_is_all_or_nothing(stack: Stack, redis_server: Any) -> None:
-    before = stack.request("GET", "/v1/health").body["queue_depth"]
+def test_batch_is_all_or_nothing(stack: Stack, redis_server: RedisServer) -> None:
+    r = redis_server.client()
+
+    def stored() -> int:  # submissions of this stack in Redis, queued or not
+        keys = r.scan_iter(f"{stack.env['CELLBLOCK_KEY_PREFIX']}:sub:*")
+        return sum(1 for k in keys if not k.endswith((b":events", b":owner")))
+
+    before, depth_before = stored(), stack.request("GET", "/v1/health").body["queue_depth"]
     resp = stack.request("POST", "/v1/submissions/batch", {"submissions": [
         {"language": "python3", "source": "1"}, {"language": "python3"}]})
     assert resp.status == 422 and error_of(resp)["field"] == "submissions[1].source"
-    assert stack.request("GET", "/v1/health").body["queue_depth"] <= before
+    assert stack.request("GET", "/v1/health").body["queue_depth"] <= depth_before
+    assert stored() == before  # the valid first item was not stored either
+    r.close()
 
 
 def test_malformed_json_is_400(stack: Stack) -> None:

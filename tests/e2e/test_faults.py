@@ -87,6 +87,8 @@ def test_api_restart_while_a_client_waits(redis_server: RedisServer, tmp_path: P
         if "resp" in out:  # an answer: a finished result, or an error in JSON
             resp = out["resp"]
             assert resp.status in (200, 201, 503), resp.body
+            if resp.status == 200:
+                assert resp.body["stdout"] == "slow\n", resp.body
         else:
             assert isinstance(out["exc"], OSError), out
         stack.start_api()

@@ -14,8 +14,8 @@ from jail.cli import parse_size
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def jail(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "jail", *args], input=stdin, capture_output=True, cwd=ROOT,
+def jail(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "jail", *args], input=b"", capture_output=True, cwd=ROOT,
                           timeout=60)
 
 

@@ -4,19 +4,13 @@ have a conftest.py, so tests import helpers from here, never `from conftest`).""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from language_programs import CORE, MULTI
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from language_programs import CORE, MULTI  # noqa: E402
-
-from policies.languages import Language, available_languages, load_languages  # noqa: E402
+from policies.languages import Language, available_languages, load_languages
 
 # built(lang_id) -> (Language, artifact): the fixture in conftest.py.
 Built = Callable[[str], tuple[Language, dict[str, bytes]]]

@@ -118,8 +118,11 @@ def test_identical_compile_is_cached(lang_id: str, built: Built) -> None:
     lang, _ = built(lang_id)
     from language_programs import MULTI
 
-    first = compile_source(lang, {lang.source: MULTI[lang_id].encode()}, [])
-    second = compile_source(lang, {lang.source: MULTI[lang_id].encode()}, [])
+    # Not the source `built` compiled: the first compile here must really run.
+    src = MULTI[lang_id].encode() + b"\n\n"
+    first = compile_source(lang, {lang.source: src}, [])
+    second = compile_source(lang, {lang.source: src}, [])
+    assert first.ok and not first.cached
     assert first.ok and second.ok and second.cached and second.result is None
     assert second.artifact == first.artifact
     assert second.output == first.output

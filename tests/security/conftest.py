@@ -16,14 +16,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from jail import Limits, RunResult, RunSpec, run  # noqa: E402
+from jail import Limits, RunResult, RunSpec, run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sec_helpers import (  # noqa: E402
+from sec_helpers import (
     PYTHON,
     assert_killed_for,
     cgroup_names,
@@ -118,9 +114,9 @@ Runner = Callable[..., RunResult]
 def run_c(hostile: bytes) -> Runner:
     """run_c("mode", *args, lim=Limits, **spec_fields): /box/hostile in the jail."""
 
-    def go(*args: str, lim: Limits | None = None, files: dict[str, bytes] | None = None, **spec: object) -> RunResult:
+    def go(*args: str, lim: Limits | None = None, **spec: object) -> RunResult:
         return run(RunSpec(argv=["/box/hostile", *args], limits=lim or limits(),
-                           files={"/box/hostile": hostile, **(files or {})}, **spec))  # type: ignore[arg-type]
+                           files={"/box/hostile": hostile}, **spec))  # type: ignore[arg-type]
 
     return go
 
@@ -129,11 +125,10 @@ def run_c(hostile: bytes) -> Runner:
 def run_py() -> Runner:
     """run_py("name.py", *args, lim=Limits, **spec_fields): programs/name.py under /usr/bin/python3."""
 
-    def go(name: str, *args: str, lim: Limits | None = None, files: dict[str, bytes] | None = None,
-           **spec: object) -> RunResult:
+    def go(name: str, *args: str, lim: Limits | None = None, **spec: object) -> RunResult:
         src = (PROGRAMS / name).read_bytes()
         return run(RunSpec(argv=[PYTHON, f"/box/{name}", *args], limits=lim or limits(),
-                           files={f"/box/{name}": src, **(files or {})}, **spec))  # type: ignore[arg-type]
+                           files={f"/box/{name}": src}, **spec))  # type: ignore[arg-type]
 
     return go
 
