@@ -56,8 +56,12 @@ class RunCgroup(Protocol):
         """SIGKILL every process in the cgroup."""
         ...
 
+    def close(self) -> None:
+        """Release what this process holds open on the cgroup (it stays)."""
+        ...
+
     def remove(self) -> None:
-        """Delete the cgroup; it must be empty."""
+        """Close, then delete the cgroup; it must be empty."""
         ...
 
 
@@ -80,7 +84,7 @@ class CgroupBackend(Protocol):
 
 
 def write_file(path: str, value: str) -> None:
-    """Write a cgroup control file; errors name the file and the value."""
+    """Write a kernel control file (cgroupfs, /proc/PID/uid_map); errors name the file and the value."""
     try:
         fd = os.open(path, os.O_WRONLY)
         try:

@@ -88,6 +88,9 @@ class CgroupV1Run:
                 except ProcessLookupError:
                     pass
 
+    def close(self) -> None:
+        pass  # v1 holds nothing open
+
     def remove(self) -> None:
         for d in self._dirs():
             remove_dir(d)

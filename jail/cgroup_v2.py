@@ -51,12 +51,13 @@ class CgroupV2Run:
     """One run's directory in the unified hierarchy."""
 
     path: str
+    swap: bool = False  # memory.swap.max exists (the host accounts swap): set it to 0
     events_before: dict[str, int] = field(default_factory=dict)
     peak_fd: int = -1  # memory.peak, reset through this fd (per-fd reset, Linux 6.12+)
 
     def set_limits(self, limits: Limits) -> None:
         write_file(f"{self.path}/memory.max", str(limits.memory))
-        if os.path.exists(f"{self.path}/memory.swap.max"):  # absent when the host has no swap
+        if self.swap:
             write_file(f"{self.path}/memory.swap.max", "0")
         write_file(f"{self.path}/pids.max", str(limits.pids))
         write_file(f"{self.path}/cpu.max", f"{max(1000, int(limits.cpus * CFS_PERIOD_US))} {CFS_PERIOD_US}")
@@ -102,10 +103,13 @@ class CgroupV2Run:
     def kill(self) -> None:
         write_file(f"{self.path}/cgroup.kill", "1")
 
-    def remove(self) -> None:
+    def close(self) -> None:
         if self.peak_fd >= 0:
             os.close(self.peak_fd)
             self.peak_fd = -1
+
+    def remove(self) -> None:
+        self.close()
         remove_dir(self.path)
 
 
@@ -116,6 +120,7 @@ class CgroupV2:
 
     def __init__(self, parent: str) -> None:
         self.parent = parent
+        self._swap: bool | None = None  # memory.swap.max exists: a fact of the boot, looked up once
 
     @classmethod
     def open(cls, root: str, parent: str) -> CgroupV2:
@@ -169,7 +174,9 @@ class CgroupV2:
             os.mkdir(path)
         except OSError as e:
             raise JailError(f"mkdir({path}) failed: {e.strerror}") from e
-        return CgroupV2Run(path)
+        if self._swap is None:  # absent when the host has no swap accounting
+            self._swap = os.path.exists(f"{path}/memory.swap.max")
+        return CgroupV2Run(path, swap=self._swap)
 
     def sweep(self, slot: int) -> None:
         for name in os.listdir(self.parent):

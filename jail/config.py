@@ -20,11 +20,15 @@ class JailConfig:
     @classmethod
     def from_env(cls) -> JailConfig:
         env = os.environ
-        return cls(
-            state_dir=env.get("CELLBLOCK_JAIL_DIR", cls.state_dir),
-            uid_base=int(env.get("CELLBLOCK_JAIL_UID_BASE", cls.uid_base)),
-            slots=int(env.get("CELLBLOCK_JAIL_SLOTS", cls.slots)),
-            cgroup_parent=env.get("CELLBLOCK_CGROUP_PARENT", cls.cgroup_parent),
-            cgroup_version=env.get("CELLBLOCK_CGROUP_VERSION", cls.cgroup_version),
-            warm=int(env.get("CELLBLOCK_JAIL_WARM", cls.warm)),
-        )
+        values = {name: env[var] for name, var in _VARIABLES.items() if var in env}
+        return cls(**{name: type(getattr(cls, name))(v) for name, v in values.items()})
+
+    def to_env(self) -> dict[str, str]:
+        """The variables from_env reads back as this config (for the builder process)."""
+        return {var: str(getattr(self, name)) for name, var in _VARIABLES.items()}
+
+
+# field -> the environment variable that sets it
+_VARIABLES = {"state_dir": "CELLBLOCK_JAIL_DIR", "uid_base": "CELLBLOCK_JAIL_UID_BASE",
+              "slots": "CELLBLOCK_JAIL_SLOTS", "cgroup_parent": "CELLBLOCK_CGROUP_PARENT",
+              "cgroup_version": "CELLBLOCK_CGROUP_VERSION", "warm": "CELLBLOCK_JAIL_WARM"}

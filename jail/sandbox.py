@@ -109,10 +109,7 @@ class Sandbox:
 
     def kill(self) -> None:
         """SIGKILL the container's init, and with it everything in the container."""
-        try:
-            libc.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-        except OSError:
-            pass  # already gone
+        _kill(self.pidfd)
 
 
 def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, etc_dir: str,
@@ -146,6 +143,8 @@ def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, 
         err_r, err_w = pipe()
         for fd in (out_w, err_w):
             _grow_pipe(fd)
+        for fd in (out_r, err_r):  # supervise.watch drains them as poll says, never blocking
+            os.set_blocking(fd, False)
         # One open file for both: the parent fills it, the program reads it.
         stdin = fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
         plan = ChildPlan(root=root, binds=plans, loopback=shape.loopback, seccomp=seccomp.compiled(shape.profile),
@@ -255,12 +254,16 @@ def _grow_pipe(fd: int) -> None:
         pass  # over /proc/sys/fs/pipe-max-size: the default size still works
 
 
-def _reap(pid: int, pidfd: int) -> None:
-    """Kill the container's init (and so everything in it) and reap it."""
+def _kill(pidfd: int) -> None:
     try:
         libc.pidfd_send_signal(pidfd, signal.SIGKILL)
     except OSError:
-        pass
+        pass  # already gone
+
+
+def _reap(pid: int, pidfd: int) -> None:
+    """Kill the container's init (and so everything in it) and reap it."""
+    _kill(pidfd)
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:

@@ -71,11 +71,6 @@ class SlotPool:
                 finally:
                     os.close(fd)
 
-    def held(self) -> set[int]:
-        """Slots this process holds (in use or free for its next runs)."""
-        with self._lock:
-            return set(self._lock_fds)
-
     def release(self, slot: int) -> None:
         with self._lock:
             self._free.append(slot)

@@ -83,8 +83,7 @@ def watch(pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, s
     """
     poller = select.poll()
     streams = {out.fd: out, err.fd: err}
-    for fd in streams:
-        os.set_blocking(fd, False)
+    for fd in streams:  # non-blocking since sandbox.prepare
         poller.register(fd, select.POLLIN)
     poller.register(pidfd, select.POLLIN)
     poller.register(status_fd, select.POLLIN)
@@ -106,7 +105,6 @@ def watch(pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, s
         now = time.monotonic()
         if now >= deadline:
             kill(Status.WALL_TIME_LIMIT)
-            deadline = float("inf")
         if now >= next_cpu_check and killed_for is None:
             used = cg.cpu_usage() - setup_cpu
             if used >= limits.cpu_time:

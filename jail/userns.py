@@ -8,21 +8,11 @@ drop run with the creator's unmapped credentials, which own no file in the sandb
 
 from __future__ import annotations
 
-import os
-
-from .errors import JailError
+from .cgroup import write_file
 from .rootfs import SANDBOX_GID, SANDBOX_UID
 
 
 def write_maps(pid: int, host_uid: int) -> None:
     """Map sandbox uid/gid 1000 to host_uid in the user namespace of `pid`."""
     for name, inside in (("uid_map", SANDBOX_UID), ("gid_map", SANDBOX_GID)):
-        path = f"/proc/{pid}/{name}"
-        try:
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.write(fd, f"{inside} {host_uid} 1\n".encode())
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise JailError(f"writing {path} ({inside} -> {host_uid}) failed: {e.strerror}") from e
+        write_file(f"/proc/{pid}/{name}", f"{inside} {host_uid} 1\n")

@@ -64,26 +64,24 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
         sock.send(pickle.dumps(("error", 0, str(e))))
         return
     handed: dict[int, Sandbox] = {}  # with the worker, until it says done
-    unused: set[int] = set()  # pushed and not yet taken
-    in_use: set[int] = set()  # taken and not yet done
+    unused: set[int] = set()  # pushed and not yet taken; the rest of `handed` is in use
     dying: dict[int, Sandbox] = {}  # pidfd -> container whose init was killed
     ids = itertools.count(1)
     shape = Shape()
 
-    def hand_over(n: int, sb: Sandbox) -> int:
+    def hand_over(n: int, sb: Sandbox) -> None:
         meta = Meta(next(ids), sb.slot, sb.root, sb.host_uid, sb.shape, sb.cg)
         handed[meta.id] = sb  # from here the finally below tears it down, whatever happens
         socket.send_fds(sock, [pickle.dumps(("sandbox", n, meta))], sb.fds())
         if n == 0:
             unused.add(meta.id)
-        return meta.id
 
     sock.send(pickle.dumps(("ready", 0, None)))
     try:
         while True:
             # Top up the ready containers, but while a job runs and one is ready anyway,
             # leave the CPU to the job: on a small host building competes with it.
-            busy = len(unused) < config.warm and not (in_use and unused)
+            busy = len(unused) < config.warm and not (unused and len(handed) > len(unused))
             readable: list[int] = select.select([sock.fileno(), *dying], [], [], 0 if busy else None)[0]
             if sock.fileno() in readable:
                 try:
@@ -95,17 +93,15 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                 kind, n, arg = pickle.loads(raw)
                 if kind == "took":
                     unused.discard(n)
-                    in_use.add(n)
                 elif kind == "want":
                     shape = arg
                 elif kind == "take":
                     try:
-                        in_use.add(hand_over(n, host.build(arg)))
+                        hand_over(n, host.build(arg))
                     except JailError as e:
                         sock.send(pickle.dumps(("error", n, str(e))))
                 elif kind == "done" and n in handed:
                     unused.discard(n)
-                    in_use.discard(n)
                     sb = handed.pop(n)
                     sb.kill()
                     dying[sb.pidfd] = sb
@@ -146,7 +142,7 @@ class Builder:
         self._seq = itertools.count(1)
         self._pushed: deque[Sandbox] = deque()
         self._shape = Shape()
-        env = dict(os.environ, CELLBLOCK_JAIL_WARM=str(config.warm))
+        env = dict(os.environ, **config.to_env())  # the builder works with this config, not the caller's env
         self._proc = subprocess.Popen(
             # -c rather than -m: pickled classes must be jail.zygote's, not __main__'s.
             [sys.executable, "-c", "from jail.zygote import main; main()", str(theirs.fileno())],
@@ -182,6 +178,7 @@ class Builder:
         pidfd, sync_w, report_r, status_r, out_r, err_r, stdin = fds
 
         def done() -> None:
+            meta.cgroup.close()  # what this process opened on it (v2: the memory.peak fd)
             for fd in fds:
                 os.close(fd)
             with self._lock:
