@@ -95,7 +95,7 @@ def _process(sid: str) -> str:
         result = judge(sub, events)
     except SandboxFault as exc:
         log.error("submission %s attempt %d: sandbox fault: %s", sid, attempt, exc)
-        r.hincrby(metrics.counters_key(keys), "sandbox_faults", 1)
+        metrics.stage_counter(r, keys, "sandbox_faults")
         raise
     result.attempts = attempt
     result.timings.update({"enqueued_at": sub.created_at, "started_at": started})

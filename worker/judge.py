@@ -8,13 +8,16 @@ raises SandboxFault: it is never the program's fault, the RQ glue retries the jo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any, Protocol
 
 from jail.errors import JailError
 from jail.spec import Limits, Status
+from policies.languages import available_languages
 from worker import checkers
-from worker.models import CheckerKind, Result, Submission, TestResult, Verdict
+from worker.models import CheckerKind, Result, State, Submission, TestResult, Verdict
+from worker.toolchain import compile_source, run_program
 
 
 class EventSink(Protocol):
@@ -46,9 +49,9 @@ class SandboxFault(Exception):
     """The jail failed (not the program): retry the job, never blame the submission."""
 
 
+@functools.cache
 def _languages() -> dict[str, Any]:
-    from policies.languages import available_languages
-
+    """The languages this worker offers, found once per process (the job only reads them)."""
     return available_languages()
 
 
@@ -78,8 +81,6 @@ def _custom_check(checker_lang: Any, artifact: dict[str, bytes], test_input: byt
     """Run the custom checker in the jail, testlib-style: `checker input.txt output.txt
     answer.txt` in /box (the test's input, the program's output, the expected output);
     exit 0 = accepted, 1 = wrong answer, anything else = the checker failed (our fault)."""
-    from worker.toolchain import run_program
-
     files = {**artifact, "input.txt": test_input, "output.txt": output, "answer.txt": expected}
     res = run_program(checker_lang, files, b"", ["input.txt", "output.txt", "answer.txt"], CHECKER_LIMITS)
     note = (res.stdout + res.stderr)[:4096].decode(errors="replace").strip()
@@ -93,8 +94,6 @@ def _custom_check(checker_lang: Any, artifact: dict[str, bytes], test_input: byt
 
 def judge(sub: Submission, events: EventSink) -> Result:
     """Compile once, run every test, check each output. Raises SandboxFault on jail faults."""
-    from worker.toolchain import compile_source, run_program
-
     languages = _languages()
     language = languages.get(sub.language)
     if language is None:
@@ -103,20 +102,16 @@ def judge(sub: Submission, events: EventSink) -> Result:
     result = Result(sub.id, Verdict.ACCEPTED)
 
     try:
-        events.emit("state", {"state": "compiling"})
+        events.emit("state", {"state": str(State.COMPILING)})
         t0 = time.monotonic()
         outcome = compile_source(language, sub.files, sub.compile_options, before_compiling=events.flush)
         result.compile_time = time.monotonic() - t0
         jail_time += result.compile_time
+        result.compile_output = outcome.output.encode()
         if not outcome.ok:
-            out = outcome.output if isinstance(outcome.output, bytes) else str(outcome.output).encode()
             result.verdict = Verdict.COMPILATION_ERROR
-            result.compile_output = out
             result.timings["jail"] = jail_time
             return result
-        if outcome.output:
-            out = outcome.output if isinstance(outcome.output, bytes) else str(outcome.output).encode()
-            result.compile_output = out
 
         checker_artifact: dict[str, bytes] = {}
         checker_lang = None
@@ -127,16 +122,14 @@ def judge(sub: Submission, events: EventSink) -> Result:
             c_out = compile_source(checker_lang, sub.checker.files, [], before_compiling=events.flush)
             if not c_out.ok:
                 result.verdict = Verdict.INTERNAL_ERROR
-                result.message = "custom checker did not compile: " + (
-                    c_out.output.decode(errors="replace") if isinstance(c_out.output, bytes) else str(c_out.output)
-                )[:4000]
+                result.message = "custom checker did not compile: " + c_out.output[:4000]
                 return result
             checker_artifact = c_out.artifact
 
         limits = run_limits(language, sub.limits)
         n = len(sub.tests)
         for k, test in enumerate(sub.tests, start=1):
-            events.emit("state", {"state": "running", "test": k, "of": n})
+            events.emit("state", {"state": str(State.RUNNING), "test": k, "of": n})
             events.flush()
             t0 = time.monotonic()
             run = run_program(language, outcome.artifact, test.input, sub.args, limits)

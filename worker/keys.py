@@ -15,7 +15,7 @@ class Keys:
     prefix: str = "cellblock"
 
     def submission(self, sid: str) -> str:
-        """Hash: `spec` (submission JSON), `state`, `result` (JSON once finished), timestamps."""
+        """Hash: `spec` (submission JSON), `state`, `result` (JSON once finished), `progress`."""
         return f"{self.prefix}:sub:{sid}"
 
     def events(self, sid: str) -> str:

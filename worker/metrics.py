@@ -41,8 +41,9 @@ def stage_observe(pipe: Any, keys: Keys, stage: str, seconds: float) -> None:
     pipe.hincrbyfloat(key, "sum", seconds)
 
 
-def stage_counter(pipe: Any, keys: Keys, name: str, by: int = 1) -> None:
-    pipe.hincrby(counters_key(keys), name, by)
+def stage_counter(r: Any, keys: Keys, name: str) -> Any:
+    """Count one `name` on a pipeline or a client (its answer returned: awaitable when async)."""
+    return r.hincrby(counters_key(keys), name, 1)
 
 
 def stage_finished(pipe: Any, keys: Keys, sub: Submission, result: Result) -> None:

@@ -24,13 +24,6 @@ from worker.models import Result, State, Submission
 EVENTS_MAXLEN = 10_000
 
 
-def stage_event(pipe: Any, keys: Keys, sid: str, kind: str, data: dict[str, Any], ttl: int) -> None:
-    """Append one event (`kind`: state, test, finished) to the submission's stream."""
-    stream = keys.events(sid)
-    pipe.xadd(stream, {"event": kind, "data": json.dumps(data)}, maxlen=EVENTS_MAXLEN, approximate=True)
-    pipe.expire(stream, ttl)
-
-
 def stage_new(pipe: Any, keys: Keys, sub: Submission, ttl: int) -> None:
     """Store a new submission in state `queued` with its first event."""
     key = keys.submission(sub.id)
@@ -39,11 +32,10 @@ def stage_new(pipe: Any, keys: Keys, sub: Submission, ttl: int) -> None:
         mapping={
             "spec": json.dumps(sub.to_json()),
             "state": str(State.QUEUED),
-            "enqueued_at": repr(sub.created_at),
         },
     )
     pipe.expire(key, ttl)
-    stage_event(pipe, keys, sub.id, "state", {"state": str(State.QUEUED)}, ttl)
+    stage_events(pipe, keys, sub.id, [("state", {"state": str(State.QUEUED)})], ttl)
 
 
 def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, str] | None:
@@ -56,15 +48,19 @@ def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, s
 
 
 def stage_events(pipe: Any, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]], ttl: int) -> None:
-    """Append `events` (kind, data) to the stream; a `state` event also moves the hash's
-    `state` (and `progress`, for a test's run)."""
+    """Append `events` (kind: state, test, finished; data) to the submission's stream, and
+    set its TTL once; a `state` event also moves the hash's `state` (and `progress`, for a
+    test's run)."""
+    stream = keys.events(sid)
     for kind, data in events:
         if kind == "state":
             mapping: dict[Any, Any] = {"state": data["state"]}
             if "test" in data:
                 mapping["progress"] = json.dumps({"test": data["test"], "of": data["of"]})
             pipe.hset(keys.submission(sid), mapping=mapping)
-        stage_event(pipe, keys, sid, kind, data, ttl)
+        pipe.xadd(stream, {"event": kind, "data": json.dumps(data)}, maxlen=EVENTS_MAXLEN, approximate=True)
+    if events:
+        pipe.expire(stream, ttl)
 
 
 def write_events(r: redis.Redis, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]],
@@ -82,11 +78,11 @@ def finish(r: redis.Redis, keys: Keys, sub: Submission, result: Result, ttl: int
     result.timings["finished_at"] = time.time()
     body = json.dumps(result.to_json())
     with r.pipeline(transaction=True) as pipe:
-        stage_events(pipe, keys, sub.id, events, ttl)
+        finished = ("finished", {"state": str(State.FINISHED), "verdict": str(result.verdict)})
+        stage_events(pipe, keys, sub.id, [*events, finished], ttl)  # before the state below: it is the last
         key = keys.submission(sub.id)
         pipe.hset(key, mapping={"state": str(State.FINISHED), "result": body})
         pipe.expire(key, ttl)
-        stage_event(pipe, keys, sub.id, "finished", {"state": str(State.FINISHED), "verdict": str(result.verdict)}, ttl)
         pipe.publish(keys.finished(), sub.id)
         if sub.callback_url:
             pipe.xadd(keys.callbacks(), {"id": sub.id, "url": sub.callback_url}, maxlen=100_000, approximate=True)

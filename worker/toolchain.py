@@ -14,12 +14,12 @@ the caller to retry.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from jail import run
 from jail.spec import Limits, MiB, RunResult, RunSpec, Status
 from policies.languages import Language
 from worker.compile_cache import CompileCache, cache_key
@@ -180,8 +180,6 @@ def _run_stage(language: Language, argv: list[str], limits: Limits, files: Mappi
     A runtime that dies of its own out-of-memory error (javac/kotlinc's OutOfMemoryError,
     cc1's "out of memory", V8's heap limit...) is reported as memory_limit.
     """
-    from jail import run  # imported late: the jail package is heavier than its spec
-
     res = run(RunSpec(
         argv=argv,
         limits=limits,
@@ -291,8 +289,3 @@ def run_program(language: Language, artifact_or_sources: Mapping[str, bytes], st
         files = normalize_files(language, files)
     return _run_stage(language, build_argv(language.run, limits, args=args), limits, files, stdin=stdin)
 
-
-def default_limits(language: Language, **overrides: float) -> Limits:
-    """The language's default run limits with some fields replaced."""
-    base = language.run_limits.default
-    return dataclasses.replace(base, **{k: type(getattr(base, k))(v) for k, v in overrides.items()})
