@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from api import callbacks, handlers, metrics
-from api.auth import QueueDepth
+from api.backpressure import QueueDepth
 from api.errors import error_middleware
 from api.finished import FinishedWaiters
 from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS, SYNC_REDIS

@@ -8,6 +8,7 @@ them. Every check that must hold across API processes runs in Redis atomically (
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import json
@@ -19,7 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from api.errors import ApiError, invalid
+from api.errors import ApiError, TooMany, invalid
+from api.state import CONFIG, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS
 from jail.spec import Limits
 from worker.config import Config
 from worker.keys import Keys
@@ -27,8 +29,6 @@ from worker.keys import Keys
 PRINCIPAL = "cellblock.principal"
 # How long an in-flight entry may outlive its job timeout before the quota forgets it.
 IN_FLIGHT_SLACK = 60
-# How long a reading of the queue's length may stand in for a new one (see QueueDepth).
-DEPTH_REUSE_S = 0.1
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 # The limits a key may have a ceiling for: every limit a submission may set.
@@ -46,6 +46,7 @@ def parse_size(text: str) -> int:
     return int(value * _UNITS[unit])
 
 
+@functools.cache  # per Config (frozen): decided once, not on every request
 def auth_required(cfg: Config) -> bool:
     """CELLBLOCK_AUTH: required | off | auto (off only when listening on loopback)."""
     mode = cfg.auth.strip().lower()
@@ -224,19 +225,6 @@ async def check_rate(r: Any, keys: Keys, p: Principal) -> None:
         raise TooMany(f"rate limit of {p.rps:g} requests/s for this key", math.ceil(wait_ms / 1000))
 
 
-class TooMany(ApiError):
-    """429/503 with a Retry-After header."""
-
-    def __init__(self, reason: str, retry_after: int, status: int = 429, code: str = "rate_limited") -> None:
-        super().__init__(status, code, reason, None)
-        self.retry_after = max(1, retry_after)
-
-    def response(self) -> web.Response:
-        resp = super().response()
-        resp.headers["Retry-After"] = str(self.retry_after)
-        return resp
-
-
 async def admit_in_flight(r: Any, keys: Keys, p: Principal, sids: list[str], forget_after: int) -> None:
     if p.max_in_flight <= 0:
         return
@@ -250,31 +238,6 @@ async def admit_in_flight(r: Any, keys: Keys, p: Principal, sids: list[str], for
 async def release_in_flight(r: Any, keys: Keys, p: Principal, sids: list[str]) -> None:
     if p.max_in_flight > 0 and sids:
         await r.zrem(keys.in_flight(p.id), *sids)
-
-
-class QueueDepth:
-    """This API process's reading of the queue's length, for backpressure (CELLBLOCK_MAX_QUEUE).
-
-    LLEN is read again unless the last reading, plus what this process queued since, is under
-    half the bound and younger than DEPTH_REUSE_S. So a queue near its bound is read on every
-    request, and a near-empty one costs no round trip per request. The bound is soft: within
-    DEPTH_REUSE_S each of several API processes may add up to half of it unseen by the others."""
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.read_at = float("-inf")
-
-    async def admit(self, r: Any, cfg: Config, adding: int) -> None:
-        if cfg.max_queue <= 0:
-            return
-        now = time.monotonic()
-        if now - self.read_at > DEPTH_REUSE_S or 2 * (self.depth + adding) > cfg.max_queue:
-            self.depth = int(await r.llen(f"rq:queue:{cfg.queue}"))
-            self.read_at = now
-        if self.depth + adding > cfg.max_queue:
-            raise TooMany(f"the queue is full ({self.depth} waiting, at most {cfg.max_queue}); retry later", 2,
-                          status=503, code="overloaded")
-        self.depth += adding
 
 
 def check_key_limits(p: Principal, sub: Any, language: Any, prefix: str = "") -> None:
@@ -293,16 +256,8 @@ def check_key_limits(p: Principal, sub: Any, language: Any, prefix: str = "") ->
             sub.limits[name] = float(ceiling)
 
 
-def owner_of(request: web.Request) -> str | None:
-    """The key id that owns what this request creates or may read (None: auth off)."""
-    p = request.get(PRINCIPAL)
-    return p.id if p is not None else None
-
-
 async def principal(request: web.Request) -> Principal | None:
     """Authenticate (when auth is required) and apply the key's rate limit; None: auth off."""
-    from api.state import CONFIG, KEYS, REDIS
-
     if PRINCIPAL in request:
         p: Principal | None = request[PRINCIPAL]
         return p
@@ -317,9 +272,7 @@ async def principal(request: web.Request) -> Principal | None:
 
 async def visible(request: web.Request, sid: str) -> bool:
     """Whether this request may see submission `sid` (auth off: every one)."""
-    from api.state import KEYS, REDIS
-
-    p = request.get(PRINCIPAL)
+    p = await principal(request)
     if p is None:
         return True
     r: Any = request.app[REDIS]
@@ -333,19 +286,17 @@ def _idem_digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-async def admit(request: web.Request, accepted: list[Any]) -> str | None:
+async def admit(request: web.Request, accepted: list[Any], batch: bool = False) -> str | None:
     """Everything before enqueueing: key ceilings and languages, Idempotency-Key, queue
     backpressure, the in-flight quota, owner records. Returns the id of the submission an
     earlier request with the same Idempotency-Key created (nothing reserved then), else None.
     After None, call `undo` if enqueueing fails."""
-    from api.state import CONFIG, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS
-
     cfg, keys = request.app[CONFIG], request.app[KEYS]
     r: Any = request.app[REDIS]
     p = await principal(request)
     if p is not None:
         for i, a in enumerate(accepted):
-            prefix = f"submissions[{i}]." if len(accepted) > 1 or request.path.endswith("/batch") else ""
+            prefix = f"submissions[{i}]." if batch else ""
             check_key_limits(p, a.submission, request.app[LANGUAGES][a.submission.language], prefix)
     sids = [a.submission.id for a in accepted]
     idem = request.headers.get("Idempotency-Key")
@@ -355,7 +306,7 @@ async def admit(request: web.Request, accepted: list[Any]) -> str | None:
         if not await r.set(idem_key, value, nx=True, ex=cfg.submission_ttl):
             existing = await r.get(idem_key)
             if existing is not None:
-                return str(existing.decode())
+                return existing.decode()
             await r.set(idem_key, value, ex=cfg.submission_ttl)
         request["cellblock.idem"] = idem_key
     try:
@@ -375,8 +326,6 @@ async def admit(request: web.Request, accepted: list[Any]) -> str | None:
 
 async def undo(request: web.Request, accepted: list[Any]) -> None:
     """Release what `admit` reserved (enqueueing failed)."""
-    from api.state import KEYS, REDIS
-
     keys = request.app[KEYS]
     r: Any = request.app[REDIS]
     sids = [a.submission.id for a in accepted]

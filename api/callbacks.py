@@ -18,7 +18,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from api.render import submission_view
+from api.render import read_view
 from worker.config import Config
 from worker.keys import Keys
 
@@ -39,10 +39,9 @@ async def _ensure_group(r: aioredis.Redis, keys: Keys) -> None:
 async def deliver_one(session: aiohttp.ClientSession, r: Any, keys: Keys, cfg: Config,
                       sid: str, url: str) -> bool:
     """POST the submission's result to `url`, retrying; True when the receiver took it (2xx)."""
-    fields = await r.hgetall(keys.submission(sid))
-    if not fields or b"spec" not in fields:
+    body = await read_view(r, keys, sid)
+    if body is None:
         return False
-    body = submission_view(fields)
     for attempt in range(cfg.callback_attempts):
         try:
             async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=cfg.callback_timeout)) as resp:

@@ -32,6 +32,19 @@ class ApiError(Exception):
         return web.json_response(body, status=self.status)
 
 
+class TooMany(ApiError):
+    """429/503 with a Retry-After header."""
+
+    def __init__(self, reason: str, retry_after: int, status: int = 429, code: str = "rate_limited") -> None:
+        super().__init__(status, code, reason, None)
+        self.retry_after = max(1, retry_after)
+
+    def response(self) -> web.Response:
+        resp = super().response()
+        resp.headers["Retry-After"] = str(self.retry_after)
+        return resp
+
+
 def invalid(field: str, reason: str, code: str = "invalid") -> ApiError:
     """422 for a well-formed request whose `field` is unacceptable."""
     return ApiError(422, code, reason, field)
@@ -60,8 +73,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return exc.response()
-    except web.HTTPRequestEntityTooLarge as exc:
-        return ApiError(413, "body_too_large", exc.text or "request body too large", "body").response()
+    except web.HTTPRequestEntityTooLarge:
+        return ApiError(413, "body_too_large", f"request body above {request.client_max_size} bytes",
+                        "body").response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

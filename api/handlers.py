@@ -11,7 +11,7 @@ from rq import Queue, Worker
 
 from api import auth, openapi
 from api.errors import ApiError, invalid
-from api.render import submission_view
+from api.render import read_view
 from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, REDIS, SYNC_REDIS
 from api.validation import Accepted, parse_submission
 from worker import jobs
@@ -23,11 +23,7 @@ SSE_BLOCK_MS = BLOCK_MS_MAX
 
 
 async def _json_body(request: web.Request) -> Any:
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, "body_too_large",
-                       f"request body above {request.app[CONFIG].max_body} bytes", "body") from None
+    raw = await request.read()  # above CELLBLOCK_MAX_BODY: a 413 from the error middleware
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -47,13 +43,10 @@ async def _enqueue(request: web.Request, accepted: list[Accepted]) -> None:
 
 
 async def _view(request: web.Request, sid: str) -> dict[str, Any] | None:
-    r: Any = request.app[REDIS]
+    """The view of `sid` when this request may see it, else None."""
     if not await auth.visible(request, sid):
         return None
-    fields = await r.hgetall(request.app[KEYS].submission(sid))
-    if not fields or b"spec" not in fields:
-        return None
-    return submission_view(fields)
+    return await read_view(request.app[REDIS], request.app[KEYS], sid)
 
 
 async def create_submission(request: web.Request) -> web.Response:
@@ -70,13 +63,15 @@ async def create_submission(request: web.Request) -> web.Response:
                                  headers={"Location": f"/v1/submissions/{earlier}"})
     sid = accepted.submission.id
     location = f"/v1/submissions/{sid}"
-    async with request.app[FINISHED].watch(sid) as wait:
+    if accepted.wait <= 0:
         await _enqueue(request, [accepted])
-        if accepted.wait > 0:
-            await wait(accepted.wait)
-            view = await _view(request, sid)
-            if view is not None and view["state"] == "finished":
-                return web.json_response(view, status=200, headers={"Location": location})
+        return web.json_response({"id": sid, "state": "queued"}, status=201, headers={"Location": location})
+    async with request.app[FINISHED].watch(sid) as wait:  # before the job exists: no wake-up is missed
+        await _enqueue(request, [accepted])
+        await wait(accepted.wait)
+    view = await _view(request, sid)
+    if view is not None and view["state"] == "finished":
+        return web.json_response(view, status=200, headers={"Location": location})
     return web.json_response({"id": sid, "state": "queued"}, status=201, headers={"Location": location})
 
 
@@ -97,7 +92,7 @@ async def create_batch(request: web.Request) -> web.Response:
         if isinstance(item, dict) and item.get("wait"):
             raise invalid(f"submissions[{i}].wait", "not supported in a batch; poll or use events")
         accepted.append(parse_submission(item, cfg, request.app[LANGUAGES], prefix=f"submissions[{i}]."))
-    earlier = await auth.admit(request, accepted)
+    earlier = await auth.admit(request, accepted, batch=True)
     if earlier is not None:  # a retry with the same Idempotency-Key
         return web.json_response({"ids": earlier.split(",")}, status=201)
     await _enqueue(request, accepted)

@@ -32,7 +32,7 @@ from worker.logctx import SUBMISSION
 log = logging.getLogger("cellblock.api")
 _LOCATION = re.compile(r"^/v1/submissions/([^/]+)$")
 
-# Unhandled exceptions in this API process (error_middleware's 500s).
+
 def _s(b: bytes | str) -> str:
     return b.decode() if isinstance(b, bytes) else b
 
@@ -114,7 +114,7 @@ async def count_api_error(app: web.Application) -> None:
     """Count an unhandled error (a 500) in Redis, beside the workers' internal errors, so that
     every API process reports the total. Redis away: the error is in the log only."""
     try:
-        await app[REDIS].hincrby(wm.counters_key(app[KEYS]), "internal_errors:api", 1)
+        await wm.stage_counter(app[REDIS], app[KEYS], "internal_errors:api")
     except redis.exceptions.RedisError as exc:
         log.warning("could not count an API error in Redis: %s", exc)
 

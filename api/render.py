@@ -10,7 +10,8 @@ import base64
 import json
 from typing import Any
 
-from worker.models import Result, Submission
+from worker.keys import Keys
+from worker.models import Result
 
 
 def _out(data: bytes, encoding: str) -> str:
@@ -19,15 +20,25 @@ def _out(data: bytes, encoding: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+async def read_view(r: Any, keys: Keys, sid: str) -> dict[str, Any] | None:
+    """The public view of submission `sid`, read from Redis; None when unknown or expired."""
+    fields = await r.hgetall(keys.submission(sid))
+    if not fields or b"spec" not in fields:
+        return None
+    return submission_view(fields)
+
+
 def submission_view(fields: dict[bytes, bytes]) -> dict[str, Any]:
     """The public view of a submission hash (HGETALL result)."""
-    sub = Submission.from_json(json.loads(fields[b"spec"]))
+    # The stored spec (Submission.to_json) is read as JSON, not decoded: its sources and
+    # tests (megabytes of base64) are not part of the view.
+    spec = json.loads(fields[b"spec"])
     view: dict[str, Any] = {
-        "id": sub.id,
+        "id": spec["id"],
         "state": fields[b"state"].decode(),
-        "language": sub.language,
-        "encoding": sub.encoding,
-        "created_at": sub.created_at,
+        "language": spec["language"],
+        "encoding": spec["encoding"],
+        "created_at": float(spec["created_at"]),
         "verdict": None,
     }
     raw = fields.get(b"result")
@@ -36,7 +47,7 @@ def submission_view(fields: dict[bytes, bytes]) -> dict[str, Any]:
             view["progress"] = json.loads(fields[b"progress"])  # {"test": k, "of": n}
         return view
     result = Result.from_json(json.loads(raw))
-    enc = sub.encoding
+    enc = spec["encoding"]
     tests = [
         {
             "index": t.index,
@@ -64,7 +75,8 @@ def submission_view(fields: dict[bytes, bytes]) -> dict[str, Any]:
         timings=result.timings,
         tests=tests,
     )
-    if not sub.judge_mode and tests:
+    judge_mode = any(t.get("expected_output") is not None for t in spec["tests"])  # Submission.judge_mode
+    if not judge_mode and tests:
         # Run mode: one run; lift its output to the top for convenience.
         first = tests[0]
         view.update(stdout=first["stdout"], stderr=first["stderr"], exit_code=first["exit_code"],

@@ -8,7 +8,7 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from api.auth import QueueDepth
+from api.backpressure import QueueDepth
 from api.finished import FinishedWaiters
 from worker.config import Config
 from worker.keys import Keys

@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 from api.errors import ApiError, invalid
 from jail.spec import Limits
 from worker.config import Config
+from worker.judge import job_timeout
 from worker.models import Checker, CheckerKind, Submission, TestCase, unb64
+from worker.toolchain import MAX_ARG_LEN, MAX_ARGS, InputError, normalize_files
 
 _LIMIT_FIELDS = {f.name: f for f in dataclasses.fields(Limits)}
 MAX_FILES = 32
-MAX_ARGS = 64
-MAX_ARG_LEN = 4096
 _KNOWN = {
     "language", "source", "files", "stdin", "args", "compile_options", "limits", "tests",
     "checker", "encoding", "wait", "callback_url", "stop_on_first_failure",
@@ -106,8 +106,6 @@ def _bounded(total: int, most: int, setting: str, field: str, what: str) -> None
 
 
 def _files(body: dict[str, Any], language: Any, cfg: Config, encoding: str) -> dict[str, bytes]:
-    from worker.toolchain import InputError, normalize_files
-
     source, files = body.get("source"), body.get("files")
     if source is not None and files is not None:
         raise invalid("source", "give either source or files, not both")
@@ -213,17 +211,15 @@ def _callback(value: Any) -> str | None:
 
 def parse_submission(body: Any, cfg: Config, languages: dict[str, Any], prefix: str = "") -> Accepted:
     """Validate one submission object. `prefix` (e.g. "submissions[3].") prefixes field names."""
-    from worker.judge import job_timeout
-
     try:
-        return _parse(body, cfg, languages, job_timeout)
+        return _parse(body, cfg, languages)
     except ApiError as exc:
         if prefix:
             exc.field = prefix + (exc.field or "")
         raise
 
 
-def _parse(body: Any, cfg: Config, languages: dict[str, Any], job_timeout: Any) -> Accepted:
+def _parse(body: Any, cfg: Config, languages: dict[str, Any]) -> Accepted:
     if not isinstance(body, dict):
         raise ApiError(400, "malformed", "the body must be a JSON object", "body")
     unknown = set(body) - _KNOWN

@@ -22,7 +22,7 @@ from typing import Any
 RETRIES = 5
 RETRY_MAX_S = 10.0
 
-# Used when the API cannot be asked (GET /v1/languages gives the authoritative source names).
+# Used when GET /v1/languages (the authoritative source names) does not name the extension.
 FALLBACK_EXTENSIONS = {
     ".c": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".py": "python3", ".go": "go", ".rs": "rust",
     ".java": "java", ".js": "javascript", ".ts": "typescript", ".rb": "ruby", ".php": "php",
@@ -58,14 +58,11 @@ def _request(method: str, url: str, body: Any = None, timeout: float = 120.0, ke
 
 def guess_language(path: Path, base: str) -> str:
     ext = path.suffix.lower()
-    try:
-        status, body = _request("GET", f"{base}/v1/languages", timeout=10)  # open: no key needed
-        if status == 200:
-            for lang in body["languages"]:
-                if Path(lang["source_name"]).suffix.lower() == ext:
-                    return str(lang["id"])
-    except SubmitError:
-        raise
+    status, body = _request("GET", f"{base}/v1/languages", timeout=10)  # open: no key needed
+    if status == 200:
+        for lang in body["languages"]:
+            if Path(lang["source_name"]).suffix.lower() == ext:
+                return str(lang["id"])
     if ext in FALLBACK_EXTENSIONS:
         return FALLBACK_EXTENSIONS[ext]
     raise SubmitError(f"cannot guess the language of {path.name}: give --language")

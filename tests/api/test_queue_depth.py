@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from api.auth import QueueDepth, TooMany
+from api.backpressure import QueueDepth
+from api.errors import TooMany
 from worker.config import load
 
 
