@@ -118,6 +118,18 @@ def test_v2_run_writes_the_v2_files(fake_v2: Path) -> None:
     assert (d / "cgroup.kill").read_text() == "1"
 
 
+def test_v2_close_releases_the_peak_fd_opened_in_this_process(fake_v2: Path) -> None:
+    """The worker resets memory.peak through an fd of its own; releasing its copy of the run
+    (without removing the cgroup: the builder does that) must close it."""
+    cg = CgroupV2(str(fake_v2)).create("run-1-4-0")
+    cg.reset_peak()
+    fd = cg.peak_fd
+    assert fd >= 0 and os.path.exists(f"/proc/self/fd/{fd}")
+    cg.close()
+    assert cg.peak_fd == -1 and not os.path.exists(f"/proc/self/fd/{fd}")
+    assert (fake_v2 / "run-1-4-0").is_dir()  # close is not remove
+
+
 def test_v2_sweep_removes_only_the_slots_leftovers(fake_v2: Path) -> None:
     backend = CgroupV2(str(fake_v2))
     backend.create("run-9-4-0")
