@@ -7,23 +7,22 @@ import os
 import resource
 import threading
 
-from jail import Jail, Limits, MiB, RunSpec, Status, run
+from jail import Jail, MiB, RunSpec, Status, run
 from jail.config import JailConfig
 from jail.slots import SlotPool
 
 
-def test_cpu_time_of_a_one_second_burn(programs) -> None:
-    r = run(RunSpec(argv=["./burn", "1.0"], files={"/box/burn": programs["burn"]},
-                    limits=Limits(cpu_time=3, wall_time=10)))
+def test_cpu_time_of_a_one_second_burn(run_program) -> None:
+    r = run_program("burn", "1.0", cpu_time=3, wall_time=10)
     assert r.status is Status.OK
     assert 0.98 <= r.cpu_time <= 1.02
 
 
-def test_peak_memory_of_a_hundred_mib_touch(programs) -> None:
-    r = run(RunSpec(argv=["./touch", "100"], files={"/box/touch": programs["touch"]},
-                    limits=Limits(memory=256 * MiB)))
+def test_peak_memory_of_a_hundred_mib_touch(run_program) -> None:
+    r = run_program("touch", "100", memory=256 * MiB)
     assert r.status is Status.OK
     assert 100 * MiB * 0.95 <= r.peak_memory <= 100 * MiB * 1.05
+    assert 100 * MiB <= r.peak_memory <= 105 * MiB
 
 
 def leftovers(slots: SlotPool, held: set[int]) -> dict[str, list[str]]:

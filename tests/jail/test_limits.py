@@ -5,24 +5,21 @@ from __future__ import annotations
 from jail import Limits, MiB, RunSpec, Status, run
 
 
-def test_cpu_limit_stops_a_spinning_program(programs) -> None:
-    r = run(RunSpec(argv=["./spin", "1"], files={"/box/spin": programs["spin_threads"]},
-                    limits=Limits(cpu_time=0.5, wall_time=5)))
+def test_cpu_limit_stops_a_spinning_program(run_program) -> None:
+    r = run_program("spin_threads", "1", cpu_time=0.5, wall_time=5)
     assert r.status is Status.TIME_LIMIT
     assert 0.5 <= r.cpu_time <= 0.6
 
 
-def test_cpu_limit_counts_every_thread(programs) -> None:
-    r = run(RunSpec(argv=["./spin", "8"], files={"/box/spin": programs["spin_threads"]},
-                    limits=Limits(cpu_time=0.5, wall_time=5, cpus=2)))
+def test_cpu_limit_counts_every_thread(run_program) -> None:
+    r = run_program("spin_threads", "8", cpu_time=0.5, wall_time=5, cpus=2)
     assert r.status is Status.TIME_LIMIT
     assert 0.5 <= r.cpu_time <= 0.6
 
 
-def test_cpu_bandwidth_caps_a_multithreaded_program(programs) -> None:
+def test_cpu_bandwidth_caps_a_multithreaded_program(run_program) -> None:
     # One CPU's worth: 8 spinning threads get ~1 s of CPU per wall second, not 2.
-    r = run(RunSpec(argv=["./spin", "8"], files={"/box/spin": programs["spin_threads"]},
-                    limits=Limits(cpu_time=10, wall_time=1.0, cpus=1)))
+    r = run_program("spin_threads", "8", cpu_time=10, wall_time=1.0, cpus=1)
     assert r.status is Status.WALL_TIME_LIMIT
     assert r.cpu_time <= 1.15 * r.wall_time
 
@@ -33,9 +30,8 @@ def test_wall_time_limit() -> None:
     assert 0.3 <= r.wall_time < 1.0
 
 
-def test_memory_limit_is_never_exceeded(programs) -> None:
-    r = run(RunSpec(argv=["./touch", "300"], files={"/box/touch": programs["touch"]},
-                    limits=Limits(memory=64 * MiB)))
+def test_memory_limit_is_never_exceeded(run_program) -> None:
+    r = run_program("touch", "300", memory=64 * MiB)
     assert r.status is Status.MEMORY_LIMIT
     assert r.peak_memory <= 64 * MiB * 1.02
 
