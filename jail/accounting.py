@@ -6,6 +6,7 @@ import os
 import signal
 
 from .cgroup import RunCgroup
+from .errors import JailError
 from .seccomp import syscall_name
 from .spec import Limits, RunResult, Status
 from .supervise import Watched
@@ -15,6 +16,10 @@ def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float) -> R
     """Turn what the watch saw and the cgroup's counters into a RunResult."""
     cpu = max(0.0, cg.cpu_usage() - setup_cpu)
     oom_killed, hit_limit = cg.memory_exhausted()
+    if not seen.reported and seen.killed_for is None and not oom_killed:
+        # Nobody the run answers for ended it: the builder died (the init's parent-death
+        # signal), or the init failed. Not the program's fault, so not a verdict.
+        raise JailError("the sandbox's init ended without reporting the program's end")
     wait_status = seen.wait_status
     exit_code = os.WEXITSTATUS(wait_status) if os.WIFEXITED(wait_status) else None
     sig = os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None

@@ -70,8 +70,21 @@ def seccomp_filter() -> tuple[bool, str, str]:
     with open("/proc/self/status") as f:
         has = any(line.startswith("Seccomp:") for line in f)
     state = "supported" if has else "missing"
-    return (has, f"seccomp filters: {state}; default profile {program.size} BPF instructions",
+    return (has, f"seccomp filters: {state}; default profile {len(program) // 8} BPF instructions",
             "use a kernel with CONFIG_SECCOMP_FILTER")
+
+
+def container_init() -> tuple[bool, str, str]:
+    from .config import JailConfig
+    from .errors import JailError
+    from .init_binary import path
+
+    state_dir = JailConfig.from_env().state_dir
+    try:
+        os.makedirs(state_dir, mode=0o711, exist_ok=True)
+        return (True, f"container init: {path(state_dir)}", "")
+    except (JailError, OSError) as e:
+        return (False, f"container init cannot be built: {e}", "apt-get install musl-tools")
 
 
 def tmpfs() -> tuple[bool, str, str]:
@@ -87,7 +100,8 @@ def swap() -> tuple[bool, str, str]:
     return True, "swap: " + ("on (runs get memory.swap.max / memsw = their memory limit)" if active else "off"), ""
 
 
-CHECKS: list[Check] = [running_as_root, user_namespaces, time_namespace, cgroups, seccomp_filter, tmpfs, swap]
+CHECKS: list[Check] = [running_as_root, user_namespaces, time_namespace, cgroups, seccomp_filter, container_init, tmpfs,
+                       swap]
 
 
 def main() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import cgroup, rootfs, sandbox
+from . import cgroup, init_binary, rootfs, sandbox
 from .config import JailConfig
 from .errors import JailError
 from .sandbox import Sandbox, Shape
@@ -23,6 +23,7 @@ class Host:
         os.makedirs(config.state_dir, mode=0o711, exist_ok=True)
         self.etc_dir = f"{config.state_dir}/{ETC_VERSION}"
         rootfs.stage_etc(self.etc_dir)
+        self.init = init_binary.path(config.state_dir)
         self.backend = cgroup.open_backend(parent=config.cgroup_parent, version=config.cgroup_version)
         self.slots = SlotPool(config.state_dir, config.slots, config.uid_base)
         # A process killed mid-run leaves its slots' root mounts and cgroups behind;
@@ -52,4 +53,4 @@ class Host:
         building fails half-way: prepare undoes what it did, then releases)."""
         slot = self.take_slot()
         return sandbox.prepare(self.backend, slot, self.slots.root(slot), self.slots.host_uid(slot), self.etc_dir,
-                               shape, lambda: self.slots.release(slot))
+                               self.init, shape, lambda: self.slots.release(slot))

@@ -13,7 +13,7 @@ from .spec import Limits
 
 
 def plan(limits: Limits) -> list[tuple[int, int]]:
-    """(resource, value) pairs to apply in the child, soft = hard."""
+    """(resource, value) pairs the init sets in the program's process, soft = hard."""
     return [
         (resource.RLIMIT_STACK, limits.stack),
         (resource.RLIMIT_NOFILE, limits.open_files),
@@ -24,8 +24,3 @@ def plan(limits: Limits) -> list[tuple[int, int]]:
         (resource.RLIMIT_MSGQUEUE, 0),
     ]
 
-
-def apply(pairs: list[tuple[int, int]]) -> None:
-    """setrlimit each pair, soft and hard."""
-    for res, value in pairs:
-        resource.setrlimit(res, (value, value))

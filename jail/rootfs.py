@@ -238,24 +238,6 @@ def _collect(dirfd: int, parts: list[str], prefix: str, out: dict[str, bytes], l
         os.close(fd)
 
 
-def child_mount(binds: list[BindPlan], root: str) -> None:
-    """In the child: bind what the program needs, mount /proc, pivot into `root`."""
-    # The tmpfs came from the host's mount namespace, so here it is a locked mount and
-    # pivot_root refuses it (EINVAL); a bind of it made here is ours to pivot into.
-    libc.mount(root, root, None, libc.MS_BIND, None)
-    for b in binds:
-        libc.mount(b.source, b.target, None, libc.MS_BIND | libc.MS_REC, None)
-        if b.remount_flags:
-            libc.mount(None, b.target, None, b.remount_flags, None)
-    libc.mount("proc", f"{root}/proc", "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, None)
-    os.chdir(root)
-    # pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
-    # only the new tree (the trick runc uses; pivot_root(2) NOTES).
-    libc.pivot_root(".", ".")
-    libc.umount2(".", libc.MNT_DETACH)
-    os.chdir("/")
-
-
 def unmount_root(root: str) -> None:
     """Detach the run's tmpfs (host side); frees its pages."""
     try:

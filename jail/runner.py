@@ -53,6 +53,10 @@ class Jail:
                 # knows of are the parent's to use. Get a builder of our own.
                 self._pid = os.getpid()
                 self._builder = Builder(self.config)
+            elif not self._builder.alive():
+                # Killed (its containers died with it): the next Host sweeps their slots.
+                self._builder.close()
+                self._builder = Builder(self.config)
             return self._builder.take(shape)
         assert self._host is not None
         return self._host.build(shape)

@@ -1,8 +1,9 @@
 """One container's life: built (possibly ahead of demand), started once, torn down.
 
 `prepare` does everything that does not depend on the job: the tmpfs root, the
-cgroup, the pipes, clone3 into every namespace, the id maps, the cgroup join; the
-child then mounts and pivots and its program process waits. `start` applies the
+cgroup, the pipes, the container's init (jail/init.c, started vfork-style; it clones
+itself into every namespace), the id maps, the cgroup join; the init then mounts,
+pivots, drops every privilege and waits for the job. `start` applies the
 job's limits, copies its files and stdin in, sends the Launch and waits until execve
 happened. `Sandbox.close` undoes everything, in reverse, whatever state it got to
 (each undo registered the moment its resource existed). A container is used for
@@ -22,15 +23,10 @@ from dataclasses import dataclass
 
 from . import cgroup, libc, rlimits, rootfs, seccomp, supervise, userns
 from .accounting import account
-from .child import ChildPlan, Launch, encode_launch
-from .child import main as child_main
 from .errors import ChildSetupError, CommandNotFound, JailError
+from .launch import Launch, encode_launch, encode_plan
 from .spec import Bind, RunResult, RunSpec
 
-NAMESPACES = (
-    libc.CLONE_NEWUSER | libc.CLONE_NEWNS | libc.CLONE_NEWPID | libc.CLONE_NEWNET
-    | libc.CLONE_NEWIPC | libc.CLONE_NEWUTS | libc.CLONE_NEWTIME
-)
 DEFAULT_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": "/box",
@@ -112,7 +108,7 @@ class Sandbox:
         _kill(self.pidfd)
 
 
-def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, etc_dir: str,
+def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, etc_dir: str, init: str,
             shape: Shape, on_release: Callable[[], None]) -> Sandbox:
     """Build a container up to the point where only the job is missing.
 
@@ -147,26 +143,22 @@ def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, 
             os.set_blocking(fd, False)
         # One open file for both: the parent fills it, the program reads it.
         stdin = fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
-        plan = ChildPlan(root=root, binds=plans, loopback=shape.loopback, seccomp=seccomp.compiled(shape.profile),
-                         sync_fd=sync_r, report_fd=report_w,
-                         status_fd=status_w, stdin_fd=stdin, stdout_fd=out_w, stderr_fd=err_w)
         cg_fd = cg.clone_fd()
         try:
-            pid, pidfd = libc.clone3(NAMESPACES, cg_fd)
-        except OSError as e:
-            raise JailError(f"{e}; are user namespaces enabled (sysctl user.max_user_namespaces)?") from e
+            launcher = _spawn_init(init, [stdin, out_w, err_w], [sync_r, report_w, status_w, cg_fd])
         finally:
             if cg_fd >= 0:
                 os.close(cg_fd)
-        if pid == 0:
-            child_main(plan)  # never returns
-        undo.callback(_reap, pid, fds.add(pidfd))
         for fd in (sync_r, report_w, status_w, out_w, err_w):
             fds.close(fd)
+        pid = _init_pid(launcher, report_r)
+        pidfd = fds.add(os.pidfd_open(pid))
+        undo.callback(_reap, pid, pidfd)
         userns.write_maps(pid, host_uid)
         if cg_fd < 0:
             cg.join(pid)
-        os.write(sync_w, b"G")
+        plan = encode_plan(root, plans, shape.loopback, libc.cap_last_cap(), seccomp.compiled(shape.profile))
+        libc.write_all(sync_w, plan)
     except BaseException:
         undo.close()
         raise
@@ -211,6 +203,33 @@ def finish(sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float) -> RunR
     if spec.collect:
         result.files = rootfs.collect(sb.root, spec.collect, limits.disk)
     return result
+
+
+def _spawn_init(init: str, stdio: list[int], control: list[int]) -> int:
+    """posix_spawn the init's launcher with `stdio` as its 0, 1, 2; returns the launcher's pid.
+
+    The launcher (init.c) clones the init into the namespaces with CLONE_PARENT, so the
+    init is our child; it writes the init's pid on the report pipe and exits. `control`
+    (sync, report, status, cgroup fd or -1) keep their numbers, which go in argv.
+    """
+    actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)]
+    actions += [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in control if fd >= 0]  # clears close-on-exec
+    try:
+        return os.posix_spawn(init, ["cellblock-init", *map(str, control)], {}, file_actions=actions)
+    except OSError as e:
+        raise JailError(f"starting the container init {init} failed: {e}") from e
+
+
+def _init_pid(launcher: int, report_r: int) -> int:
+    """Reap the launcher and read the pid of the init it cloned."""
+    _, status = os.waitpid(launcher, 0)
+    if status != 0:
+        check_exec(report_r, "")  # raises with the step the launcher reported
+        raise JailError(f"the container init's launcher failed (wait status {status})")
+    raw = os.read(report_r, 4)
+    if len(raw) != 4:
+        raise JailError("the container init's launcher did not report the init's pid")
+    return int.from_bytes(raw, "little")
 
 
 def fill_stdin(fd: int, stdin: bytes | str | None) -> None:

@@ -1,8 +1,8 @@
-"""Seccomp profiles: TOML under policies/seccomp/ compiled once to BPF, loaded last in the child.
+"""Seccomp profiles: TOML under policies/seccomp/ compiled once to BPF, loaded last by the init.
 
 Compiling with libseccomp (through pyseccomp) costs milliseconds; loading a ready BPF
-program is one prctl. So each profile is compiled on first use and kept for the life
-of the process, and the child only calls SeccompProgram.load().
+program is one seccomp(2) call. So each profile is compiled on first use and kept for
+the life of the process, and the container's init (jail/init.c) loads the raw program.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import pyseccomp as sc
 
 from .errors import JailError
-from .libc import SeccompProgram
 
 PROFILE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "policies", "seccomp")
 # Syscall numbers above libseccomp's table but below this answer ENOSYS; the rest die.
@@ -112,8 +111,8 @@ def build_filter(profile: Profile) -> sc.SyscallFilter:
 
 
 @functools.cache
-def compiled(name: str) -> SeccompProgram:
-    """The profile `name` compiled to BPF, once per process."""
+def compiled(name: str) -> bytes:
+    """The profile `name` compiled to BPF (struct sock_filter array), once per process."""
     if not name.replace("-", "").replace("_", "").isalnum():
         raise JailError(f"invalid seccomp profile name {name!r}")
     path = os.path.join(profile_dir(), f"{name}.toml")
@@ -123,7 +122,10 @@ def compiled(name: str) -> SeccompProgram:
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
         out.seek(0)
-        return SeccompProgram(out.read())
+        bpf = out.read()
+    if not bpf or len(bpf) % 8:
+        raise JailError(f"seccomp profile {name!r} compiled to {len(bpf)} bytes, not whole BPF instructions")
+    return bpf
 
 
 def syscall_name(nr: int) -> str:

@@ -59,6 +59,7 @@ class Watched:
     """What the watch saw: how the child ended and what it wrote."""
 
     wait_status: int
+    reported: bool  # the init wrote the wait status (else it died first: killed by us, the OOM killer, ...)
     syscall: int | None  # the denied syscall that ended the run, if one did
     killed_for: Status | None
     wall_time: float
@@ -127,10 +128,10 @@ def watch(pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, s
     wall = time.monotonic() - started
     if killed_for is not None:  # the init may not have seen the end: wait until it is gone
         select.select([pidfd], [], [])
-    reported = os.read(status_fd, 8)
-    status, syscall = struct.unpack("ii", reported) if len(reported) == 8 else (signal.SIGKILL, -1)
+    report = os.read(status_fd, 8)
+    status, syscall = struct.unpack("ii", report) if len(report) == 8 else (signal.SIGKILL, -1)
     drain(out, err)
-    return Watched(status, None if syscall < 0 else syscall, killed_for, wall, out, err)
+    return Watched(status, len(report) == 8, None if syscall < 0 else syscall, killed_for, wall, out, err)
 
 
 def drain(*streams: Stream) -> None:

@@ -1,10 +1,10 @@
 """The builder process: a lean, single-threaded process that builds containers ahead of demand.
 
-Why a process of its own: the worker that calls jail.run is large and may have
-threads; cloning from it copies its page tables and can inherit locks held by its
-other threads (glibc's malloc, Python's GIL hand-off). The builder imports only the
-jail, is single-threaded, keeps `warm` containers built on the other CPU while the
-worker runs jobs, and tears used ones down after the worker has read the result.
+Why a process of its own: building and tearing down a container takes time that
+should not be on a job's path. The builder keeps `warm` containers built on the other
+CPU while the worker runs jobs, and tears used ones down after the worker has read the
+result. It imports only the jail and is single-threaded; each container's init is a
+small C program it starts vfork-style (jail/init.c).
 
 Protocol (SOCK_SEQPACKET socketpair, pickled tuples, fds by SCM_RIGHTS):
   builder -> worker  ("sandbox", 0, meta) + 7 fds   pushed unasked, `warm` kept unused
@@ -182,7 +182,10 @@ class Builder:
             for fd in fds:
                 os.close(fd)
             with self._lock:
-                self._sock.send(pickle.dumps(("done", meta.id, None)))
+                try:
+                    self._sock.send(pickle.dumps(("done", meta.id, None)))
+                except OSError:
+                    pass  # the builder is gone; whoever builds next on this host sweeps the slot
 
         return Sandbox(slot=meta.slot, root=meta.root, host_uid=meta.host_uid, shape=meta.shape,
                        cg=meta.cgroup, pidfd=pidfd, sync_w=sync_w, report_r=report_r, status_r=status_r,
@@ -218,6 +221,9 @@ class Builder:
         for sb in discard:
             sb.release()
         return found
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
 
     def close(self) -> None:
         """Stop the builder; it tears down every container it holds."""

@@ -5,9 +5,13 @@ from __future__ import annotations
 import fcntl
 import os
 import resource
+import signal
 import threading
+import time
+from dataclasses import replace
+from pathlib import Path
 
-from jail import Jail, MiB, RunSpec, Status, run
+from jail import Jail, JailError, Limits, MiB, RunSpec, Status, run
 from jail.config import JailConfig
 from jail.slots import SlotPool
 
@@ -107,3 +111,54 @@ def test_parallel_runs_share_nothing() -> None:
         assert r.status is Status.OK, r
         assert r.stdout.decode().split() == [str(i), str(i), "mine", "mine"]
     assert len(results) == len(threads)
+
+
+def test_a_killed_builder_takes_its_runs_with_it() -> None:
+    """kill -9 of the builder mid-run ends the running program at once: the init's parent-death
+    signal must survive the drop to the sandbox uid (a change of uid clears it). The job gets
+    a sandbox error, never a verdict; the next run gets a new builder, and the next Host on
+    the machine sweeps what the dead one left."""
+    config = replace(JailConfig.from_env(), warm=1)
+    slots = SlotPool(config.state_dir, config.slots, config.uid_base)
+    used = {slot for slot in range(slots.count) if lockable(slots, slot)}
+    jail = Jail(config)
+    assert jail._builder is not None
+    outcome: list[object] = []
+
+    def run_sleeper() -> None:
+        try:
+            outcome.append(jail.run(RunSpec(argv=["/bin/sleep", "60"], limits=Limits(cpu_time=1, wall_time=120))))
+        except JailError as e:
+            outcome.append(e)
+
+    runner = threading.Thread(target=run_sleeper)
+    runner.start()
+    uids = {slots.host_uid(slot) for slot in used}
+    sleeper = None
+    for _ in range(500):
+        sleeper = next((pid for pid in leftovers(slots, used)["processes"]
+                        if Path(f"/proc/{pid}/cmdline").read_bytes() == b"/bin/sleep\x0060\x00"), None)
+        if sleeper:
+            break
+        time.sleep(0.01)
+    assert sleeper is not None, f"the program never started under any of the uids {sorted(uids)}"
+    os.kill(jail._builder._proc.pid, signal.SIGKILL)
+    runner.join(timeout=5)
+    assert not runner.is_alive()
+    assert not os.path.exists(f"/proc/{sleeper}")
+    assert len(outcome) == 1 and isinstance(outcome[0], JailError), outcome
+    assert jail.run(RunSpec(argv=["/bin/echo", "again"])).stdout == b"again\n"  # on a new builder
+    jail.close()
+    Jail(replace(config, warm=0)).close()  # a new Host sweeps the slots whose owner died
+    left = leftovers(slots, used)
+    # The dead builder's inits are the host init's zombies now, its to reap: nothing runs.
+    left["processes"] = [pid for pid in left["processes"] if not zombie(pid)]
+    assert left == {"cgroups": [], "mounts": [], "processes": []}
+
+
+def zombie(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True  # reaped meanwhile

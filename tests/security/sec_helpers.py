@@ -71,7 +71,7 @@ def sandbox_processes(uids: range | list[int] = SANDBOX_UIDS, idle_parents: set[
 
     With `idle_parents`, the pid-1 processes (init of their own pid namespace) whose parent
     is one of those pids are left out: they are containers built ahead of demand, whose
-    init already runs as the slot's uid (jail/child.py), not something a run left behind.
+    init already runs as the slot's uid (jail/init.c), not something a run left behind.
     """
     found = []
     for status in glob.glob("/proc/[0-9]*/status"):

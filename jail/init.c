@@ -1,0 +1,394 @@
+/*
+ * cellblock-init: a container's first process, and then its pid 1.
+ *
+ * The builder (jail/sandbox.py) starts this binary with posix_spawn: vfork-style, so the
+ * Python builder's memory is neither copied nor torn down per container. Run as
+ *
+ *     cellblock-init SYNC_FD REPORT_FD STATUS_FD CGROUP_FD      (fds 0, 1, 2: the program's stdio)
+ *
+ * it is first the *launcher*, in the host's namespaces: it clone3()s the container's init
+ * into new user, mount, pid, net, ipc, uts and time namespaces (on cgroup v2 straight into
+ * the run's cgroup: CLONE_INTO_CGROUP on CGROUP_FD, -1 on v1), with CLONE_PARENT so the
+ * init is the builder's child, writes the init's pid on REPORT_FD and exits.
+ *
+ * The init, pid 1 of the new pid namespace, then works through flat steps (docs/jail.md,
+ * "One run, step by step"):
+ *   1. wait for the plan on SYNC_FD: "G", then root, binds, loopback, last cap, the
+ *      seccomp BPF program (the parent sends it once the id maps are written and, on v1,
+ *      the cgroup joined); EOF means the parent gave up;
+ *   2. unshare(CLONE_NEWCGROUP), bind the tmpfs root onto itself, the read-only binds,
+ *      a fresh /proc, pivot_root(".", ".") and detach the old root, hostname, `lo` up
+ *      if asked;
+ *   3. drop to the sandbox user for good: setgroups, setresgid, setresuid, empty
+ *      bounding and ambient sets, capset(0), no_new_privs, then the seccomp filter with a
+ *      user-notification listener;
+ *   4. wait for the Launch on SYNC_FD (argv, env, cwd, rlimits, CPU pin) and start the
+ *      program as pid 2, vfork-style; its rlimits are set in the program's process only;
+ *   5. as init: wait for the program to end or for a denied syscall (a notification on
+ *      the listener), kill and reap everything left, write "status, syscall" (two ints)
+ *      on STATUS_FD and exit.
+ *
+ * A failed step writes "step\0errno\0message" on REPORT_FD and exits 127; the init closes
+ * REPORT_FD once the program has exec'd, so the parent reads EOF exactly then. Exit 126:
+ * the parent went away before the job came; 125: the init itself failed while waiting.
+ *
+ * Built statically against musl (jail/init_binary.py): glibc's start-up probes the CPU's
+ * caches with dozens of cpuid instructions, each a trap to the hypervisor on a VM, about
+ * half a millisecond per exec.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SANDBOX_ID 1000
+#define NAMESPACES (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | 0x80 /* CLONE_NEWTIME */)
+#define CLONE_INTO_CGROUP_ 0x200000000ULL
+#define MAX_MESSAGE (8 << 20)
+#define SECCOMP_SET_MODE_FILTER_ 1
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER_ (1UL << 3)
+#define SECCOMP_IOCTL_NOTIF_RECV_ 0xC0502100 /* _IOWR('!', 0, struct seccomp_notif) */
+#define LINUX_CAPABILITY_VERSION_3_ 0x20080522
+#define SYS_pidfd_open_ 434
+#define SYS_clone3_ 435
+#define SYS_close_range_ 436
+#define CLOSE_RANGE_CLOEXEC_ (1U << 2)
+
+struct clone_args_ { /* <linux/sched.h>, CLONE_ARGS_SIZE_VER2 */
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+struct sock_filter_ { uint16_t code; uint8_t jt, jf; uint32_t k; };
+struct sock_fprog_ { unsigned short len; struct sock_filter_ *filter; };
+struct seccomp_notif_ { uint64_t id; uint32_t pid, flags; int32_t nr; uint32_t arch; uint64_t ip, args[6]; };
+struct cap_header_ { uint32_t version; int pid; };
+struct cap_data_ { uint32_t effective, permitted, inheritable; };
+
+static int report_fd = -1;
+
+/* Tell the parent which step failed and why, then die. */
+static void fail(const char *step, int err) {
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "%.3000s%c%d%c%s", step, 0, err, 0, strerror(err));
+    if (n > (int)sizeof buf) n = sizeof buf;
+    if (write(report_fd, buf, (size_t)n) < 0) { /* nobody left to tell */ }
+    _exit(127);
+}
+
+static void check(long r, const char *step) {
+    if (r < 0) fail(step, errno);
+}
+
+/* n bytes from fd, or 0 at EOF (the parent gave up on us). */
+static int read_full(int fd, void *buf, size_t n) {
+    char *p = buf;
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return 0;
+        p += r; n -= (size_t)r;
+    }
+    return 1;
+}
+
+/* One length-prefixed message: u32 size, then the body. NULL at EOF. */
+struct reader { char *p, *end; };
+
+static int read_message(int fd, struct reader *m) {
+    uint32_t size;
+    if (!read_full(fd, &size, 4)) return 0;
+    if (size > MAX_MESSAGE) fail("read message", EMSGSIZE);
+    char *body = malloc(size + 1);
+    if (!body) fail("read message", ENOMEM);
+    if (!read_full(fd, body, size)) return 0;
+    m->p = body; m->end = body + size;
+    return 1;
+}
+
+static void take(struct reader *m, void *out, size_t n) {
+    if ((size_t)(m->end - m->p) < n) fail("parse message", EBADMSG);
+    memcpy(out, m->p, n);
+    m->p += n;
+}
+
+static uint32_t take_u32(struct reader *m) { uint32_t v; take(m, &v, 4); return v; }
+static uint64_t take_u64(struct reader *m) { uint64_t v; take(m, &v, 8); return v; }
+
+/* A u32-prefixed string, NUL-terminated in a fresh buffer. */
+static char *take_str(struct reader *m) {
+    uint32_t n = take_u32(m);
+    char *s = malloc((size_t)n + 1);
+    if (!s) fail("parse message", ENOMEM);
+    take(m, s, n);
+    s[n] = 0;
+    return s;
+}
+
+static char **take_strs(struct reader *m) {
+    uint32_t n = take_u32(m);
+    if (n > (uint32_t)(m->end - m->p) / 4) fail("parse message", EBADMSG);
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    if (!v) fail("parse message", ENOMEM);
+    for (uint32_t i = 0; i < n; i++) v[i] = take_str(m);
+    return v;
+}
+
+/* Step 2: the container's own mounts, then pivot into the root. */
+static void mount_root(struct reader *plan, const char *root) {
+    /* The tmpfs came from the host's mount namespace, so here it is a locked mount and
+       pivot_root refuses it (EINVAL); a bind of it made here is ours to pivot into. */
+    check(mount(root, root, NULL, MS_BIND, NULL), "mounts");
+    uint32_t binds = take_u32(plan);
+    for (uint32_t i = 0; i < binds; i++) {
+        char *source = take_str(plan), *target = take_str(plan);
+        unsigned long remount = (unsigned long)take_u64(plan);
+        check(mount(source, target, NULL, MS_BIND | MS_REC, NULL), "mounts");
+        if (remount) check(mount(NULL, target, NULL, remount, NULL), "mounts");
+    }
+    char proc[4096];
+    snprintf(proc, sizeof proc, "%s/proc", root);
+    check(mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mounts");
+    check(chdir(root), "mounts");
+    /* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
+       only the new tree (the trick runc uses; pivot_root(2) NOTES). */
+    check(syscall(SYS_pivot_root, ".", "."), "mounts");
+    check(umount2(".", MNT_DETACH), "mounts");
+    check(chdir("/"), "mounts");
+}
+
+/* A fresh network namespace has only `lo`, down; some programs talk to themselves. */
+static void loopback_up(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    check(s, "loopback up");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    check(ioctl(s, SIOCGIFFLAGS, &ifr), "loopback up");
+    ifr.ifr_flags |= IFF_UP;
+    check(ioctl(s, SIOCSIFFLAGS, &ifr), "loopback up");
+    close(s);
+}
+
+/* Step 3. setresuid does not clear our capabilities here: the setup credentials were the
+   unmapped host root, not namespace root. So they go explicitly, every set. */
+static void drop_privileges(int last_cap) {
+    check(syscall(SYS_setgroups, 0, NULL), "setgroups/setresgid/setresuid");
+    check(syscall(SYS_setresgid, SANDBOX_ID, SANDBOX_ID, SANDBOX_ID), "setgroups/setresgid/setresuid");
+    check(syscall(SYS_setresuid, SANDBOX_ID, SANDBOX_ID, SANDBOX_ID), "setgroups/setresgid/setresuid");
+    /* A change of uid clears the parent-death signal (commit_creds): set it again. */
+    check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)");
+    for (int cap = 0; cap <= last_cap; cap++) check(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capabilities");
+    check(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "drop capabilities");
+    struct cap_header_ header = {LINUX_CAPABILITY_VERSION_3_, 0};
+    struct cap_data_ data[2];
+    memset(data, 0, sizeof data);
+    check(syscall(SYS_capset, &header, data), "drop capabilities");
+    check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+}
+
+static int load_seccomp(struct reader *plan) {
+    uint32_t size = take_u32(plan);
+    if (size % 8 || size / 8 > 0xFFFF || size > (uint32_t)(plan->end - plan->p)) fail("seccomp", EINVAL);
+    struct sock_fprog_ prog = {(unsigned short)(size / 8), (struct sock_filter_ *)plan->p};
+    plan->p += size;
+    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, SECCOMP_FILTER_FLAG_NEW_LISTENER_, &prog);
+    check(listener, "seccomp");
+    return (int)listener;
+}
+
+/* What the program's process does between the vfork-style clone and execve. */
+struct launch {
+    char **argv, **env, *path;
+    uint32_t nlimits;
+    uint32_t *resources;
+    uint64_t *values;
+    const char *failed; /* set by the child when a step failed, with err: the memory is shared */
+    int err;
+};
+
+static char program_stack[64 * 1024] __attribute__((aligned(16)));
+
+/* Raw calls only from here to execve: this runs on the parent's memory (CLONE_VM). */
+static void program_fail(struct launch *l, const char *step) {
+    l->failed = step;
+    l->err = errno;
+    _exit(127);
+}
+
+static int program_main(void *arg) {
+    struct launch *l = arg;
+    /* Every signal at its default and none blocked, whatever the builder ignored. */
+    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = {SIG_DFL, 0, NULL, 0};
+    for (int sig = 1; sig <= 64; sig++) syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+    uint64_t none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+    for (uint32_t i = 0; i < l->nlimits; i++) {
+        struct rlimit r = {l->values[i], l->values[i]};
+        if (syscall(SYS_prlimit64, 0, l->resources[i], &r, NULL) < 0) program_fail(l, "setrlimit");
+    }
+    const char *file = l->argv[0];
+    if (strchr(file, '/')) {
+        execve(file, l->argv, l->env);
+        program_fail(l, NULL);
+    }
+    /* execvpe's search, over the program's own PATH. */
+    int seen_eacces = 0;
+    char full[4096];
+    for (const char *dir = l->path; ; ) {
+        const char *end = strchrnul(dir, ':');
+        int n = snprintf(full, sizeof full, "%.*s%s%s", (int)(end - dir), dir, end == dir ? "" : "/", file);
+        if (n < (int)sizeof full) {
+            execve(full, l->argv, l->env);
+            if (errno == EACCES) seen_eacces = 1;
+            else if (errno != ENOENT && errno != ENOTDIR) break;
+        }
+        if (!*end) { errno = seen_eacces ? EACCES : ENOENT; break; }
+        dir = end + 1;
+    }
+    program_fail(l, NULL);
+    return 127;
+}
+
+/* Step 5: wait for the program or a denied syscall, clean up, report. Never returns. */
+static void serve_as_init(int program, int listener, int status_fd) {
+    int pidfd = (int)syscall(SYS_pidfd_open_, program, 0);
+    if (pidfd < 0) _exit(125);
+    struct pollfd fds[2] = {{pidfd, POLLIN, 0}, {listener, POLLIN, 0}};
+    int32_t report[2] = {0, -1};
+    for (;;) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            _exit(125);
+        }
+        if (fds[1].revents) {
+            struct seccomp_notif_ notif;
+            memset(&notif, 0, sizeof notif); /* the kernel wants it zeroed */
+            if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV_, &notif) < 0) _exit(125);
+            report[0] = SIGSYS; /* the wait status of a process killed by SIGSYS */
+            report[1] = notif.nr;
+            break;
+        }
+        if (fds[0].revents) {
+            int status;
+            if (waitpid(program, &status, 0) < 0) _exit(125);
+            report[0] = status;
+            break;
+        }
+    }
+    /* Whatever is left running dies now, and is reaped, so that every output pipe is at
+       EOF when the parent reads the report. */
+    for (;;) {
+        if (kill(-1, SIGKILL) < 0 && errno == ESRCH) break;
+        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD) break;
+    }
+    if (write(status_fd, report, sizeof report) != sizeof report) _exit(125);
+    _exit(0);
+}
+
+static void init_main(int sync_fd, int status_fd) {
+    /* If the builder dies, so does the run. */
+    check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)");
+    char go;
+    struct reader plan;
+    if (!read_full(sync_fd, &go, 1) || go != 'G' || !read_message(sync_fd, &plan)) _exit(126);
+    uint32_t loopback = take_u32(&plan);
+    int last_cap = (int)take_u32(&plan);
+    char *root = take_str(&plan);
+    check(unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)");
+    mount_root(&plan, root);
+    check(sethostname("cellblock", 9), "sethostname");
+    if (loopback) loopback_up();
+    drop_privileges(last_cap);
+    int listener = load_seccomp(&plan);
+
+    struct reader job;
+    if (!read_message(sync_fd, &job)) _exit(126); /* the container was thrown away unused */
+    struct launch l = {0};
+    l.argv = take_strs(&job);
+    l.env = take_strs(&job);
+    char *cwd = take_str(&job);
+    l.nlimits = take_u32(&job);
+    if (l.nlimits > 64) fail("setrlimit", EINVAL);
+    l.resources = calloc(l.nlimits + 1, sizeof *l.resources);
+    l.values = calloc(l.nlimits + 1, sizeof *l.values);
+    for (uint32_t i = 0; i < l.nlimits; i++) {
+        l.resources[i] = take_u32(&job);
+        l.values[i] = take_u64(&job);
+    }
+    int32_t cpu = (int32_t)take_u32(&job);
+    if (!l.argv[0]) fail("execve()", EINVAL);
+    l.path = "/usr/local/bin:/usr/bin:/bin";
+    for (char **e = l.env; *e; e++)
+        if (!strncmp(*e, "PATH=", 5)) l.path = *e + 5;
+
+    char step[4200];
+    snprintf(step, sizeof step, "chdir(%.4000s)", cwd);
+    check(chdir(cwd), step);
+    if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        check(sched_setaffinity(0, sizeof set, &set), "sched_setaffinity");
+    }
+    /* Only 0, 1 and 2 may reach the program. */
+    check(syscall(SYS_close_range_, 3, ~0U, CLOSE_RANGE_CLOEXEC_), "close-on-exec");
+    snprintf(step, sizeof step, "execve(%.4000s)", l.argv[0]);
+    /* The program is pid 2, not pid 1: the kernel drops signals to pid 1 that have no
+       handler, and abort() and kill(getpid(), ...) must work as programs expect. */
+    int program = clone(program_main, program_stack + sizeof program_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &l);
+    check(program, step);
+    if (l.err) {
+        waitpid(program, NULL, 0);
+        fail(l.failed ? l.failed : step, l.err);
+    }
+    /* The program runs: EOF on the report pipe tells the parent. Keep only what the init
+       still needs; the program has its own copies of 0, 1 and 2. */
+    close(report_fd);
+    close(sync_fd);
+    for (int fd = 0; fd < 3; fd++) close(fd);
+    serve_as_init(program, listener, status_fd);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 5) return 2;
+    int sync_fd = atoi(argv[1]), status_fd = atoi(argv[3]), cgroup_fd = atoi(argv[4]);
+    report_fd = atoi(argv[2]);
+    /* Every fd but ours and the program's stdio closes at execve; none can leak. */
+    check(syscall(SYS_close_range_, 3, ~0U, CLOSE_RANGE_CLOEXEC_), "close-on-exec");
+    struct clone_args_ args;
+    memset(&args, 0, sizeof args);
+    /* CLONE_PARENT: the init is the builder's child, which reaps it; exit_signal must then
+       be 0 (the kernel uses ours, SIGCHLD). Born in every namespace at once: there is no
+       window in which the id maps could be written to the wrong namespace. */
+    args.flags = NAMESPACES | CLONE_PARENT;
+    if (cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP_;
+        args.cgroup = (uint64_t)cgroup_fd;
+    }
+    long pid = syscall(SYS_clone3_, &args, sizeof args);
+    char step[64];
+    snprintf(step, sizeof step, "clone3(flags=%#llx)", (unsigned long long)args.flags);
+    check(pid, step);
+    if (pid > 0) {
+        int32_t init_pid = (int32_t)pid;
+        check(write(report_fd, &init_pid, 4) == 4 ? 0 : -1, "report the init's pid");
+        _exit(0);
+    }
+    if (cgroup_fd >= 0) close(cgroup_fd);
+    init_main(sync_fd, status_fd);
+    return 125;
+}
