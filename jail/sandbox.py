@@ -145,13 +145,13 @@ def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, 
         stdin = fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
         cg_fd = cg.clone_fd()
         try:
-            launcher = _spawn_init(init, [stdin, out_w, err_w], [sync_r, report_w, status_w, cg_fd])
+            launcher = spawn_init(init, [stdin, out_w, err_w], [sync_r, report_w, status_w, cg_fd])
         finally:
             if cg_fd >= 0:
                 os.close(cg_fd)
         for fd in (sync_r, report_w, status_w, out_w, err_w):
             fds.close(fd)
-        pid = _init_pid(launcher, report_r)
+        pid = init_pid(launcher, report_r)
         pidfd = fds.add(os.pidfd_open(pid))
         undo.callback(_reap, pid, pidfd)
         userns.write_maps(pid, host_uid)
@@ -205,7 +205,7 @@ def finish(sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float) -> RunR
     return result
 
 
-def _spawn_init(init: str, stdio: list[int], control: list[int]) -> int:
+def spawn_init(init: str, stdio: list[int], control: list[int]) -> int:
     """posix_spawn the init's launcher with `stdio` as its 0, 1, 2; returns the launcher's pid.
 
     The launcher (init.c) clones the init into the namespaces with CLONE_PARENT, so the
@@ -220,7 +220,7 @@ def _spawn_init(init: str, stdio: list[int], control: list[int]) -> int:
         raise JailError(f"starting the container init {init} failed: {e}") from e
 
 
-def _init_pid(launcher: int, report_r: int) -> int:
+def init_pid(launcher: int, report_r: int) -> int:
     """Reap the launcher and read the pid of the init it cloned."""
     _, status = os.waitpid(launcher, 0)
     if status != 0:

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from jail import JailError, Limits, MiB
+from jail import JailError, Limits, MiB, init_binary
 from jail.cgroup import open_backend, read_keyed, slot_of
 from jail.cgroup_v1 import CgroupV1, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
+from jail.config import JailConfig
+from jail.sandbox import init_pid, spawn_init
 
 UNIFIED = "/sys/fs/cgroup/unified"
 FILES_V2 = ("cgroup.procs", "cgroup.kill", "memory.max", "memory.swap.max", "pids.max", "cpu.max",
@@ -153,6 +155,38 @@ def test_v2_core_files_for_real_on_the_unified_mount() -> None:
         assert proc.wait(timeout=5) == -signal.SIGKILL
         assert read_keyed(f"{path}/cgroup.events")["populated"] == 0
     finally:
+        cg.remove()
+    assert not os.path.exists(path)
+
+
+def test_init_is_cloned_straight_into_a_v2_cgroup() -> None:
+    """The launcher's clone3(CLONE_INTO_CGROUP), for real: the init is born in the run's v2
+    cgroup (CgroupV2Run.clone_fd), our child (CLONE_PARENT), and exits 126 when the parent
+    gives up on it before sending the plan."""
+    path = f"{UNIFIED}/cellblock-test-{os.getpid()}"
+    os.mkdir(path)
+    cg = CgroupV2Run(path)
+    ours: list[int] = []
+    try:
+        cg_fd = cg.clone_fd()
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        ours += [sync_w, report_r, status_r]
+        init = init_binary.path(JailConfig.from_env().state_dir)
+        launcher = spawn_init(init, [null] * 3, [sync_r, report_w, status_w, cg_fd])
+        for fd in (cg_fd, null, sync_r, report_w, status_w):
+            os.close(fd)
+        pid = init_pid(launcher, report_r)
+        assert Path(f"{path}/cgroup.procs").read_text().split() == [str(pid)]
+        os.close(ours.pop(0))  # sync_w: the init reads EOF instead of "G"
+        _, status = os.waitpid(pid, 0)  # our child, though the launcher cloned it
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 126
+    finally:
+        for fd in ours:
+            os.close(fd)
+        cg.close()
         cg.remove()
     assert not os.path.exists(path)
 
