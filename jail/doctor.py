@@ -77,12 +77,13 @@ def seccomp_filter() -> tuple[bool, str, str]:
 def container_init() -> tuple[bool, str, str]:
     from .config import JailConfig
     from .errors import JailError
-    from .init_binary import path
+    from .init_binary import executable, path
 
     state_dir = JailConfig.from_env().state_dir
     try:
         os.makedirs(state_dir, mode=0o711, exist_ok=True)
-        return (True, f"container init: {path(state_dir)}", "")
+        executable(state_dir)
+        return (True, f"container init: {path(state_dir)}, executed from a sealed memfd", "")
     except (JailError, OSError) as e:
         return (False, f"container init cannot be built: {e}", "apt-get install musl-tools")
 

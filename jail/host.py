@@ -23,7 +23,7 @@ class Host:
         os.makedirs(config.state_dir, mode=0o711, exist_ok=True)
         self.etc_dir = f"{config.state_dir}/{ETC_VERSION}"
         rootfs.stage_etc(self.etc_dir)
-        self.init = init_binary.path(config.state_dir)
+        self.init = init_binary.executable(config.state_dir)
         self.backend = cgroup.open_backend(parent=config.cgroup_parent, version=config.cgroup_version)
         self.slots = SlotPool(config.state_dir, config.slots, config.uid_base)
         # A process killed mid-run leaves its slots' root mounts and cgroups behind;

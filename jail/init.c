@@ -105,7 +105,7 @@ static int read_full(int fd, void *buf, size_t n) {
     return 1;
 }
 
-/* One length-prefixed message: u32 size, then the body. NULL at EOF. */
+/* One length-prefixed message: u32 size, then the body; 0 at EOF. */
 struct reader { char *p, *end; };
 
 static int read_message(int fd, struct reader *m) {
@@ -338,6 +338,7 @@ static void init_main(int sync_fd, int status_fd) {
     char step[4200];
     snprintf(step, sizeof step, "chdir(%.4000s)", cwd);
     check(chdir(cwd), step);
+    if (cpu >= CPU_SETSIZE) fail("sched_setaffinity", EINVAL);
     if (cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);

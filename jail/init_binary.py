@@ -4,6 +4,10 @@ Built on first use rather than shipped, so the binary always matches its source:
 file is named after the source's hash, and a changed init.c builds a new one. Static
 musl, not glibc: glibc's start-up asks the CPU about its caches with dozens of cpuid
 instructions, each a trap to the hypervisor on a VM (about 0.5 ms per container).
+
+It is not executed from the state dir, which may sit on a noexec mount (Debian's
+initramfs mounts /run noexec): each process that builds containers copies it into a
+sealed memfd once and executes that, as runc does with its own binary.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import shutil
 import subprocess
 
+from . import libc
 from .errors import JailError
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "init.c")
@@ -43,3 +48,24 @@ def path(state_dir: str) -> str:
             os.chmod(partial, 0o755)
             os.rename(partial, binary)
     return binary
+
+
+@functools.cache
+def executable(state_dir: str) -> str:
+    """A path to exec the init by (/proc/self/fd/N), valid in this process and in children
+    started with posix_spawn, which keeps the fd open up to the execve.
+
+    A sealed memfd holds the binary; the writable fd is closed (execve refuses a file
+    open for writing) and a read-only one kept for the life of the process.
+    """
+    with open(path(state_dir), "rb") as f:
+        binary = f.read()
+    fd = os.memfd_create("cellblock-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        libc.write_all(fd, binary)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                    fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+        readonly = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(fd)
+    return f"/proc/self/fd/{readonly}"

@@ -174,7 +174,7 @@ def test_init_is_cloned_straight_into_a_v2_cgroup() -> None:
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         ours += [sync_w, report_r, status_r]
-        init = init_binary.path(JailConfig.from_env().state_dir)
+        init = init_binary.executable(JailConfig.from_env().state_dir)
         launcher = spawn_init(init, [null] * 3, [sync_r, report_w, status_w, cg_fd])
         for fd in (cg_fd, null, sync_r, report_w, status_w):
             os.close(fd)

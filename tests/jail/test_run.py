@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
-from jail import Bind, CommandNotFound, JailError, Limits, RunSpec, Status, run
+from jail import Bind, CommandNotFound, JailError, Limits, RunSpec, Status, init_binary, run
 
 
 def test_hello_world() -> None:
@@ -128,3 +131,21 @@ def test_extra_binds_read_only_under_etc_and_elsewhere(tmp_path) -> None:
     assert "Read-only file system" in out
     with pytest.raises(JailError):
         run(RunSpec(argv=["/bin/true"], binds=[Bind(str(tmp_path / "tool"), "/usr/bin/tool")]))
+
+
+def test_the_init_runs_from_a_noexec_state_dir(tmp_path) -> None:
+    """Debian's initramfs mounts /run noexec: the init is executed from a sealed memfd, never
+    from the state dir where it is built."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,nosuid,nodev", "tmpfs", str(state_dir)], check=True)
+    try:
+        built = init_binary.path(str(state_dir))
+        with pytest.raises(PermissionError):
+            subprocess.run([built], check=False)
+        # Started as the builder starts it; with no arguments the init exits 2 at once: it ran.
+        init = init_binary.executable(str(state_dir))
+        _, status = os.waitpid(os.posix_spawn(init, ["cellblock-init"], {}), 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 2
+    finally:
+        subprocess.run(["umount", str(state_dir)], check=True)
