@@ -133,27 +133,40 @@ def test_a_killed_builder_takes_its_runs_with_it() -> None:
 
     runner = threading.Thread(target=run_sleeper)
     runner.start()
-    uids = {slots.host_uid(slot) for slot in used}
-    sleeper = None
-    for _ in range(500):
-        sleeper = next((pid for pid in leftovers(slots, used)["processes"]
-                        if Path(f"/proc/{pid}/cmdline").read_bytes() == b"/bin/sleep\x0060\x00"), None)
-        if sleeper:
-            break
-        time.sleep(0.01)
-    assert sleeper is not None, f"the program never started under any of the uids {sorted(uids)}"
-    os.kill(jail._builder._proc.pid, signal.SIGKILL)
-    runner.join(timeout=5)
-    assert not runner.is_alive()
-    assert not os.path.exists(f"/proc/{sleeper}")
-    assert len(outcome) == 1 and isinstance(outcome[0], JailError), outcome
-    assert jail.run(RunSpec(argv=["/bin/echo", "again"])).stdout == b"again\n"  # on a new builder
-    jail.close()
+    try:
+        uids = {slots.host_uid(slot) for slot in used}
+        sleeper = None
+        for _ in range(500):
+            sleeper = next((pid for pid in leftovers(slots, used)["processes"]
+                            if cmdline(pid) == b"/bin/sleep\x0060\x00"), None)
+            if sleeper:
+                break
+            time.sleep(0.01)
+        assert sleeper is not None, f"the program never started under any of the uids {sorted(uids)}"
+        os.kill(jail._builder._proc.pid, signal.SIGKILL)
+        runner.join(timeout=5)
+        assert not runner.is_alive()
+        for _ in range(500):  # dead at once; its /proc entry goes when its init's exit reaps it
+            if zombie(sleeper):
+                break
+            time.sleep(0.01)
+        assert zombie(sleeper), f"the program {sleeper} still runs after its builder was killed"
+        assert len(outcome) == 1 and isinstance(outcome[0], JailError), outcome
+        assert jail.run(RunSpec(argv=["/bin/echo", "again"])).stdout == b"again\n"  # on a new builder
+    finally:
+        jail.close()
     Jail(replace(config, warm=0)).close()  # a new Host sweeps the slots whose owner died
     left = leftovers(slots, used)
     # The dead builder's inits are the host init's zombies now, its to reap: nothing runs.
     left["processes"] = [pid for pid in left["processes"] if not zombie(pid)]
     assert left == {"cgroups": [], "mounts": [], "processes": []}
+
+
+def cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""  # gone meanwhile
 
 
 def zombie(pid: str) -> bool:
