@@ -13,9 +13,9 @@
  *
  * The init, pid 1 of the new pid namespace, then works through flat steps (docs/jail.md,
  * "One run, step by step"):
- *   1. wait for the plan on SYNC_FD: "G", then root, binds, loopback, last cap, the
- *      seccomp BPF program (the parent sends it once the id maps are written and, on v1,
- *      the cgroup joined); EOF means the parent gave up;
+ *   1. wait for the plan on SYNC_FD: "G", then the sandbox uid and gid, loopback, last
+ *      cap, root, binds, the seccomp BPF program (the parent sends it once the id maps
+ *      are written and, on v1, the cgroup joined); EOF means the parent gave up;
  *   2. unshare(CLONE_NEWCGROUP), bind the tmpfs root onto itself, the read-only binds,
  *      a fresh /proc, pivot_root(".", ".") and detach the old root, hostname, `lo` up
  *      if asked;
@@ -56,7 +56,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SANDBOX_ID 1000
 #define NAMESPACES (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | 0x80 /* CLONE_NEWTIME */)
 #define CLONE_INTO_CGROUP_ 0x200000000ULL
 #define MAX_MESSAGE (8 << 20)
@@ -185,10 +184,10 @@ static void loopback_up(void) {
 
 /* Step 3. setresuid does not clear our capabilities here: the setup credentials were the
    unmapped host root, not namespace root. So they go explicitly, every set. */
-static void drop_privileges(int last_cap) {
+static void drop_privileges(uint32_t uid, uint32_t gid, int last_cap) {
     check(syscall(SYS_setgroups, 0, NULL), "setgroups/setresgid/setresuid");
-    check(syscall(SYS_setresgid, SANDBOX_ID, SANDBOX_ID, SANDBOX_ID), "setgroups/setresgid/setresuid");
-    check(syscall(SYS_setresuid, SANDBOX_ID, SANDBOX_ID, SANDBOX_ID), "setgroups/setresgid/setresuid");
+    check(syscall(SYS_setresgid, gid, gid, gid), "setgroups/setresgid/setresuid");
+    check(syscall(SYS_setresuid, uid, uid, uid), "setgroups/setresgid/setresuid");
     /* A change of uid clears the parent-death signal (commit_creds): set it again. */
     check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)");
     for (int cap = 0; cap <= last_cap; cap++) check(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capabilities");
@@ -305,6 +304,7 @@ static void init_main(int sync_fd, int status_fd) {
     char go;
     struct reader plan;
     if (!read_full(sync_fd, &go, 1) || go != 'G' || !read_message(sync_fd, &plan)) _exit(126);
+    uint32_t uid = take_u32(&plan), gid = take_u32(&plan);
     uint32_t loopback = take_u32(&plan);
     int last_cap = (int)take_u32(&plan);
     char *root = take_str(&plan);
@@ -312,7 +312,7 @@ static void init_main(int sync_fd, int status_fd) {
     mount_root(&plan, root);
     check(sethostname("cellblock", 9), "sethostname");
     if (loopback) loopback_up();
-    drop_privileges(last_cap);
+    drop_privileges(uid, gid, last_cap);
     int listener = load_seccomp(&plan);
 
     struct reader job;
@@ -345,7 +345,8 @@ static void init_main(int sync_fd, int status_fd) {
         CPU_SET(cpu, &set);
         check(sched_setaffinity(0, sizeof set, &set), "sched_setaffinity");
     }
-    /* Only 0, 1 and 2 may reach the program. */
+    /* Only 0, 1 and 2 may reach the program: every other fd, inherited from the builder
+       (the control fds it passed us) or opened here, closes at its execve. */
     check(syscall(SYS_close_range_, 3, ~0U, CLOSE_RANGE_CLOEXEC_), "close-on-exec");
     snprintf(step, sizeof step, "execve(%.4000s)", l.argv[0]);
     /* The program is pid 2, not pid 1: the kernel drops signals to pid 1 that have no
@@ -368,8 +369,6 @@ int main(int argc, char **argv) {
     if (argc != 5) return 2;
     int sync_fd = atoi(argv[1]), status_fd = atoi(argv[3]), cgroup_fd = atoi(argv[4]);
     report_fd = atoi(argv[2]);
-    /* Every fd but ours and the program's stdio closes at execve; none can leak. */
-    check(syscall(SYS_close_range_, 3, ~0U, CLOSE_RANGE_CLOEXEC_), "close-on-exec");
     struct clone_args_ args;
     memset(&args, 0, sizeof args);
     /* CLONE_PARENT: the init is the builder's child, which reaps it; exit_signal must then

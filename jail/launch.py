@@ -1,7 +1,8 @@
 """The two messages the parent sends a container's init (jail/init.c) on its sync pipe.
 
-The plan, once the id maps are written: "G", then the root, the bind mounts, whether
-`lo` comes up, the highest capability number and the seccomp BPF program. The Launch,
+The plan, once the id maps are written: "G", then the sandbox uid and gid, whether `lo`
+comes up, the highest capability number, the root, the bind mounts and the seccomp BPF
+program. The Launch,
 once the job is known: argv, env, cwd, rlimits, CPU pin. Each message is a u32 size and
 a body of little-endian u32/u64 numbers and u32-prefixed strings, read by init.c.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .rootfs import BindPlan
+from .rootfs import SANDBOX_GID, SANDBOX_UID, BindPlan
 
 
 @dataclass
@@ -27,7 +28,8 @@ class Launch:
 
 def encode_plan(root: str, binds: list[BindPlan], loopback: bool, last_cap: int, bpf: bytes) -> bytes:
     """The container's set-up, sent with the "G" that lets the init go on."""
-    body = [struct.pack("<II", int(loopback), last_cap), _str(root), struct.pack("<I", len(binds))]
+    body = [struct.pack("<IIII", SANDBOX_UID, SANDBOX_GID, int(loopback), last_cap), _str(root),
+            struct.pack("<I", len(binds))]
     for b in binds:
         body += [_str(b.source), _str(b.target), struct.pack("<Q", b.remount_flags)]
     body += [struct.pack("<I", len(bpf)), bpf]

@@ -18,7 +18,6 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True
 SYS_pidfd_send_signal = 424
 
 # <linux/sched.h>
-CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
@@ -36,7 +35,6 @@ MS_REMOUNT = 0x20
 MS_NOATIME = 0x400
 MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
-MS_REC = 0x4000
 MS_RELATIME = 1 << 21
 MNT_DETACH = 0x2
 
