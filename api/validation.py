@@ -32,11 +32,17 @@ _KNOWN = {
 
 @dataclass(slots=True)
 class Accepted:
-    """A valid request: the submission, its job timeout, and how long the client will wait."""
+    """A valid request: the submission, its language, and how long the client will wait."""
 
     submission: Submission
-    job_timeout: int
+    language: Any
+    grace: int  # seconds added to the job's computed timeout
     wait: float  # 0: answer 201 at once
+
+    @property
+    def job_timeout(self) -> int:
+        """Computed when asked, not at parsing: an API key's ceilings may lower the limits since."""
+        return job_timeout(self.submission, self.language, self.grace)
 
 
 def _text(value: Any, field: str, encoding: str) -> bytes:
@@ -261,4 +267,4 @@ def _parse(body: Any, cfg: Config, languages: dict[str, Any]) -> Accepted:
     )
     if sub.checker.kind is not CheckerKind.EXACT and not sub.judge_mode:
         raise invalid("checker", "a checker needs tests with expected_output")
-    return Accepted(sub, job_timeout(sub, language, cfg.job_grace), _wait(body.get("wait"), cfg))
+    return Accepted(sub, language, cfg.job_grace, _wait(body.get("wait"), cfg))
