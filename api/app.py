@@ -73,7 +73,7 @@ def make_app(cfg: Config) -> web.Application:
         web.get("/v1/submissions/{id}/events", handlers.submission_events),
         web.get("/v1/languages", handlers.languages),
         web.get("/v1/health", handlers.health),
-        web.get("/v1/ready", metrics.ready),
+        web.get("/v1/ready", handlers.ready),
         web.get("/metrics", metrics.handler),
         web.get("/v1/openapi.json", handlers.openapi_json),
         web.get("/docs", handlers.docs),

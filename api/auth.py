@@ -70,7 +70,6 @@ class Principal:
     """The API key a request authenticated with (its limits; 0 / empty = no limit)."""
 
     id: str
-    name: str = ""
     rps: float = 0.0
     max_in_flight: int = 0
     max_limits: dict[str, float] = field(default_factory=dict)  # limit name -> highest value it may ask
@@ -81,7 +80,7 @@ class Principal:
         def s(k: str) -> str:
             return h.get(k.encode(), b"").decode()
 
-        return cls(id=s("id"), name=s("name"), rps=float(s("rps") or 0), max_in_flight=int(s("max_in_flight") or 0),
+        return cls(id=s("id"), rps=float(s("rps") or 0), max_in_flight=int(s("max_in_flight") or 0),
                    max_limits=json.loads(s("max_limits") or "{}"),
                    languages=[x for x in s("languages").split(",") if x])
 
@@ -288,9 +287,10 @@ def _idem_digest(value: str) -> str:
 
 async def admit(request: web.Request, accepted: list[Any], batch: bool = False) -> str | None:
     """Everything before enqueueing: key ceilings and languages, Idempotency-Key, queue
-    backpressure, the in-flight quota, owner records. Returns the id of the submission an
-    earlier request with the same Idempotency-Key created (nothing reserved then), else None.
-    After None, call `undo` if enqueueing fails."""
+    backpressure, the in-flight quota (the owner record is written with the submission, in
+    jobs.submit). Returns the id of the submission an earlier request with the same
+    Idempotency-Key created (nothing reserved then), else None. After None, call `undo` if
+    enqueueing fails."""
     cfg, keys = request.app[CONFIG], request.app[KEYS]
     r: Any = request.app[REDIS]
     p = await principal(request)
@@ -314,10 +314,6 @@ async def admit(request: web.Request, accepted: list[Any], batch: bool = False) 
         if p is not None:
             forget = max(a.job_timeout for a in accepted) * (cfg.job_retries + 1) + IN_FLIGHT_SLACK
             await admit_in_flight(r, keys, p, sids, forget)
-            async with r.pipeline(transaction=True) as pipe:
-                for sid in sids:
-                    pipe.set(keys.owner(sid), p.id, ex=cfg.submission_ttl)
-                await pipe.execute()
     except BaseException:
         await undo(request, accepted)
         raise
@@ -335,6 +331,5 @@ async def undo(request: web.Request, accepted: list[Any]) -> None:
         p = request.get(PRINCIPAL)
         if p is not None:
             await release_in_flight(r, keys, p, sids)
-            await r.delete(*[keys.owner(s) for s in sids])
     except Exception:  # Redis away: the entries expire on their own
         pass

@@ -86,7 +86,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
             return ApiError(503, "unavailable", "the queue (Redis) is unavailable; retry later").response()
         log.exception("unhandled error on %s %s", request.method, request.path)
-        from api.metrics import count_api_error
+        from api.metrics import count_api_error  # api.metrics -> api.state -> api.backpressure -> here
 
         await count_api_error(request.app)
         return ApiError(500, "internal", "internal server error (logged)").response()

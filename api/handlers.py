@@ -35,8 +35,9 @@ async def _json_body(request: web.Request) -> Any:
 async def _enqueue(request: web.Request, accepted: list[Accepted]) -> None:
     cfg = request.app[CONFIG]
     pairs = [(a.submission, a.job_timeout) for a in accepted]
+    p = await auth.principal(request)
     try:
-        await asyncio.to_thread(jobs.submit, request.app[SYNC_REDIS], cfg, pairs)
+        await asyncio.to_thread(jobs.submit, request.app[SYNC_REDIS], cfg, pairs, p.id if p else None)
     except BaseException:
         await auth.undo(request, accepted)
         raise
@@ -178,26 +179,35 @@ def _limits_json(limits: Any) -> dict[str, Any]:
     return {name: getattr(limits, name) for name in limits.__dataclass_fields__}
 
 
-def _health_sync(request: web.Request) -> dict[str, Any]:
-    cfg = request.app[CONFIG]
-    conn = request.app[SYNC_REDIS]
-    queue = Queue(cfg.queue, connection=conn)
+def _workers_and_depth(request: web.Request) -> dict[str, Any]:
+    queue = Queue(request.app[CONFIG].queue, connection=request.app[SYNC_REDIS])
     return {"workers": Worker.count(queue=queue), "queue_depth": queue.count}
 
 
-async def health(request: web.Request) -> web.Response:
-    """GET /v1/health: 200 when Redis answers and at least one worker is alive, else 503."""
+async def _probe(request: web.Request) -> tuple[bool, dict[str, Any]]:
+    """Whether Redis answers and at least one worker is alive, with what was seen."""
     body: dict[str, Any] = {"redis": False, "workers": 0, "queue_depth": None}
     try:
         await request.app[REDIS].ping()
         body["redis"] = True
-        body.update(await asyncio.to_thread(_health_sync, request))
+        body.update(await asyncio.to_thread(_workers_and_depth, request))
     except Exception as exc:  # any Redis failure means "not healthy", reported, not raised
         body["error"] = f"{type(exc).__name__}: {exc}"
-    ok = body["redis"] and body["workers"] > 0
+    return body["redis"] and body["workers"] > 0, body
+
+
+async def health(request: web.Request) -> web.Response:
+    """GET /v1/health: 200 when Redis answers and at least one worker is alive, else 503."""
+    ok, body = await _probe(request)
     body["status"] = "ok" if ok else "degraded"
     return web.json_response(body, status=200 if ok else 503)
 
+
+async def ready(request: web.Request) -> web.Response:
+    """GET /v1/ready: the same test as /v1/health, in the readiness probe's shape."""
+    ok, body = await _probe(request)
+    del body["queue_depth"]
+    return web.json_response({"ready": ok, **body}, status=200 if ok else 503)
 
 
 async def openapi_json(request: web.Request) -> web.Response:

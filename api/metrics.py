@@ -128,24 +128,6 @@ async def handler(request: web.Request) -> web.Response:
     return resp
 
 
-def _worker_count(r: redis.Redis, cfg: Config) -> int:
-    return int(Worker.count(queue=Queue(cfg.queue, connection=r)))
-
-
-async def ready(request: web.Request) -> web.Response:
-    """GET /v1/ready (readiness): 200 when Redis answers AND at least one worker is alive, else 503.
-    /v1/health stays the liveness probe."""
-    body: dict[str, Any] = {"ready": False, "redis": False, "workers": 0}
-    try:
-        await request.app[REDIS].ping()
-        body["redis"] = True
-        body["workers"] = await asyncio.to_thread(_worker_count, request.app[SYNC_REDIS], request.app[CONFIG])
-    except Exception as exc:  # any Redis failure means "not ready", reported, not raised
-        body["error"] = f"{type(exc).__name__}: {exc}"
-    body["ready"] = body["redis"] and body["workers"] > 0
-    return web.json_response(body, status=200 if body["ready"] else 503)
-
-
 @web.middleware
 async def log_context_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Outermost: every log line of a request about one submission carries its id (from the

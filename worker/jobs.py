@@ -37,16 +37,17 @@ def _context() -> tuple[config_mod.Config, Keys]:
     return cfg, Keys(cfg.key_prefix)
 
 
-def submit(r: redis.Redis, cfg: config_mod.Config, subs: list[tuple[Submission, int]]) -> None:
-    """Store each submission and queue its job (job id = submission id), all in ONE
-    transaction: a crash between the two can neither lose a job nor orphan a submission.
-    `subs` pairs each submission with its job timeout in seconds."""
+def submit(r: redis.Redis, cfg: config_mod.Config, subs: list[tuple[Submission, int]],
+           owner: str | None = None) -> None:
+    """Store each submission (and its owner, the API key's id) and queue its job (job id =
+    submission id), all in ONE transaction: a crash between the two can neither lose a job
+    nor orphan a submission. `subs` pairs each submission with its job timeout in seconds."""
     keys = Keys(cfg.key_prefix)
     q = Queue(cfg.queue, connection=r)
     with r.pipeline(transaction=True) as pipe:
         pipe.multi()  # explicit: RQ then adds its commands to our MULTI instead of starting one
         for sub, timeout in subs:
-            store.stage_new(pipe, keys, sub, cfg.submission_ttl)
+            store.stage_new(pipe, keys, sub, cfg.submission_ttl, owner)
             q.enqueue_call(
                 "worker.jobs.process",
                 args=(sub.id,),
@@ -87,20 +88,20 @@ def _process(sid: str) -> str:
     attempt = 1 + (cfg.job_retries - (job.retries_left or 0) if job is not None and job.retries_left is not None
                    else 0)
 
-    log.info("submission %s started (attempt %d, %s, queued %.3fs)", sid, attempt, sub.language,
-             started - sub.created_at)
+    # Every line names the submission already (logging context, cli/logs.py).
+    log.info("started (attempt %d, %s, queued %.3fs)", attempt, sub.language, started - sub.created_at)
 
     events = HeldEvents(r, keys, sid, cfg.submission_ttl)
     try:
         result = judge(sub, events)
     except SandboxFault as exc:
-        log.error("submission %s attempt %d: sandbox fault: %s", sid, attempt, exc)
+        log.error("attempt %d: sandbox fault: %s", attempt, exc)
         metrics.stage_counter(r, keys, "sandbox_faults")
         raise
     result.attempts = attempt
     result.timings.update({"enqueued_at": sub.created_at, "started_at": started})
     store.finish(r, keys, sub, result, cfg.submission_ttl, events.held)
-    log.info("submission %s finished: %s in %.3fs", sid, result.verdict, time.time() - started)
+    log.info("finished: %s in %.3fs", result.verdict, time.time() - started)
     return str(result.verdict)
 
 

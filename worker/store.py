@@ -24,18 +24,15 @@ from worker.models import Result, State, Submission
 EVENTS_MAXLEN = 10_000
 
 
-def stage_new(pipe: Any, keys: Keys, sub: Submission, ttl: int) -> None:
-    """Store a new submission in state `queued` with its first event."""
+def stage_new(pipe: Any, keys: Keys, sub: Submission, ttl: int, owner: str | None = None) -> None:
+    """Store a new submission in state `queued` with its first event, and the id of the API
+    key that owns it (None: the API runs without keys)."""
     key = keys.submission(sub.id)
-    pipe.hset(
-        key,
-        mapping={
-            "spec": json.dumps(sub.to_json()),
-            "state": str(State.QUEUED),
-        },
-    )
+    pipe.hset(key, "spec", json.dumps(sub.to_json()))
     pipe.expire(key, ttl)
-    stage_events(pipe, keys, sub.id, [("state", {"state": str(State.QUEUED)})], ttl)
+    if owner is not None:
+        pipe.set(keys.owner(sub.id), owner, ex=ttl)
+    stage_events(pipe, keys, sub.id, [("state", {"state": str(State.QUEUED)})], ttl)  # sets `state`
 
 
 def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, str] | None:
@@ -52,13 +49,15 @@ def stage_events(pipe: Any, keys: Keys, sid: str, events: Sequence[tuple[str, di
     set its TTL once; a `state` event also moves the hash's `state` (and `progress`, for a
     test's run)."""
     stream = keys.events(sid)
+    moved: dict[str, str] = {}  # one HSET for all of them: the last state (and progress) wins
     for kind, data in events:
         if kind == "state":
-            mapping: dict[Any, Any] = {"state": data["state"]}
+            moved["state"] = data["state"]
             if "test" in data:
-                mapping["progress"] = json.dumps({"test": data["test"], "of": data["of"]})
-            pipe.hset(keys.submission(sid), mapping=mapping)
+                moved["progress"] = json.dumps({"test": data["test"], "of": data["of"]})
         pipe.xadd(stream, {"event": kind, "data": json.dumps(data)}, maxlen=EVENTS_MAXLEN, approximate=True)
+    if moved:
+        pipe.hset(keys.submission(sid), mapping=moved)
     if events:
         pipe.expire(stream, ttl)
 
