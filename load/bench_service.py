@@ -74,7 +74,7 @@ class Row:
     samples: list[Sample] = field(default_factory=list)
     errors: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # role -> CPU seconds during the row
-    rates: list[float] = field(default_factory=list)  # submissions/s of each round (--repeat)
+    rates: list[float] = field(default_factory=list)  # submissions/s of each round, set by merge
 
     def pct(self, p: float) -> float:
         lat = sorted(s.latency for s in self.samples)
@@ -124,7 +124,6 @@ async def measure(stack: Stack, language: str, clients: int, duration: float) ->
                                for _ in range(clients)))
         after = cpu_by_role(stack)
     row.cpu = {k: after[k] - before[k] for k in ROLES}
-    row.rates = [len(row.samples) / duration]
     return row
 
 
@@ -136,7 +135,7 @@ def merge(rounds: list[Row]) -> Row:
     for r in rounds:
         out.samples += r.samples
         out.errors += r.errors
-        out.rates += r.rates
+        out.rates.append(len(r.samples) / r.duration)
         for k, v in r.cpu.items():
             out.cpu[k] = out.cpu.get(k, 0.0) + v
     return out

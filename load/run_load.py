@@ -28,6 +28,7 @@ import csv
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -173,11 +174,7 @@ class RssSampler:
             judged = [(t, kb / 1024) for t, kb in pts if t >= WARM_S]
             if len(judged) < 2:
                 continue
-            n = len(judged)
-            mt = sum(t for t, _ in judged) / n
-            mm = sum(m for _, m in judged) / n
-            var = sum((t - mt) ** 2 for t, _ in judged) or 1.0
-            slope = sum((t - mt) * (m - mm) for t, m in judged) / var * 600
+            slope = statistics.linear_regression(*zip(*judged, strict=True)).slope * 600  # MiB per 600 s
             out.append(f"| {name} | {judged[0][1]:.1f} | {judged[-1][1]:.1f} | {judged[-1][1] - judged[0][1]:+.1f} | "
                        f"{slope:+.2f} |")
         return "\n".join(out)

@@ -338,7 +338,7 @@ def _load(directory: Path) -> dict[str, Language]:
 
 def load_languages(directory: str | Path | None = None) -> dict[str, Language]:
     """All definitions under `directory` (default: policies/languages/), parsed once."""
-    return dict(_load(Path(directory or DEFAULT_DIRECTORY).resolve()))
+    return dict(_load(_directory(directory)))
 
 
 def detect_version(lang: Language, timeout: float = 30.0) -> str:
@@ -368,6 +368,11 @@ def _available(directory: Path) -> dict[str, Language]:
     return {lang.id: dataclasses.replace(lang, version=v) for lang, v in zip(present, versions, strict=True)}
 
 
+def _directory(directory: str | Path | None) -> Path:
+    """The cache key: the resolved directory (the default is resolved already: no syscalls per call)."""
+    return DEFAULT_DIRECTORY if directory is None else Path(directory).resolve()
+
+
 def available_languages(directory: str | Path | None = None) -> dict[str, Language]:
     """Languages whose toolchain exists on this host, with the detected version (cached)."""
-    return dict(_available(Path(directory or DEFAULT_DIRECTORY).resolve()))
+    return dict(_available(_directory(directory)))

@@ -8,7 +8,6 @@ raises SandboxFault: it is never the program's fault, the RQ glue retries the jo
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from typing import Any, Protocol
 
@@ -47,12 +46,6 @@ CHECKER_LIMITS = Limits(cpu_time=5.0, wall_time=10.0)
 
 class SandboxFault(Exception):
     """The jail failed (not the program): retry the job, never blame the submission."""
-
-
-@functools.cache
-def _languages() -> dict[str, Any]:
-    """The languages this worker offers, found once per process (the job only reads them)."""
-    return available_languages()
 
 
 def run_limits(language: Any, overrides: dict[str, float]) -> Limits:
@@ -94,7 +87,7 @@ def _custom_check(checker_lang: Any, artifact: dict[str, bytes], test_input: byt
 
 def judge(sub: Submission, events: EventSink) -> Result:
     """Compile once, run every test, check each output. Raises SandboxFault on jail faults."""
-    languages = _languages()
+    languages = available_languages()
     language = languages.get(sub.language)
     if language is None:
         return Result(sub.id, Verdict.INTERNAL_ERROR, message=f"language {sub.language!r} not on this worker")

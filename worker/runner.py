@@ -61,7 +61,7 @@ class CellblockWorker(SimpleWorker):
     def set_state(self, state: str, pipeline: Any = None) -> None:
         """RQ's set_state, without the round trip when the worker is in that state already
         (RQ sets `idle` twice between two jobs)."""
-        if pipeline is None and state == getattr(self, "_state", None):
+        if pipeline is None and state == self.get_state():
             return
         super().set_state(state, pipeline)
 
