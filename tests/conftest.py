@@ -178,6 +178,40 @@ class Stack:
                 p.wait()
 
 
+def error_of(resp: Response) -> dict[str, Any]:
+    """The JSON error of a refusal: {"error": {status, code, field, reason}}, its status the
+    response's and its reason given."""
+    assert isinstance(resp.body, dict) and "error" in resp.body, resp.body
+    err: dict[str, Any] = resp.body["error"]
+    assert err["status"] == resp.status, (resp.status, err)
+    assert err["reason"], err
+    return err
+
+
+def start_api_only(redis_url: str, tmp: Path, extra_env: dict[str, str] | None = None,
+                   timeout: float = 30) -> Stack:
+    """An API and no worker, on `redis_url` (which may be dead), logging to `tmp`: returned once
+    it answers GET /v1/health, whatever the answer (no worker: never a 200)."""
+    env = dict(os.environ)
+    env.update({"CELLBLOCK_REDIS_URL": redis_url, "CELLBLOCK_PORT": str(free_port()), "PYTHONPATH": str(ROOT),
+                **(extra_env or {})})
+    stack = Stack(int(env["CELLBLOCK_PORT"]), env, redis_url, tmp)
+    stack.start_api()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert stack.api is not None and stack.api.poll() is None, stack.logs()
+            try:
+                stack.request("GET", "/v1/health", timeout=10)
+                return stack
+            except OSError:
+                assert time.monotonic() < deadline, f"the API did not answer in {timeout}s\n{stack.logs()}"
+                time.sleep(0.1)
+    except BaseException:
+        stack.stop()
+        raise
+
+
 def make_stack(redis_server: RedisServer, tmp: Path, name: str, workers: int,
                extra_env: dict[str, str] | None = None) -> Stack:
     """API + `workers` workers on their own queue and key prefix (isolated from other stacks,

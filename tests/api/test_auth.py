@@ -16,12 +16,18 @@ import pytest
 import redis
 
 from api import auth
-from tests.conftest import ROOT, RedisServer, Stack, make_stack
+from tests.conftest import ROOT, RedisServer, Response, Stack, error_of, make_stack
 from worker.keys import Keys
 
 HELLO = {"language": "python3", "source": "print('hi')\n"}
-SLEEPER = {"language": "python3", "source": "import time\ntime.sleep(2)\nprint('done')\n",
-           "limits": {"wall_time": 10}}
+
+
+def sleeper(seconds: int) -> dict[str, Any]:
+    """A submission that sleeps `seconds`, then prints done."""
+    return {"language": "python3", "source": f"import time\ntime.sleep({seconds})\nprint('done')\n",
+            "limits": {"wall_time": 10}}
+
+
 MAX_QUEUE = 2
 
 
@@ -40,11 +46,29 @@ def new_key(stack: Stack, **limits: Any) -> tuple[str, dict[str, str]]:
     return key_id, {"Authorization": f"Bearer {token}"}
 
 
-def error_code(resp: Any, status: int) -> str:
+def error_code(resp: Response, status: int) -> str:
+    """The error code of a refusal with this status."""
     assert resp.status == status, (resp.status, resp.body)
-    err = resp.body["error"]
-    assert err["status"] == status and err["reason"]
-    return str(err["code"])
+    return str(error_of(resp)["code"])
+
+
+def stored_values(r: Any, key: bytes) -> list[bytes]:
+    """Everything stored under `key` (r: a redis.Redis), whatever its type: members, fields and values."""
+    kind = r.type(key).decode()
+    if kind == "string":
+        return [r.get(key) or b""]
+    if kind == "hash":
+        return [b for pair in r.hgetall(key).items() for b in pair]
+    if kind == "set":
+        return list(r.smembers(key))
+    if kind == "list":
+        return list(r.lrange(key, 0, -1))
+    if kind == "zset":
+        return list(r.zrange(key, 0, -1))
+    if kind == "stream":
+        return [b for _, fields in r.xrange(key) for pair in fields.items() for b in pair]
+    assert kind == "none", (key, kind)  # expired since the scan
+    return []
 
 
 def test_no_key_is_401(astack: Stack) -> None:
@@ -84,8 +108,15 @@ def test_cli_create_list_revoke(astack: Stack) -> None:
     table = cli("list")
     assert created["id"] in table and "memory=134217728,pids=16" in table
     assert "hash" not in row and created["token"] not in json.dumps(listed)
+    # The token is stored nowhere (only its hash): not in any key of the stack, name or value.
     r = redis.Redis.from_url(astack.redis_url)
-    assert not any(created["token"].encode() in (r.dump(k) or b"") for k in r.keys("*apikey*"))
+    keys = Keys(astack.env["CELLBLOCK_KEY_PREFIX"])
+    names = list(r.scan_iter(f"{keys.prefix}:*"))
+    record = keys.api_key(created["id"]).encode()
+    assert record in names  # the scan sees the key's own record, and reads its values: the token's hash
+    assert auth.token_digest(created["token"]).encode() in stored_values(r, record)
+    token = created["token"].encode()
+    assert not [k for k in names if token in k or any(token in v for v in stored_values(r, k))]
     r.close()
     resp = astack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
     assert resp.status == 201, resp.body
@@ -124,6 +155,13 @@ def test_limits_above_key_ceiling_are_422(astack: Stack) -> None:
     # within the ceiling runs; the language's defaults are capped to the key's ceiling
     resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"cpu_time": 1}, "wait": 30}, headers=hdrs)
     assert resp.status == 200 and resp.body["verdict"] == "accepted", resp.body
+    r = redis.Redis.from_url(astack.redis_url)
+    stored = r.hget(Keys(astack.env["CELLBLOCK_KEY_PREFIX"]).submission(resp.body["id"]), "spec")
+    r.close()
+    assert stored is not None
+    spec = json.loads(stored)
+    # python3's defaults are memory 256M and wall_time 5 s: both above this key's ceiling
+    assert spec["limits"] == {"cpu_time": 1, "memory": 64 * 1024 * 1024, "wall_time": 3}, spec["limits"]
 
 
 def test_language_not_allowed_is_403(astack: Stack) -> None:
@@ -147,7 +185,7 @@ def test_rate_limit_429_with_retry_after(astack: Stack) -> None:
 
 def test_in_flight_quota(astack: Stack) -> None:
     _, hdrs = new_key(astack, max_in_flight=1)
-    first = astack.request("POST", "/v1/submissions", SLEEPER, headers=hdrs)
+    first = astack.request("POST", "/v1/submissions", sleeper(2), headers=hdrs)
     assert first.status == 201, first.body
     resp = astack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
     assert error_code(resp, 429) == "too_many_in_flight" and int(resp.headers["retry-after"]) >= 1
@@ -158,12 +196,8 @@ def test_in_flight_quota(astack: Stack) -> None:
 
 def test_backpressure_503(astack: Stack) -> None:
     _, hdrs = new_key(astack)
-    running = astack.request("POST", "/v1/submissions", {**SLEEPER, "source": SLEEPER["source"].replace("2", "4")},
-                             headers=hdrs).body["id"]
-    deadline = time.monotonic() + 30
-    while astack.request("GET", f"/v1/submissions/{running}", headers=hdrs).body["state"] == "queued":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    running = astack.request("POST", "/v1/submissions", sleeper(4), headers=hdrs).body["id"]
+    astack.wait_state(running, {"compiling", "running", "finished"}, timeout=30, headers=hdrs)  # out of the queue
     queued = [astack.request("POST", "/v1/submissions", HELLO, headers=hdrs) for _ in range(MAX_QUEUE)]
     assert [q.status for q in queued] == [201] * MAX_QUEUE
     resp = astack.request("POST", "/v1/submissions", HELLO, headers=hdrs)

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-import time
+import re
 from typing import Any
 
 import pytest
 
-from tests.conftest import RedisServer, Stack
+from tests.conftest import RedisServer, Stack, error_of
+from worker.keys import Keys
 
 PY_ECHO = "print(input())\n"
-
-
-def error_of(resp: Any) -> dict[str, Any]:
-    assert isinstance(resp.body, dict) and "error" in resp.body, resp.body
-    err: dict[str, Any] = resp.body["error"]
-    assert err["status"] == resp.status
-    assert err["reason"]
-    return err
 
 
 def test_languages_lists_core_languages(stack: Stack) -> None:
@@ -115,15 +108,7 @@ def test_batch_creates_all(stack: Stack) -> None:
     items = [{"language": "python3", "source": f"print({i})"} for i in range(3)]
     resp = stack.request("POST", "/v1/submissions/batch", {"submissions": items})
     assert resp.status == 201 and len(resp.body["ids"]) == 3
-    outs = []
-    for sid in resp.body["ids"]:
-        deadline = time.monotonic() + 60
-        v = stack.request("GET", f"/v1/submissions/{sid}").body
-        while v["state"] != "finished":
-            assert time.monotonic() < deadline, v
-            time.sleep(0.05)
-            v = stack.request("GET", f"/v1/submissions/{sid}").body
-        outs.append(v["stdout"])
+    outs = [stack.wait_state(sid)["stdout"] for sid in resp.body["ids"]]
     assert outs == ["0\n", "1\n", "2\n"]
 
 
@@ -144,10 +129,11 @@ def test_batch_refusals(stack: Stack, body: dict[str, Any], status: int, field: 
 
 def test_batch_is_all_or_nothing(stack: Stack, redis_server: RedisServer) -> None:
     r = redis_server.client()
+    keys = Keys(stack.env["CELLBLOCK_KEY_PREFIX"])
 
     def stored() -> int:  # submissions of this stack in Redis, queued or not
-        keys = r.scan_iter(f"{stack.env['CELLBLOCK_KEY_PREFIX']}:sub:*")
-        return sum(1 for k in keys if not k.endswith((b":events", b":owner")))
+        names = r.scan_iter(keys.submission("*"))
+        return sum(1 for k in names if not k.endswith((b":events", b":owner")))
 
     before, depth_before = stored(), stack.request("GET", "/v1/health").body["queue_depth"]
     resp = stack.request("POST", "/v1/submissions/batch", {"submissions": [
@@ -180,20 +166,21 @@ def test_non_object_json_is_400(stack: Stack) -> None:
 KiB = 1024
 
 
-@pytest.mark.parametrize(("body", "field"), [  # the stack's bounds: 256 KiB of source, 512 KiB of input
-    ({"language": "python3", "source": "#" * (256 * KiB + 1)}, "source"),
-    ({"language": "python3", "files": {"main.py": "print(1)\n", "big.txt": "x" * 256 * KiB}}, "files"),
-    ({"language": "python3", "source": "print(1)", "stdin": "x" * (512 * KiB + 1)}, "stdin"),
+@pytest.mark.parametrize(("body", "field", "bound"), [  # the stack's bounds: 256 KiB of source, 512 KiB of input
+    ({"language": "python3", "source": "#" * (256 * KiB + 1)}, "source", 256 * KiB),
+    ({"language": "python3", "files": {"main.py": "print(1)\n", "big.txt": "x" * 256 * KiB}}, "files", 256 * KiB),
+    ({"language": "python3", "source": "print(1)", "stdin": "x" * (512 * KiB + 1)}, "stdin", 512 * KiB),
     ({"language": "python3", "source": "print(1)",
-      "tests": [{"input": "x" * 200 * KiB, "expected_output": "y" * 100 * KiB}] * 2}, "tests"),
+      "tests": [{"input": "x" * 200 * KiB, "expected_output": "y" * 100 * KiB}] * 2}, "tests", 512 * KiB),
 ])
-def test_source_and_input_sizes_are_bounded(stack: Stack, body: dict[str, Any], field: str) -> None:
+def test_source_and_input_sizes_are_bounded(stack: Stack, body: dict[str, Any], field: str, bound: int) -> None:
     """Under the 1 MiB body cap, a source above CELLBLOCK_MAX_SOURCE or inputs above
     CELLBLOCK_MAX_INPUT are 422 `too_large`, naming the field and the bound."""
     resp = stack.request("POST", "/v1/submissions", body)
     assert resp.status == 422, resp.body
     err = error_of(resp)
-    assert err["code"] == "too_large" and err["field"] == field and "at most" in err["reason"]
+    assert err["code"] == "too_large" and err["field"] == field, err
+    assert re.search(rf"\bat most {bound}\b", err["reason"]), err  # the bound, in bytes
 
 
 def test_body_too_large_is_413(stack: Stack) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, RedisServer, Stack, free_port
+from tests.conftest import RedisServer, Stack, error_of, free_port, start_api_only
+from worker.keys import Keys
 
 
 def scrape(stack: Stack) -> dict[str, Any]:
@@ -65,29 +65,19 @@ def test_ready_when_redis_and_workers(stack: Stack) -> None:
     assert {"/v1/ready", "/metrics"} <= set(spec["paths"])
 
 
-def _api_only(env_extra: dict[str, str], tmp: Path) -> Stack:
-    env = dict(os.environ)
-    env.update({"CELLBLOCK_PORT": str(free_port()), "PYTHONPATH": str(ROOT), **env_extra})
-    stack = Stack(int(env["CELLBLOCK_PORT"]), env, env["CELLBLOCK_REDIS_URL"], tmp)
-    stack.start_api()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            stack.request("GET", "/v1/health", timeout=10)
-            return stack
-        except OSError:
-            assert time.monotonic() < deadline, stack.logs()
-            time.sleep(0.1)
-
-
 def test_not_ready_without_workers_and_queue_age(redis_server: RedisServer, tmp_path: Path) -> None:
     name = uuid.uuid4().hex[:8]
-    stack = _api_only({"CELLBLOCK_REDIS_URL": redis_server.url, "CELLBLOCK_QUEUE": f"q-{name}",
-                       "CELLBLOCK_KEY_PREFIX": f"cb-{name}"}, tmp_path)
+    stack = start_api_only(redis_server.url, tmp_path, {"CELLBLOCK_QUEUE": f"q-{name}",
+                                                        "CELLBLOCK_KEY_PREFIX": f"cb-{name}"})
     try:
         resp = stack.request("GET", "/v1/ready")
         assert resp.status == 503 and resp.body["redis"] is True and resp.body["workers"] == 0
-        assert stack.request("GET", "/v1/health").status in (200, 503)  # liveness still answers
+        # health answers too: Redis reachable, no worker on this queue, nothing queued yet
+        health = stack.request("GET", "/v1/health")
+        assert health.status == 503, health.body
+        assert health.body["status"] == "degraded" and health.body["redis"] is True, health.body
+        assert health.body["workers"] == 0 and health.body["queue_depth"] == 0, health.body
+        assert "error" not in health.body, health.body
         # no worker: a submission waits, and the queue metrics show it
         created = stack.request("POST", "/v1/submissions", {"language": "python3", "source": "print(1)"})
         assert created.status == 201, created.body
@@ -101,14 +91,13 @@ def test_not_ready_without_workers_and_queue_age(redis_server: RedisServer, tmp_
 
 
 def test_not_ready_without_redis(tmp_path: Path) -> None:
-    stack = _api_only({"CELLBLOCK_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, tmp_path)
+    stack = start_api_only(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
     try:
         resp = stack.request("GET", "/v1/ready")
         assert resp.status == 503 and resp.body["redis"] is False and resp.body["ready"] is False
         assert stack.request("GET", "/metrics").status == 503
     finally:
         stack.stop()
-
 
 
 def test_logs_carry_the_submission_id(stack: Stack) -> None:
@@ -134,21 +123,23 @@ def test_api_errors_are_counted_for_every_api_process(redis_server: RedisServer,
     GET fail inside the API: a JSON 500, the error logged, and the count in Redis, so a
     second API process on the same Redis reports it too."""
     name = uuid.uuid4().hex[:8]
-    env = {"CELLBLOCK_REDIS_URL": redis_server.url, "CELLBLOCK_QUEUE": f"q-{name}",
-           "CELLBLOCK_KEY_PREFIX": f"cb-{name}"}
+    env = {"CELLBLOCK_QUEUE": f"q-{name}", "CELLBLOCK_KEY_PREFIX": f"cb-{name}"}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    one, two = _api_only(env, tmp_path / "a"), _api_only(env, tmp_path / "b")
+    one = start_api_only(redis_server.url, tmp_path / "a", env)
+    two: Stack | None = None
     try:
+        two = start_api_only(redis_server.url, tmp_path / "b", env)
         sid = one.request("POST", "/v1/submissions", {"language": "python3", "source": "print(1)"}).body["id"]
         r = redis_server.client()
-        r.hset(f"cb-{name}:sub:{sid}", mapping={"state": "finished", "result": "{not json"})
+        r.hset(Keys(f"cb-{name}").submission(sid), mapping={"state": "finished", "result": "{not json"})
         r.close()
         resp = one.request("GET", f"/v1/submissions/{sid}")
-        assert resp.status == 500 and resp.body["error"]["code"] == "internal", resp.body
+        assert resp.status == 500 and error_of(resp)["code"] == "internal", resp.body
         assert "unhandled error on GET" in one.logs()
         for api in (one, two):
             assert scrape(api)["cellblock_internal_errors_total"][(("source", "api"),)] == 1
     finally:
         one.stop()
-        two.stop()
+        if two is not None:
+            two.stop()

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, Stack, free_port, spawn, start_redis
+from tests.conftest import Stack, error_of, free_port, start_api_only, start_redis
 
 
 def test_redis_down_is_503_not_500(tmp_path: Path) -> None:
     dead = free_port()  # nothing listens there
-    env = dict(os.environ)
-    env.update({"CELLBLOCK_REDIS_URL": f"redis://127.0.0.1:{dead}/0", "CELLBLOCK_PORT": str(free_port()),
-                "PYTHONPATH": str(ROOT)})
-    stack = Stack(int(env["CELLBLOCK_PORT"]), env, env["CELLBLOCK_REDIS_URL"], tmp_path)
-    stack.api = spawn([sys.executable, "-m", "cli", "api"], env, tmp_path / "api.log")
+    stack = start_api_only(f"redis://127.0.0.1:{dead}/0", tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = stack.request("GET", "/v1/health", timeout=10)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, stack.logs()
-                time.sleep(0.1)
+        health = stack.request("GET", "/v1/health", timeout=10)
         assert health.status == 503 and health.body["redis"] is False and health.body["status"] == "degraded"
         resp = stack.request("POST", "/v1/submissions", {"language": "python3", "source": "print(1)"})
-        assert resp.status == 503 and resp.body["error"]["code"] == "unavailable"
+        assert resp.status == 503 and error_of(resp)["code"] == "unavailable"
         resp = stack.request("GET", "/v1/submissions/abc")
         assert resp.status == 503
         assert stack.request("GET", "/v1/languages").status == 200  # needs no Redis
@@ -40,25 +27,17 @@ def test_redis_refusing_writes_is_503_not_500(tmp_path: Path) -> None:
     """Redis up but refusing writes (maxmemory reached: OOM; a failed snapshot: MISCONF, as
     on a full disk): the API answers 503 `unavailable`, and works again once Redis does."""
     server = start_redis(tmp_path, free_port(), "--enable-protected-configs", "yes")  # to move `dir` below
-    env = dict(os.environ)
-    env.update({"CELLBLOCK_REDIS_URL": server.url, "CELLBLOCK_PORT": str(free_port()), "PYTHONPATH": str(ROOT)})
-    stack = Stack(int(env["CELLBLOCK_PORT"]), env, server.url, tmp_path)
-    stack.start_api()
     body = {"language": "python3", "source": "print(1)"}
     r = server.client()
+    stack: Stack | None = None
     try:
-        deadline = time.monotonic() + 30
-        while True:  # no worker: health says "degraded", but with Redis reachable
-            try:
-                if stack.request("GET", "/v1/health", timeout=10).body["redis"]:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, stack.logs()
-            time.sleep(0.1)
+        stack = start_api_only(server.url, tmp_path)
+        health = stack.request("GET", "/v1/health", timeout=10)  # no worker: "degraded", but Redis reachable
+        assert health.status == 503 and health.body["redis"] is True and health.body["status"] == "degraded", \
+            health.body
         r.config_set("maxmemory", "1")
         resp = stack.request("POST", "/v1/submissions", body)
-        assert resp.status == 503 and resp.body["error"]["code"] == "unavailable", resp
+        assert resp.status == 503 and error_of(resp)["code"] == "unavailable", resp
         r.config_set("maxmemory", "0")
         assert stack.request("POST", "/v1/submissions", body).status == 201
 
@@ -73,9 +52,10 @@ def test_redis_refusing_writes_is_503_not_500(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "BGSAVE into a removed directory did not fail"
             time.sleep(0.05)
         resp = stack.request("POST", "/v1/submissions", body)
-        assert resp.status == 503 and resp.body["error"]["code"] == "unavailable", resp
+        assert resp.status == 503 and error_of(resp)["code"] == "unavailable", resp
         assert "unhandled error" not in (tmp_path / "api.log").read_text()
     finally:
-        stack.stop()
+        if stack is not None:
+            stack.stop()
         server.proc.kill()
         server.proc.wait(timeout=10)

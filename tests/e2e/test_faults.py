@@ -4,14 +4,15 @@ restarted while a client waits with `wait`."""
 from __future__ import annotations
 
 import signal
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import RedisServer, Stack, free_port, make_stack, start_redis
+from tests.conftest import RedisServer, Stack, error_of, free_port, make_stack, start_redis
+from worker.keys import Keys
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +52,7 @@ def test_redis_restart_with_aof_keeps_queued_and_finished(tmp_path: Path) -> Non
         assert again["state"] == "finished" and again["stdout"] == "kept\n", again
         assert get_view(stack, queued.body["id"])["state"] == "queued"
         stack.start_worker()
-        deadline = time.monotonic() + 60
-        while (view := get_view(stack, queued.body["id"]))["state"] != "finished":
-            assert time.monotonic() < deadline, view
-            time.sleep(0.1)
+        view = stack.wait_state(queued.body["id"])  # the API answers again (get_view above)
         assert view["verdict"] == "accepted" and view["stdout"] == "later\n"
     finally:
         stack.stop()
@@ -67,41 +65,37 @@ def test_api_restart_while_a_client_waits(redis_server: RedisServer, tmp_path: P
     an error status with a JSON body), never a wrong result; the submission is not lost."""
     stack = make_stack(redis_server, tmp_path, "faults-api", workers=1, extra_env={"CELLBLOCK_DRAIN_TIMEOUT": "1"})
     try:
-        out: dict[str, Any] = {}
-
-        def waiter() -> None:
-            try:
-                out["resp"] = stack.request("POST", "/v1/submissions", {
-                    "language": "python3", "source": "import time\ntime.sleep(3)\nprint('slow')\n", "wait": 30})
-            except Exception as exc:  # the expected "clear error" when the API goes away
-                out["exc"] = exc
-
-        t = threading.Thread(target=waiter)
-        t.start()
-        time.sleep(1.0)
-        assert stack.api is not None
-        stack.api.send_signal(signal.SIGTERM)
-        t.join(timeout=30)
-        assert not t.is_alive()
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(stack.request, "POST", "/v1/submissions", {
+                "language": "python3", "source": "import time\ntime.sleep(3)\nprint('slow')\n", "wait": 30})
+            time.sleep(1.0)
+            assert stack.api is not None
+            stack.api.send_signal(signal.SIGTERM)
+            assert wait([waiting], timeout=30).done, "the waiting client got no answer"
         stack.api.wait(timeout=20)
-        if "resp" in out:  # an answer: a finished result, or an error in JSON
-            resp = out["resp"]
-            assert resp.status in (200, 201, 503), resp.body
-            if resp.status == 200:
-                assert resp.body["stdout"] == "slow\n", resp.body
-        else:
-            assert isinstance(out["exc"], OSError), out
+        exc = waiting.exception()
+        resp = None if exc is not None else waiting.result()
+        if resp is None:  # the expected "clear error" when the API goes away: a closed connection
+            assert isinstance(exc, OSError), repr(exc)
+        elif resp.status == 200:  # the finished result
+            assert resp.body["state"] == "finished" and resp.body["stdout"] == "slow\n", resp.body
+        elif resp.status == 201:  # not finished in time, but accepted: its id to poll
+            assert resp.body["id"] and resp.body["state"] == "queued", resp.body
+        else:  # an error, in JSON
+            assert resp.status == 503, (resp.status, resp.body)
+            assert error_of(resp)["code"], resp.body
         stack.start_api()
         stack.wait_healthy(1)
         r = redis_server.client()
-        keys = [k.decode() for k in r.scan_iter(f"{stack.env['CELLBLOCK_KEY_PREFIX']}:sub:*")
-                if not k.endswith(b":events")]
-        assert len(keys) == 1, keys  # the submission was stored before the API went away
-        sid = keys[0].rsplit(":", 1)[1]
-        deadline = time.monotonic() + 60
-        while (view := get_view(stack, sid))["state"] != "finished":
-            assert time.monotonic() < deadline, view
-            time.sleep(0.1)
+        keys = Keys(stack.env["CELLBLOCK_KEY_PREFIX"])
+        names = [k.decode() for k in r.scan_iter(keys.submission("*")) if not k.endswith(b":events")]
+        r.close()
+        assert len(names) == 1, names  # the submission was stored before the API went away
+        sid = names[0].removeprefix(keys.submission(""))
+        assert ":" not in sid, names  # a submission's hash, not a key beside it
+        if resp is not None and resp.status in (200, 201):
+            assert resp.body["id"] == sid, (resp.body, sid)
+        view = stack.wait_state(sid)
         assert view["verdict"] == "accepted" and view["stdout"] == "slow\n"
     finally:
         stack.stop()

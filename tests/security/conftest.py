@@ -2,7 +2,7 @@
 and a host-side check after every test that the run left nothing behind.
 
 Nothing here skips: a host that cannot run these tests (not root, no gcc, no static
-libc, no cgroups, no /dev/kmsg) fails loudly.
+libc, no cgroups) fails loudly.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from jail import Limits, RunResult, RunSpec, run
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sec_helpers import (
     PYTHON,
-    assert_killed_for,
     cgroup_names,
     leftovers,
     limits,
@@ -131,20 +130,3 @@ def run_py() -> Runner:
                            files={f"/box/{name}": src}, **spec))  # type: ignore[arg-type]
 
     return go
-
-
-# --- seccomp kills -------------------------------------------------------------------
-# The sandbox's init receives each denied call as a seccomp user notification and reports
-# its number, so the name is exact for every kill, however many happen at once.
-
-
-@pytest.fixture
-def killed_for() -> Callable[[Callable[[], RunResult], str], RunResult]:
-    """killed_for(lambda: run..., "name"): the run is a seccomp kill named `name`."""
-
-    def check(go: Callable[[], RunResult], name: str) -> RunResult:
-        r = go()
-        assert_killed_for(r, name)
-        return r
-
-    return check

@@ -129,6 +129,9 @@ def leftovers(idle: int = 0) -> list[str]:
 
 
 def assert_killed_for(result: RunResult, name: str) -> None:
+    """The run is a seccomp kill named `name`. The sandbox's init receives each denied call as a
+    seccomp user notification and reports its number, so the name is exact for every kill,
+    however many happen at once."""
     assert result.status is Status.SECURITY_VIOLATION, result
     assert result.signal == "SIGSYS", result
     assert result.syscall == name, result

@@ -50,7 +50,7 @@ def test_disk_fill_stops_at_disk_limit(run_c, where):
     lines = r.stdout.decode().splitlines()
     assert len(lines) == len(where), r.stdout
     total = 0
-    for line, path in zip(lines, where, strict=False):
+    for line, path in zip(lines, where, strict=True):
         word, p, n, err = line.split()
         assert (word, p, err) == ("fill", path, "ENOSPC"), line
         total += int(n)
