@@ -2,13 +2,31 @@
 
     from jail import RunSpec, Limits, run
     result = run(RunSpec(argv=["/usr/bin/python3", "-c", "print(1)"], limits=Limits(cpu_time=1)))
+
+`jail.spec` and `jail.errors` are plain types that layers which never run anything (the API)
+share; the runtime (namespaces, cgroups, libseccomp) is imported only when `Jail` or `run` is
+first used, so importing this package does not load it.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .errors import ChildSetupError, CommandNotFound, JailError
-from .runner import Jail, run
 from .spec import Bind, GiB, KiB, Limits, MiB, RunResult, RunSpec, Status
+
+if TYPE_CHECKING:
+    from .runner import Jail, run
 
 __all__ = [
     "Bind", "ChildSetupError", "CommandNotFound", "GiB", "Jail", "JailError", "KiB", "Limits", "MiB",
     "RunResult", "RunSpec", "Status", "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Jail", "run"):
+        from . import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'jail' has no attribute {name!r}")

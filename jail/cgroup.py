@@ -12,12 +12,12 @@ import logging
 import os
 from typing import Protocol
 
+from .config import JailConfig
 from .errors import JailError
 from .spec import Limits
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARENT = "cellblock"
 CFS_PERIOD_US = 100_000
 
 
@@ -140,24 +140,23 @@ def slot_of(name: str) -> int | None:
     return None
 
 
-def open_backend(root: str = "/sys/fs/cgroup", parent: str | None = None, version: str | None = None) -> CgroupBackend:
-    """Pick the cgroup version this host can give us, once.
+def open_backend(config: JailConfig, root: str = "/sys/fs/cgroup") -> CgroupBackend:
+    """Pick the cgroup version this host can give us, once, with our parent group at
+    config.cgroup_parent.
 
     Tries v2 (a unified hierarchy that offers memory, pids and cpu), then v1 (those
     controllers mounted as separate hierarchies); logs why each declined and fails
-    with both reasons when neither fits. CELLBLOCK_CGROUP_VERSION=1|2 forces one.
+    with both reasons when neither fits. config.cgroup_version "1" or "2" forces one.
     """
     from .cgroup_v1 import CgroupV1
     from .cgroup_v2 import CgroupV2
 
-    parent = parent or os.environ.get("CELLBLOCK_CGROUP_PARENT", DEFAULT_PARENT)
-    version = version or os.environ.get("CELLBLOCK_CGROUP_VERSION", "")
     reasons = []
     for name, backend in (("2", CgroupV2), ("1", CgroupV1)):
-        if version not in ("", name):
+        if config.cgroup_version not in ("", name):
             continue
         try:
-            return backend.open(root, parent)
+            return backend.open(root, config.cgroup_parent)
         except JailError as e:
             reasons.append(f"cgroup v{name}: {e}")
             log.debug("cgroup v%s declined: %s", name, e)

@@ -8,24 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
 
 from .errors import JailError
-from .spec import Limits, RunResult, RunSpec, Status
-
-SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)(?:i?[bB])?\s*$")
-UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+from .spec import Limits, RunResult, RunSpec, Status, parse_size
 
 
-def parse_size(text: str) -> int:
-    """'512', '64K', '256M', '1G' (binary units) -> bytes."""
-    m = SIZE.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use bytes or K/M/G)")
-    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+def size(text: str) -> int:
+    """An argparse type over spec.parse_size, the one size grammar."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
@@ -55,11 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = Limits()
     run.add_argument("--cpu-time", type=positive(float), default=d.cpu_time, metavar="S")
     run.add_argument("--wall-time", type=positive(float), default=d.wall_time, metavar="S")
-    run.add_argument("--memory", type=parse_size, default=d.memory, metavar="SIZE")
+    run.add_argument("--memory", type=size, default=d.memory, metavar="SIZE")
     run.add_argument("--pids", type=positive(int), default=d.pids, metavar="N")
-    run.add_argument("--output", type=parse_size, default=d.output, metavar="SIZE")
-    run.add_argument("--file-size", type=parse_size, default=d.file_size, metavar="SIZE")
-    run.add_argument("--disk", type=parse_size, default=d.disk, metavar="SIZE")
+    run.add_argument("--output", type=size, default=d.output, metavar="SIZE")
+    run.add_argument("--file-size", type=size, default=d.file_size, metavar="SIZE")
+    run.add_argument("--disk", type=size, default=d.disk, metavar="SIZE")
     run.add_argument("--open-files", type=positive(int), default=d.open_files, metavar="N")
     run.add_argument("--cpus", type=positive(float), default=d.cpus, metavar="N", help="CPU bandwidth share")
     run.add_argument("--pin", type=int, default=None, metavar="CPU", help="pin the run to this CPU")
@@ -74,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def result_json(result: RunResult) -> dict:
+def result_json(result: RunResult) -> dict[str, object]:
     out = asdict(result)
     out["status"] = str(result.status)
     out["stdout"] = result.stdout.decode("utf-8", errors="replace")

@@ -1,9 +1,15 @@
-"""The jail's settings, all from CELLBLOCK_* environment variables with documented defaults."""
+"""The jail's settings, all from CELLBLOCK_* environment variables with documented defaults.
+
+JailConfig.from_env is the one reader of them: the rest of the jail takes a JailConfig.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+# policies/seccomp/ of this checkout
+SECCOMP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "policies", "seccomp")
 
 
 @dataclass(frozen=True)
@@ -16,6 +22,7 @@ class JailConfig:
     cgroup_parent: str = "cellblock"  # CELLBLOCK_CGROUP_PARENT
     cgroup_version: str = ""  # CELLBLOCK_CGROUP_VERSION: "", "1" or "2"
     warm: int = 2  # CELLBLOCK_JAIL_WARM: containers a builder process keeps ready (0: build in-process)
+    seccomp_dir: str = SECCOMP_DIR  # CELLBLOCK_SECCOMP_DIR: where seccomp profiles (NAME.toml) are read
 
     @classmethod
     def from_env(cls) -> JailConfig:
@@ -31,4 +38,5 @@ class JailConfig:
 # field -> the environment variable that sets it
 _VARIABLES = {"state_dir": "CELLBLOCK_JAIL_DIR", "uid_base": "CELLBLOCK_JAIL_UID_BASE",
               "slots": "CELLBLOCK_JAIL_SLOTS", "cgroup_parent": "CELLBLOCK_CGROUP_PARENT",
-              "cgroup_version": "CELLBLOCK_CGROUP_VERSION", "warm": "CELLBLOCK_JAIL_WARM"}
+              "cgroup_version": "CELLBLOCK_CGROUP_VERSION", "warm": "CELLBLOCK_JAIL_WARM",
+              "seccomp_dir": "CELLBLOCK_SECCOMP_DIR"}

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 
 from . import libc
+from .config import JailConfig
 
 Check = Callable[[], tuple[bool, str, str]]
 
@@ -52,7 +53,7 @@ def cgroups() -> tuple[bool, str, str]:
     from .errors import JailError
 
     try:
-        backend = open_backend()
+        backend = open_backend(JailConfig.from_env())
     except JailError as e:
         return False, str(e), ("on cgroup v2, delegate a subtree with memory, pids and cpu (systemd Delegate=yes); "
                                "on cgroup v1, mount the memory, pids, cpu and cpuacct controllers")
@@ -63,7 +64,7 @@ def seccomp_filter() -> tuple[bool, str, str]:
     from .seccomp import compiled
 
     try:
-        program = compiled("default")
+        program = compiled(JailConfig.from_env().seccomp_dir, "default")
     except Exception as e:
         return (False, f"seccomp profile 'default' does not compile: {e}",
                 "install libseccomp2 (apt-get install libseccomp2)")
@@ -75,7 +76,6 @@ def seccomp_filter() -> tuple[bool, str, str]:
 
 
 def container_init() -> tuple[bool, str, str]:
-    from .config import JailConfig
     from .errors import JailError
     from .init_binary import executable, path
 

@@ -5,19 +5,62 @@ failure of the jail itself (a mount that would not go, a cgroup that would not t
 a limit) raises. Callers retry those and never blame the program for them.
 """
 
+from __future__ import annotations
+
+import enum
+import os
+from errno import errorcode
+
 
 class JailError(Exception):
     """The sandbox could not be set up, supervised or torn down."""
 
 
-class ChildSetupError(JailError):
-    """The child failed a setup step before execve; carries the step and errno."""
+class Step(enum.Enum):
+    """A setup step of the container's init (jail/init.c), named after the call that failed.
 
-    def __init__(self, step: str, err: int, detail: str) -> None:
+    The one list of them: init.c gets each number as a -DSTEP_<NAME> define
+    (jail/init_binary.py) and reports a failed step by it.
+    """
+
+    CLONE3 = enum.auto()
+    WRITE = enum.auto()
+    PRCTL = enum.auto()
+    READ_MESSAGE = enum.auto()
+    PARSE_MESSAGE = enum.auto()
+    UNSHARE = enum.auto()
+    MOUNT = enum.auto()
+    CHDIR = enum.auto()
+    PIVOT_ROOT = enum.auto()
+    UMOUNT2 = enum.auto()
+    SETHOSTNAME = enum.auto()
+    SOCKET = enum.auto()
+    IOCTL = enum.auto()
+    SETGROUPS = enum.auto()
+    SETRESGID = enum.auto()
+    SETRESUID = enum.auto()
+    CAPSET = enum.auto()
+    SECCOMP = enum.auto()
+    SCHED_SETAFFINITY = enum.auto()
+    CLOSE_RANGE = enum.auto()
+    CLONE = enum.auto()
+    PRLIMIT64 = enum.auto()
+    EXECVE = enum.auto()
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class ChildSetupError(JailError):
+    """The container's init failed a setup step before execve: the step, the errno, and
+    `detail`, what the call was made on (a mount's source, target and flags, a path)."""
+
+    def __init__(self, step: Step, err: int, detail: str) -> None:
         self.step = step
         self.errno = err
         self.detail = detail
-        super().__init__(f"sandbox setup failed at {step}: {detail}")
+        super().__init__(f"sandbox setup failed at {step}({detail}): "
+                         f"{errorcode.get(err, f'errno {err}')} ({os.strerror(err)})")
 
 
 class CommandNotFound(JailError):

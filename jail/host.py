@@ -24,7 +24,7 @@ class Host:
         self.etc_dir = f"{config.state_dir}/{ETC_VERSION}"
         rootfs.stage_etc(self.etc_dir)
         self.init = init_binary.executable(config.state_dir)
-        self.backend = cgroup.open_backend(parent=config.cgroup_parent, version=config.cgroup_version)
+        self.backend = cgroup.open_backend(config)
         self.slots = SlotPool(config.state_dir, config.slots, config.uid_base)
         # A process killed mid-run leaves its slots' root mounts and cgroups behind;
         # whoever can lock such a slot now cleans it, so nothing lingers until reuse.
@@ -53,4 +53,4 @@ class Host:
         building fails half-way: prepare undoes what it did, then releases)."""
         slot = self.take_slot()
         return sandbox.prepare(self.backend, slot, self.slots.root(slot), self.slots.host_uid(slot), self.etc_dir,
-                               self.init, shape, lambda: self.slots.release(slot))
+                               self.init, self.config.seccomp_dir, shape, lambda: self.slots.release(slot))

@@ -28,9 +28,15 @@
  *      the listener), kill and reap everything left, write "status, syscall" (two ints)
  *      on STATUS_FD and exit.
  *
- * A failed step writes "step\0errno\0message" on REPORT_FD and exits 127; the init closes
- * REPORT_FD once the program has exec'd, so the parent reads EOF exactly then. Exit 126:
- * the parent went away before the job came; 125: the init itself failed while waiting.
+ * A failed step writes a report on REPORT_FD (struct report: the step, errno, and what the
+ * call was made on) and exits 127; the init closes REPORT_FD once the program has exec'd,
+ * so the parent reads EOF exactly then. Exit 126: the parent went away before the job
+ * came; 125: the init itself failed while waiting.
+ *
+ * The Python side owns what both sides must agree on, and passes it as -D defines
+ * (jail/init_binary.py): DEFAULT_PATH, the search path of a program whose environment has
+ * no PATH (jail.spec.DEFAULT_PATH), and STEP_<NAME>, the number of each setup step
+ * (jail.errors.Step). The binary is named after a digest of this file and those flags.
  *
  * Built statically against musl (jail/init_binary.py): glibc's start-up probes the CPU's
  * caches with dozens of cpuid instructions, each a trap to the hypervisor on a VM, about
@@ -43,6 +49,8 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +63,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef DEFAULT_PATH
+#error "DEFAULT_PATH is not defined: jail/init_binary.py builds this file with jail.spec.DEFAULT_PATH"
+#endif
 
 #define NAMESPACES (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | 0x80 /* CLONE_NEWTIME */)
 #define CLONE_INTO_CGROUP_ 0x200000000ULL
@@ -79,18 +91,29 @@ struct cap_data_ { uint32_t effective, permitted, inheritable; };
 
 static int report_fd = -1;
 
-/* Tell the parent which step failed and why, then die. */
-static void fail(const char *step, int err) {
-    char buf[4096];
-    int n = snprintf(buf, sizeof buf, "%.3000s%c%d%c%s", step, 0, err, 0, strerror(err));
-    if (n > (int)sizeof buf) n = sizeof buf;
-    if (write(report_fd, buf, (size_t)n) < 0) { /* nobody left to tell */ }
+/* A failed step's report, in the host's byte order. Sent in one write of at most
+   PIPE_BUF bytes, which a pipe keeps whole. */
+struct report {
+    int32_t step, err; /* a STEP_* number, an errno */
+    char detail[4096 - 8]; /* what the call was made on, not NUL-terminated on the pipe */
+};
+
+/* Tell the parent which step failed, on what (printf-style) and why, then die. */
+__attribute__((noreturn, format(printf, 3, 4)))
+static void fail(int step, int err, const char *fmt, ...) {
+    struct report r = {step, err, ""};
+    va_list args;
+    va_start(args, fmt);
+    int n = vsnprintf(r.detail, sizeof r.detail, fmt, args);
+    va_end(args);
+    size_t size = n < 0 ? 0 : (size_t)n < sizeof r.detail ? (size_t)n : sizeof r.detail - 1;
+    if (write(report_fd, &r, offsetof(struct report, detail) + size) < 0) { /* nobody left to tell */ }
     _exit(127);
 }
 
-static void check(long r, const char *step) {
-    if (r < 0) fail(step, errno);
-}
+/* Fail at `step` if the call returned < 0. A macro: on success it costs one comparison,
+   and errno reaches fail() straight from the call. */
+#define CHECK(r, step, ...) do { if ((r) < 0) fail(step, errno, __VA_ARGS__); } while (0)
 
 /* n bytes from fd, or 0 at EOF (the parent gave up on us). */
 static int read_full(int fd, void *buf, size_t n) {
@@ -110,16 +133,16 @@ struct reader { char *p, *end; };
 static int read_message(int fd, struct reader *m) {
     uint32_t size;
     if (!read_full(fd, &size, 4)) return 0;
-    if (size > MAX_MESSAGE) fail("read message", EMSGSIZE);
+    if (size > MAX_MESSAGE) fail(STEP_READ_MESSAGE, EMSGSIZE, "%u bytes", size);
     char *body = malloc(size + 1);
-    if (!body) fail("read message", ENOMEM);
+    if (!body) fail(STEP_READ_MESSAGE, ENOMEM, "%u bytes", size);
     if (!read_full(fd, body, size)) return 0;
     m->p = body; m->end = body + size;
     return 1;
 }
 
 static void take(struct reader *m, void *out, size_t n) {
-    if ((size_t)(m->end - m->p) < n) fail("parse message", EBADMSG);
+    if ((size_t)(m->end - m->p) < n) fail(STEP_PARSE_MESSAGE, EBADMSG, "%zu bytes wanted, %td left", n, m->end - m->p);
     memcpy(out, m->p, n);
     m->p += n;
 }
@@ -131,7 +154,7 @@ static uint64_t take_u64(struct reader *m) { uint64_t v; take(m, &v, 8); return 
 static char *take_str(struct reader *m) {
     uint32_t n = take_u32(m);
     char *s = malloc((size_t)n + 1);
-    if (!s) fail("parse message", ENOMEM);
+    if (!s) fail(STEP_PARSE_MESSAGE, ENOMEM, "a string of %u bytes", n);
     take(m, s, n);
     s[n] = 0;
     return s;
@@ -139,91 +162,117 @@ static char *take_str(struct reader *m) {
 
 static char **take_strs(struct reader *m) {
     uint32_t n = take_u32(m);
-    if (n > (uint32_t)(m->end - m->p) / 4) fail("parse message", EBADMSG);
+    if (n > (uint32_t)(m->end - m->p) / 4) fail(STEP_PARSE_MESSAGE, EBADMSG, "%u strings", n);
     char **v = calloc((size_t)n + 1, sizeof *v);
-    if (!v) fail("parse message", ENOMEM);
+    if (!v) fail(STEP_PARSE_MESSAGE, ENOMEM, "%u strings", n);
     for (uint32_t i = 0; i < n; i++) v[i] = take_str(m);
     return v;
+}
+
+/* mount(2), or fail naming the mount: "source -> target, MS_FLAGS" (a remount has no source). */
+static void mount_or_fail(const char *source, const char *target, const char *fstype, unsigned long flags) {
+    if (mount(source, target, fstype, flags, NULL) == 0) return;
+    int err = errno;
+    static const struct { unsigned long flag; const char *name; } known[] = {
+        {MS_RDONLY, "MS_RDONLY"}, {MS_NOSUID, "MS_NOSUID"}, {MS_NODEV, "MS_NODEV"}, {MS_NOEXEC, "MS_NOEXEC"},
+        {MS_REMOUNT, "MS_REMOUNT"}, {MS_NOATIME, "MS_NOATIME"}, {MS_NODIRATIME, "MS_NODIRATIME"},
+        {MS_BIND, "MS_BIND"}, {MS_REC, "MS_REC"}, {MS_RELATIME, "MS_RELATIME"},
+    };
+    char names[256] = ""; /* room for every name above at once */
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (flags & known[i].flag) {
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", n ? "|" : "", known[i].name);
+            flags &= ~known[i].flag;
+        }
+    if (flags || !n) snprintf(names + n, sizeof names - n, "%s%#lx", n ? "|" : "", flags);
+    if (source) fail(STEP_MOUNT, err, "%s -> %s, %s", source, target, names);
+    fail(STEP_MOUNT, err, "%s, %s", target, names);
 }
 
 /* Step 2: the container's own mounts, then pivot into the root. */
 static void mount_root(struct reader *plan, const char *root) {
     /* The tmpfs came from the host's mount namespace, so here it is a locked mount and
        pivot_root refuses it (EINVAL); a bind of it made here is ours to pivot into. */
-    check(mount(root, root, NULL, MS_BIND, NULL), "mounts");
+    mount_or_fail(root, root, NULL, MS_BIND);
     uint32_t binds = take_u32(plan);
     for (uint32_t i = 0; i < binds; i++) {
         char *source = take_str(plan), *target = take_str(plan);
         unsigned long remount = (unsigned long)take_u64(plan);
-        check(mount(source, target, NULL, MS_BIND | MS_REC, NULL), "mounts");
-        if (remount) check(mount(NULL, target, NULL, remount, NULL), "mounts");
+        mount_or_fail(source, target, NULL, MS_BIND | MS_REC);
+        if (remount) mount_or_fail(NULL, target, NULL, remount);
     }
     char proc[4096];
     snprintf(proc, sizeof proc, "%s/proc", root);
-    check(mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mounts");
-    check(chdir(root), "mounts");
+    mount_or_fail("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    CHECK(chdir(root), STEP_CHDIR, "%s", root);
     /* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
        only the new tree (the trick runc uses; pivot_root(2) NOTES). */
-    check(syscall(SYS_pivot_root, ".", "."), "mounts");
-    check(umount2(".", MNT_DETACH), "mounts");
-    check(chdir("/"), "mounts");
+    CHECK(syscall(SYS_pivot_root, ".", "."), STEP_PIVOT_ROOT, "., . in %s", root);
+    CHECK(umount2(".", MNT_DETACH), STEP_UMOUNT2, "the old root, MNT_DETACH");
+    CHECK(chdir("/"), STEP_CHDIR, "/");
 }
 
 /* A fresh network namespace has only `lo`, down; some programs talk to themselves. */
 static void loopback_up(void) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    check(s, "loopback up");
+    CHECK(s, STEP_SOCKET, "AF_INET, SOCK_DGRAM");
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     strcpy(ifr.ifr_name, "lo");
-    check(ioctl(s, SIOCGIFFLAGS, &ifr), "loopback up");
+    CHECK(ioctl(s, SIOCGIFFLAGS, &ifr), STEP_IOCTL, "lo, SIOCGIFFLAGS");
     ifr.ifr_flags |= IFF_UP;
-    check(ioctl(s, SIOCSIFFLAGS, &ifr), "loopback up");
+    CHECK(ioctl(s, SIOCSIFFLAGS, &ifr), STEP_IOCTL, "lo, SIOCSIFFLAGS, IFF_UP");
     close(s);
 }
 
 /* Step 3. setresuid does not clear our capabilities here: the setup credentials were the
    unmapped host root, not namespace root. So they go explicitly, every set. */
 static void drop_privileges(uint32_t uid, uint32_t gid, int last_cap) {
-    check(syscall(SYS_setgroups, 0, NULL), "setgroups/setresgid/setresuid");
-    check(syscall(SYS_setresgid, gid, gid, gid), "setgroups/setresgid/setresuid");
-    check(syscall(SYS_setresuid, uid, uid, uid), "setgroups/setresgid/setresuid");
+    CHECK(syscall(SYS_setgroups, 0, NULL), STEP_SETGROUPS, "none");
+    CHECK(syscall(SYS_setresgid, gid, gid, gid), STEP_SETRESGID, "%u", gid);
+    CHECK(syscall(SYS_setresuid, uid, uid, uid), STEP_SETRESUID, "%u", uid);
     /* A change of uid clears the parent-death signal (commit_creds): set it again. */
-    check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)");
-    for (int cap = 0; cap <= last_cap; cap++) check(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capabilities");
-    check(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "drop capabilities");
+    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), STEP_PRCTL, "PR_SET_PDEATHSIG, SIGKILL");
+    for (int cap = 0; cap <= last_cap; cap++)
+        CHECK(prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), STEP_PRCTL, "PR_CAPBSET_DROP, %d", cap);
+    CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), STEP_PRCTL, "PR_CAP_AMBIENT_CLEAR_ALL");
     struct cap_header_ header = {LINUX_CAPABILITY_VERSION_3_, 0};
     struct cap_data_ data[2];
     memset(data, 0, sizeof data);
-    check(syscall(SYS_capset, &header, data), "drop capabilities");
-    check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+    CHECK(syscall(SYS_capset, &header, data), STEP_CAPSET, "no capabilities");
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), STEP_PRCTL, "PR_SET_NO_NEW_PRIVS");
 }
 
 static int load_seccomp(struct reader *plan) {
     uint32_t size = take_u32(plan);
-    if (size % 8 || size / 8 > 0xFFFF || size > (uint32_t)(plan->end - plan->p)) fail("seccomp", EINVAL);
+    if (size % 8 || size / 8 > 0xFFFF || size > (uint32_t)(plan->end - plan->p))
+        fail(STEP_SECCOMP, EINVAL, "a BPF program of %u bytes", size);
     struct sock_fprog_ prog = {(unsigned short)(size / 8), (struct sock_filter_ *)plan->p};
     plan->p += size;
     long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, SECCOMP_FILTER_FLAG_NEW_LISTENER_, &prog);
-    check(listener, "seccomp");
+    CHECK(listener, STEP_SECCOMP, "SECCOMP_SET_MODE_FILTER, NEW_LISTENER, %u instructions", size / 8);
     return (int)listener;
 }
 
 /* What the program's process does between the vfork-style clone and execve. */
 struct launch {
-    char **argv, **env, *path;
+    char **argv, **env;
+    const char *path;
     uint32_t nlimits;
     uint32_t *resources;
     uint64_t *values;
-    const char *failed; /* set by the child when a step failed, with err: the memory is shared */
-    int err;
+    /* Set by the program's process when a step failed (the memory is shared): the step,
+       its errno, and for STEP_PRLIMIT64 the index of the limit. */
+    int step, err;
+    uint32_t limit;
 };
 
 static char program_stack[64 * 1024] __attribute__((aligned(16)));
 
 /* Raw calls only from here to execve: this runs on the parent's memory (CLONE_VM). */
-static void program_fail(struct launch *l, const char *step) {
-    l->failed = step;
+static void program_fail(struct launch *l, int step) {
+    l->step = step;
     l->err = errno;
     _exit(127);
 }
@@ -237,12 +286,15 @@ static int program_main(void *arg) {
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
     for (uint32_t i = 0; i < l->nlimits; i++) {
         struct rlimit r = {l->values[i], l->values[i]};
-        if (syscall(SYS_prlimit64, 0, l->resources[i], &r, NULL) < 0) program_fail(l, "setrlimit");
+        if (syscall(SYS_prlimit64, 0, l->resources[i], &r, NULL) < 0) {
+            l->limit = i;
+            program_fail(l, STEP_PRLIMIT64);
+        }
     }
     const char *file = l->argv[0];
     if (strchr(file, '/')) {
         execve(file, l->argv, l->env);
-        program_fail(l, NULL);
+        program_fail(l, STEP_EXECVE);
     }
     /* execvpe's search, over the program's own PATH. */
     int seen_eacces = 0;
@@ -258,7 +310,7 @@ static int program_main(void *arg) {
         if (!*end) { errno = seen_eacces ? EACCES : ENOENT; break; }
         dir = end + 1;
     }
-    program_fail(l, NULL);
+    program_fail(l, STEP_EXECVE);
     return 127;
 }
 
@@ -300,7 +352,7 @@ static void serve_as_init(int program, int listener, int status_fd) {
 
 static void init_main(int sync_fd, int status_fd) {
     /* If the builder dies, so does the run. */
-    check(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)");
+    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), STEP_PRCTL, "PR_SET_PDEATHSIG, SIGKILL");
     char go;
     struct reader plan;
     if (!read_full(sync_fd, &go, 1) || go != 'G' || !read_message(sync_fd, &plan)) _exit(126);
@@ -308,9 +360,9 @@ static void init_main(int sync_fd, int status_fd) {
     uint32_t loopback = take_u32(&plan);
     int last_cap = (int)take_u32(&plan);
     char *root = take_str(&plan);
-    check(unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)");
+    CHECK(unshare(CLONE_NEWCGROUP), STEP_UNSHARE, "CLONE_NEWCGROUP");
     mount_root(&plan, root);
-    check(sethostname("cellblock", 9), "sethostname");
+    CHECK(sethostname("cellblock", 9), STEP_SETHOSTNAME, "cellblock");
     if (loopback) loopback_up();
     drop_privileges(uid, gid, last_cap);
     int listener = load_seccomp(&plan);
@@ -322,7 +374,7 @@ static void init_main(int sync_fd, int status_fd) {
     l.env = take_strs(&job);
     char *cwd = take_str(&job);
     l.nlimits = take_u32(&job);
-    if (l.nlimits > 64) fail("setrlimit", EINVAL);
+    if (l.nlimits > 64) fail(STEP_PRLIMIT64, EINVAL, "%u limits", l.nlimits);
     l.resources = calloc(l.nlimits + 1, sizeof *l.resources);
     l.values = calloc(l.nlimits + 1, sizeof *l.values);
     for (uint32_t i = 0; i < l.nlimits; i++) {
@@ -330,32 +382,31 @@ static void init_main(int sync_fd, int status_fd) {
         l.values[i] = take_u64(&job);
     }
     int32_t cpu = (int32_t)take_u32(&job);
-    if (!l.argv[0]) fail("execve()", EINVAL);
-    l.path = "/usr/local/bin:/usr/bin:/bin";
+    if (!l.argv[0]) fail(STEP_EXECVE, EINVAL, "no argv[0]");
+    l.path = DEFAULT_PATH;
     for (char **e = l.env; *e; e++)
         if (!strncmp(*e, "PATH=", 5)) l.path = *e + 5;
 
-    char step[4200];
-    snprintf(step, sizeof step, "chdir(%.4000s)", cwd);
-    check(chdir(cwd), step);
-    if (cpu >= CPU_SETSIZE) fail("sched_setaffinity", EINVAL);
+    CHECK(chdir(cwd), STEP_CHDIR, "%s", cwd);
+    if (cpu >= CPU_SETSIZE) fail(STEP_SCHED_SETAFFINITY, EINVAL, "cpu %d", cpu);
     if (cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);
         CPU_SET(cpu, &set);
-        check(sched_setaffinity(0, sizeof set, &set), "sched_setaffinity");
+        CHECK(sched_setaffinity(0, sizeof set, &set), STEP_SCHED_SETAFFINITY, "cpu %d", cpu);
     }
     /* Only 0, 1 and 2 may reach the program: every other fd, inherited from the builder
        (the control fds it passed us) or opened here, closes at its execve. */
-    check(syscall(SYS_close_range_, 3, ~0U, CLOSE_RANGE_CLOEXEC_), "close-on-exec");
-    snprintf(step, sizeof step, "execve(%.4000s)", l.argv[0]);
+    CHECK(syscall(SYS_close_range_, 3, ~0U, CLOSE_RANGE_CLOEXEC_), STEP_CLOSE_RANGE, "3, ~0, CLOSE_RANGE_CLOEXEC");
     /* The program is pid 2, not pid 1: the kernel drops signals to pid 1 that have no
        handler, and abort() and kill(getpid(), ...) must work as programs expect. */
     int program = clone(program_main, program_stack + sizeof program_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &l);
-    check(program, step);
+    CHECK(program, STEP_CLONE, "CLONE_VM|CLONE_VFORK, for %s", l.argv[0]);
     if (l.err) {
         waitpid(program, NULL, 0);
-        fail(l.failed ? l.failed : step, l.err);
+        if (l.step == STEP_PRLIMIT64)
+            fail(l.step, l.err, "resource %u, %llu", l.resources[l.limit], (unsigned long long)l.values[l.limit]);
+        fail(l.step, l.err, "%s", l.argv[0]);
     }
     /* The program runs: EOF on the report pipe tells the parent. Keep only what the init
        still needs; the program has its own copies of 0, 1 and 2. */
@@ -380,12 +431,10 @@ int main(int argc, char **argv) {
         args.cgroup = (uint64_t)cgroup_fd;
     }
     long pid = syscall(SYS_clone3_, &args, sizeof args);
-    char step[64];
-    snprintf(step, sizeof step, "clone3(flags=%#llx)", (unsigned long long)args.flags);
-    check(pid, step);
+    CHECK(pid, STEP_CLONE3, "flags=%#llx", (unsigned long long)args.flags);
     if (pid > 0) {
         int32_t init_pid = (int32_t)pid;
-        check(write(report_fd, &init_pid, 4) == 4 ? 0 : -1, "report the init's pid");
+        CHECK(write(report_fd, &init_pid, 4) == 4 ? 0 : -1, STEP_WRITE, "the init's pid, on the report pipe");
         _exit(0);
     }
     if (cgroup_fd >= 0) close(cgroup_fd);

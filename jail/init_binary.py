@@ -1,7 +1,10 @@
 """The container init (jail/init.c): built once per host with musl-gcc, kept in the state dir.
 
 Built on first use rather than shipped, so the binary always matches its source: the
-file is named after the source's hash, and a changed init.c builds a new one. Static
+file is named after a hash of the source and the compiler's arguments, so a changed
+init.c, flag or define builds a new one. What init.c shares with the Python side comes
+from here as -D defines, so it is stated once: the default PATH (jail.spec) and the
+numbers of the setup steps it reports (jail.errors.Step). Static
 musl, not glibc: glibc's start-up asks the CPU about its caches with dozens of cpuid
 instructions, each a trap to the hypervisor on a VM (about 0.5 ms per container).
 
@@ -15,22 +18,40 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 
 from . import libc
-from .errors import JailError
+from .errors import JailError, Step
+from .spec import DEFAULT_PATH
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "init.c")
 COMPILER = "musl-gcc"
+FLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror")
+
+
+def compiler_args() -> list[str]:
+    """Everything the compiler gets besides the file names: FLAGS and the defines."""
+    return [*FLAGS, f"-DDEFAULT_PATH={c_string(DEFAULT_PATH)}", *(f"-DSTEP_{s.name}={s.value}" for s in Step)]
+
+
+def c_string(text: str) -> str:
+    """`text` as a C string literal; every byte but printable ASCII as a 3-digit octal escape."""
+    return '"' + "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\' else f"\\{b:03o}"
+                         for b in text.encode()) + '"'
 
 
 @functools.cache
 def path(state_dir: str) -> str:
-    """The init binary for the current init.c, building it if this host has none yet."""
+    """The init binary for the current init.c and compiler arguments, building it if this
+    host has none yet."""
+    args = compiler_args()
     with open(SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+        source = f.read()
+    # The JSON list is self-delimiting, so no other (args, source) pair hashes the same bytes.
+    digest = hashlib.sha256(json.dumps(args).encode() + source).hexdigest()[:16]
     binary = os.path.join(state_dir, f"init-{digest}")
     if os.path.exists(binary):
         return binary
@@ -41,7 +62,7 @@ def path(state_dir: str) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building the same binary
         if not os.path.exists(binary):
             partial = f"{binary}.{os.getpid()}"
-            done = subprocess.run([compiler, "-static", "-O2", "-o", partial, SOURCE],
+            done = subprocess.run([compiler, *args, "-o", partial, SOURCE],
                                   capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise JailError(f"building the container init failed: {done.stderr.strip()}")

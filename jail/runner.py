@@ -72,11 +72,9 @@ def validate(spec: RunSpec) -> None:
     """Refuse specs the jail cannot honour, before touching the host."""
     if not spec.argv or not all(isinstance(a, str) and "\0" not in a for a in spec.argv):
         raise JailError("argv must be a non-empty list of strings without NUL bytes")
-    lim = spec.limits
-    if lim.cpu_time <= 0 or lim.wall_time <= 0 or lim.memory < 1 << 20 or lim.pids < 1 or lim.cpus <= 0:
-        raise JailError(f"limits out of range: {lim}")
-    if lim.output < 0 or lim.file_size < 0 or lim.disk < 1 << 16 or lim.open_files < 4 or lim.stack < 1 << 20:
-        raise JailError(f"limits out of range: {lim}")
+    problems = spec.limits.problems()
+    if problems:
+        raise JailError("limits out of range: " + "; ".join(f"{name} {why}" for name, why in problems))
     if not os.path.isabs(spec.cwd):
         raise JailError(f"cwd {spec.cwd!r} must be absolute")
     for path in spec.files:

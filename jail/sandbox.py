@@ -16,6 +16,7 @@ import errno
 import os
 import select
 import signal
+import struct
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -23,20 +24,15 @@ from dataclasses import dataclass
 
 from . import cgroup, libc, rlimits, rootfs, seccomp, supervise, userns
 from .accounting import account
-from .errors import ChildSetupError, CommandNotFound, JailError
+from .errors import ChildSetupError, CommandNotFound, JailError, Step
 from .launch import Launch, encode_launch, encode_plan
-from .spec import Bind, RunResult, RunSpec
+from .spec import DEFAULT_ENV, Bind, RunResult, RunSpec
 
-DEFAULT_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "HOME": "/box",
-    "LANG": "C.UTF-8",
-    "TMPDIR": "/tmp",
-}
 SETUP_TIMEOUT = 10.0
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031  # <linux/fcntl.h>
 INITIAL_DISK = 1 << 20  # the root's size until `start` sets the job's
+REPORT = struct.Struct("=ii")  # init.c's struct report: step, errno; then the detail
 
 
 @dataclass(frozen=True)
@@ -109,8 +105,9 @@ class Sandbox:
 
 
 def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, etc_dir: str, init: str,
-            shape: Shape, on_release: Callable[[], None]) -> Sandbox:
-    """Build a container up to the point where only the job is missing.
+            seccomp_dir: str, shape: Shape, on_release: Callable[[], None]) -> Sandbox:
+    """Build a container up to the point where only the job is missing (its seccomp
+    profile read from `seccomp_dir`).
 
     The returned Sandbox's `release` kills the container's processes, reaps its init
     (a child of this process), removes its cgroup and unmounts its root, then calls
@@ -157,7 +154,8 @@ def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, 
         userns.write_maps(pid, host_uid)
         if cg_fd < 0:
             cg.join(pid)
-        plan = encode_plan(root, plans, shape.loopback, libc.cap_last_cap(), seccomp.compiled(shape.profile))
+        bpf = seccomp.compiled(seccomp_dir, shape.profile)
+        plan = encode_plan(root, plans, shape.loopback, libc.cap_last_cap(), bpf)
         libc.write_all(sync_w, plan)
     except BaseException:
         undo.close()
@@ -185,7 +183,12 @@ def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
         cpu=spec.cpu,
     )
     sb.cg.reset_peak()
-    libc.write_all(sb.sync_w, encode_launch(launch))
+    try:
+        libc.write_all(sb.sync_w, encode_launch(launch))
+    except BrokenPipeError:
+        # The init failed a setup step (a bind that would not mount, say) and is gone.
+        check_exec(sb.report_r, spec.argv[0])
+        raise JailError("the container's init died before its job came") from None
     check_exec(sb.report_r, spec.argv[0])
     return time.monotonic(), sb.cg.cpu_usage()
 
@@ -257,11 +260,13 @@ def check_exec(report_fd: int, command: str) -> None:
     report = os.read(report_fd, 4096)
     if not report:
         return
-    step, err, detail = [*report.decode(errors="replace").split("\0"), "", ""][:3]
-    code = int(err) if err.isdigit() else 0
-    if step.startswith("execve") and code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR):
+    if len(report) < REPORT.size:
+        raise JailError(f"the container's init sent a truncated report: {report!r}")
+    number, code = REPORT.unpack_from(report)
+    step = Step(number)
+    if step is Step.EXECVE and code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR):
         raise CommandNotFound(f"cannot execute {command!r} in the sandbox: {os.strerror(code)}")
-    raise ChildSetupError(step, code, detail)
+    raise ChildSetupError(step, code, report[REPORT.size:].decode(errors="replace"))
 
 
 def _grow_pipe(fd: int) -> None:

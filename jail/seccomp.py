@@ -13,12 +13,12 @@ import os
 import tempfile
 import tomllib
 from dataclasses import dataclass
+from typing import Any
 
 import pyseccomp as sc
 
 from .errors import JailError
 
-PROFILE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "policies", "seccomp")
 # Syscall numbers above libseccomp's table but below this answer ENOSYS; the rest die.
 HIGHEST_SYSCALL = 512
 
@@ -30,11 +30,7 @@ class Profile:
     name: str
     deny: frozenset[str]
     errno: dict[str, int]
-    allow_if: tuple[dict, ...]
-
-
-def profile_dir() -> str:
-    return os.environ.get("CELLBLOCK_SECCOMP_DIR", PROFILE_DIR)
+    allow_if: tuple[dict[str, Any], ...]
 
 
 def parse_profile(path: str) -> Profile:
@@ -111,11 +107,12 @@ def build_filter(profile: Profile) -> sc.SyscallFilter:
 
 
 @functools.cache
-def compiled(name: str) -> bytes:
-    """The profile `name` compiled to BPF (struct sock_filter array), once per process."""
+def compiled(directory: str, name: str) -> bytes:
+    """The profile `name` from `directory` (JailConfig.seccomp_dir) compiled to BPF
+    (struct sock_filter array), once per process."""
     if not name.replace("-", "").replace("_", "").isalnum():
         raise JailError(f"invalid seccomp profile name {name!r}")
-    path = os.path.join(profile_dir(), f"{name}.toml")
+    path = os.path.join(directory, f"{name}.toml")
     if not os.path.exists(path):
         raise JailError(f"no seccomp profile {name!r} (looked for {path})")
     flt = build_filter(parse_profile(path))
@@ -131,6 +128,7 @@ def compiled(name: str) -> bytes:
 def syscall_name(nr: int) -> str:
     """The x86_64 name of syscall number nr, or its number as text."""
     try:
-        return sc.resolve_syscall(sc.Arch.X86_64, nr).decode()
+        name: bytes = sc.resolve_syscall(sc.Arch.X86_64, nr)
     except ValueError:
         return str(nr)
+    return name.decode()

@@ -6,12 +6,41 @@ reads a RunResult. Field names match the JSON printed by `python -m jail run --j
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import math
+import re
 from dataclasses import dataclass, field
 
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
+TiB = 1024 * GiB
+
+# The environment a program gets when its spec names none; every layer above that builds
+# an environment of its own starts from this one.
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+DEFAULT_ENV = {"PATH": DEFAULT_PATH, "HOME": "/box", "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": KiB, "m": MiB, "g": GiB, "t": TiB}
+
+
+def parse_size(text: str) -> int:
+    """The one size grammar: '512', '64K', '1.5M', '256MiB', '1G' (binary units, case and a
+    trailing 'B'/'iB' optional) -> bytes. ValueError names the text."""
+    m = _SIZE.fullmatch(text)
+    if not m:
+        raise ValueError(f"not a size: {text!r} (bytes, or a number with K, M, G or T)")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def format_size(n: float) -> str:
+    """Bytes as the largest binary unit that divides them: 1048576 -> '1M' (parse_size reads it back)."""
+    for unit in ("T", "G", "M", "K"):
+        if n >= _SIZE_UNITS[unit.lower()] and n % _SIZE_UNITS[unit.lower()] == 0:
+            return f"{int(n) // _SIZE_UNITS[unit.lower()]}{unit}"
+    return f"{n:g}"
 
 
 class Status(enum.StrEnum):
@@ -44,6 +73,50 @@ class Limits:
     open_files: int = 256  # RLIMIT_NOFILE
     stack: int = 64 * MiB  # RLIMIT_STACK
     cpus: float = 1.0  # CPU bandwidth: how many CPUs' worth the run may use at once
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, why) for every value outside the range the jail can honour (see BOUNDS)."""
+        return [(name, why) for name, bound in BOUNDS.items()
+                if (why := bound.refuses(getattr(self, name))) is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """The range of one limit that the jail can honour, and how its values are written."""
+
+    low: float
+    high: float
+    unit: str  # "s", "bytes" or "" (a count)
+    integer: bool
+
+    def show(self, value: float) -> str:
+        return format_size(value) if self.unit == "bytes" else f"{value:g}{self.unit}"
+
+    def refuses(self, value: float) -> str | None:
+        """Why the jail cannot honour `value`, or None when it can."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return "must be a number"
+        if self.integer and value != int(value):
+            return "must be a whole number"
+        if not self.low <= value <= self.high:
+            return f"must be between {self.show(self.low)} and {self.show(self.high)}, got {value:g}"
+        return None
+
+
+# Why each bound is where it is: the kernel's own limits, or what a run needs to start at all.
+BOUNDS: dict[str, Bound] = {
+    "cpu_time": Bound(0.001, 86400.0, "s", False),  # the cgroup CPU watch polls at ms resolution
+    "wall_time": Bound(0.001, 86400.0, "s", False),
+    "memory": Bound(MiB, TiB, "bytes", True),  # below 1 MiB not even the init's stack fits
+    "pids": Bound(2, 4 * MiB, "", True),  # the init and the program; PID_MAX_LIMIT, include/linux/threads.h
+    "output": Bound(0, GiB, "bytes", True),  # buffered by the parent: bounded
+    "file_size": Bound(0, TiB, "bytes", True),
+    "disk": Bound(64 * KiB, TiB, "bytes", True),  # the tmpfs must hold /box, /tmp and the mount points
+    "open_files": Bound(4, MiB, "", True),  # stdio and one more; fs.nr_open's default ceiling
+    "stack": Bound(MiB, TiB, "bytes", True),  # the loader and libc need a stack to start
+    "cpus": Bound(0.01, 1024.0, "", False),  # cfs quota >= 1 ms per 100 ms period
+}
+assert set(BOUNDS) == {f.name for f in dataclasses.fields(Limits)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,15 @@ CPU while the worker runs jobs, and tears used ones down after the worker has re
 result. It imports only the jail and is single-threaded; each container's init is a
 small C program it starts vfork-style (jail/init.c).
 
-Protocol (SOCK_SEQPACKET socketpair, pickled tuples, fds by SCM_RIGHTS):
-  builder -> worker  ("sandbox", 0, meta) + 7 fds   pushed unasked, `warm` kept unused
-  worker -> builder  ("took", id)                   a pushed one is now in use
-  worker -> builder  ("want", 0, shape)             build these from now on
-  worker -> builder  ("take", n, shape)             none fits: build one now, answer
-  builder -> worker  ("sandbox", n, meta) + 7 fds | ("error", n, message)
-  worker -> builder  ("done", id)                   used or discarded: tear it down
+Protocol (SOCK_SEQPACKET socketpair, pickled (kind, n, arg) tuples, kind a Msg, fds by
+SCM_RIGHTS):
+  builder -> worker  (READY, 0, None)                 started; or (ERROR, 0, message)
+  builder -> worker  (SANDBOX, 0, meta) + 7 fds       pushed unasked, `warm` kept unused
+  worker -> builder  (TOOK, id, None)                 a pushed one is now in use
+  worker -> builder  (WANT, 0, shape)                 build these from now on
+  worker -> builder  (TAKE, n, shape)                 none fits: build one now, answer
+  builder -> worker  (SANDBOX, n, meta) + 7 fds | (ERROR, n, message)
+  worker -> builder  (DONE, id, None)                 used or discarded: tear it down
 The builder tears down everything and exits when the socket closes. Tearing down
 waits for the container's init to be gone (its pidfd readable) without blocking the
 loop: an exiting init takes its namespaces down, which takes a while.
@@ -21,6 +23,7 @@ loop: an exiting init takes its namespaces down, which takes a while.
 from __future__ import annotations
 
 import array
+import enum
 import itertools
 import logging
 import os
@@ -44,6 +47,24 @@ MAX_MESSAGE = 1 << 16
 NFDS = 7
 
 
+class Msg(enum.StrEnum):
+    """The kind of a message on the builder's socket (the protocol above)."""
+
+    READY = "ready"
+    SANDBOX = "sandbox"
+    ERROR = "error"
+    TOOK = "took"
+    WANT = "want"
+    TAKE = "take"
+    DONE = "done"
+
+
+def pack(kind: Msg, n: int, arg: object) -> bytes:
+    """One message. The kind travels as its plain string: a pickled enum member is looked
+    up by class on the other side, several times slower; a StrEnum compares equal to it."""
+    return pickle.dumps((kind.value, n, arg))
+
+
 @dataclass
 class Meta:
     """The parts of a Sandbox that travel as data (the rest are fds)."""
@@ -61,7 +82,7 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
     try:
         host = Host(config)
     except JailError as e:
-        sock.send(pickle.dumps(("error", 0, str(e))))
+        sock.send(pack(Msg.ERROR, 0, str(e)))
         return
     handed: dict[int, Sandbox] = {}  # with the worker, until it says done
     unused: set[int] = set()  # pushed and not yet taken; the rest of `handed` is in use
@@ -72,11 +93,11 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
     def hand_over(n: int, sb: Sandbox) -> None:
         meta = Meta(next(ids), sb.slot, sb.root, sb.host_uid, sb.shape, sb.cg)
         handed[meta.id] = sb  # from here the finally below tears it down, whatever happens
-        socket.send_fds(sock, [pickle.dumps(("sandbox", n, meta))], sb.fds())
+        socket.send_fds(sock, [pack(Msg.SANDBOX, n, meta)], sb.fds())
         if n == 0:
             unused.add(meta.id)
 
-    sock.send(pickle.dumps(("ready", 0, None)))
+    sock.send(pack(Msg.READY, 0, None))
     try:
         while True:
             # Top up the ready containers, but while a job runs and one is ready anyway,
@@ -91,16 +112,16 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                 if not raw:
                     return  # the worker is gone
                 kind, n, arg = pickle.loads(raw)
-                if kind == "took":
+                if kind == Msg.TOOK:
                     unused.discard(n)
-                elif kind == "want":
+                elif kind == Msg.WANT:
                     shape = arg
-                elif kind == "take":
+                elif kind == Msg.TAKE:
                     try:
                         hand_over(n, host.build(arg))
                     except JailError as e:
-                        sock.send(pickle.dumps(("error", n, str(e))))
-                elif kind == "done" and n in handed:
+                        sock.send(pack(Msg.ERROR, n, str(e)))
+                elif kind == Msg.DONE and n in handed:
                     unused.discard(n)
                     sb = handed.pop(n)
                     sb.kill()
@@ -150,7 +171,7 @@ class Builder:
         )
         theirs.close()
         kind, _, payload = self._recv(block=True)
-        if kind != "ready":
+        if kind != Msg.READY:
             self.close()
             raise JailError(f"the jail's builder process failed to start: {payload}")
 
@@ -163,7 +184,7 @@ class Builder:
         if not data:
             raise JailError("the jail's builder process went away")
         kind, n, payload = pickle.loads(data)
-        if kind == "sandbox":
+        if kind == Msg.SANDBOX:
             sb = self._sandbox(payload, fds)
             if n == 0:
                 self._pushed.append(sb)
@@ -183,7 +204,7 @@ class Builder:
                 os.close(fd)
             with self._lock:
                 try:
-                    self._sock.send(pickle.dumps(("done", meta.id, None)))
+                    self._sock.send(pack(Msg.DONE, meta.id, None))
                 except OSError:
                     pass  # the builder is gone; whoever builds next on this host sweeps the slot
 
@@ -199,22 +220,22 @@ class Builder:
                 pass
             if shape != self._shape:
                 self._shape = shape
-                self._sock.send(pickle.dumps(("want", 0, shape)))
+                self._sock.send(pack(Msg.WANT, 0, shape))
                 discard = [sb for sb in self._pushed if sb.shape != shape]
                 for sb in discard:
                     self._pushed.remove(sb)
             found = next((sb for sb in self._pushed if sb.shape == shape), None)
             if found is not None:
                 self._pushed.remove(found)
-                self._sock.send(pickle.dumps(("took", found.id, None)))
+                self._sock.send(pack(Msg.TOOK, found.id, None))
             else:
                 n = next(self._seq)
-                self._sock.send(pickle.dumps(("take", n, shape)))
+                self._sock.send(pack(Msg.TAKE, n, shape))
                 while True:
                     kind, got, payload = self._recv(block=True)
                     if got == n:
                         break
-                if kind == "error":
+                if kind == Msg.ERROR:
                     raise JailError(str(payload))
                 assert isinstance(payload, Sandbox)
                 found = payload

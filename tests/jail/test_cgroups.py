@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,11 @@ FILES_V2 = ("cgroup.procs", "cgroup.kill", "memory.max", "memory.swap.max", "pid
 
 
 def test_this_host_picks_v1_and_explains_why_not_v2() -> None:
-    backend = open_backend()
+    config = JailConfig.from_env()
+    backend = open_backend(config)
     assert backend.version == 1
     with pytest.raises(JailError, match="not a cgroup2 mount"):
-        open_backend(version="2")
+        open_backend(replace(config, cgroup_version="2"))
 
 
 def test_v2_on_a_mount_without_controllers_is_refused_with_the_reason() -> None:
@@ -43,7 +45,7 @@ def test_v2_on_a_mount_without_controllers_is_refused_with_the_reason() -> None:
 
 
 def test_v1_run_cgroup_limits_and_accounting() -> None:
-    backend = open_backend(version="1")
+    backend = open_backend(replace(JailConfig.from_env(), cgroup_version="1"))
     assert isinstance(backend, CgroupV1)
     cg = backend.create("run-0-999-0")
     try:

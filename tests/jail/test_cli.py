@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,9 @@ from jail.cli import parse_size
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def jail(*args: str) -> subprocess.CompletedProcess[bytes]:
+def jail(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "jail", *args], input=b"", capture_output=True, cwd=ROOT,
-                          timeout=60)
+                          timeout=60, env={**os.environ, **(env or {})})
 
 
 def test_run_json_reports_the_program() -> None:
@@ -66,6 +67,14 @@ def test_sandbox_failures_exit_non_zero_with_a_message() -> None:
     assert b"cannot execute '/no/such/command'" in p.stderr
     p = jail("run", "--profile", "nope", "--", "/bin/true")
     assert p.returncode == 1 and b"no seccomp profile 'nope'" in p.stderr
+
+
+def test_seccomp_profiles_are_read_from_cellblock_seccomp_dir(tmp_path: Path) -> None:
+    (tmp_path / "nouname.toml").write_text('deny = ["uname"]\n')
+    p = jail("run", "--json", "--profile", "nouname", "--", "/bin/uname",
+             env={"CELLBLOCK_SECCOMP_DIR": str(tmp_path)})
+    result = json.loads(p.stdout)
+    assert result["status"] == "security_violation" and result["syscall"] == "uname", p
 
 
 def test_bad_usage_exits_2() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 
 import pytest
 
-from jail import Bind, CommandNotFound, JailError, Limits, RunSpec, Status, init_binary, run
+from jail import Bind, ChildSetupError, CommandNotFound, JailError, Limits, RunSpec, Status, init_binary, run
+from jail.errors import Step
 
 
 def test_hello_world() -> None:
@@ -131,6 +133,22 @@ def test_extra_binds_read_only_under_etc_and_elsewhere(tmp_path) -> None:
     assert "Read-only file system" in out
     with pytest.raises(JailError):
         run(RunSpec(argv=["/bin/true"], binds=[Bind(str(tmp_path / "tool"), "/usr/bin/tool")]))
+
+
+def test_a_failing_bind_mount_names_its_source_and_target(tmp_path) -> None:
+    """A directory bound onto a file fails in the container's init (ENOTDIR): the error
+    says which mount, with the flags it was made with."""
+    with pytest.raises(ChildSetupError) as failed:
+        run(RunSpec(argv=["/bin/true"], binds=[Bind(str(tmp_path), "/etc/passwd")]))
+    assert failed.value.step is Step.MOUNT and failed.value.errno == errno.ENOTDIR
+    message = str(failed.value)
+    assert message.startswith(f"sandbox setup failed at mount({tmp_path} -> /"), message
+    assert message.endswith("/root/etc/passwd, MS_BIND|MS_REC): ENOTDIR (Not a directory)"), message
+
+
+def test_without_path_in_its_env_a_command_is_searched_on_the_default_path() -> None:
+    r = run(RunSpec(argv=["echo", "found"], env={"LANG": "C"}))
+    assert r.status is Status.OK and r.stdout == b"found\n"
 
 
 def test_the_init_runs_from_a_noexec_state_dir(tmp_path) -> None:
