@@ -1,4 +1,4 @@
-"""Build the aiohttp application: app state (web.AppKey), lifetimes (cleanup_ctx), routes."""
+"""Build the aiohttp application: middlewares, app state (web.AppKey), lifetimes (cleanup_ctx), routes."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from api import callbacks, handlers, metrics
+from api import auth, callbacks, handlers, metrics, middleware
 from api.backpressure import QueueDepth
-from api.errors import error_middleware
 from api.finished import FinishedWaiters
 from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS, SYNC_REDIS
-from worker.config import Config
-from worker.keys import Keys
+from core.keys import Keys
+from core.settings import Config
+from policies.languages import Language, available_languages
 
 log = logging.getLogger("cellblock.api")
 
@@ -39,10 +39,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def languages_ctx(app: web.Application) -> AsyncIterator[None]:
-    from policies.languages import available_languages
-
     # Probing toolchain versions runs commands: keep it off the event loop.
-    langs: dict[str, Any] = await asyncio.to_thread(available_languages)
+    langs: dict[str, Language] = await asyncio.to_thread(available_languages)
     app[LANGUAGES] = langs
     log.info("languages: %s", ", ".join(sorted(langs)))
     yield
@@ -59,7 +57,8 @@ async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(cfg: Config) -> web.Application:
-    app = web.Application(client_max_size=cfg.max_body, middlewares=[metrics.log_context_middleware, error_middleware])
+    app = web.Application(client_max_size=cfg.max_body,
+                          middlewares=[middleware.log_context, middleware.errors, auth.middleware(cfg.auth_required)])
     app[CONFIG] = cfg
     app[KEYS] = Keys(cfg.key_prefix)
     app[QUEUE_DEPTH] = QueueDepth()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rq import Queue
-
 from api.errors import TooMany
-from worker.config import Config
+from core.queue import queue_key
+from core.settings import Config
 
 # How long a reading of the queue's length may stand in for a new one.
 DEPTH_REUSE_S = 0.1
@@ -31,7 +30,7 @@ class QueueDepth:
             return
         now = time.monotonic()
         if now - self.read_at > DEPTH_REUSE_S or 2 * (self.depth + adding) > cfg.max_queue:
-            self.depth = int(await r.llen(Queue.redis_queue_namespace_prefix + cfg.queue))
+            self.depth = int(await r.llen(queue_key(cfg)))
             self.read_at = now
         if self.depth + adding > cfg.max_queue:
             raise TooMany(f"the queue is full ({self.depth} waiting, at most {cfg.max_queue}); retry later", 2,

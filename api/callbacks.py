@@ -18,9 +18,9 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from api.render import read_view
-from worker.config import Config
-from worker.keys import Keys
+from core.keys import Keys
+from core.settings import Config
+from core.views import read_view
 
 log = logging.getLogger("cellblock.callbacks")
 

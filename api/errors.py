@@ -1,20 +1,15 @@
-"""The API's one error type and the middleware that turns every failure into a JSON body.
+"""The API's one error type: a refusal with its HTTP status, code, field and reason.
 
 Body: {"error": {"status": 422, "code": "unknown_language", "field": "language",
-"reason": "..."}}. Redis being away or refusing writes (disk full: MISCONF, maxmemory: OOM,
-a read-only replica, still loading) is a 503 the client may retry; unexpected exceptions
-are logged and still answered in JSON.
+"reason": "..."}}. api/middleware.py turns every failure into such a body.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-
 import redis.exceptions
 from aiohttp import web
 
-log = logging.getLogger("cellblock.api")
+from core.inputs import InputError
 
 
 class ApiError(Exception):
@@ -50,6 +45,16 @@ def invalid(field: str, reason: str, code: str = "invalid") -> ApiError:
     return ApiError(422, code, reason, field)
 
 
+def not_found() -> ApiError:
+    """404 for a submission id that is unknown, expired, or another API key's."""
+    return ApiError(404, "not_found", "no such submission (unknown or expired)", "id")
+
+
+def refused(exc: InputError, prefix: str = "") -> ApiError:
+    """The 422 for input that core's rules refuse; `prefix` places it (e.g. "submissions[3].")."""
+    return invalid(prefix + exc.field, exc.reason, exc.code)
+
+
 # Replies with which Redis refuses a command for a while, through no fault of the request.
 _REDIS_REFUSALS = (redis.exceptions.ReadOnlyError, redis.exceptions.OutOfMemoryError,
                    redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
@@ -62,31 +67,3 @@ def redis_unavailable(exc: BaseException) -> bool:
         return True
     # MISCONF has no class of its own; inside a pipeline the reply text is prefixed.
     return isinstance(exc, redis.exceptions.ResponseError) and "MISCONF" in str(exc)
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return exc.response()
-    except web.HTTPRequestEntityTooLarge:
-        return ApiError(413, "body_too_large", f"request body above {request.client_max_size} bytes",
-                        "body").response()
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-        return ApiError(exc.status, code, exc.reason, None).response()
-    except Exception as exc:
-        if redis_unavailable(exc):
-            log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
-            return ApiError(503, "unavailable", "the queue (Redis) is unavailable; retry later").response()
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        from api.metrics import count_api_error  # api.metrics -> api.state -> api.backpressure -> here
-
-        await count_api_error(request.app)
-        return ApiError(500, "internal", "internal server error (logged)").response()

@@ -21,8 +21,8 @@ from typing import Any
 
 import redis.exceptions
 
-from worker.keys import Keys
-from worker.models import State
+from core.keys import Keys
+from core.models import State
 
 log = logging.getLogger("cellblock.api")
 

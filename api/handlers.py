@@ -9,12 +9,15 @@ from typing import Any
 from aiohttp import web
 from rq import Queue, Worker
 
-from api import auth, openapi
-from api.errors import ApiError, invalid
-from api.render import read_view
-from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, REDIS, SYNC_REDIS
+from api import admission, openapi
+from api.auth import visible
+from api.errors import ApiError, invalid, not_found
+from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, PRINCIPAL, REDIS, SYNC_REDIS
 from api.validation import Accepted, parse_submission
-from worker import jobs
+from core import queue
+from core.limits import LIMIT_NAMES
+from core.views import read_view
+from jail.spec import Limits
 
 # Longest XREAD BLOCK the API issues (the Redis client's socket timeout is set above it).
 BLOCK_MS_MAX = 10_000
@@ -35,28 +38,26 @@ async def _json_body(request: web.Request) -> Any:
 async def _enqueue(request: web.Request, accepted: list[Accepted]) -> None:
     cfg = request.app[CONFIG]
     pairs = [(a.submission, a.job_timeout) for a in accepted]
-    p = await auth.principal(request)
+    p = request[PRINCIPAL]
     try:
-        await asyncio.to_thread(jobs.submit, request.app[SYNC_REDIS], cfg, pairs, p.id if p else None)
+        await asyncio.to_thread(queue.submit, request.app[SYNC_REDIS], cfg, pairs, p.id if p else None)
     except BaseException:
-        await auth.undo(request, accepted)
+        await admission.undo(request, accepted)
         raise
 
 
 async def _view(request: web.Request, sid: str) -> dict[str, Any] | None:
-    """The view of `sid` when this request may see it, else None."""
-    if not await auth.visible(request, sid):
-        return None
+    """The view of `sid`; None when unknown or expired. The request's own submission, or one
+    whose id is in the path (the auth middleware checked it is this key's)."""
     return await read_view(request.app[REDIS], request.app[KEYS], sid)
 
 
 async def create_submission(request: web.Request) -> web.Response:
     """POST /v1/submissions: 201 {id}, or 200 with the result when `wait` and it finished in time."""
     cfg = request.app[CONFIG]
-    await auth.principal(request)
     body = await _json_body(request)
-    accepted = parse_submission(body, cfg, request.app[LANGUAGES])
-    earlier = await auth.admit(request, [accepted])
+    accepted = parse_submission(body, cfg, request.app[LANGUAGES], request[PRINCIPAL])
+    earlier = await admission.admit(request, [accepted])
     if earlier is not None:  # a retry with the same Idempotency-Key
         view = await _view(request, earlier)
         status = 200 if view is not None and view["state"] == "finished" else 201
@@ -79,7 +80,6 @@ async def create_submission(request: web.Request) -> web.Response:
 async def create_batch(request: web.Request) -> web.Response:
     """POST /v1/submissions/batch {submissions: [...]}: all accepted or none (422 names the index)."""
     cfg = request.app[CONFIG]
-    await auth.principal(request)
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "malformed", "the body must be a JSON object", "body")
@@ -92,8 +92,9 @@ async def create_batch(request: web.Request) -> web.Response:
     for i, item in enumerate(items):
         if isinstance(item, dict) and item.get("wait"):
             raise invalid(f"submissions[{i}].wait", "not supported in a batch; poll or use events")
-        accepted.append(parse_submission(item, cfg, request.app[LANGUAGES], prefix=f"submissions[{i}]."))
-    earlier = await auth.admit(request, accepted, batch=True)
+        accepted.append(parse_submission(item, cfg, request.app[LANGUAGES], request[PRINCIPAL],
+                                         prefix=f"submissions[{i}]."))
+    earlier = await admission.admit(request, accepted)
     if earlier is not None:  # a retry with the same Idempotency-Key
         return web.json_response({"ids": earlier.split(",")}, status=201)
     await _enqueue(request, accepted)
@@ -102,17 +103,15 @@ async def create_batch(request: web.Request) -> web.Response:
 
 async def get_submission(request: web.Request) -> web.Response:
     """GET /v1/submissions/{id}: state, and the full result once finished."""
-    await auth.principal(request)
     view = await _view(request, request.match_info["id"])
     if view is None:
-        raise ApiError(404, "not_found", "no such submission (unknown or expired)", "id")
+        raise not_found()
     return web.json_response(view)
 
 
 async def list_submissions(request: web.Request) -> web.Response:
     """GET /v1/submissions?ids=a,b,c: several submissions at once (unknown ids say so)."""
     cfg = request.app[CONFIG]
-    await auth.principal(request)
     raw = request.query.get("ids", "")
     ids = [i for i in raw.split(",") if i]
     if not ids:
@@ -121,7 +120,7 @@ async def list_submissions(request: web.Request) -> web.Response:
         raise invalid("ids", f"at most {cfg.max_batch} ids, got {len(ids)}", "too_many")
     out: list[dict[str, Any]] = []
     for sid in ids:
-        view = await _view(request, sid)
+        view = await _view(request, sid) if await visible(request, sid) else None
         out.append(view if view is not None else {"id": sid, "error": "not_found"})
     return web.json_response({"submissions": out})
 
@@ -132,9 +131,8 @@ async def submission_events(request: web.Request) -> web.StreamResponse:
     sid = request.match_info["id"]
     r: Any = request.app[REDIS]
     keys = request.app[KEYS]
-    await auth.principal(request)
-    if not await auth.visible(request, sid) or not await r.exists(keys.submission(sid)):
-        raise ApiError(404, "not_found", "no such submission (unknown or expired)", "id")
+    if not await r.exists(keys.submission(sid)):
+        raise not_found()
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)
@@ -175,8 +173,8 @@ async def languages(request: web.Request) -> web.Response:
     return web.json_response({"languages": out})
 
 
-def _limits_json(limits: Any) -> dict[str, Any]:
-    return {name: getattr(limits, name) for name in limits.__dataclass_fields__}
+def _limits_json(limits: Limits) -> dict[str, float]:
+    return {name: getattr(limits, name) for name in LIMIT_NAMES}
 
 
 def _workers_and_depth(request: web.Request) -> dict[str, Any]:

@@ -1,19 +1,16 @@
 """GET /metrics: Prometheus text format, rendered from what workers keep in Redis.
 
-Workers are separate processes: they count into Redis hashes (worker/metrics.py) in the
+Workers are separate processes: they count into Redis hashes (core/metrics.py) in the
 same transaction that stores a result, and the API counts its own unhandled errors (500s)
-there too. A custom prometheus-client Collector reads those hashes, RQ's queue and worker
-registries at scrape time, so every API process shows the same totals.
+there too (api/middleware.py). A custom prometheus-client Collector reads those hashes, RQ's
+queue and worker registries at scrape time, so every API process shows the same totals.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import redis
 from aiohttp import web
@@ -23,18 +20,11 @@ from prometheus_client.registry import Collector
 from rq import Queue, Worker
 from rq.job import Job
 
-from api.state import CONFIG, KEYS, REDIS, SYNC_REDIS
-from worker import metrics as wm
-from worker.config import Config
-from worker.keys import Keys
-from worker.logctx import SUBMISSION
-
-log = logging.getLogger("cellblock.api")
-_LOCATION = re.compile(r"^/v1/submissions/([^/]+)$")
-
-
-def _s(b: bytes | str) -> str:
-    return b.decode() if isinstance(b, bytes) else b
+from api.state import CONFIG, KEYS, METRICS_REGISTRY, SYNC_REDIS
+from core import metrics as cm
+from core.keys import Keys
+from core.settings import Config
+from core.store import text
 
 
 class RedisCollector(Collector):
@@ -47,12 +37,12 @@ class RedisCollector(Collector):
         r = self.r
         subs = CounterMetricFamily("cellblock_submissions", "Finished submissions by language and verdict",
                                    labels=["language", "verdict"])
-        for field, n in sorted(r.hgetall(wm.submissions_key(self.keys)).items()):
-            lang, _, verdict = _s(field).partition("|")
+        for field, n in sorted(r.hgetall(cm.submissions_key(self.keys)).items()):
+            lang, _, verdict = text(field).partition("|")
             subs.add_metric([lang, verdict], float(n))
         yield subs
 
-        counters = {_s(k): int(v) for k, v in r.hgetall(wm.counters_key(self.keys)).items()}
+        counters = {text(k): int(v) for k, v in r.hgetall(cm.counters_key(self.keys)).items()}
         errs = CounterMetricFamily("cellblock_internal_errors", "Internal errors (never blamed on the program)",
                                    labels=["source"])
         errs.add_metric(["worker"], float(counters.get("internal_errors:worker", 0)))
@@ -66,13 +56,13 @@ class RedisCollector(Collector):
                                      "Latency per stage: queue_wait, compile, run (all tests), total "
                                      "(created -> finished), jail_overhead (per test: jail.run minus the program)",
                                      labels=["stage"])
-        for stage in wm.STAGES:
-            h = {_s(k): v for k, v in r.hgetall(wm.histogram_key(self.keys, stage)).items()}
+        for stage in cm.STAGES:
+            h = {text(k): v for k, v in r.hgetall(cm.histogram_key(self.keys, stage)).items()}
             acc, buckets = 0, []
-            for i, le in enumerate(wm.BUCKETS):
+            for i, le in enumerate(cm.BUCKETS):
                 acc += int(h.get(f"b{i}", 0))
                 buckets.append((repr(le), float(acc)))
-            acc += int(h.get(f"b{len(wm.BUCKETS)}", 0))
+            acc += int(h.get(f"b{len(cm.BUCKETS)}", 0))
             buckets.append(("+Inf", float(acc)))
             hist.add_metric([stage], buckets, float(h.get("sum", 0) or 0))
         yield hist
@@ -97,54 +87,20 @@ class RedisCollector(Collector):
                                 value=busy / len(workers) if workers else 0.0)
 
 
-REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry", CollectorRegistry)
-
-
 def setup(app: web.Application) -> None:
     """Register the collector (needs app[SYNC_REDIS], so at startup)."""
     async def on_startup(app: web.Application) -> None:
         reg = CollectorRegistry(auto_describe=False)
         reg.register(RedisCollector(app[SYNC_REDIS], app[CONFIG], app[KEYS]))
-        app[REGISTRY] = reg
+        app[METRICS_REGISTRY] = reg
 
     app.on_startup.append(on_startup)
 
 
-async def count_api_error(app: web.Application) -> None:
-    """Count an unhandled error (a 500) in Redis, beside the workers' internal errors, so that
-    every API process reports the total. Redis away: the error is in the log only."""
-    try:
-        await wm.stage_counter(app[REDIS], app[KEYS], "internal_errors:api")
-    except redis.exceptions.RedisError as exc:
-        log.warning("could not count an API error in Redis: %s", exc)
-
-
 async def handler(request: web.Request) -> web.Response:
     """GET /metrics (Prometheus text format)."""
-    body = await asyncio.to_thread(generate_latest, request.app[REGISTRY])
+    body = await asyncio.to_thread(generate_latest, request.app[METRICS_REGISTRY])
     resp = web.Response(body=body)
     resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     resp.charset = "utf-8"
     return resp
-
-
-@web.middleware
-async def log_context_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Outermost: every log line of a request about one submission carries its id (from the
-    path, or from the Location of a created one); creations and failures get one line each."""
-    sid = request.match_info.get("id")
-    token = SUBMISSION.set(sid)
-    t0 = time.monotonic()
-    try:
-        resp: web.StreamResponse = await handler(request)
-        m = _LOCATION.match(resp.headers.get("Location", ""))
-        if m:
-            SUBMISSION.set(m.group(1))
-        ms = (time.monotonic() - t0) * 1000
-        if request.method == "POST" and request.path == "/v1/submissions" and resp.status < 300:
-            log.info("%s %s %d in %.1f ms", request.method, request.path, resp.status, ms)
-        elif resp.status >= 500:
-            log.warning("%s %s %d in %.1f ms", request.method, request.path, resp.status, ms)
-        return resp
-    finally:
-        SUBMISSION.reset(token)

@@ -1,17 +1,18 @@
-"""Application state keys (web.AppKey): typed handles on what the app's lifetimes create."""
+"""Typed handles on the application's state (web.AppKey) and on a request's (web.RequestKey)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from api.backpressure import QueueDepth
 from api.finished import FinishedWaiters
-from worker.config import Config
-from worker.keys import Keys
+from core.apikeys import Principal
+from core.keys import Keys
+from core.settings import Config
+from policies.languages import Language
 
 CONFIG = web.AppKey("config", Config)
 KEYS = web.AppKey("keys", Keys)
@@ -19,5 +20,10 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 SYNC_REDIS = web.AppKey("sync_redis", redis.Redis)
 FINISHED = web.AppKey("finished", FinishedWaiters)
 QUEUE_DEPTH = web.AppKey("queue_depth", QueueDepth)
-# id -> policies.languages.Language
-LANGUAGES: web.AppKey[dict[str, Any]] = web.AppKey("languages", dict)
+LANGUAGES = web.AppKey("languages", dict[str, Language])
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+
+# The API key the request authenticated with; None when the API runs without keys (api/auth.py).
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
+# The Idempotency-Key record this request reserved, to release if queueing fails (api/admission.py).
+IDEMPOTENCY = web.RequestKey("idempotency", str)

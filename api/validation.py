@@ -1,13 +1,14 @@
 """Turn a request body into a Submission, or refuse it with a 4xx naming the field and reason.
 
 Pure functions over parsed JSON: no I/O, so tests (and hypothesis) can call them directly.
-Limits above the language's ceilings are refused (422), never silently clamped.
+The rules themselves are core's: file names, arguments and options (core/inputs.py), limits
+(core/limits.py: the jail's bounds, the language's maximum, the key's ceilings; refused with
+422, never silently clamped). This module reads the JSON's shape and names the fields.
 """
 
 from __future__ import annotations
 
 import binascii
-import dataclasses
 import math
 import time
 import uuid
@@ -15,15 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from api.errors import ApiError, invalid
-from jail.spec import Limits
-from worker.config import Config
-from worker.judge import job_timeout
-from worker.models import Checker, CheckerKind, Submission, TestCase, unb64
-from worker.toolchain import MAX_ARG_LEN, MAX_ARGS, InputError, normalize_files
+from api.errors import ApiError, invalid, refused
+from core import inputs, limits
+from core.apikeys import Principal
+from core.inputs import InputError
+from core.models import Checker, CheckerKind, Submission, TestCase, unb64
+from core.settings import Config
+from policies.languages import Language
 
-_LIMIT_FIELDS = {f.name: f for f in dataclasses.fields(Limits)}
-MAX_FILES = 32
 _KNOWN = {
     "language", "source", "files", "stdin", "args", "compile_options", "limits", "tests",
     "checker", "encoding", "wait", "callback_url", "stop_on_first_failure",
@@ -35,14 +35,13 @@ class Accepted:
     """A valid request: the submission, its language, and how long the client will wait."""
 
     submission: Submission
-    language: Any
+    language: Language
     grace: int  # seconds added to the job's computed timeout
     wait: float  # 0: answer 201 at once
 
     @property
     def job_timeout(self) -> int:
-        """Computed when asked, not at parsing: an API key's ceilings may lower the limits since."""
-        return job_timeout(self.submission, self.language, self.grace)
+        return limits.job_timeout(self.submission, self.language, self.grace)
 
 
 def _text(value: Any, field: str, encoding: str) -> bytes:
@@ -59,15 +58,11 @@ def _text(value: Any, field: str, encoding: str) -> bytes:
         raise invalid(field, "is not valid UTF-8 (lone surrogate)") from None
 
 
-def _strings(value: Any, field: str, most: int) -> list[str]:
+def _strings(value: Any, field: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise invalid(field, "must be a list of strings")
-    if len(value) > most:
-        raise invalid(field, f"at most {most} items, got {len(value)}")
-    if any("\x00" in v or len(v) > MAX_ARG_LEN for v in value):
-        raise invalid(field, f"items must be at most {MAX_ARG_LEN} characters, without NUL")
     return list(value)
 
 
@@ -79,39 +74,27 @@ def _bool(value: Any, field: str) -> bool:
     return value
 
 
-def _number(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise invalid(field, "must be a positive number")
-    return float(value)
-
-
-def _limits(value: Any, language: Any) -> dict[str, float]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise invalid("limits", "must be an object")
-    out: dict[str, float] = {}
-    maximum: Limits = language.run_limits.maximum
-    for key, raw in value.items():
-        field = f"limits.{key}"
-        if key not in _LIMIT_FIELDS:
-            raise invalid(field, f"unknown limit; known: {', '.join(_LIMIT_FIELDS)}")
-        number = _number(raw, field)
-        if _LIMIT_FIELDS[key].type in ("int", int) and number != int(number):
-            raise invalid(field, "must be an integer")
-        ceiling = getattr(maximum, key)
-        if number > ceiling:
-            raise invalid(field, f"{raw} is above the ceiling {ceiling} for {language.id}", "above_ceiling")
-        out[key] = number
-    return out
-
-
 def _bounded(total: int, most: int, setting: str, field: str, what: str) -> None:
     if total > most:
         raise invalid(field, f"{what} is {total} bytes, at most {most} ({setting})", "too_large")
 
 
-def _files(body: dict[str, Any], language: Any, cfg: Config, encoding: str) -> dict[str, bytes]:
+def _language(lang_id: Any, languages: dict[str, Language], p: Principal | None, field: str) -> Language:
+    """The language `lang_id` names, when it is on this host and the API key may use it."""
+    if lang_id is None:
+        raise invalid(field, "missing", "missing")
+    if not isinstance(lang_id, str):
+        raise invalid(field, "must be a string")
+    language = languages.get(lang_id)
+    if language is None:
+        raise invalid(field, f"unknown language {lang_id!r}; see GET /v1/languages", "unknown_language")
+    if p is not None and not p.may_use(language.id):
+        raise ApiError(403, "language_not_allowed",
+                       f"this API key may use {', '.join(p.languages)}, not {language.id}", field)
+    return language
+
+
+def _files(body: dict[str, Any], language: Language, cfg: Config, encoding: str) -> dict[str, bytes]:
     source, files = body.get("source"), body.get("files")
     if source is not None and files is not None:
         raise invalid("source", "give either source or files, not both")
@@ -123,15 +106,12 @@ def _files(body: dict[str, Any], language: Any, cfg: Config, encoding: str) -> d
         raise invalid("source", "missing: give source (a string) or files (an object)", "missing")
     if not isinstance(files, dict) or not files:
         raise invalid("files", "must be a non-empty object of file name -> content")
-    if len(files) > MAX_FILES:
-        raise invalid("files", f"at most {MAX_FILES} files")
+    if len(files) > inputs.MAX_FILES:
+        raise invalid("files", f"at most {inputs.MAX_FILES} files")
     decoded = {k: _text(v, f"files.{k}", encoding) for k, v in files.items()}
     _bounded(sum(len(v) for v in decoded.values()), cfg.max_source, "CELLBLOCK_MAX_SOURCE", "files",
              "the files together")
-    try:
-        return normalize_files(language, decoded)
-    except InputError as exc:
-        raise invalid("files", str(exc)) from None
+    return inputs.normalize_files(language, decoded)
 
 
 def _tests(body: dict[str, Any], cfg: Config, encoding: str) -> list[TestCase]:
@@ -162,16 +142,15 @@ def _tests(body: dict[str, Any], cfg: Config, encoding: str) -> list[TestCase]:
     return out
 
 
-def _checker(value: Any, languages: dict[str, Any], encoding: str) -> Checker:
+def _checker(value: Any, languages: dict[str, Language], encoding: str, p: Principal | None) -> Checker:
     if value is None:
         return Checker()
     if isinstance(value, str):
         value = {"type": value}
     if not isinstance(value, dict):
         raise invalid("checker", "must be a name (exact, tokens, float) or an object {type, ...}")
-    kind_raw = value.get("type")
     try:
-        kind = CheckerKind(str(kind_raw))
+        kind = CheckerKind(str(value.get("type")))
     except ValueError:
         raise invalid("checker.type", f"must be one of {', '.join(k.value for k in CheckerKind)}") from None
     checker = Checker(kind=kind)
@@ -183,12 +162,12 @@ def _checker(value: Any, languages: dict[str, Any], encoding: str) -> Checker:
             raise invalid("checker.tolerance", "must be a number in [0, 1e6)")
         checker.tolerance = float(tol)
     if kind is CheckerKind.CUSTOM:
-        lang_id = value.get("language")
-        lang = languages.get(lang_id) if isinstance(lang_id, str) else None
-        if lang is None:
-            raise invalid("checker.language", f"unknown language {lang_id!r}", "unknown_language")
+        # The checker runs under the same key: its language must be one the key may use, and
+        # its limits within the key's ceilings.
+        lang = _language(value.get("language"), languages, p, "checker.language")
         checker.language = lang.id
         checker.files = {lang.source: _text(value.get("source"), "checker.source", encoding)}
+        checker.limits = limits.checker_overrides(p.max_limits if p else None)
     return checker
 
 
@@ -215,51 +194,39 @@ def _callback(value: Any) -> str | None:
     return value
 
 
-def parse_submission(body: Any, cfg: Config, languages: dict[str, Any], prefix: str = "") -> Accepted:
-    """Validate one submission object. `prefix` (e.g. "submissions[3].") prefixes field names."""
+def parse_submission(body: Any, cfg: Config, languages: dict[str, Language], principal: Principal | None = None,
+                     prefix: str = "") -> Accepted:
+    """Validate one submission object for the API key `principal` (None: no keys). `prefix`
+    (e.g. "submissions[3].") places the refused field in a batch."""
     try:
-        return _parse(body, cfg, languages)
+        return _parse(body, cfg, languages, principal)
+    except InputError as exc:
+        raise refused(exc, prefix) from None
     except ApiError as exc:
         if prefix:
             exc.field = prefix + (exc.field or "")
         raise
 
 
-def _parse(body: Any, cfg: Config, languages: dict[str, Any]) -> Accepted:
+def _parse(body: Any, cfg: Config, languages: dict[str, Language], p: Principal | None) -> Accepted:
     if not isinstance(body, dict):
         raise ApiError(400, "malformed", "the body must be a JSON object", "body")
     unknown = set(body) - _KNOWN
     if unknown:
         raise invalid(sorted(unknown)[0], f"unknown field; known: {', '.join(sorted(_KNOWN))}", "unknown_field")
-    lang_id = body.get("language")
-    if lang_id is None:
-        raise invalid("language", "missing", "missing")
-    if not isinstance(lang_id, str):
-        raise invalid("language", "must be a string")
-    language = languages.get(lang_id)
-    if language is None:
-        raise invalid("language", f"unknown language {lang_id!r}; see GET /v1/languages", "unknown_language")
+    language = _language(body.get("language"), languages, p, "language")
     encoding = body.get("encoding", "utf-8")
     if encoding not in ("utf-8", "base64"):
         raise invalid("encoding", "must be utf-8 or base64")
-    files = _files(body, language, cfg, encoding)
-    options = _strings(body.get("compile_options"), "compile_options", MAX_ARGS)
-    if options and not language.compiled:
-        raise invalid("compile_options", f"{language.id} is not compiled")
-    if len(options) > language.options.max_count:
-        raise invalid("compile_options", f"at most {language.options.max_count} options")
-    for i, opt in enumerate(options):
-        if not language.options.permits(opt):
-            raise invalid(f"compile_options[{i}]", f"option {opt!r} is not allowed for {language.id}")
     sub = Submission(
         id=uuid.uuid4().hex,
         language=language.id,
-        files=files,
+        files=_files(body, language, cfg, encoding),
         tests=_tests(body, cfg, encoding),
-        args=_strings(body.get("args"), "args", MAX_ARGS),
-        compile_options=options,
-        limits=_limits(body.get("limits"), language),
-        checker=_checker(body.get("checker"), languages, encoding),
+        args=inputs.check_args(_strings(body.get("args"), "args")),
+        compile_options=inputs.check_options(language, _strings(body.get("compile_options"), "compile_options")),
+        limits=limits.overrides(body.get("limits"), language, p.max_limits if p else None),
+        checker=_checker(body.get("checker"), languages, encoding, p),
         encoding=encoding,
         callback_url=_callback(body.get("callback_url")),
         stop_on_first_failure=_bool(body.get("stop_on_first_failure"), "stop_on_first_failure"),

@@ -9,9 +9,10 @@ from typing import Any
 
 import redis
 
-from api import auth
-from worker.config import Config
-from worker.keys import Keys
+from core import apikeys
+from core.keys import Keys
+from core.limits import LIMIT_NAMES, ceiling
+from core.settings import Config
 
 
 def add_parser(sub: Any) -> None:
@@ -23,7 +24,7 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--max-in-flight", type=int, default=0, help="unfinished submissions at once (0: no limit)")
     c.add_argument("--max", action="append", default=[], metavar="LIMIT=VALUE",
                    help="highest value of one limit the key may ask for, e.g. cpu_time=2, memory=256M, "
-                        f"wall_time=10 (repeat it; limits: {', '.join(auth.LIMIT_NAMES)})")
+                        f"wall_time=10 (repeat it; limits: {', '.join(LIMIT_NAMES)})")
     c.add_argument("--languages", default="", help="comma-separated language ids (empty: all)")
     c.add_argument("--json", action="store_true")
     ks.add_parser("list", help="list keys (never their tokens)").add_argument("--json", action="store_true")
@@ -35,12 +36,12 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     keys = Keys(cfg.key_prefix)
     if args.keys_command == "create":
         try:
-            ceilings = dict(auth.parse_max_limit(text) for text in args.max)
+            ceilings = dict(ceiling(text) for text in args.max)
         except ValueError as exc:
             print(f"cellblock keys create: --max {exc}")
             return 2
         langs = [x.strip() for x in args.languages.split(",") if x.strip()]
-        key_id, token = auth.create_key(r, keys, name=args.name, rps=args.rps, max_in_flight=args.max_in_flight,
+        key_id, token = apikeys.create_key(r, keys, name=args.name, rps=args.rps, max_in_flight=args.max_in_flight,
                                         max_limits=ceilings, languages=langs)
         if args.json:
             print(json.dumps({"id": key_id, "token": token}))
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             print(f"id:    {key_id}\ntoken: {token}\n(the token is shown only now; it is stored hashed)")
         return 0
     if args.keys_command == "list":
-        rows = auth.list_keys(r, keys)
+        rows = apikeys.list_keys(r, keys)
         if args.json:
             print(json.dumps(rows))
             return 0
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                   f"{row.get('languages') or '*':16}  {created:20}  {'yes' if row.get('revoked') == '1' else 'no':7}  "
                   f"{shown or '-'}")
         return 0
-    if not auth.revoke_key(r, keys, args.id):
+    if not apikeys.revoke_key(r, keys, args.id):
         print(f"no such key: {args.id}")
         return 1
     print(f"revoked {args.id}")

@@ -7,8 +7,8 @@ import logging
 import sys
 import time
 
-from worker.config import Config
-from worker.logctx import SubmissionFilter
+from core.logctx import SubmissionFilter
+from core.settings import Config
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from cli import logs
-from worker import config as config_mod
+from core import settings as config_mod
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if not cfg.redis_url:
             logging.getLogger("cellblock").info("CELLBLOCK_REDIS_URL empty: using %s", cfg.own_redis_url())
-        from api.auth import auth_required
-
-        if not auth_required(cfg):
+        if not cfg.auth_required:
             logging.getLogger("cellblock").warning(
                 "AUTHENTICATION IS OFF (CELLBLOCK_AUTH=%s, listening on %s): anyone who can reach "
                 "this port may run code; set CELLBLOCK_AUTH=required and create keys with `cellblock keys`",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from worker.config import Config
+from core.settings import Config
 
 log = logging.getLogger("cellblock.up")
 

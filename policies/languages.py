@@ -46,13 +46,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jail.spec import Bind, Limits
+from jail.spec import DEFAULT_PATH, Bind, Limits, parse_size
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent / "languages"
 SECCOMP_DIRECTORY = Path(__file__).resolve().parent / "seccomp"
 
-_SIZE_RE = re.compile(r"^(\d+)\s*([KMG]?)i?B?$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 _LIMIT_FIELDS = {f.name: f for f in dataclasses.fields(Limits)}
 _SIZE_FIELDS = {"memory", "output", "file_size", "disk", "stack"}
 _ID_RE = re.compile(r"^[a-z][a-z0-9_+-]*$")
@@ -187,9 +185,10 @@ def _parse_size(f: _Fields, key: str, value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     if isinstance(value, str):
-        m = _SIZE_RE.match(value.strip())
-        if m:
-            return int(m.group(1)) * _SIZE_UNITS[m.group(2).upper()]
+        try:
+            return parse_size(value)
+        except ValueError:
+            pass
     raise f.fail(key, f"must be a positive size in bytes or like '256M', got {value!r}")
 
 
@@ -210,6 +209,9 @@ def _parse_limits(f: _Fields, base: Limits) -> Limits:
 def _parse_stage(f: _Fields) -> StageLimits:
     default = _parse_limits(f.sub("default", required=True), Limits())
     maximum = _parse_limits(f.sub("max"), default)
+    for stage, limits in (("default", default), ("max", maximum)):
+        for name, why in limits.problems():  # the jail could not honour it: refuse the file, not a run
+            raise f.sub(stage).fail(name, why)
     over = StageLimits(default, maximum).check(default)
     if over:
         raise f.fail("default", f"above max for: {', '.join(over)}")
@@ -348,7 +350,7 @@ def detect_version(lang: Language, timeout: float = 30.0) -> str:
     try:
         proc = subprocess.run(
             list(lang.version_command), capture_output=True, timeout=timeout,
-            stdin=subprocess.DEVNULL, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+            stdin=subprocess.DEVNULL, env={"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"},
         )
     except (OSError, subprocess.TimeoutExpired):
         return ""

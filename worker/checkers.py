@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from worker.models import CheckerKind
+from core.models import CheckerKind
 
 
 def exact(output: bytes, expected: bytes) -> bool:

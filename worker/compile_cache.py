@@ -11,8 +11,7 @@ refreshes) runs under an exclusive `fcntl.flock` on `.lock` so two evictors do n
 fight; a reader racing an eviction has its file open already (unlink keeps the inode)
 or gets a miss.
 
-Config: CELLBLOCK_CACHE_DIR (default /var/cache/cellblock/compile),
-CELLBLOCK_COMPILE_CACHE_MAX (bytes, or with K/M/G suffix; default 512M).
+Where and how large: CELLBLOCK_CACHE_DIR and CELLBLOCK_COMPILE_CACHE_MAX (core/settings.py).
 """
 
 from __future__ import annotations
@@ -26,17 +25,8 @@ import struct
 import tempfile
 from pathlib import Path
 
-DEFAULT_DIR = "/var/cache/cellblock/compile"
-DEFAULT_MAX = 512 * 1024 * 1024
 _MAGIC = b"CBCC1\n"
 _SUFFIX = ".entry"
-
-
-def _parse_size(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", text, re.IGNORECASE)
-    if not m:
-        raise ValueError(f"CELLBLOCK_COMPILE_CACHE_MAX: not a size: {text!r} (e.g. 512M)")
-    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2).upper()]
 
 
 def cache_key(language_id: str, version: str, files: dict[str, bytes], options: list[str],
@@ -78,11 +68,8 @@ def _decode(blob: bytes) -> dict[str, bytes]:
 class CompileCache:
     """A directory of entries `<key>.entry`, bounded to `max_bytes` in total."""
 
-    def __init__(self, directory: str | Path | None = None, max_bytes: int | None = None) -> None:
-        self.directory = Path(directory or os.environ.get("CELLBLOCK_CACHE_DIR") or DEFAULT_DIR)
-        if max_bytes is None:
-            env = os.environ.get("CELLBLOCK_COMPILE_CACHE_MAX")
-            max_bytes = _parse_size(env) if env else DEFAULT_MAX
+    def __init__(self, directory: str | Path, max_bytes: int) -> None:
+        self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 

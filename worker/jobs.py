@@ -1,6 +1,6 @@
-"""The thin RQ glue: enqueue a submission id, process it, turn final failures into internal_error.
+"""The thin RQ glue: process a queued submission id, turn final failures into internal_error.
 
-An RQ job carries only the submission id; everything else is in the submission hash.
+The job is enqueued by core/queue.py, which names `process` and `on_failure` by import path.
 Failure handling is RQ's own: an exception (a sandbox fault) or a worker that died
 mid-job (StartedJobRegistry cleanup: AbandonedJobError) retries the job while
 `Retry(max=CELLBLOCK_JOB_RETRIES)` allows; after the last attempt `on_failure` stores
@@ -15,19 +15,17 @@ import time
 from typing import Any
 
 import redis
-from rq import Callback, Queue, Retry, get_current_job
+from rq import get_current_job
 from rq.job import Job
 
-from worker import config as config_mod
-from worker import metrics, store
+from core import metrics, store
+from core import settings as config_mod
+from core.keys import Keys
+from core.logctx import SUBMISSION
+from core.models import Result, State, Verdict
 from worker.judge import SandboxFault, judge
-from worker.keys import Keys
-from worker.logctx import SUBMISSION
-from worker.models import Result, State, Submission, Verdict
 
 log = logging.getLogger("cellblock.worker")
-
-FINISHED_JOB_TTL = 60
 
 
 @functools.cache
@@ -35,33 +33,6 @@ def _context() -> tuple[config_mod.Config, Keys]:
     """The worker's settings, read once per process (the environment does not change under it)."""
     cfg = config_mod.load()
     return cfg, Keys(cfg.key_prefix)
-
-
-def submit(r: redis.Redis, cfg: config_mod.Config, subs: list[tuple[Submission, int]],
-           owner: str | None = None) -> None:
-    """Store each submission (and its owner, the API key's id) and queue its job (job id =
-    submission id), all in ONE transaction: a crash between the two can neither lose a job
-    nor orphan a submission. `subs` pairs each submission with its job timeout in seconds."""
-    keys = Keys(cfg.key_prefix)
-    q = Queue(cfg.queue, connection=r)
-    with r.pipeline(transaction=True) as pipe:
-        pipe.multi()  # explicit: RQ then adds its commands to our MULTI instead of starting one
-        for sub, timeout in subs:
-            store.stage_new(pipe, keys, sub, cfg.submission_ttl, owner)
-            q.enqueue_call(
-                "worker.jobs.process",
-                args=(sub.id,),
-                job_id=sub.id,
-                timeout=timeout,
-                # The result lives in our own hash. RQ keeps its finished job a minute: deleting it
-                # at once costs the worker six more Redis round trips per job.
-                result_ttl=FINISHED_JOB_TTL,
-                failure_ttl=cfg.submission_ttl,
-                retry=Retry(max=cfg.job_retries) if cfg.job_retries > 0 else None,
-                on_failure=Callback(on_failure),
-                pipeline=pipe,
-            )
-        pipe.execute()
 
 
 def process(sid: str) -> str:

@@ -7,15 +7,15 @@ raises SandboxFault: it is never the program's fault, the RQ glue retries the jo
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any, Protocol
 
+from core.limits import checker_limits, run_limits
+from core.models import CheckerKind, Result, State, Submission, TestResult, Verdict
 from jail.errors import JailError
 from jail.spec import Limits, Status
-from policies.languages import available_languages
+from policies.languages import Language, available_languages
 from worker import checkers
-from worker.models import CheckerKind, Result, State, Submission, TestResult, Verdict
 from worker.toolchain import compile_source, run_program
 
 
@@ -27,6 +27,7 @@ class EventSink(Protocol):
     def emit(self, kind: str, data: dict[str, Any]) -> None: ...
 
     def flush(self) -> None: ...
+
 
 # jail Status -> verdict, for every status that ends a test without checking its output.
 _STATUS_VERDICT: dict[Status, Verdict] = {
@@ -40,42 +41,18 @@ _STATUS_VERDICT: dict[Status, Verdict] = {
     Status.SECURITY_VIOLATION: Verdict.SECURITY_VIOLATION,
 }
 
-# How long a custom checker may take per test; it is our program, not the user's.
-CHECKER_LIMITS = Limits(cpu_time=5.0, wall_time=10.0)
-
 
 class SandboxFault(Exception):
     """The jail failed (not the program): retry the job, never blame the submission."""
 
 
-def run_limits(language: Any, overrides: dict[str, float]) -> Limits:
-    """The language's default run limits with the submission's overrides applied."""
-    base: Limits = language.run_limits.default
-    typed = {k: type(getattr(base, k))(v) for k, v in overrides.items()}
-    return dataclasses.replace(base, **typed)
-
-
-def job_timeout(sub: Submission, language: Any, grace: int) -> int:
-    """Upper bound of a job's duration, for RQ's job timeout and the abandoned-job check."""
-    limits = run_limits(language, sub.limits)
-    total = float(grace)
-    if language.compiled:
-        total += language.compile_limits.default.wall_time
-    per_test = limits.wall_time + 1.0
-    if sub.checker.kind is CheckerKind.CUSTOM:
-        per_test += CHECKER_LIMITS.wall_time
-        total += 60.0  # compiling the checker
-    total += per_test * max(1, len(sub.tests))
-    return int(total) + 1
-
-
-def _custom_check(checker_lang: Any, artifact: dict[str, bytes], test_input: bytes,
+def _custom_check(checker_lang: Language, artifact: dict[str, bytes], limits: Limits, test_input: bytes,
                   expected: bytes, output: bytes) -> tuple[bool, str]:
     """Run the custom checker in the jail, testlib-style: `checker input.txt output.txt
     answer.txt` in /box (the test's input, the program's output, the expected output);
     exit 0 = accepted, 1 = wrong answer, anything else = the checker failed (our fault)."""
     files = {**artifact, "input.txt": test_input, "output.txt": output, "answer.txt": expected}
-    res = run_program(checker_lang, files, b"", ["input.txt", "output.txt", "answer.txt"], CHECKER_LIMITS)
+    res = run_program(checker_lang, files, b"", ["input.txt", "output.txt", "answer.txt"], limits)
     note = (res.stdout + res.stderr)[:4096].decode(errors="replace").strip()
     if res.status is Status.OK:
         return True, note
@@ -107,7 +84,7 @@ def judge(sub: Submission, events: EventSink) -> Result:
             return result
 
         checker_artifact: dict[str, bytes] = {}
-        checker_lang = None
+        checker_lang: Language | None = None
         if sub.checker.kind is CheckerKind.CUSTOM:
             checker_lang = languages.get(sub.checker.language or "")
             if checker_lang is None:
@@ -128,13 +105,7 @@ def judge(sub: Submission, events: EventSink) -> Result:
             run = run_program(language, outcome.artifact, test.input, sub.args, limits)
             spent = time.monotonic() - t0
             jail_time += spent
-            tr = TestResult(
-                index=k, verdict=Verdict.ACCEPTED, status=str(run.status), exit_code=run.exit_code,
-                signal=run.signal, cpu_time=run.cpu_time, wall_time=run.wall_time,
-                peak_memory=run.peak_memory, stdout=run.stdout, stderr=run.stderr,
-                stdout_truncated=run.stdout_truncated, stderr_truncated=run.stderr_truncated,
-                jail_time=spent,
-            )
+            tr = TestResult.of_run(k, run, spent)
             if run.status is not Status.OK:
                 tr.verdict = _STATUS_VERDICT[run.status]
                 if run.status is Status.SECURITY_VIOLATION and run.syscall:
@@ -144,9 +115,9 @@ def judge(sub: Submission, events: EventSink) -> Result:
                 elif run.exit_code:
                     tr.message = f"exit code {run.exit_code}"
             elif test.expected_output is not None:
-                if sub.checker.kind is CheckerKind.CUSTOM:
-                    ok, msg = _custom_check(checker_lang, checker_artifact, test.input,
-                                            test.expected_output, run.stdout)
+                if checker_lang is not None:
+                    ok, msg = _custom_check(checker_lang, checker_artifact, checker_limits(sub.checker.limits),
+                                            test.input, test.expected_output, run.stdout)
                     tr.message = msg
                 else:
                     ok = checkers.builtin(sub.checker.kind, run.stdout, test.expected_output,

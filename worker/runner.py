@@ -23,7 +23,7 @@ from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 from rq.worker import WorkerStatus
 
-from worker.config import Config
+from core.settings import Config
 
 log = logging.getLogger("cellblock.worker")
 
@@ -80,7 +80,7 @@ class CellblockWorker(SimpleWorker):
             timer = threading.Timer(max(1.5, self.drain_timeout), self._drain_expired)
             timer.daemon = True
             timer.start()
-        super().request_stop(signum, frame)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # rq leaves it untyped
 
     def _drain_expired(self) -> None:
         if self.get_state() == WorkerStatus.BUSY:

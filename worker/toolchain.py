@@ -1,8 +1,8 @@
 """The compile and run stages of a submission, for any language definition.
 
 Owns: turning a `policies.languages.Language` plus user input (files, compiler options,
-program arguments) into jail RunSpecs; validating that input (argv lists only, a
-whitelist of compiler options, plain file names); the compile cache lookup; and
+program arguments) into jail RunSpecs, under the rules of core/inputs.py (argv lists
+only, a whitelist of compiler options, plain file names); the compile cache lookup; and
 reading the runtime's own out-of-memory deaths (JVM, Node, Go, Rust...) as
 `memory_limit` rather than a runtime error.
 
@@ -15,12 +15,13 @@ the caller to retry.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from core import settings
+from core.inputs import InputError, check_args, check_options, normalize_files
 from jail import run
-from jail.spec import Limits, MiB, RunResult, RunSpec, Status
+from jail.spec import DEFAULT_ENV, Limits, MiB, RunResult, RunSpec, Status
 from policies.languages import Language
 from worker.compile_cache import CompileCache, cache_key
 
@@ -28,20 +29,10 @@ log = logging.getLogger(__name__)
 
 BOX = "/box"
 OUTPUT_CAP = 64 * 1024  # compiler output handed back to the user
-MAX_OPTION_LEN = 128
-MAX_ARGS = 64
-MAX_ARG_LEN = 4096
 # The compiler's warnings are cached with the artifact under a name no file can have.
 _OUTPUT_ENTRY = "\0compiler-output"
-_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
 
-BASE_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "HOME": BOX,
-    "TMPDIR": "/tmp",
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-}
+BASE_ENV = {**DEFAULT_ENV, "HOME": BOX, "LC_ALL": "C.UTF-8"}
 
 _COMPILE_FAILURE_MESSAGES = {
     Status.TIME_LIMIT: "compilation exceeded its CPU time limit",
@@ -54,10 +45,6 @@ _COMPILE_FAILURE_MESSAGES = {
 }
 
 
-class InputError(ValueError):
-    """User input (file names, options, arguments) that this language refuses."""
-
-
 @dataclass(slots=True)
 class CompileOutcome:
     """Result of the compile stage. `artifact` is what run_program takes for each test."""
@@ -67,44 +54,6 @@ class CompileOutcome:
     output: str = ""
     result: RunResult | None = None  # None when nothing ran (interpreted, cached, refused)
     cached: bool = False
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def validate_options(language: Language, options: Sequence[str]) -> list[str]:
-    """Problems with `options` for `language` (empty list: all allowed). For the API's 4xx."""
-    problems = []
-    if len(options) > language.options.max_count:
-        problems.append(f"at most {language.options.max_count} compiler options")
-    for opt in options:
-        if not isinstance(opt, str) or not opt or len(opt) > MAX_OPTION_LEN or "\0" in opt:
-            problems.append(f"invalid option {opt!r}")
-        elif not language.options.permits(opt):
-            problems.append(f"option {opt!r} is not allowed for {language.name}")
-    return problems
-
-
-def validate_args(args: Sequence[str]) -> list[str]:
-    """Problems with program arguments (they are argv elements, never shell text)."""
-    if len(args) > MAX_ARGS:
-        return [f"at most {MAX_ARGS} program arguments"]
-    return [f"invalid argument {a!r}" for a in args
-            if not isinstance(a, str) or len(a) > MAX_ARG_LEN or "\0" in a]
-
-
-def normalize_files(language: Language, files: Mapping[str, bytes]) -> dict[str, bytes]:
-    """Check file names; a single file of any name becomes the language's source file."""
-    if not files:
-        raise InputError("no source files")
-    if len(files) == 1 and language.source not in files:
-        return {language.source: next(iter(files.values()))}
-    for name in files:
-        if not _FILE_NAME.fullmatch(name) or name == "..":
-            raise InputError(f"invalid file name {name!r}: plain names of [A-Za-z0-9_.+-] only")
-    if language.source not in files:
-        raise InputError(f"{language.name} needs a file named {language.source!r}")
-    return dict(files)
 
 
 # --------------------------------------------------------------------------- argv building
@@ -156,7 +105,8 @@ def _get_cache() -> CompileCache | None:
     global _cache, _cache_failed
     if _cache is None and not _cache_failed:
         try:
-            _cache = CompileCache()
+            cfg = settings.load()
+            _cache = CompileCache(cfg.cache_dir, cfg.compile_cache_max)
         except OSError as e:
             # An unusable cache directory slows compiles down but must not fail them.
             log.warning("compile cache disabled: %s", e)
@@ -219,12 +169,9 @@ def compile_source(language: Language, files: Mapping[str, bytes], options: Sequ
     """
     try:
         sources = normalize_files(language, files)
+        options = check_options(language, options)
     except InputError as e:
-        return CompileOutcome(ok=False, output=str(e))
-    options = list(options)
-    problems = validate_options(language, options) if options else []
-    if problems:
-        return CompileOutcome(ok=False, output="\n".join(problems))
+        return CompileOutcome(ok=False, output=f"{e.field}: {e.reason}")
     if language.compile is None:
         return CompileOutcome(ok=True, artifact=sources)
 
@@ -281,9 +228,7 @@ def is_runtime_oom(language: Language, res: RunResult, limits: Limits) -> bool:
 def run_program(language: Language, artifact_or_sources: Mapping[str, bytes], stdin: bytes,
                 args: Sequence[str], limits: Limits) -> RunResult:
     """Run the compiled artifact (or the sources, for interpreted languages) once."""
-    problems = validate_args(args)
-    if problems:
-        raise InputError("; ".join(problems))
+    args = check_args(args)
     files = dict(artifact_or_sources)
     if language.compile is None:
         files = normalize_files(language, files)

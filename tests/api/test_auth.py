@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import redis
 
-from api import auth
+from core import apikeys, settings
+from core.keys import Keys
+from core.limits import ceiling
 from tests.conftest import ROOT, RedisServer, Response, Stack, error_of, make_stack
-from worker.keys import Keys
 
 HELLO = {"language": "python3", "source": "print('hi')\n"}
 
@@ -41,7 +42,7 @@ def astack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
 
 def new_key(stack: Stack, **limits: Any) -> tuple[str, dict[str, str]]:
     r = redis.Redis.from_url(stack.redis_url)
-    key_id, token = auth.create_key(r, Keys(stack.env["CELLBLOCK_KEY_PREFIX"]), **limits)
+    key_id, token = apikeys.create_key(r, Keys(stack.env["CELLBLOCK_KEY_PREFIX"]), **limits)
     r.close()
     return key_id, {"Authorization": f"Bearer {token}"}
 
@@ -114,7 +115,7 @@ def test_cli_create_list_revoke(astack: Stack) -> None:
     names = list(r.scan_iter(f"{keys.prefix}:*"))
     record = keys.api_key(created["id"]).encode()
     assert record in names  # the scan sees the key's own record, and reads its values: the token's hash
-    assert auth.token_digest(created["token"]).encode() in stored_values(r, record)
+    assert apikeys.token_digest(created["token"]).encode() in stored_values(r, record)
     token = created["token"].encode()
     assert not [k for k in names if token in k or any(token in v for v in stored_values(r, k))]
     r.close()
@@ -233,14 +234,11 @@ def test_idempotent_retry(astack: Stack) -> None:
 
 
 def test_auth_mode_defaults() -> None:
-    from worker import config
-
-    assert not auth.auth_required(config.load({"CELLBLOCK_HOST": "127.0.0.1"}))
-    assert not auth.auth_required(config.load({"CELLBLOCK_HOST": "::1"}))
-    assert auth.auth_required(config.load({"CELLBLOCK_HOST": "0.0.0.0"}))
-    assert auth.auth_required(config.load({"CELLBLOCK_HOST": "127.0.0.1", "CELLBLOCK_AUTH": "required"}))
-    assert not auth.auth_required(config.load({"CELLBLOCK_HOST": "0.0.0.0", "CELLBLOCK_AUTH": "off"}))
-    assert auth.parse_size("256M") == 256 * 1024 * 1024 and auth.parse_size("1G") == 1024**3
+    assert not settings.load({"CELLBLOCK_HOST": "127.0.0.1"}).auth_required
+    assert not settings.load({"CELLBLOCK_HOST": "::1"}).auth_required
+    assert settings.load({"CELLBLOCK_HOST": "0.0.0.0"}).auth_required
+    assert settings.load({"CELLBLOCK_HOST": "127.0.0.1", "CELLBLOCK_AUTH": "required"}).auth_required
+    assert not settings.load({"CELLBLOCK_HOST": "0.0.0.0", "CELLBLOCK_AUTH": "off"}).auth_required
 
 
 def test_auth_off_warns_and_openapi_documents_keys(stack: Stack) -> None:
@@ -256,11 +254,12 @@ def test_auth_off_warns_and_openapi_documents_keys(stack: Stack) -> None:
 
 
 def test_key_ceiling_parsing() -> None:
-    assert auth.parse_max_limit("memory=256M") == ("memory", 256 * 1024 * 1024)
-    assert auth.parse_max_limit("wall_time=2.5") == ("wall_time", 2.5)
-    for bad in ("bogus=1", "cpu_time", "cpu_time=-1", "pids=nan"):
+    assert ceiling("memory=256M") == ("memory", 256 * 1024 * 1024)
+    assert ceiling("wall_time=2.5") == ("wall_time", 2.5)
+    # a ceiling the jail could not honour would make a capped default the jail refuses
+    for bad in ("bogus=1", "cpu_time", "cpu_time=-1", "pids=nan", "memory=1000", "pids=1.5", "open_files=2"):
         with pytest.raises(ValueError):
-            auth.parse_max_limit(bad)
+            ceiling(bad)
 
 
 def test_cli_submit_sends_the_key_retries_429_and_takes_any_bytes(astack: Stack, tmp_path: Path) -> None:

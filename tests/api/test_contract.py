@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from core.keys import Keys
 from tests.conftest import RedisServer, Stack, error_of
-from worker.keys import Keys
 
 PY_ECHO = "print(input())\n"
 
@@ -207,10 +207,10 @@ GOOD: dict[str, Any] = {"language": "python3", "source": PY_ECHO}
     ({"encoding": "latin-1"}, "encoding", "invalid"),
     ({"limits": {"cpu_time": 10_000}}, "limits.cpu_time", "above_ceiling"),
     ({"limits": {"memory": 1 << 40}}, "limits.memory", "above_ceiling"),
-    ({"limits": {"wall_time": -1}}, "limits.wall_time", "invalid"),
-    ({"limits": {"pids": 1.5}}, "limits.pids", "invalid"),
+    ({"limits": {"wall_time": -1}}, "limits.wall_time", "out_of_range"),
+    ({"limits": {"pids": 2.5}}, "limits.pids", "out_of_range"),
     ({"limits": {"cpu_time": "1"}}, "limits.cpu_time", "invalid"),
-    ({"limits": {"gpu": 1}}, "limits.gpu", "invalid"),
+    ({"limits": {"gpu": 1}}, "limits.gpu", "unknown_field"),
     ({"limits": [1]}, "limits", "invalid"),
     ({"tests": [{"input": "", "expected_output": ""}] * 21}, "tests", "too_many_tests"),
     ({"tests": []}, "tests", "invalid"),

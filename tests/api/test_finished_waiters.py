@@ -11,8 +11,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from api.finished import RECHECK_S, FinishedWaiters
+from core.keys import Keys
 from tests.conftest import RedisServer, free_port, start_redis
-from worker.keys import Keys
 
 KEYS = Keys("waiters-test")
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.keys import Keys
 from tests.conftest import RedisServer, Stack, error_of, free_port, start_api_only
-from worker.keys import Keys
 
 
 def scrape(stack: Stack) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 
 from api.backpressure import QueueDepth
 from api.errors import TooMany
-from worker.config import load
+from core.settings import load
 
 
 class FakeQueue:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from core.keys import Keys
 from tests.conftest import RedisServer, Stack, error_of, free_port, make_stack, start_redis
-from worker.keys import Keys
 
 pytestmark = pytest.mark.slow
 

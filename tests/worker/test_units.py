@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 
 from api.errors import ApiError
 from api.validation import parse_submission
-from worker import checkers, models
-from worker.config import SETTINGS, describe, load
-from worker.judge import job_timeout
-from worker.keys import Keys
-from worker.models import Checker, CheckerKind, Result, Submission, Verdict
+from core import models
+from core.keys import Keys
+from core.limits import job_timeout
+from core.models import Checker, CheckerKind, Result, Submission, Verdict
+from core.settings import SETTINGS, describe, load
+from tests.conftest import ROOT
+from worker import checkers
 
 
 @pytest.mark.parametrize("out,exp,ok", [
@@ -53,6 +55,10 @@ def test_config_defaults_and_errors() -> None:
         load({"CELLBLOCK_PORT": "eighty"})
     table = describe()
     assert all(s.name in table for s in SETTINGS)
+    assert table in (ROOT / "README.md").read_text(), "README's settings table is not `cellblock config`'s"
+    assert load({"CELLBLOCK_MAX_BODY": "1.5M", "CELLBLOCK_COMPILE_CACHE_MAX": "2G"}).max_body == 3 << 19
+    with pytest.raises(ValueError, match="CELLBLOCK_MAX_INPUT"):
+        load({"CELLBLOCK_MAX_INPUT": "lots"})
 
 
 def test_keys_share_a_prefix() -> None:

@@ -1,23 +1,16 @@
-"""Render stored submissions and results as the JSON the API returns.
+"""The one public view of a submission: what GET answers, callbacks POST and `wait` returns.
 
 Outputs are stored as bytes; they go out as UTF-8 text (undecodable bytes replaced) or
-base64, following the submission's `encoding`.
+base64, following the submission's `encoding` (core.models.encode_output).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
-from worker.keys import Keys
-from worker.models import Result
-
-
-def _out(data: bytes, encoding: str) -> str:
-    if encoding == "base64":
-        return base64.b64encode(data).decode("ascii")
-    return data.decode("utf-8", errors="replace")
+from core.keys import Keys
+from core.models import Result, encode_output
 
 
 async def read_view(r: Any, keys: Keys, sid: str) -> dict[str, Any] | None:
@@ -48,27 +41,10 @@ def submission_view(fields: dict[bytes, bytes]) -> dict[str, Any]:
         return view
     result = Result.from_json(json.loads(raw))
     enc = spec["encoding"]
-    tests = [
-        {
-            "index": t.index,
-            "verdict": str(t.verdict),
-            "status": t.status,
-            "exit_code": t.exit_code,
-            "signal": t.signal,
-            "cpu_time": t.cpu_time,
-            "wall_time": t.wall_time,
-            "peak_memory": t.peak_memory,
-            "stdout": _out(t.stdout, enc),
-            "stderr": _out(t.stderr, enc),
-            "stdout_truncated": t.stdout_truncated,
-            "stderr_truncated": t.stderr_truncated,
-            "message": t.message,
-        }
-        for t in result.tests
-    ]
+    tests = [t.public(enc) for t in result.tests]
     view.update(
         verdict=str(result.verdict),
-        compile_output=_out(result.compile_output, enc),
+        compile_output=encode_output(result.compile_output, enc),
         compile_time=result.compile_time,
         message=result.message,
         attempts=result.attempts,
@@ -78,7 +54,5 @@ def submission_view(fields: dict[bytes, bytes]) -> dict[str, Any]:
     judge_mode = any(t.get("expected_output") is not None for t in spec["tests"])  # Submission.judge_mode
     if not judge_mode and tests:
         # Run mode: one run; lift its output to the top for convenience.
-        first = tests[0]
-        view.update(stdout=first["stdout"], stderr=first["stderr"], exit_code=first["exit_code"],
-                    signal=first["signal"])
+        view.update({name: tests[0][name] for name in ("stdout", "stderr", "exit_code", "signal")})
     return view

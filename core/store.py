@@ -15,9 +15,15 @@ from typing import Any
 
 import redis
 
-from worker import metrics
-from worker.keys import Keys
-from worker.models import Result, State, Submission
+from core import metrics
+from core.keys import Keys
+from core.models import Result, State, Submission
+
+
+def text(reply: bytes | str) -> str:
+    """A Redis reply as text (the clients answer bytes; the type stubs allow str too)."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
 
 # A stream per submission never holds more than a few hundred events (2 per test + a few);
 # cap it anyway so a pathological submission cannot grow one key without bound.
@@ -40,8 +46,8 @@ def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, s
     spec, state = r.hmget(keys.submission(sid), ["spec", "state"])
     if spec is None:
         return None
-    text = state.decode() if isinstance(state, bytes) else str(state)
-    return Submission.from_json(json.loads(spec)), text
+    assert state is not None, "stage_new writes the state with the spec"
+    return Submission.from_json(json.loads(spec)), text(state)
 
 
 def stage_events(pipe: Any, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]], ttl: int) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from worker.keys import Keys
-from worker.models import Result, Submission, Verdict
+from core.keys import Keys
+from core.models import Result, Submission, Verdict
 
 # Upper bounds in seconds, shared by every stage (a job spans ms to minutes).
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)

@@ -7,9 +7,12 @@ the project reads the environment for service settings.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+from jail.spec import parse_size
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +24,7 @@ class Setting:
     name: str
     default: str
     help: str
+    size: bool = False  # bytes, in the one size grammar (jail.spec.parse_size): "4M", "512K", "1048576"
 
 
 SETTINGS: list[Setting] = [
@@ -39,10 +43,10 @@ SETTINGS: list[Setting] = [
     Setting("CELLBLOCK_MAINTENANCE_INTERVAL", "15", "seconds between RQ registry cleanups (dead workers)"),
     Setting("CELLBLOCK_DRAIN_TIMEOUT", "30",
             "on SIGTERM: seconds a worker may finish its job in hand / the API its open requests"),
-    Setting("CELLBLOCK_MAX_BODY", str(4 * 1024 * 1024), "largest request body in bytes (413 above)"),
-    Setting("CELLBLOCK_MAX_SOURCE", str(1024 * 1024), "most bytes of source (all files together) (422 above)"),
-    Setting("CELLBLOCK_MAX_INPUT", str(3 * 1024 * 1024),
-            "most bytes of stdin, or of every test's input and expected output together (422 above)"),
+    Setting("CELLBLOCK_MAX_BODY", "4M", "largest request body in bytes (413 above)", size=True),
+    Setting("CELLBLOCK_MAX_SOURCE", "1M", "most bytes of source (all files together) (422 above)", size=True),
+    Setting("CELLBLOCK_MAX_INPUT", "3M",
+            "most bytes of stdin, or of every test's input and expected output together (422 above)", size=True),
     Setting("CELLBLOCK_MAX_TESTS", "200", "most test cases in one submission"),
     Setting("CELLBLOCK_MAX_BATCH", "50", "most submissions in one batch request"),
     Setting("CELLBLOCK_MAX_WAIT", "60", "longest `wait` a request may ask for, seconds"),
@@ -51,9 +55,8 @@ SETTINGS: list[Setting] = [
     Setting("CELLBLOCK_MAX_QUEUE", "1000", "queue depth at which POST answers 503 with Retry-After (0: no cap)"),
     Setting("CELLBLOCK_CALLBACK_ATTEMPTS", "5", "delivery attempts of a callback"),
     Setting("CELLBLOCK_CALLBACK_TIMEOUT", "10", "seconds per callback attempt"),
-    Setting("CELLBLOCK_CACHE_DIR", "/var/cache/cellblock/compile",
-            "compile cache directory (read by worker/compile_cache.py)"),
-    Setting("CELLBLOCK_COMPILE_CACHE_MAX", "512M", "compile cache size cap (read by worker/compile_cache.py)"),
+    Setting("CELLBLOCK_CACHE_DIR", "/var/cache/cellblock/compile", "the workers' compile cache directory"),
+    Setting("CELLBLOCK_COMPILE_CACHE_MAX", "512M", "compile cache size cap", size=True),
     Setting("CELLBLOCK_LOG_LEVEL", "INFO", "log level"),
     Setting("CELLBLOCK_LOG_FORMAT", "auto", "json, text, or auto (json unless stderr is a terminal)"),
 ]
@@ -88,7 +91,7 @@ class Config:
     callback_attempts: int
     callback_timeout: float
     cache_dir: str
-    compile_cache_max: str
+    compile_cache_max: int
     log_level: str
     log_format: str
 
@@ -112,6 +115,24 @@ class Config:
     def worker_count(self) -> int:
         return self.workers or (os.cpu_count() or 1)
 
+    @property
+    def auth_required(self) -> bool:
+        """CELLBLOCK_AUTH: required | off | auto (off only when the API listens on loopback)."""
+        mode = self.auth.strip().lower()
+        if mode in ("required", "on"):
+            return True
+        if mode == "off":
+            return False
+        if mode != "auto":
+            raise ValueError(f"CELLBLOCK_AUTH={self.auth!r}: use required, off or auto")
+        host = self.host.strip("[]")
+        if host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return True
+
 
 def load(env: dict[str, str] | None = None) -> Config:
     """Build a Config from `env` (default: os.environ), falling back to each default."""
@@ -122,7 +143,9 @@ def load(env: dict[str, str] | None = None) -> Config:
         text = raw[setting.name]
         kind = f.type
         try:
-            if kind == "int":
+            if setting.size:
+                values[f.name] = parse_size(text)
+            elif kind == "int":
                 values[f.name] = int(text)
             elif kind == "float":
                 values[f.name] = float(text)
@@ -140,5 +163,5 @@ def describe() -> str:
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for s in SETTINGS:
         default = s.default.replace(str(PROJECT_ROOT), ".")
-        lines.append(f"| `{s.name}` | `{default}` | {s.help} |")
+        lines.append(f"| `{s.name}` | {f'`{default}`' if default else '(empty)'} | {s.help} |")
     return "\n".join(lines)

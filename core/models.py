@@ -11,6 +11,8 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from jail.spec import RunResult
+
 
 class State(enum.StrEnum):
     """Lifecycle of a submission."""
@@ -52,6 +54,11 @@ def unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
+def encode_output(data: bytes, encoding: str) -> str:
+    """A program's output as clients get it: UTF-8 text (undecodable bytes replaced) or base64."""
+    return b64(data) if encoding == "base64" else data.decode("utf-8", errors="replace")
+
+
 @dataclass(slots=True)
 class TestCase:
     """One input and, in judge mode, the output it should produce (None: run mode, no check)."""
@@ -79,6 +86,7 @@ class Checker:
     tolerance: float = 1e-6
     language: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)
+    limits: dict[str, float] = field(default_factory=dict)  # overrides of core.limits.CHECKER_LIMITS
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +94,7 @@ class Checker:
             "tolerance": self.tolerance,
             "language": self.language,
             "files": {k: b64(v) for k, v in self.files.items()},
+            "limits": self.limits,
         }
 
     @classmethod
@@ -95,6 +104,7 @@ class Checker:
             tolerance=float(d["tolerance"]),
             language=d.get("language"),
             files={k: unb64(v) for k, v in d.get("files", {}).items()},
+            limits=dict(d.get("limits", {})),
         )
 
 
@@ -171,6 +181,24 @@ class TestResult:
     stderr_truncated: bool = False
     message: str = ""
     jail_time: float = 0.0  # wall seconds spent in jail.run (for the latency breakdown)
+
+    @classmethod
+    def of_run(cls, index: int, run: RunResult, jail_time: float) -> TestResult:
+        """A test's result from the jail's, before checking: verdict accepted until judged."""
+        return cls(index=index, verdict=Verdict.ACCEPTED, status=str(run.status), exit_code=run.exit_code,
+                   signal=run.signal, cpu_time=run.cpu_time, wall_time=run.wall_time,
+                   peak_memory=run.peak_memory, stdout=run.stdout, stderr=run.stderr,
+                   stdout_truncated=run.stdout_truncated, stderr_truncated=run.stderr_truncated,
+                   jail_time=jail_time)
+
+    def public(self, encoding: str) -> dict[str, Any]:
+        """What clients see of a test (every field but the internal `jail_time`); outputs
+        as text or base64 by the submission's `encoding`."""
+        d = self.to_json()
+        del d["jail_time"]
+        d["stdout"] = encode_output(self.stdout, encoding)
+        d["stderr"] = encode_output(self.stderr, encoding)
+        return d
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

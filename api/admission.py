@@ -1,0 +1,106 @@
+"""Admitting submissions before they are queued: Idempotency-Key, queue backpressure and the
+key's in-flight quota, each held across API processes by Redis (the quota in one Lua script).
+
+`admit` reserves; `undo` releases what it reserved when queueing fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from aiohttp import web
+
+from api.errors import TooMany, invalid
+from api.state import CONFIG, IDEMPOTENCY, KEYS, PRINCIPAL, QUEUE_DEPTH, REDIS
+from api.validation import Accepted
+from core import store
+from core.apikeys import Principal
+from core.keys import Keys
+
+# How long an in-flight entry may outlive its job timeout before the quota forgets it.
+IN_FLIGHT_SLACK = 60
+
+# In-flight quota: KEYS[1] the key's zset of unfinished submission ids (score: when to
+# forget them). ARGV: max, submission key prefix, forget-at, ids... Entries whose submission
+# is finished or past their score are dropped first; then all ids are admitted or none.
+# Returns -1 when admitted, else the number in flight.
+_IN_FLIGHT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, sid in ipairs(members) do
+  if redis.call('HGET', ARGV[2] .. sid, 'state') == 'finished' then
+    redis.call('ZREM', KEYS[1], sid)
+  end
+end
+local n = redis.call('ZCARD', KEYS[1])
+local want = #ARGV - 3
+if n + want > tonumber(ARGV[1]) then
+  return n
+end
+for i = 4, #ARGV do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[i])
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]) + 60)
+return -1
+"""
+
+
+async def _admit_in_flight(r: Any, keys: Keys, p: Principal, sids: list[str], forget_after: int) -> None:
+    if p.max_in_flight <= 0:
+        return
+    n = int(await r.eval(_IN_FLIGHT_LUA, 1, keys.in_flight(p.id), str(p.max_in_flight),
+                         keys.submission(""), str(forget_after), *sids))
+    if n >= 0:
+        raise TooMany(f"{n} submissions in flight for this key, at most {p.max_in_flight}", 1,
+                      code="too_many_in_flight")
+
+
+def _idem_digest(value: str) -> str:
+    if not value or len(value) > 255:
+        raise invalid("Idempotency-Key", "must be 1 to 255 characters")
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+async def admit(request: web.Request, accepted: list[Accepted]) -> str | None:
+    """Everything before queueing: Idempotency-Key, queue backpressure, the in-flight quota (the
+    owner record is written with the submission, in core.queue.submit). Returns the id of the
+    submission an earlier request with the same Idempotency-Key created (nothing reserved then),
+    else None. After None, call `undo` if queueing fails."""
+    cfg, keys, r = request.app[CONFIG], request.app[KEYS], request.app[REDIS]
+    p = request[PRINCIPAL]
+    sids = [a.submission.id for a in accepted]
+    idem = request.headers.get("Idempotency-Key")
+    if idem is not None:
+        idem_key = keys.idempotency(p.id if p else "anonymous", _idem_digest(idem))
+        value = ",".join(sids)
+        if not await r.set(idem_key, value, nx=True, ex=cfg.submission_ttl):
+            existing = await r.get(idem_key)
+            if existing is not None:
+                return store.text(existing)
+            await r.set(idem_key, value, ex=cfg.submission_ttl)
+        request[IDEMPOTENCY] = idem_key
+    try:
+        await request.app[QUEUE_DEPTH].admit(r, cfg, len(accepted))
+        if p is not None:
+            forget = max(a.job_timeout for a in accepted) * (cfg.job_retries + 1) + IN_FLIGHT_SLACK
+            await _admit_in_flight(r, keys, p, sids, forget)
+    except BaseException:
+        await undo(request, accepted)
+        raise
+    return None
+
+
+async def undo(request: web.Request, accepted: list[Accepted]) -> None:
+    """Release what `admit` reserved (queueing failed)."""
+    r, keys = request.app[REDIS], request.app[KEYS]
+    try:
+        if IDEMPOTENCY in request:
+            await r.delete(request[IDEMPOTENCY])
+        p = request[PRINCIPAL]
+        if p is not None and p.max_in_flight > 0:
+            await r.zrem(keys.in_flight(p.id), *[a.submission.id for a in accepted])
+    except Exception:  # Redis away: the entries expire on their own
+        pass

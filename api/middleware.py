@@ -1,0 +1,80 @@
+"""The middlewares every request passes, outermost first: the log context, then errors as JSON.
+
+Authentication is a middleware of its own (api/auth.py), inside these two.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+import redis.exceptions
+from aiohttp import web
+
+from api.errors import ApiError, redis_unavailable
+from api.state import KEYS, REDIS
+from core import metrics
+from core.logctx import SUBMISSION
+
+log = logging.getLogger("cellblock.api")
+_LOCATION = re.compile(r"^/v1/submissions/([^/]+)$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def log_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every log line of a request about one submission carries its id (from the path, or
+    from the Location of a created one); creations and failures get one line each."""
+    sid = request.match_info.get("id")
+    token = SUBMISSION.set(sid)
+    t0 = time.monotonic()
+    try:
+        resp = await handler(request)
+        m = _LOCATION.match(resp.headers.get("Location", ""))
+        if m:
+            SUBMISSION.set(m.group(1))
+        ms = (time.monotonic() - t0) * 1000
+        if request.method == "POST" and request.path == "/v1/submissions" and resp.status < 300:
+            log.info("%s %s %d in %.1f ms", request.method, request.path, resp.status, ms)
+        elif resp.status >= 500:
+            log.warning("%s %s %d in %.1f ms", request.method, request.path, resp.status, ms)
+        return resp
+    finally:
+        SUBMISSION.reset(token)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure answered as JSON: a refusal as itself, Redis away or refusing writes as a
+    503 to retry, anything else as a logged and counted 500."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPRequestEntityTooLarge:
+        return ApiError(413, "body_too_large", f"request body above {request.client_max_size} bytes",
+                        "body").response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return ApiError(exc.status, code, exc.reason, None).response()
+    except Exception as exc:
+        if redis_unavailable(exc):
+            log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+            return ApiError(503, "unavailable", "the queue (Redis) is unavailable; retry later").response()
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        await _count_error(request.app)
+        return ApiError(500, "internal", "internal server error (logged)").response()
+
+
+async def _count_error(app: web.Application) -> None:
+    """Count an unhandled error (a 500) in Redis, beside the workers' internal errors, so that
+    every API process reports the total. Redis away: the error is in the log only."""
+    try:
+        await metrics.stage_counter(app[REDIS], app[KEYS], "internal_errors:api")
+    except redis.exceptions.RedisError as exc:
+        log.warning("could not count an API error in Redis: %s", exc)

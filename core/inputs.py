@@ -1,0 +1,68 @@
+"""The rules a submission's own inputs obey: file names, program arguments, compiler options.
+
+Stated once here; the API refuses what breaks them (422 naming the field), and the worker's
+toolchain applies the same functions to whatever enters a compile or a run. The jail guards
+its own paths on top (jail/rootfs.py: sandbox_path), as a boundary of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from policies.languages import Language
+
+MAX_FILES = 32
+MAX_ARGS = 64
+MAX_ARG_LEN = 4096
+MAX_OPTION_LEN = 128
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
+
+
+class InputError(ValueError):
+    """User input that the rules refuse: `field` names it (e.g. "files", "args"), `reason` says why."""
+
+    def __init__(self, field: str, reason: str, code: str = "invalid") -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+        self.code = code
+
+
+def normalize_files(language: Language, files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Check file names; a single file of any name becomes the language's source file."""
+    if not files:
+        raise InputError("files", "no source files")
+    if len(files) > MAX_FILES:
+        raise InputError("files", f"at most {MAX_FILES} files")
+    if len(files) == 1 and language.source not in files:
+        return {language.source: next(iter(files.values()))}
+    for name in files:
+        if not _FILE_NAME.fullmatch(name):
+            raise InputError("files", f"invalid file name {name!r}: plain names of [A-Za-z0-9_.+-] only")
+    if language.source not in files:
+        raise InputError("files", f"{language.name} needs a file named {language.source!r}")
+    return dict(files)
+
+
+def check_args(args: Sequence[str], field: str = "args") -> list[str]:
+    """Program arguments (or compiler options, by `field`): argv elements, never shell text."""
+    if len(args) > MAX_ARGS:
+        raise InputError(field, f"at most {MAX_ARGS} items, got {len(args)}")
+    for a in args:
+        if not isinstance(a, str) or len(a) > MAX_ARG_LEN or "\0" in a:
+            raise InputError(field, f"items must be strings of at most {MAX_ARG_LEN} characters, without NUL")
+    return list(args)
+
+
+def check_options(language: Language, options: Sequence[str]) -> list[str]:
+    """Compiler options: the language's whitelist, at most its count."""
+    options = check_args(options, "compile_options")
+    if options and not language.compiled:
+        raise InputError("compile_options", f"{language.id} is not compiled")
+    if len(options) > language.options.max_count:
+        raise InputError("compile_options", f"at most {language.options.max_count} options")
+    for i, opt in enumerate(options):
+        if not opt or len(opt) > MAX_OPTION_LEN or not language.options.permits(opt):
+            raise InputError(f"compile_options[{i}]", f"option {opt!r} is not allowed for {language.id}")
+    return options

@@ -1,0 +1,1 @@
+"""Data and loaders: language definitions (languages.py, languages/*.toml) and seccomp profiles (seccomp/*.toml)."""
