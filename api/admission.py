@@ -51,11 +51,15 @@ return -1
 async def _admit_in_flight(r: Any, keys: Keys, p: Principal, sids: list[str], forget_after: int) -> None:
     if p.max_in_flight <= 0:
         return
-    n = int(await r.eval(_IN_FLIGHT_LUA, 1, keys.in_flight(p.id), str(p.max_in_flight),
-                         keys.submission(""), str(forget_after), *sids))
+    n = int(
+        await r.eval(
+            _IN_FLIGHT_LUA, 1, keys.in_flight(p.id), str(p.max_in_flight), keys.submission(""), str(forget_after), *sids
+        )
+    )
     if n >= 0:
-        raise TooMany(f"{n} submissions in flight for this key, at most {p.max_in_flight}", 1,
-                      code="too_many_in_flight")
+        raise TooMany(
+            f"{n} submissions in flight for this key, at most {p.max_in_flight}", 1, code="too_many_in_flight"
+        )
 
 
 def _idem_digest(value: str) -> str:

@@ -22,7 +22,6 @@ from policies.languages import Language, available_languages
 log = logging.getLogger("cellblock.api")
 
 
-
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     url = app[CONFIG].effective_redis_url()
     # Blocking stream reads (SSE, callbacks) block at most BLOCK_MS_MAX; the socket
@@ -57,8 +56,10 @@ async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(cfg: Config) -> web.Application:
-    app = web.Application(client_max_size=cfg.max_body,
-                          middlewares=[middleware.log_context, middleware.errors, auth.middleware(cfg.auth_required)])
+    app = web.Application(
+        client_max_size=cfg.max_body,
+        middlewares=[middleware.log_context, middleware.errors, auth.middleware(cfg.auth_required)],
+    )
     app[CONFIG] = cfg
     app[KEYS] = Keys(cfg.key_prefix)
     app[QUEUE_DEPTH] = QueueDepth()
@@ -86,5 +87,12 @@ def serve(cfg: Config) -> None:
     """Run the API in the foreground until SIGINT/SIGTERM."""
     # SIGTERM: the listening socket closes at once; open requests (a `wait`, an SSE stream)
     # get up to CELLBLOCK_DRAIN_TIMEOUT to finish before they are cancelled.
-    web.run_app(make_app(cfg), host=cfg.host, port=cfg.port, access_log=None, print=None,
-                handle_signals=True, shutdown_timeout=cfg.drain_timeout)
+    web.run_app(
+        make_app(cfg),
+        host=cfg.host,
+        port=cfg.port,
+        access_log=None,
+        print=None,
+        handle_signals=True,
+        shutdown_timeout=cfg.drain_timeout,
+    )

@@ -33,6 +33,10 @@ class QueueDepth:
             self.depth = int(await r.llen(queue_key(cfg)))
             self.read_at = now
         if self.depth + adding > cfg.max_queue:
-            raise TooMany(f"the queue is full ({self.depth} waiting, at most {cfg.max_queue}); retry later", 2,
-                          status=503, code="overloaded")
+            raise TooMany(
+                f"the queue is full ({self.depth} waiting, at most {cfg.max_queue}); retry later",
+                2,
+                status=503,
+                code="overloaded",
+            )
         self.depth += adding

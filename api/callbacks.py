@@ -36,8 +36,7 @@ async def _ensure_group(r: aioredis.Redis, keys: Keys) -> None:
             raise
 
 
-async def deliver_one(session: aiohttp.ClientSession, r: Any, keys: Keys, cfg: Config,
-                      sid: str, url: str) -> bool:
+async def deliver_one(session: aiohttp.ClientSession, r: Any, keys: Keys, cfg: Config, sid: str, url: str) -> bool:
     """POST the submission's result to `url`, retrying; True when the receiver took it (2xx)."""
     body = await read_view(r, keys, sid)
     if body is None:
@@ -57,8 +56,9 @@ async def deliver_one(session: aiohttp.ClientSession, r: Any, keys: Keys, cfg: C
     return False
 
 
-async def _handle(session: aiohttp.ClientSession, r: Any, keys: Keys, cfg: Config,
-                  entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+async def _handle(
+    session: aiohttp.ClientSession, r: Any, keys: Keys, cfg: Config, entry_id: bytes, fields: dict[bytes, bytes]
+) -> None:
     try:
         await deliver_one(session, r, keys, cfg, fields[b"id"].decode(), fields[b"url"].decode())
     finally:
@@ -73,11 +73,19 @@ async def deliver_forever(r: Any, keys: Keys, cfg: Config) -> None:
         while True:
             try:
                 await _ensure_group(r, keys)
-                _next, claimed, *_ = await r.xautoclaim(keys.callbacks(), keys.callback_group(), consumer,
-                                                       min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=50)
+                _next, claimed, *_ = await r.xautoclaim(
+                    keys.callbacks(),
+                    keys.callback_group(),
+                    consumer,
+                    min_idle_time=CLAIM_IDLE_MS,
+                    start_id="0-0",
+                    count=50,
+                )
                 batches = [(keys.callbacks(), claimed)] if claimed else []
-                batches += await r.xreadgroup(keys.callback_group(), consumer, {keys.callbacks(): ">"},
-                                              count=50, block=5000) or []
+                batches += (
+                    await r.xreadgroup(keys.callback_group(), consumer, {keys.callbacks(): ">"}, count=50, block=5000)
+                    or []
+                )
                 for _stream, entries in batches:
                     for entry_id, fields in entries:
                         if not fields:

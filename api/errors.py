@@ -56,8 +56,12 @@ def refused(exc: InputError, prefix: str = "") -> ApiError:
 
 
 # Replies with which Redis refuses a command for a while, through no fault of the request.
-_REDIS_REFUSALS = (redis.exceptions.ReadOnlyError, redis.exceptions.OutOfMemoryError,
-                   redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
+_REDIS_REFUSALS = (
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
 
 
 def redis_unavailable(exc: BaseException) -> bool:

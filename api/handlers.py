@@ -61,8 +61,11 @@ async def create_submission(request: web.Request) -> web.Response:
     if earlier is not None:  # a retry with the same Idempotency-Key
         view = await _view(request, earlier)
         status = 200 if view is not None and view["state"] == "finished" else 201
-        return web.json_response(view or {"id": earlier, "state": "queued"}, status=status,
-                                 headers={"Location": f"/v1/submissions/{earlier}"})
+        return web.json_response(
+            view or {"id": earlier, "state": "queued"},
+            status=status,
+            headers={"Location": f"/v1/submissions/{earlier}"},
+        )
     sid = accepted.submission.id
     location = f"/v1/submissions/{sid}"
     if accepted.wait <= 0:
@@ -92,8 +95,9 @@ async def create_batch(request: web.Request) -> web.Response:
     for i, item in enumerate(items):
         if isinstance(item, dict) and item.get("wait"):
             raise invalid(f"submissions[{i}].wait", "not supported in a batch; poll or use events")
-        accepted.append(parse_submission(item, cfg, request.app[LANGUAGES], request[PRINCIPAL],
-                                         prefix=f"submissions[{i}]."))
+        accepted.append(
+            parse_submission(item, cfg, request.app[LANGUAGES], request[PRINCIPAL], prefix=f"submissions[{i}].")
+        )
     earlier = await admission.admit(request, accepted)
     if earlier is not None:  # a retry with the same Idempotency-Key
         return web.json_response({"ids": earlier.split(",")}, status=201)
@@ -133,8 +137,9 @@ async def submission_events(request: web.Request) -> web.StreamResponse:
     keys = request.app[KEYS]
     if not await r.exists(keys.submission(sid)):
         raise not_found()
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                       "X-Accel-Buffering": "no"})
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
     await resp.prepare(request)
     last = request.headers.get("Last-Event-ID", "0-0")
     stream = keys.events(sid)
@@ -161,15 +166,19 @@ async def languages(request: web.Request) -> web.Response:
     """GET /v1/languages: what this deployment runs, with versions and limits."""
     out = []
     for lang in sorted(request.app[LANGUAGES].values(), key=lambda lang: lang.id):
-        out.append({
-            "id": lang.id,
-            "name": lang.name,
-            "version": lang.version,
-            "source_name": lang.source,
-            "compiled": lang.compiled,
-            "limits": {"default": _limits_json(lang.run_limits.default),
-                       "max": _limits_json(lang.run_limits.maximum)},
-        })
+        out.append(
+            {
+                "id": lang.id,
+                "name": lang.name,
+                "version": lang.version,
+                "source_name": lang.source,
+                "compiled": lang.compiled,
+                "limits": {
+                    "default": _limits_json(lang.run_limits.default),
+                    "max": _limits_json(lang.run_limits.maximum),
+                },
+            }
+        )
     return web.json_response({"languages": out})
 
 

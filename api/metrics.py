@@ -35,16 +35,18 @@ class RedisCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         r = self.r
-        subs = CounterMetricFamily("cellblock_submissions", "Finished submissions by language and verdict",
-                                   labels=["language", "verdict"])
+        subs = CounterMetricFamily(
+            "cellblock_submissions", "Finished submissions by language and verdict", labels=["language", "verdict"]
+        )
         for field, n in sorted(r.hgetall(cm.submissions_key(self.keys)).items()):
             lang, _, verdict = text(field).partition("|")
             subs.add_metric([lang, verdict], float(n))
         yield subs
 
         counters = {text(k): int(v) for k, v in r.hgetall(cm.counters_key(self.keys)).items()}
-        errs = CounterMetricFamily("cellblock_internal_errors", "Internal errors (never blamed on the program)",
-                                   labels=["source"])
+        errs = CounterMetricFamily(
+            "cellblock_internal_errors", "Internal errors (never blamed on the program)", labels=["source"]
+        )
         errs.add_metric(["worker"], float(counters.get("internal_errors:worker", 0)))
         errs.add_metric(["api"], float(counters.get("internal_errors:api", 0)))
         yield errs
@@ -52,10 +54,12 @@ class RedisCollector(Collector):
         faults.add_metric([], float(counters.get("sandbox_faults", 0)))
         yield faults
 
-        hist = HistogramMetricFamily("cellblock_stage_seconds",
-                                     "Latency per stage: queue_wait, compile, run (all tests), total "
-                                     "(created -> finished), jail_overhead (per test: jail.run minus the program)",
-                                     labels=["stage"])
+        hist = HistogramMetricFamily(
+            "cellblock_stage_seconds",
+            "Latency per stage: queue_wait, compile, run (all tests), total "
+            "(created -> finished), jail_overhead (per test: jail.run minus the program)",
+            labels=["stage"],
+        )
         for stage in cm.STAGES:
             h = {text(k): v for k, v in r.hgetall(cm.histogram_key(self.keys, stage)).items()}
             acc, buckets = 0, []
@@ -76,19 +80,24 @@ class RedisCollector(Collector):
             job = Job.fetch(first[0], connection=r)
             if job.enqueued_at is not None:
                 oldest_age = max(0.0, time.time() - job.enqueued_at.timestamp())
-        yield GaugeMetricFamily("cellblock_queue_oldest_age_seconds", "Age of the oldest queued job (0: none)",
-                                value=oldest_age)
+        yield GaugeMetricFamily(
+            "cellblock_queue_oldest_age_seconds", "Age of the oldest queued job (0: none)", value=oldest_age
+        )
 
         workers = Worker.all(queue=q)
         busy = sum(1 for w in workers if w.get_state() == "busy")
         yield GaugeMetricFamily("cellblock_workers", "Live workers on the queue", value=len(workers))
         yield GaugeMetricFamily("cellblock_workers_busy", "Workers running a job", value=busy)
-        yield GaugeMetricFamily("cellblock_workers_busy_ratio", "Busy share of the live workers",
-                                value=busy / len(workers) if workers else 0.0)
+        yield GaugeMetricFamily(
+            "cellblock_workers_busy_ratio",
+            "Busy share of the live workers",
+            value=busy / len(workers) if workers else 0.0,
+        )
 
 
 def setup(app: web.Application) -> None:
     """Register the collector (needs app[SYNC_REDIS], so at startup)."""
+
     async def on_startup(app: web.Application) -> None:
         reg = CollectorRegistry(auto_describe=False)
         reg.register(RedisCollector(app[SYNC_REDIS], app[CONFIG], app[KEYS]))

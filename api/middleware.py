@@ -55,8 +55,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ApiError as exc:
         return exc.response()
     except web.HTTPRequestEntityTooLarge:
-        return ApiError(413, "body_too_large", f"request body above {request.client_max_size} bytes",
-                        "body").response()
+        return ApiError(413, "body_too_large", f"request body above {request.client_max_size} bytes", "body").response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -19,8 +19,11 @@ def _resp(desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
 _ERRORS = {
     "400": _resp("malformed JSON", _ERROR),
     "413": _resp("body too large (CELLBLOCK_MAX_BODY)", _ERROR),
-    "422": _resp("invalid field: unknown language, missing source, limit above ceiling, source or input too large, "
-                 "invalid base64, too many tests...", _ERROR),
+    "422": _resp(
+        "invalid field: unknown language, missing source, limit above ceiling, source or input too large, "
+        "invalid base64, too many tests...",
+        _ERROR,
+    ),
     "401": _resp("missing, unknown or revoked API key (when CELLBLOCK_AUTH requires one)", _ERROR),
     "403": _resp("language not allowed for this API key", _ERROR),
     "429": _resp("the key's rate limit or in-flight quota; see Retry-After", _ERROR),
@@ -35,34 +38,54 @@ _SUBMISSION: dict[str, Any] = {
     "properties": {
         "language": {"type": "string", "description": "id from GET /v1/languages"},
         "source": {"type": "string", "description": "the main file (or give `files`)"},
-        "files": {"type": "object", "additionalProperties": {"type": "string"},
-                  "description": "file name -> content; must include the language's main file"},
+        "files": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "file name -> content; must include the language's main file",
+        },
         "stdin": {"type": "string", "description": "run mode: the input of the single run"},
         "args": {"type": "array", "items": {"type": "string"}},
-        "compile_options": {"type": "array", "items": {"type": "string"},
-                            "description": "allowed per language (e.g. -O2, -std=c11)"},
-        "limits": {"type": "object", "additionalProperties": False,
-                   "description": "each at most the language's maximum (GET /v1/languages)",
-                   "properties": {
-                       "cpu_time": {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
-                       "wall_time": {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
-                       "memory": {"type": "integer", "minimum": 1, "description": "bytes"},
-                       "pids": {"type": "integer", "minimum": 1},
-                       "output": {"type": "integer", "minimum": 1, "description": "bytes, per stream"},
-                       "file_size": {"type": "integer", "minimum": 1, "description": "bytes"},
-                       "disk": {"type": "integer", "minimum": 1, "description": "bytes of /box and /tmp"},
-                       "open_files": {"type": "integer", "minimum": 1},
-                       "stack": {"type": "integer", "minimum": 1, "description": "bytes"},
-                       "cpus": {"type": "number", "exclusiveMinimum": 0}}},
-        "tests": {"type": "array", "items": {"type": "object", "additionalProperties": False, "properties": {
-            "input": {"type": "string"}, "expected_output": {"type": "string"}}},
-            "description": "judge mode: every test runs with the one compiled program"},
-        "checker": {"description": "exact (default) | tokens | float | {type: float, tolerance} | "
-                    "{type: custom, language, source}",
-                    "oneOf": [{"enum": ["exact", "tokens", "float"]}, {"type": "object", "required": ["type"]}]},
+        "compile_options": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "allowed per language (e.g. -O2, -std=c11)",
+        },
+        "limits": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "each at most the language's maximum (GET /v1/languages)",
+            "properties": {
+                "cpu_time": {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
+                "wall_time": {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
+                "memory": {"type": "integer", "minimum": 1, "description": "bytes"},
+                "pids": {"type": "integer", "minimum": 1},
+                "output": {"type": "integer", "minimum": 1, "description": "bytes, per stream"},
+                "file_size": {"type": "integer", "minimum": 1, "description": "bytes"},
+                "disk": {"type": "integer", "minimum": 1, "description": "bytes of /box and /tmp"},
+                "open_files": {"type": "integer", "minimum": 1},
+                "stack": {"type": "integer", "minimum": 1, "description": "bytes"},
+                "cpus": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "tests": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"input": {"type": "string"}, "expected_output": {"type": "string"}},
+            },
+            "description": "judge mode: every test runs with the one compiled program",
+        },
+        "checker": {
+            "description": "exact (default) | tokens | float | {type: float, tolerance} | "
+            "{type: custom, language, source}",
+            "oneOf": [{"enum": ["exact", "tokens", "float"]}, {"type": "object", "required": ["type"]}],
+        },
         "encoding": {"enum": ["utf-8", "base64"], "description": "of source/files/stdin/tests and outputs"},
-        "wait": {"oneOf": [{"type": "boolean"}, {"type": "number", "minimum": 0}],
-                 "description": "hold the request until finished (at most CELLBLOCK_MAX_WAIT s)"},
+        "wait": {
+            "oneOf": [{"type": "boolean"}, {"type": "number", "minimum": 0}],
+            "description": "hold the request until finished (at most CELLBLOCK_MAX_WAIT s)",
+        },
         "callback_url": {"type": "string", "description": "POSTed the result when finished (retried)"},
         "stop_on_first_failure": {"type": "boolean"},
     },
@@ -73,9 +96,20 @@ _RESULT = {
     "properties": {
         "id": {"type": "string"},
         "state": {"enum": ["queued", "compiling", "running", "finished"]},
-        "verdict": {"enum": [None, "accepted", "wrong_answer", "time_limit_exceeded", "memory_limit_exceeded",
-                             "output_limit_exceeded", "runtime_error", "compilation_error",
-                             "security_violation", "internal_error"]},
+        "verdict": {
+            "enum": [
+                None,
+                "accepted",
+                "wrong_answer",
+                "time_limit_exceeded",
+                "memory_limit_exceeded",
+                "output_limit_exceeded",
+                "runtime_error",
+                "compilation_error",
+                "security_violation",
+                "internal_error",
+            ]
+        },
         "compile_output": {"type": "string"},
         "tests": {"type": "array", "items": {"type": "object"}},
         "stdout": {"type": "string", "description": "run mode only"},
@@ -84,68 +118,140 @@ _RESULT = {
     },
 }
 
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
-       "description": "the id POST /v1/submissions answered with"}
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the id POST /v1/submissions answered with",
+}
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
-    "info": {"title": "cellblock", "version": "1",
-             "description": "Run untrusted code: submit a program and inputs, get output and verdicts."},
+    "info": {
+        "title": "cellblock",
+        "version": "1",
+        "description": "Run untrusted code: submit a program and inputs, get output and verdicts.",
+    },
     "paths": {
         "/v1/submissions": {
-            "post": {"summary": "Create a submission", "requestBody": {"content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Submission"}}}},
-                "responses": {"201": _resp("queued: {id, state}"),
-                              "200": _resp("finished within `wait`", {"$ref": "#/components/schemas/Result"}),
-                              **_ERRORS}},
-            "get": {"summary": "Several submissions: ?ids=a,b,c",
-                    "parameters": [{"name": "ids", "in": "query", "required": True, "schema": {"type": "string"},
-                                    "description": "comma-separated ids, at most CELLBLOCK_MAX_BATCH"}],
-                    "responses": {"200": _resp("{submissions: [...]}"), "422": _ERRORS["422"]}},
+            "post": {
+                "summary": "Create a submission",
+                "requestBody": {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Submission"}}}
+                },
+                "responses": {
+                    "201": _resp("queued: {id, state}"),
+                    "200": _resp("finished within `wait`", {"$ref": "#/components/schemas/Result"}),
+                    **_ERRORS,
+                },
+            },
+            "get": {
+                "summary": "Several submissions: ?ids=a,b,c",
+                "parameters": [
+                    {
+                        "name": "ids",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "comma-separated ids, at most CELLBLOCK_MAX_BATCH",
+                    }
+                ],
+                "responses": {"200": _resp("{submissions: [...]}"), "422": _ERRORS["422"]},
+            },
         },
         "/v1/submissions/batch": {
-            "post": {"summary": "Create up to CELLBLOCK_MAX_BATCH submissions: {submissions: [...]}; "
-                                "all or none",
-                     "requestBody": {"content": {"application/json": {"schema": {
-                         "type": "object", "required": ["submissions"], "properties": {"submissions": {
-                             "type": "array", "items": {"$ref": "#/components/schemas/Submission"}}}}}}},
-                     "responses": {"201": _resp("{ids: [...]}"), **_ERRORS}},
+            "post": {
+                "summary": "Create up to CELLBLOCK_MAX_BATCH submissions: {submissions: [...]}; all or none",
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["submissions"],
+                                "properties": {
+                                    "submissions": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Submission"},
+                                    }
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": {"201": _resp("{ids: [...]}"), **_ERRORS},
+            },
         },
         "/v1/submissions/{id}": {
-            "get": {"summary": "State and, once finished, the result", "parameters": [_ID],
-                    "responses": {"200": _resp("the submission", {"$ref": "#/components/schemas/Result"}),
-                                  "404": _resp("unknown or expired", _ERROR)}},
+            "get": {
+                "summary": "State and, once finished, the result",
+                "parameters": [_ID],
+                "responses": {
+                    "200": _resp("the submission", {"$ref": "#/components/schemas/Result"}),
+                    "404": _resp("unknown or expired", _ERROR),
+                },
+            },
         },
         "/v1/submissions/{id}/events": {
-            "get": {"summary": "Server-Sent Events: state (queued, compiling, running k of n), test "
-                               "(per-test verdict), finished. Replays from the start; honours Last-Event-ID.",
-                    "parameters": [_ID],
-                    "responses": {"200": {"description": "text/event-stream"},
-                                  "404": _resp("unknown or expired", _ERROR)}},
+            "get": {
+                "summary": "Server-Sent Events: state (queued, compiling, running k of n), test "
+                "(per-test verdict), finished. Replays from the start; honours Last-Event-ID.",
+                "parameters": [_ID],
+                "responses": {"200": {"description": "text/event-stream"}, "404": _resp("unknown or expired", _ERROR)},
+            },
         },
-        "/v1/languages": {"get": {"summary": "Languages, versions, default and maximum limits",
-                                  "responses": {"200": _resp("{languages: [...]}")}}},
-        "/v1/health": {"get": {"summary": "Redis reachable, workers alive, queue depth",
-                               "responses": {"200": _resp("healthy"), "503": _resp("degraded")}}},
-        "/v1/ready": {"get": {"summary": "Readiness: Redis reachable AND at least one live worker",
-                              "responses": {"200": _resp("{ready: true, redis, workers}"),
-                                            "503": _resp("not ready")}}},
-        "/metrics": {"get": {"summary": "Prometheus text format: submissions by language and verdict, stage "
-                                        "latency histograms, queue depth and oldest age, workers and busy share",
-                             "responses": {"200": {"description": "text/plain; version=0.0.4"}}}},
+        "/v1/languages": {
+            "get": {
+                "summary": "Languages, versions, default and maximum limits",
+                "responses": {"200": _resp("{languages: [...]}")},
+            }
+        },
+        "/v1/health": {
+            "get": {
+                "summary": "Redis reachable, workers alive, queue depth",
+                "responses": {"200": _resp("healthy"), "503": _resp("degraded")},
+            }
+        },
+        "/v1/ready": {
+            "get": {
+                "summary": "Readiness: Redis reachable AND at least one live worker",
+                "responses": {"200": _resp("{ready: true, redis, workers}"), "503": _resp("not ready")},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus text format: submissions by language and verdict, stage "
+                "latency histograms, queue depth and oldest age, workers and busy share",
+                "responses": {"200": {"description": "text/plain; version=0.0.4"}},
+            }
+        },
         "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": _resp("OpenAPI")}}},
     },
     "security": [{"bearer": []}, {"xAuthToken": []}, {}],
-    "components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer", "description": "API key from `cellblock keys create`"},
-        "xAuthToken": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
-    }, "schemas": {
-        "Submission": _SUBMISSION,
-        "Result": _RESULT,
-        "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-            "status": {"type": "integer"}, "code": {"type": "string"},
-            "field": {"type": ["string", "null"]}, "reason": {"type": "string"}}}}},
-    }},
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "API key from `cellblock keys create`"},
+            "xAuthToken": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
+        },
+        "schemas": {
+            "Submission": _SUBMISSION,
+            "Result": _RESULT,
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {
+                            "status": {"type": "integer"},
+                            "code": {"type": "string"},
+                            "field": {"type": ["string", "null"]},
+                            "reason": {"type": "string"},
+                        },
+                    }
+                },
+            },
+        },
+    },
 }
 
 _EXAMPLE = {
@@ -164,8 +270,10 @@ def html() -> str:
     for path, methods in SPEC["paths"].items():
         for method, op in methods.items():
             codes = ", ".join(op.get("responses", {}))
-            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{esc(path)}</code></td>"
-                        f"<td>{esc(op['summary'])}</td><td>{codes}</td></tr>")
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{esc(path)}</code></td>"
+                f"<td>{esc(op['summary'])}</td><td>{codes}</td></tr>"
+            )
     fields = "".join(
         f"<tr><td><code>{esc(name)}</code></td><td>{esc(str(p.get('description', p.get('type', ''))))}</td></tr>"
         for name, p in _SUBMISSION["properties"].items()
@@ -173,9 +281,9 @@ def html() -> str:
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>cellblock API</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td{{padding:.2em .6em;vertical-align:top}}
 pre{{background:#f4f4f4;padding:1em}}</style></head><body>
-<h1>cellblock API</h1><p>{esc(SPEC['info']['description'])} Machine-readable:
+<h1>cellblock API</h1><p>{esc(SPEC["info"]["description"])} Machine-readable:
 <a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
-<h2>Endpoints</h2><table>{''.join(rows)}</table>
+<h2>Endpoints</h2><table>{"".join(rows)}</table>
 <h2>Submission fields</h2><table>{fields}</table>
 <h2>Example</h2><pre>curl -s localhost:8080/v1/submissions -H 'content-type: application/json' \\
   -d '{esc(json.dumps(_EXAMPLE))}'</pre>

@@ -25,8 +25,19 @@ from core.settings import Config
 from policies.languages import Language
 
 _KNOWN = {
-    "language", "source", "files", "stdin", "args", "compile_options", "limits", "tests",
-    "checker", "encoding", "wait", "callback_url", "stop_on_first_failure",
+    "language",
+    "source",
+    "files",
+    "stdin",
+    "args",
+    "compile_options",
+    "limits",
+    "tests",
+    "checker",
+    "encoding",
+    "wait",
+    "callback_url",
+    "stop_on_first_failure",
 }
 
 
@@ -89,8 +100,9 @@ def _language(lang_id: Any, languages: dict[str, Language], p: Principal | None,
     if language is None:
         raise invalid(field, f"unknown language {lang_id!r}; see GET /v1/languages", "unknown_language")
     if p is not None and not p.may_use(language.id):
-        raise ApiError(403, "language_not_allowed",
-                       f"this API key may use {', '.join(p.languages)}, not {language.id}", field)
+        raise ApiError(
+            403, "language_not_allowed", f"this API key may use {', '.join(p.languages)}, not {language.id}", field
+        )
     return language
 
 
@@ -109,8 +121,9 @@ def _files(body: dict[str, Any], language: Language, cfg: Config, encoding: str)
     if len(files) > inputs.MAX_FILES:
         raise invalid("files", f"at most {inputs.MAX_FILES} files")
     decoded = {k: _text(v, f"files.{k}", encoding) for k, v in files.items()}
-    _bounded(sum(len(v) for v in decoded.values()), cfg.max_source, "CELLBLOCK_MAX_SOURCE", "files",
-             "the files together")
+    _bounded(
+        sum(len(v) for v in decoded.values()), cfg.max_source, "CELLBLOCK_MAX_SOURCE", "files", "the files together"
+    )
     return inputs.normalize_files(language, decoded)
 
 
@@ -137,8 +150,13 @@ def _tests(body: dict[str, Any], cfg: Config, encoding: str) -> list[TestCase]:
         if "expected_output" not in t:
             raise invalid(f"tests[{i}].expected_output", "missing", "missing")
         out.append(TestCase(inp, _text(t["expected_output"], f"tests[{i}].expected_output", encoding)))
-    _bounded(sum(len(t.input) + len(t.expected_output or b"") for t in out), cfg.max_input,
-             "CELLBLOCK_MAX_INPUT", "tests", "every test's input and expected output together")
+    _bounded(
+        sum(len(t.input) + len(t.expected_output or b"") for t in out),
+        cfg.max_input,
+        "CELLBLOCK_MAX_INPUT",
+        "tests",
+        "every test's input and expected output together",
+    )
     return out
 
 
@@ -194,8 +212,9 @@ def _callback(value: Any) -> str | None:
     return value
 
 
-def parse_submission(body: Any, cfg: Config, languages: dict[str, Language], principal: Principal | None = None,
-                     prefix: str = "") -> Accepted:
+def parse_submission(
+    body: Any, cfg: Config, languages: dict[str, Language], principal: Principal | None = None, prefix: str = ""
+) -> Accepted:
     """Validate one submission object for the API key `principal` (None: no keys). `prefix`
     (e.g. "submissions[3].") places the refused field in a batch."""
     try:

@@ -22,9 +22,14 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--name", default="")
     c.add_argument("--rps", type=float, default=0, help="requests per second (0: no limit)")
     c.add_argument("--max-in-flight", type=int, default=0, help="unfinished submissions at once (0: no limit)")
-    c.add_argument("--max", action="append", default=[], metavar="LIMIT=VALUE",
-                   help="highest value of one limit the key may ask for, e.g. cpu_time=2, memory=256M, "
-                        f"wall_time=10 (repeat it; limits: {', '.join(LIMIT_NAMES)})")
+    c.add_argument(
+        "--max",
+        action="append",
+        default=[],
+        metavar="LIMIT=VALUE",
+        help="highest value of one limit the key may ask for, e.g. cpu_time=2, memory=256M, "
+        f"wall_time=10 (repeat it; limits: {', '.join(LIMIT_NAMES)})",
+    )
     c.add_argument("--languages", default="", help="comma-separated language ids (empty: all)")
     c.add_argument("--json", action="store_true")
     ks.add_parser("list", help="list keys (never their tokens)").add_argument("--json", action="store_true")
@@ -41,8 +46,15 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             print(f"cellblock keys create: --max {exc}")
             return 2
         langs = [x.strip() for x in args.languages.split(",") if x.strip()]
-        key_id, token = apikeys.create_key(r, keys, name=args.name, rps=args.rps, max_in_flight=args.max_in_flight,
-                                        max_limits=ceilings, languages=langs)
+        key_id, token = apikeys.create_key(
+            r,
+            keys,
+            name=args.name,
+            rps=args.rps,
+            max_in_flight=args.max_in_flight,
+            max_limits=ceilings,
+            languages=langs,
+        )
         if args.json:
             print(json.dumps({"id": key_id, "token": token}))
         else:
@@ -53,15 +65,20 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         if args.json:
             print(json.dumps(rows))
             return 0
-        print(f"{'id':16}  {'name':16}  {'rps':>6}  {'in-flight':>9}  {'languages':16}  {'created':20}  "
-              f"{'revoked':7}  ceilings")
+        print(
+            f"{'id':16}  {'name':16}  {'rps':>6}  {'in-flight':>9}  {'languages':16}  {'created':20}  "
+            f"{'revoked':7}  ceilings"
+        )
         for row in rows:
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(row.get("created_at", 0))))
-            shown = ",".join(f"{k}={int(v) if v == int(v) else v}"
-                             for k, v in json.loads(row.get("max_limits") or "{}").items())
-            print(f"{row['id']:16}  {row.get('name', ''):16}  {row['rps']:>6}  {row['max_in_flight']:>9}  "
-                  f"{row.get('languages') or '*':16}  {created:20}  {'yes' if row.get('revoked') == '1' else 'no':7}  "
-                  f"{shown or '-'}")
+            shown = ",".join(
+                f"{k}={int(v) if v == int(v) else v}" for k, v in json.loads(row.get("max_limits") or "{}").items()
+            )
+            print(
+                f"{row['id']:16}  {row.get('name', ''):16}  {row['rps']:>6}  {row['max_in_flight']:>9}  "
+                f"{row.get('languages') or '*':16}  {created:20}  {'yes' if row.get('revoked') == '1' else 'no':7}  "
+                f"{shown or '-'}"
+            )
         return 0
     if not apikeys.revoke_key(r, keys, args.id):
         print(f"no such key: {args.id}")

@@ -45,7 +45,8 @@ def setup(cfg: Config, component: str) -> None:
         handler.setFormatter(JsonFormatter(component))
     else:
         formatter = logging.Formatter(
-            f"%(asctime)s {component}[%(process)d] %(levelname)s %(name)s: %(message)s%(sid_tag)s")
+            f"%(asctime)s {component}[%(process)d] %(levelname)s %(name)s: %(message)s%(sid_tag)s"
+        )
         formatter.converter = time.gmtime
         handler.addFilter(_TextSubmissionTag())
         handler.setFormatter(formatter)

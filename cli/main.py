@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--tests", type=Path, help="directory of NAME.in / NAME.out pairs")
     s.add_argument("--json", action="store_true", help="print the raw JSON result")
     s.add_argument("--url", help="API base URL (default http://CELLBLOCK_HOST:CELLBLOCK_PORT)")
-    s.add_argument("--key", default=os.environ.get("CELLBLOCK_API_KEY", ""),
-                   help="API key, sent as a Bearer token (default: $CELLBLOCK_API_KEY)")
+    s.add_argument(
+        "--key",
+        default=os.environ.get("CELLBLOCK_API_KEY", ""),
+        help="API key, sent as a Bearer token (default: $CELLBLOCK_API_KEY)",
+    )
     args = parser.parse_args(argv)
 
     cfg = config_mod.load()
@@ -59,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("cellblock").warning(
                 "AUTHENTICATION IS OFF (CELLBLOCK_AUTH=%s, listening on %s): anyone who can reach "
                 "this port may run code; set CELLBLOCK_AUTH=required and create keys with `cellblock keys`",
-                cfg.auth, cfg.host)
+                cfg.auth,
+                cfg.host,
+            )
         serve(cfg)
         return 0
     from worker.runner import run_worker

@@ -24,9 +24,21 @@ RETRY_MAX_S = 10.0
 
 # Used when GET /v1/languages (the authoritative source names) does not name the extension.
 FALLBACK_EXTENSIONS = {
-    ".c": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".py": "python3", ".go": "go", ".rs": "rust",
-    ".java": "java", ".js": "javascript", ".ts": "typescript", ".rb": "ruby", ".php": "php",
-    ".lua": "lua", ".sh": "bash", ".kt": "kotlin",
+    ".c": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".cxx": "cpp",
+    ".py": "python3",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".rb": "ruby",
+    ".php": "php",
+    ".lua": "lua",
+    ".sh": "bash",
+    ".kt": "kotlin",
 }
 
 
@@ -84,22 +96,30 @@ def read_tests(directory: Path) -> list[dict[str, bytes]]:
     return tests
 
 
-def submit(file: Path, language: str | None, stdin: Path | None, tests: Path | None,
-           as_json: bool, url: str, key: str = "") -> int:
+def submit(
+    file: Path, language: str | None, stdin: Path | None, tests: Path | None, as_json: bool, url: str, key: str = ""
+) -> int:
     base = url.rstrip("/")
     try:
         source = file.read_bytes()
         stdin_data = stdin.read_bytes() if stdin is not None else None
         cases = read_tests(tests) if tests is not None else None
-        blobs = [source, *([stdin_data] if stdin_data is not None else []),
-                 *(v for case in cases or [] for v in case.values())]
+        blobs = [
+            source,
+            *([stdin_data] if stdin_data is not None else []),
+            *(v for case in cases or [] for v in case.values()),
+        ]
         encoding = "utf-8" if all(_is_utf8(b) for b in blobs) else "base64"
 
         def text(data: bytes) -> str:
             return data.decode() if encoding == "utf-8" else base64.b64encode(data).decode("ascii")
 
-        body: dict[str, Any] = {"language": language or guess_language(file, base), "source": text(source),
-                                "encoding": encoding, "wait": True}
+        body: dict[str, Any] = {
+            "language": language or guess_language(file, base),
+            "source": text(source),
+            "encoding": encoding,
+            "wait": True,
+        }
         if stdin_data is not None:
             body["stdin"] = text(stdin_data)
         if cases is not None:
@@ -138,8 +158,9 @@ def _decoded(result: dict[str, Any]) -> dict[str, Any]:
         return base64.b64decode(value).decode(errors="replace") if isinstance(value, str) else value
 
     out = {k: text(v) if k in ("compile_output", "stdout", "stderr") else v for k, v in result.items()}
-    out["tests"] = [{k: text(v) if k in ("stdout", "stderr") else v for k, v in t.items()}
-                    for t in result.get("tests", [])]
+    out["tests"] = [
+        {k: text(v) if k in ("stdout", "stderr") else v for k, v in t.items()} for t in result.get("tests", [])
+    ]
     return out
 
 
@@ -156,9 +177,13 @@ def _print_human(result: dict[str, Any]) -> None:
         if result.get("stderr"):
             sys.stderr.write(result["stderr"])
         t = tests[0] if tests else {}
-        print(f"(exit {t.get('exit_code')}, {t.get('cpu_time', 0):.3f}s cpu, "
-              f"{t.get('peak_memory', 0) // 1024} KiB)", file=sys.stderr)
+        print(
+            f"(exit {t.get('exit_code')}, {t.get('cpu_time', 0):.3f}s cpu, {t.get('peak_memory', 0) // 1024} KiB)",
+            file=sys.stderr,
+        )
         return
     for t in tests:
-        print(f"test {t['index']}: {t['verdict']} ({t['cpu_time']:.3f}s cpu, {t['peak_memory'] // 1024} KiB)"
-              + (f" {t['message']}" if t.get("message") else ""))
+        print(
+            f"test {t['index']}: {t['verdict']} ({t['cpu_time']:.3f}s cpu, {t['peak_memory'] // 1024} KiB)"
+            + (f" {t['message']}" if t.get("message") else "")
+        )

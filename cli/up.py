@@ -43,8 +43,7 @@ class Child:
     restarts: list[float] = field(default_factory=list)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
-                                     preexec_fn=_child_setup)
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, preexec_fn=_child_setup)
         log.info("started %s pid %d", self.name, self.proc.pid)
 
     def alive(self) -> bool:
@@ -68,9 +67,23 @@ class Child:
 
 def redis_argv(cfg: Config) -> list[str]:
     """redis-server with AOF, bound to loopback / a private unix socket, data under var/redis."""
-    argv = ["redis-server", "--dir", str(cfg.redis_dir), "--appendonly", "yes", "--appendfsync", "everysec",
-            "--bind", "127.0.0.1", "--protected-mode", "yes", "--daemonize", "no",
-            "--port", str(cfg.redis_port)]
+    argv = [
+        "redis-server",
+        "--dir",
+        str(cfg.redis_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--bind",
+        "127.0.0.1",
+        "--protected-mode",
+        "yes",
+        "--daemonize",
+        "no",
+        "--port",
+        str(cfg.redis_port),
+    ]
     if not cfg.redis_port:
         argv += ["--unixsocket", str(cfg.redis_socket), "--unixsocketperm", "700"]
     return argv
@@ -119,8 +132,13 @@ def up(cfg: Config) -> int:
             children.append(Child(f"worker-{i}", [*py, "worker"], env))
         for c in children:
             c.start()
-        log.info("cellblock up: API on http://%s:%d, %d workers, redis %s", cfg.host, cfg.port,
-                 cfg.worker_count(), env.get("CELLBLOCK_REDIS_URL", cfg.redis_url))
+        log.info(
+            "cellblock up: API on http://%s:%d, %d workers, redis %s",
+            cfg.host,
+            cfg.port,
+            cfg.worker_count(),
+            env.get("CELLBLOCK_REDIS_URL", cfg.redis_url),
+        )
         while True:
             time.sleep(0.5)
             if redis_child is not None and not redis_child.alive():
@@ -156,4 +174,3 @@ def up(cfg: Config) -> int:
             redis_child.wait(time.monotonic() + STOP_GRACE_S)
         log.info("stopped")
     return code
-

@@ -33,9 +33,13 @@ class Principal:
         def s(k: str) -> str:
             return h.get(k.encode(), b"").decode()
 
-        return cls(id=s("id"), rps=float(s("rps") or 0), max_in_flight=int(s("max_in_flight") or 0),
-                   max_limits=json.loads(s("max_limits") or "{}"),
-                   languages=[x for x in s("languages").split(",") if x])
+        return cls(
+            id=s("id"),
+            rps=float(s("rps") or 0),
+            max_in_flight=int(s("max_in_flight") or 0),
+            max_limits=json.loads(s("max_limits") or "{}"),
+            languages=[x for x in s("languages").split(",") if x],
+        )
 
     def may_use(self, language: str) -> bool:
         return not self.languages or language in self.languages
@@ -45,8 +49,15 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(r: Any, keys: Keys, name: str = "", rps: float = 0, max_in_flight: int = 0,
-               max_limits: dict[str, float] | None = None, languages: list[str] | None = None) -> tuple[str, str]:
+def create_key(
+    r: Any,
+    keys: Keys,
+    name: str = "",
+    rps: float = 0,
+    max_in_flight: int = 0,
+    max_limits: dict[str, float] | None = None,
+    languages: list[str] | None = None,
+) -> tuple[str, str]:
     """Store a new key (hashed). Returns (key id, token); the token is not stored anywhere.
     `max_limits`: limit name -> the highest value the key may ask for (core.limits.ceiling)."""
     unknown = set(max_limits or {}) - set(LIMIT_NAMES)
@@ -56,10 +67,20 @@ def create_key(r: Any, keys: Keys, name: str = "", rps: float = 0, max_in_flight
     key_id = secrets.token_hex(8)
     digest = token_digest(token)
     with r.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.api_key(key_id), mapping={
-            "id": key_id, "name": name, "hash": digest, "rps": str(rps), "max_in_flight": str(max_in_flight),
-            "max_limits": json.dumps(max_limits or {}),
-            "languages": ",".join(languages or []), "created_at": str(time.time()), "revoked": "0"})
+        pipe.hset(
+            keys.api_key(key_id),
+            mapping={
+                "id": key_id,
+                "name": name,
+                "hash": digest,
+                "rps": str(rps),
+                "max_in_flight": str(max_in_flight),
+                "max_limits": json.dumps(max_limits or {}),
+                "languages": ",".join(languages or []),
+                "created_at": str(time.time()),
+                "revoked": "0",
+            },
+        )
         pipe.set(keys.api_key_by_hash(digest), key_id)
         pipe.sadd(keys.api_key_ids(), key_id)
         pipe.execute()

@@ -37,8 +37,9 @@ def _typed(name: str, value: float) -> Any:
     return int(value) if BOUNDS[name].integer else float(value)
 
 
-def overrides(raw: object, language: Language, ceilings: Mapping[str, float] | None = None,
-              field: str = "limits") -> dict[str, float]:
+def overrides(
+    raw: object, language: Language, ceilings: Mapping[str, float] | None = None, field: str = "limits"
+) -> dict[str, float]:
     """A request's `limits` object -> the overrides to store; InputError names what is refused."""
     if raw is None:
         raw = {}
@@ -57,11 +58,17 @@ def overrides(raw: object, language: Language, ceilings: Mapping[str, float] | N
         if why is not None:
             raise InputError(where, why, "out_of_range")
         if value > getattr(maximum, name):
-            raise InputError(where, f"{bound.show(value)} is above the ceiling {bound.show(getattr(maximum, name))} "
-                                    f"for {language.id}", "above_ceiling")
+            raise InputError(
+                where,
+                f"{bound.show(value)} is above the ceiling {bound.show(getattr(maximum, name))} for {language.id}",
+                "above_ceiling",
+            )
         if ceilings and name in ceilings and value > ceilings[name]:
-            raise InputError(where, f"{bound.show(value)} is above this API key's ceiling "
-                                    f"{bound.show(ceilings[name])}", "above_key_ceiling")
+            raise InputError(
+                where,
+                f"{bound.show(value)} is above this API key's ceiling {bound.show(ceilings[name])}",
+                "above_key_ceiling",
+            )
         out[name] = _typed(name, value)
     default = language.run_limits.default
     for name, top in (ceilings or {}).items():
@@ -72,14 +79,14 @@ def overrides(raw: object, language: Language, ceilings: Mapping[str, float] | N
 
 def run_limits(language: Language, stored: Mapping[str, float]) -> Limits:
     """The limits a test runs with: the language's defaults with the stored overrides."""
-    return dataclasses.replace(language.run_limits.default,
-                               **{name: _typed(name, value) for name, value in stored.items()})
+    return dataclasses.replace(
+        language.run_limits.default, **{name: _typed(name, value) for name, value in stored.items()}
+    )
 
 
 def checker_overrides(ceilings: Mapping[str, float] | None = None) -> dict[str, float]:
     """What a custom checker's limits must give up to stay within the key's ceilings."""
-    return {name: _typed(name, top) for name, top in (ceilings or {}).items()
-            if getattr(CHECKER_LIMITS, name) > top}
+    return {name: _typed(name, top) for name, top in (ceilings or {}).items() if getattr(CHECKER_LIMITS, name) > top}
 
 
 def checker_limits(stored: Mapping[str, float]) -> Limits:

@@ -185,11 +185,21 @@ class TestResult:
     @classmethod
     def of_run(cls, index: int, run: RunResult, jail_time: float) -> TestResult:
         """A test's result from the jail's, before checking: verdict accepted until judged."""
-        return cls(index=index, verdict=Verdict.ACCEPTED, status=str(run.status), exit_code=run.exit_code,
-                   signal=run.signal, cpu_time=run.cpu_time, wall_time=run.wall_time,
-                   peak_memory=run.peak_memory, stdout=run.stdout, stderr=run.stderr,
-                   stdout_truncated=run.stdout_truncated, stderr_truncated=run.stderr_truncated,
-                   jail_time=jail_time)
+        return cls(
+            index=index,
+            verdict=Verdict.ACCEPTED,
+            status=str(run.status),
+            exit_code=run.exit_code,
+            signal=run.signal,
+            cpu_time=run.cpu_time,
+            wall_time=run.wall_time,
+            peak_memory=run.peak_memory,
+            stdout=run.stdout,
+            stderr=run.stderr,
+            stdout_truncated=run.stdout_truncated,
+            stderr_truncated=run.stderr_truncated,
+            jail_time=jail_time,
+        )
 
     def public(self, encoding: str) -> dict[str, Any]:
         """What clients see of a test (every field but the internal `jail_time`); outputs

@@ -68,16 +68,21 @@ def stage_events(pipe: Any, keys: Keys, sid: str, events: Sequence[tuple[str, di
         pipe.expire(stream, ttl)
 
 
-def write_events(r: redis.Redis, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]],
-                 ttl: int) -> None:
+def write_events(r: redis.Redis, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]], ttl: int) -> None:
     """`stage_events` in one transaction of its own."""
     with r.pipeline(transaction=True) as pipe:
         stage_events(pipe, keys, sid, events, ttl)
         pipe.execute()
 
 
-def finish(r: redis.Redis, keys: Keys, sub: Submission, result: Result, ttl: int,
-           events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+def finish(
+    r: redis.Redis,
+    keys: Keys,
+    sub: Submission,
+    result: Result,
+    ttl: int,
+    events: Sequence[tuple[str, dict[str, Any]]] = (),
+) -> None:
     """Write the `events` not yet written, store the result, mark finished, publish `finished`
     (stream and channel), queue the callback: one transaction."""
     result.timings["finished_at"] = time.time()

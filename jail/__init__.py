@@ -19,8 +19,19 @@ if TYPE_CHECKING:
     from .runner import Jail, run
 
 __all__ = [
-    "Bind", "ChildSetupError", "CommandNotFound", "GiB", "Jail", "JailError", "KiB", "Limits", "MiB",
-    "RunResult", "RunSpec", "Status", "run",
+    "Bind",
+    "ChildSetupError",
+    "CommandNotFound",
+    "GiB",
+    "Jail",
+    "JailError",
+    "KiB",
+    "Limits",
+    "MiB",
+    "RunResult",
+    "RunSpec",
+    "Status",
+    "run",
 ]
 
 

@@ -35,15 +35,31 @@ def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float) -> R
         stdout_truncated=seen.stdout.truncated,
         stderr_truncated=seen.stderr.truncated,
     )
-    result.status = verdict(seen.killed_for, exit_code, sig, cpu, limits, oom_killed, hit_limit,
-                            seen.stdout.truncated or seen.stderr.truncated)
+    result.status = verdict(
+        seen.killed_for,
+        exit_code,
+        sig,
+        cpu,
+        limits,
+        oom_killed,
+        hit_limit,
+        seen.stdout.truncated or seen.stderr.truncated,
+    )
     if result.status is Status.SECURITY_VIOLATION and seen.syscall is not None:
         result.syscall = syscall_name(seen.syscall)
     return result
 
 
-def verdict(killed_for: Status | None, exit_code: int | None, sig: int | None, cpu: float, limits: Limits,
-            oom_killed: bool, hit_limit: bool, truncated: bool) -> Status:
+def verdict(
+    killed_for: Status | None,
+    exit_code: int | None,
+    sig: int | None,
+    cpu: float,
+    limits: Limits,
+    oom_killed: bool,
+    hit_limit: bool,
+    truncated: bool,
+) -> Status:
     """Why the run ended, the most specific reason first."""
     if killed_for is not None:
         return killed_for

@@ -153,8 +153,13 @@ class CgroupV1:
 
     def _run(self, name: str) -> CgroupV1Run:
         p = self.parents
-        return CgroupV1Run(memory=f"{p['memory']}/{name}", pids=f"{p['pids']}/{name}", cpu=f"{p['cpu']}/{name}",
-                           cpuacct=f"{p['cpuacct']}/{name}", memsw=self.memsw)
+        return CgroupV1Run(
+            memory=f"{p['memory']}/{name}",
+            pids=f"{p['pids']}/{name}",
+            cpu=f"{p['cpu']}/{name}",
+            cpuacct=f"{p['cpuacct']}/{name}",
+            memsw=self.memsw,
+        )
 
     def describe(self) -> list[str]:
         lines = [f"cgroup v1, parent groups: {', '.join(sorted(set(self.parents.values())))}"]

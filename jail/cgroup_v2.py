@@ -97,8 +97,7 @@ class CgroupV2Run:
     def memory_exhausted(self) -> tuple[bool, bool]:
         events = read_keyed(f"{self.path}/memory.events")
         before = self.events_before
-        return (events.get("oom_kill", 0) > before.get("oom_kill", 0),
-                events.get("max", 0) > before.get("max", 0))
+        return (events.get("oom_kill", 0) > before.get("oom_kill", 0), events.get("max", 0) > before.get("max", 0))
 
     def kill(self) -> None:
         write_file(f"{self.path}/cgroup.kill", "1")

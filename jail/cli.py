@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pin", type=int, default=None, metavar="CPU", help="pin the run to this CPU")
     run.add_argument("--stdin", default=None, metavar="FILE")
     run.add_argument("--copy-in", type=copy_in, action="append", default=[], metavar="HOST_PATH:SANDBOX_PATH")
-    run.add_argument("--profile", default="default", metavar="NAME",
-                     help="seccomp profile (policies/seccomp/NAME.toml)")
+    run.add_argument(
+        "--profile", default="default", metavar="NAME", help="seccomp profile (policies/seccomp/NAME.toml)"
+    )
     run.add_argument("--loopback", action="store_true", help="bring lo up inside the sandbox")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
@@ -98,12 +99,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"python -m jail run: --copy-in {host}: {e.strerror}", file=sys.stderr)
             return 2
     limits = Limits(
-        cpu_time=args.cpu_time, wall_time=args.wall_time, memory=args.memory, pids=args.pids,
-        output=args.output, file_size=args.file_size, disk=args.disk, open_files=args.open_files,
+        cpu_time=args.cpu_time,
+        wall_time=args.wall_time,
+        memory=args.memory,
+        pids=args.pids,
+        output=args.output,
+        file_size=args.file_size,
+        disk=args.disk,
+        open_files=args.open_files,
         cpus=args.cpus,
     )
-    spec = RunSpec(argv=argv, limits=limits, stdin=args.stdin, files=files, profile=args.profile,
-                   loopback=args.loopback, cpu=args.pin)
+    spec = RunSpec(
+        argv=argv,
+        limits=limits,
+        stdin=args.stdin,
+        files=files,
+        profile=args.profile,
+        loopback=args.loopback,
+        cpu=args.pin,
+    )
     try:
         # One run: build its container in this process, no builder process ahead of demand.
         result = Jail(replace(JailConfig.from_env(), warm=0)).run(spec)
@@ -118,9 +132,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(result.stdout)
         sys.stderr.buffer.write(result.stderr)
         sys.stdout.flush()
-        summary = (f"status={result.status} exit_code={result.exit_code} signal={result.signal} "
-                   f"cpu_time={result.cpu_time:.3f}s wall_time={result.wall_time:.3f}s "
-                   f"peak_memory={result.peak_memory}")
+        summary = (
+            f"status={result.status} exit_code={result.exit_code} signal={result.signal} "
+            f"cpu_time={result.cpu_time:.3f}s wall_time={result.wall_time:.3f}s "
+            f"peak_memory={result.peak_memory}"
+        )
         if result.syscall:
             summary += f" syscall={result.syscall}"
         print(summary, file=sys.stderr)

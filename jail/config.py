@@ -36,7 +36,12 @@ class JailConfig:
 
 
 # field -> the environment variable that sets it
-_VARIABLES = {"state_dir": "CELLBLOCK_JAIL_DIR", "uid_base": "CELLBLOCK_JAIL_UID_BASE",
-              "slots": "CELLBLOCK_JAIL_SLOTS", "cgroup_parent": "CELLBLOCK_CGROUP_PARENT",
-              "cgroup_version": "CELLBLOCK_CGROUP_VERSION", "warm": "CELLBLOCK_JAIL_WARM",
-              "seccomp_dir": "CELLBLOCK_SECCOMP_DIR"}
+_VARIABLES = {
+    "state_dir": "CELLBLOCK_JAIL_DIR",
+    "uid_base": "CELLBLOCK_JAIL_UID_BASE",
+    "slots": "CELLBLOCK_JAIL_SLOTS",
+    "cgroup_parent": "CELLBLOCK_CGROUP_PARENT",
+    "cgroup_version": "CELLBLOCK_CGROUP_VERSION",
+    "warm": "CELLBLOCK_JAIL_WARM",
+    "seccomp_dir": "CELLBLOCK_SECCOMP_DIR",
+}

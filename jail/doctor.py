@@ -33,8 +33,15 @@ def user_namespaces() -> tuple[bool, str, str]:
     pid = os.fork()
     if pid == 0:
         try:
-            libc.unshare(libc.CLONE_NEWUSER | libc.CLONE_NEWNS | libc.CLONE_NEWPID | libc.CLONE_NEWNET
-                         | libc.CLONE_NEWIPC | libc.CLONE_NEWUTS | libc.CLONE_NEWCGROUP)
+            libc.unshare(
+                libc.CLONE_NEWUSER
+                | libc.CLONE_NEWNS
+                | libc.CLONE_NEWPID
+                | libc.CLONE_NEWNET
+                | libc.CLONE_NEWIPC
+                | libc.CLONE_NEWUTS
+                | libc.CLONE_NEWCGROUP
+            )
             os._exit(0)
         except OSError:
             os._exit(1)
@@ -55,8 +62,14 @@ def cgroups() -> tuple[bool, str, str]:
     try:
         backend = open_backend(JailConfig.from_env())
     except JailError as e:
-        return False, str(e), ("on cgroup v2, delegate a subtree with memory, pids and cpu (systemd Delegate=yes); "
-                               "on cgroup v1, mount the memory, pids, cpu and cpuacct controllers")
+        return (
+            False,
+            str(e),
+            (
+                "on cgroup v2, delegate a subtree with memory, pids and cpu (systemd Delegate=yes); "
+                "on cgroup v1, mount the memory, pids, cpu and cpuacct controllers"
+            ),
+        )
     return True, "; ".join(backend.describe()), ""
 
 
@@ -66,13 +79,19 @@ def seccomp_filter() -> tuple[bool, str, str]:
     try:
         program = compiled(JailConfig.from_env().seccomp_dir, "default")
     except Exception as e:
-        return (False, f"seccomp profile 'default' does not compile: {e}",
-                "install libseccomp2 (apt-get install libseccomp2)")
+        return (
+            False,
+            f"seccomp profile 'default' does not compile: {e}",
+            "install libseccomp2 (apt-get install libseccomp2)",
+        )
     with open("/proc/self/status") as f:
         has = any(line.startswith("Seccomp:") for line in f)
     state = "supported" if has else "missing"
-    return (has, f"seccomp filters: {state}; default profile {len(program) // 8} BPF instructions",
-            "use a kernel with CONFIG_SECCOMP_FILTER")
+    return (
+        has,
+        f"seccomp filters: {state}; default profile {len(program) // 8} BPF instructions",
+        "use a kernel with CONFIG_SECCOMP_FILTER",
+    )
 
 
 def container_init() -> tuple[bool, str, str]:
@@ -101,8 +120,16 @@ def swap() -> tuple[bool, str, str]:
     return True, "swap: " + ("on (runs get memory.swap.max / memsw = their memory limit)" if active else "off"), ""
 
 
-CHECKS: list[Check] = [running_as_root, user_namespaces, time_namespace, cgroups, seccomp_filter, container_init, tmpfs,
-                       swap]
+CHECKS: list[Check] = [
+    running_as_root,
+    user_namespaces,
+    time_namespace,
+    cgroups,
+    seccomp_filter,
+    container_init,
+    tmpfs,
+    swap,
+]
 
 
 def main() -> int:

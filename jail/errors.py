@@ -59,8 +59,9 @@ class ChildSetupError(JailError):
         self.step = step
         self.errno = err
         self.detail = detail
-        super().__init__(f"sandbox setup failed at {step}({detail}): "
-                         f"{errorcode.get(err, f'errno {err}')} ({os.strerror(err)})")
+        super().__init__(
+            f"sandbox setup failed at {step}({detail}): {errorcode.get(err, f'errno {err}')} ({os.strerror(err)})"
+        )
 
 
 class CommandNotFound(JailError):

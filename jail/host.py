@@ -52,5 +52,14 @@ class Host:
         """A container of `shape` in a fresh slot; its release frees the slot (even if
         building fails half-way: prepare undoes what it did, then releases)."""
         slot = self.take_slot()
-        return sandbox.prepare(self.backend, slot, self.slots.root(slot), self.slots.host_uid(slot), self.etc_dir,
-                               self.init, self.config.seccomp_dir, shape, lambda: self.slots.release(slot))
+        return sandbox.prepare(
+            self.backend,
+            slot,
+            self.slots.root(slot),
+            self.slots.host_uid(slot),
+            self.etc_dir,
+            self.init,
+            self.config.seccomp_dir,
+            shape,
+            lambda: self.slots.release(slot),
+        )

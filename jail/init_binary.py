@@ -39,8 +39,7 @@ def compiler_args() -> list[str]:
 
 def c_string(text: str) -> str:
     """`text` as a C string literal; every byte but printable ASCII as a 3-digit octal escape."""
-    return '"' + "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\' else f"\\{b:03o}"
-                         for b in text.encode()) + '"'
+    return '"' + "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\' else f"\\{b:03o}" for b in text.encode()) + '"'
 
 
 @functools.cache
@@ -62,8 +61,7 @@ def path(state_dir: str) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building the same binary
         if not os.path.exists(binary):
             partial = f"{binary}.{os.getpid()}"
-            done = subprocess.run([compiler, *args, "-o", partial, SOURCE],
-                                  capture_output=True, text=True, check=False)
+            done = subprocess.run([compiler, *args, "-o", partial, SOURCE], capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise JailError(f"building the container init failed: {done.stderr.strip()}")
             os.chmod(partial, 0o755)
@@ -84,8 +82,9 @@ def executable(state_dir: str) -> str:
     fd = os.memfd_create("cellblock-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         libc.write_all(fd, binary)
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
-                    fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+        fcntl.fcntl(
+            fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+        )
         readonly = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(fd)

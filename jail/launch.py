@@ -28,8 +28,11 @@ class Launch:
 
 def encode_plan(root: str, binds: list[BindPlan], loopback: bool, last_cap: int, bpf: bytes) -> bytes:
     """The container's set-up, sent with the "G" that lets the init go on."""
-    body = [struct.pack("<IIII", SANDBOX_UID, SANDBOX_GID, int(loopback), last_cap), _str(root),
-            struct.pack("<I", len(binds))]
+    body = [
+        struct.pack("<IIII", SANDBOX_UID, SANDBOX_GID, int(loopback), last_cap),
+        _str(root),
+        struct.pack("<I", len(binds)),
+    ]
     for b in binds:
         body += [_str(b.source), _str(b.target), struct.pack("<Q", b.remount_flags)]
     body += [struct.pack("<I", len(bpf)), bpf]

@@ -72,7 +72,7 @@ def write_all(fd: int, data: bytes) -> None:
     """os.write until every byte is written (a pipe or file may take less per call)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def umount2(target: str, flags: int) -> None:

@@ -23,4 +23,3 @@ def plan(limits: Limits) -> list[tuple[int, int]]:
         (resource.RLIMIT_MEMLOCK, 0),
         (resource.RLIMIT_MSGQUEUE, 0),
     ]
-

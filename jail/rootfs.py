@@ -30,9 +30,22 @@ USR_LINKS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
 # Host /etc entries the staged /etc copies (when present). Never shadow, gshadow,
 # ssl/private, or anything with credentials.
 ETC_ENTRIES = (
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "java-17-openjdk",
-    "localtime", "timezone", "nsswitch.conf", "mime.types", "protocols", "services",
-    "ssl/openssl.cnf", "ssl/certs", "ca-certificates.conf", "gai.conf", "host.conf",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "java-17-openjdk",
+    "localtime",
+    "timezone",
+    "nsswitch.conf",
+    "mime.types",
+    "protocols",
+    "services",
+    "ssl/openssl.cnf",
+    "ssl/certs",
+    "ca-certificates.conf",
+    "gai.conf",
+    "host.conf",
 )
 PASSWD = (
     "root:x:0:0:root:/:/usr/sbin/nologin\n"
@@ -132,8 +145,12 @@ def mount_root(root: str, disk: int, extra: list[Bind], host_uid: int, etc_dir: 
     for name, (major, minor) in DEVICES.items():
         os.mknod(f"{root}/dev/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
         os.chmod(f"{root}/dev/{name}", 0o666)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
         os.symlink(target, f"{root}/dev/{name}")
     os.mkdir(f"{root}/dev/shm")
     for d in ("box", "tmp", "dev/shm"):
@@ -144,7 +161,7 @@ def mount_root(root: str, disk: int, extra: list[Bind], host_uid: int, etc_dir: 
         # Under /etc the mount point must exist in the staged /etc (bound read-only
         # before this bind); anywhere else but /usr, on the run's own tmpfs.
         if b.target.startswith("/etc/"):
-            make_mount_point(etc_dir + b.target[len("/etc"):], os.path.isdir(b.source))
+            make_mount_point(etc_dir + b.target[len("/etc") :], os.path.isdir(b.source))
         else:
             make_mount_point(root + b.target, os.path.isdir(b.source))
 

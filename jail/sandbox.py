@@ -104,8 +104,17 @@ class Sandbox:
         _kill(self.pidfd)
 
 
-def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, etc_dir: str, init: str,
-            seccomp_dir: str, shape: Shape, on_release: Callable[[], None]) -> Sandbox:
+def prepare(
+    backend: cgroup.CgroupBackend,
+    slot: int,
+    root: str,
+    host_uid: int,
+    etc_dir: str,
+    init: str,
+    seccomp_dir: str,
+    shape: Shape,
+    on_release: Callable[[], None],
+) -> Sandbox:
     """Build a container up to the point where only the job is missing (its seccomp
     profile read from `seccomp_dir`).
 
@@ -160,9 +169,21 @@ def prepare(backend: cgroup.CgroupBackend, slot: int, root: str, host_uid: int, 
     except BaseException:
         undo.close()
         raise
-    return Sandbox(slot=slot, root=root, host_uid=host_uid, shape=shape, cg=cg, pidfd=pidfd, sync_w=sync_w,
-                   report_r=report_r, status_r=status_r, out_r=out_r, err_r=err_r, stdin=stdin,
-                   release=undo.close)
+    return Sandbox(
+        slot=slot,
+        root=root,
+        host_uid=host_uid,
+        shape=shape,
+        cg=cg,
+        pidfd=pidfd,
+        sync_w=sync_w,
+        report_r=report_r,
+        status_r=status_r,
+        out_r=out_r,
+        err_r=err_r,
+        stdin=stdin,
+        release=undo.close,
+    )
 
 
 def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
@@ -200,7 +221,11 @@ def finish(sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float) -> RunR
         sb.pidfd,
         supervise.Stream(sb.out_r, limits.output),
         supervise.Stream(sb.err_r, limits.output),
-        sb.cg, limits, started, setup_cpu, sb.status_r,
+        sb.cg,
+        limits,
+        started,
+        setup_cpu,
+        sb.status_r,
     )
     result = account(seen, sb.cg, limits, setup_cpu)
     if spec.collect:
@@ -266,7 +291,7 @@ def check_exec(report_fd: int, command: str) -> None:
     step = Step(number)
     if step is Step.EXECVE and code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR):
         raise CommandNotFound(f"cannot execute {command!r} in the sandbox: {os.strerror(code)}")
-    raise ChildSetupError(step, code, report[REPORT.size:].decode(errors="replace"))
+    raise ChildSetupError(step, code, report[REPORT.size :].decode(errors="replace"))
 
 
 def _grow_pipe(fd: int) -> None:

@@ -87,8 +87,11 @@ def build_filter(profile: Profile) -> sc.SyscallFilter:
             # pass although the kernel truncates the command to TIOCSTI.
             for bit in range(64):
                 if (mask or (1 << 64) - 1) >> bit & 1:
-                    f.add_rule(sc.ALLOW, rule["syscall"],
-                               sc.Arg(rule["arg"], sc.MASKED_EQ, 1 << bit, ~rule["not_value"] & (1 << bit)))
+                    f.add_rule(
+                        sc.ALLOW,
+                        rule["syscall"],
+                        sc.Arg(rule["arg"], sc.MASKED_EQ, 1 << bit, ~rule["not_value"] & (1 << bit)),
+                    )
             continue
         for value in rule.get("values", [rule.get("value")]):
             cmp = sc.Arg(rule["arg"], sc.MASKED_EQ, mask, value) if mask else sc.Arg(rule["arg"], sc.EQ, value)

@@ -76,8 +76,9 @@ class Limits:
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, why) for every value outside the range the jail can honour (see BOUNDS)."""
-        return [(name, why) for name, bound in BOUNDS.items()
-                if (why := bound.refuses(getattr(self, name))) is not None]
+        return [
+            (name, why) for name, bound in BOUNDS.items() if (why := bound.refuses(getattr(self, name))) is not None
+        ]
 
 
 @dataclass(frozen=True, slots=True)

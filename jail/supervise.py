@@ -72,8 +72,16 @@ def max_cpu_rate() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def watch(pidfd: int, out: Stream, err: Stream, cg: RunCgroup, limits: Limits, started: float,
-          setup_cpu: float, status_fd: int) -> Watched:
+def watch(
+    pidfd: int,
+    out: Stream,
+    err: Stream,
+    cg: RunCgroup,
+    limits: Limits,
+    started: float,
+    setup_cpu: float,
+    status_fd: int,
+) -> Watched:
     """Supervise until the program has ended (or was killed at a limit).
 
     The run is over when the sandbox's init reports the program's wait status on

@@ -167,7 +167,9 @@ class Builder:
         self._proc = subprocess.Popen(
             # -c rather than -m: pickled classes must be jail.zygote's, not __main__'s.
             [sys.executable, "-c", "from jail.zygote import main; main()", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            pass_fds=[theirs.fileno()],
+            env=env,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
         theirs.close()
         kind, _, payload = self._recv(block=True)
@@ -208,9 +210,22 @@ class Builder:
                 except OSError:
                     pass  # the builder is gone; whoever builds next on this host sweeps the slot
 
-        return Sandbox(slot=meta.slot, root=meta.root, host_uid=meta.host_uid, shape=meta.shape,
-                       cg=meta.cgroup, pidfd=pidfd, sync_w=sync_w, report_r=report_r, status_r=status_r,
-                       out_r=out_r, err_r=err_r, stdin=stdin, release=done, id=meta.id)
+        return Sandbox(
+            slot=meta.slot,
+            root=meta.root,
+            host_uid=meta.host_uid,
+            shape=meta.shape,
+            cg=meta.cgroup,
+            pidfd=pidfd,
+            sync_w=sync_w,
+            report_r=report_r,
+            status_r=status_r,
+            out_r=out_r,
+            err_r=err_r,
+            stdin=stdin,
+            release=done,
+            id=meta.id,
+        )
 
     def take(self, shape: Shape) -> Sandbox:
         """A built container for one job: a pushed one if it fits, else one built now."""

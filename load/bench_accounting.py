@@ -42,21 +42,34 @@ def main() -> None:
 
     burns = [one("burn", ["1.0"], Limits(cpu_time=3, wall_time=10)).cpu_time for _ in range(20)]
     mean = statistics.mean(burns)
-    rows.append(("1.00 s CPU burn: reported cpu_time (mean of 20)", f"{mean:.4f} s",
-                 f"error {100 * (mean - 1):+.2f} %"))
-    rows.append(("same, coefficient of variation over 20 runs", f"{100 * statistics.stdev(burns) / mean:.3f} %",
-                 "goal < 2 %"))
+    rows.append(
+        ("1.00 s CPU burn: reported cpu_time (mean of 20)", f"{mean:.4f} s", f"error {100 * (mean - 1):+.2f} %")
+    )
+    rows.append(
+        ("same, coefficient of variation over 20 runs", f"{100 * statistics.stdev(burns) / mean:.3f} %", "goal < 2 %")
+    )
     peaks = [one("touch", ["100"], Limits(memory=256 * MiB)).peak_memory for _ in range(5)]
     peak = statistics.median(peaks)
-    rows.append(("100 MiB touch: peak_memory (median of 5)", f"{peak / MiB:.2f} MiB",
-                 f"error {100 * (peak / (100 * MiB) - 1):+.2f} %"))
+    rows.append(
+        (
+            "100 MiB touch: peak_memory (median of 5)",
+            f"{peak / MiB:.2f} MiB",
+            f"error {100 * (peak / (100 * MiB) - 1):+.2f} %",
+        )
+    )
     for threads in (1, 8):
         r = one("spin_threads", [str(threads)], Limits(cpu_time=0.5, wall_time=10, cpus=2))
-        rows.append((f"0.5 s CPU limit, {threads} spinning thread(s): CPU used", f"{r.cpu_time:.3f} s",
-                     f"status {r.status}"))
+        rows.append(
+            (f"0.5 s CPU limit, {threads} spinning thread(s): CPU used", f"{r.cpu_time:.3f} s", f"status {r.status}")
+        )
     r = one("touch", ["300"], Limits(memory=64 * MiB))
-    rows.append(("64 MiB cap, 300 MiB touch: peak_memory", f"{r.peak_memory / MiB:.2f} MiB",
-                 f"over cap {100 * (r.peak_memory / (64 * MiB) - 1):+.2f} %, status {r.status}"))
+    rows.append(
+        (
+            "64 MiB cap, 300 MiB touch: peak_memory",
+            f"{r.peak_memory / MiB:.2f} MiB",
+            f"over cap {100 * (r.peak_memory / (64 * MiB) - 1):+.2f} %, status {r.status}",
+        )
+    )
     r = jail.run(RunSpec(argv=["/usr/bin/head", "-c", "1001", "/dev/zero"], limits=Limits(output=1000)))
     rows.append(("1000-byte output cap, 1001 bytes written", f"{len(r.stdout)} bytes kept", f"status {r.status}"))
     assert r.status is Status.OUTPUT_LIMIT

@@ -57,20 +57,44 @@ def candidates() -> dict[str, Callable[[], None]]:
     found: dict[str, Callable[[], None]] = {"bare fork+exec": spawn([TRUE])}
     unshare = shutil.which("unshare")
     if unshare:
-        found["unshare (6 namespaces)"] = spawn([unshare, "--user", "--map-root-user", "--pid", "--fork", "--mount",
-                                                 "--net", "--ipc", "--uts", TRUE])
+        found["unshare (6 namespaces)"] = spawn(
+            [unshare, "--user", "--map-root-user", "--pid", "--fork", "--mount", "--net", "--ipc", "--uts", TRUE]
+        )
     bwrap = shutil.which("bwrap")
     if bwrap:
-        found["bubblewrap --unshare-all"] = spawn([bwrap, "--unshare-all", "--ro-bind", "/usr", "/usr",
-                                                   "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-                                                   "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev",
-                                                   "--tmpfs", "/tmp", TRUE])
+        found["bubblewrap --unshare-all"] = spawn(
+            [
+                bwrap,
+                "--unshare-all",
+                "--ro-bind",
+                "/usr",
+                "/usr",
+                "--symlink",
+                "usr/lib",
+                "/lib",
+                "--symlink",
+                "usr/lib64",
+                "/lib64",
+                "--symlink",
+                "usr/bin",
+                "/bin",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--tmpfs",
+                "/tmp",
+                TRUE,
+            ]
+        )
     nsjail = shutil.which("nsjail")
     if nsjail:
-        found["nsjail"] = spawn([nsjail, "-Mo", "--quiet", "-R", "/usr", "-R", "/lib", "-R", "/lib64", "-R", "/bin",
-                                 "--", TRUE])
+        found["nsjail"] = spawn(
+            [nsjail, "-Mo", "--quiet", "-R", "/usr", "-R", "/lib", "-R", "/lib64", "-R", "/bin", "--", TRUE]
+        )
     isolate = shutil.which("isolate")
     if isolate:
+
         def isolate_cycle() -> None:
             for args in (["--cg", "--init"], ["--cg", "--run", "--", TRUE], ["--cg", "--cleanup"]):
                 subprocess.run([isolate, *args], check=True, capture_output=True)
@@ -107,8 +131,10 @@ def main() -> None:
     print(f"|{'-' * (width + 2)}|-----------|--------|--------|--------------------|")
     for name, values in samples.items():
         med = statistics.median(values)
-        print(f"| {name:{width}} | {med:9.2f} | {percentile(values, 90):6.2f} | {percentile(values, 99):6.2f} "
-              f"| {med / base:17.2f}x |")
+        print(
+            f"| {name:{width}} | {med:9.2f} | {percentile(values, 90):6.2f} | {percentile(values, 99):6.2f} "
+            f"| {med / base:17.2f}x |"
+        )
     print(f"\nthroughput: /bin/true, {args.runs} runs back to back per sandbox\n")
     print(f"| {'sandbox':{width}} | runs/s | median ms |")
     print(f"|{'-' * (width + 2)}|--------|-----------|")

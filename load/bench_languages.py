@@ -76,8 +76,7 @@ def median_time(fn: Callable[[], object], repeat: int) -> float:
 
 def static_hello(tmp: Path) -> bytes:
     (tmp / "hello.c").write_text(HELLO["c"])
-    subprocess.run(["/usr/bin/gcc", "-O2", "-static", "-o", str(tmp / "hello"), str(tmp / "hello.c")],
-                   check=True)
+    subprocess.run(["/usr/bin/gcc", "-O2", "-static", "-o", str(tmp / "hello"), str(tmp / "hello.c")], check=True)
     return (tmp / "hello").read_bytes()
 
 
@@ -88,8 +87,7 @@ def bare_env(lang: Language, box: Path) -> dict[str, str]:
     return {k: v.replace("/tmp", str(box / "tmp")).replace("/box", str(box)) for k, v in env.items()}
 
 
-def bare(lang: Language, sources: dict[str, bytes], compile_too: bool,
-         artifact_dir: Path | None = None) -> None:
+def bare(lang: Language, sources: dict[str, bytes], compile_too: bool, artifact_dir: Path | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as d:
         box = Path(d)
         (box / "tmp").mkdir()
@@ -151,15 +149,19 @@ def main(argv: list[str] | None = None) -> int:
     langs = available_languages()
     ids = args.lang or sorted(langs)
     ms = lambda s: f"{s * 1000:9.1f}"  # noqa: E731
-    print(f"{'language':<12} {'version':<14} {'jail c+r ms':>11} {'jail cached+r':>13} "
-          f"{'bare c+r ms':>11} {'bare run ms':>11} {'overhead':>8}")
+    print(
+        f"{'language':<12} {'version':<14} {'jail c+r ms':>11} {'jail cached+r':>13} "
+        f"{'bare c+r ms':>11} {'bare run ms':>11} {'overhead':>8}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-langs-") as d:
         for lang_id in ids:
             lang = langs[lang_id]
             r = bench(lang, args.repeat, Path(d) / "cache", Path(d))
-            print(f"{lang_id:<12} {lang.version[:14]:<14} {ms(r['full']):>11} {ms(r['cached']):>13} "
-                  f"{ms(r['bare_full']):>11} {ms(r['bare_run']):>11} {r['cached'] / r['bare_run']:>7.2f}x",
-                  flush=True)
+            print(
+                f"{lang_id:<12} {lang.version[:14]:<14} {ms(r['full']):>11} {ms(r['cached']):>13} "
+                f"{ms(r['bare_full']):>11} {ms(r['bare_run']):>11} {r['cached'] / r['bare_run']:>7.2f}x",
+                flush=True,
+            )
     print(f"jail faults retried: {JAIL_FAULTS}")
     return 0
 

@@ -120,8 +120,7 @@ async def measure(stack: Stack, language: str, clients: int, duration: float) ->
         await client(session, url, language, time.monotonic() + 0.5, Row(language, 1, 0))
         stop_at = time.monotonic() + duration
         before = cpu_by_role(stack)
-        await asyncio.gather(*(client(session, url, language, stop_at, row)
-                               for _ in range(clients)))
+        await asyncio.gather(*(client(session, url, language, stop_at, row) for _ in range(clients)))
         after = cpu_by_role(stack)
     row.cpu = {k: after[k] - before[k] for k in ROLES}
     return row
@@ -142,25 +141,34 @@ def merge(rounds: list[Row]) -> Row:
 
 
 def cpu_table(rows: list[Row]) -> str:
-    lines = ["| language | clients | " + " | ".join(f"{r} ms" for r in ROLES) + " | total ms | busy |",
-             "|---|---:|" + "---:|" * (len(ROLES) + 2)]
+    lines = [
+        "| language | clients | " + " | ".join(f"{r} ms" for r in ROLES) + " | total ms | busy |",
+        "|---|---:|" + "---:|" * (len(ROLES) + 2),
+    ]
     for r in rows:
         n = max(1, len(r.samples))
         per = [r.cpu[k] / n * 1000 for k in ROLES]
         busy = sum(r.cpu.values()) / (r.duration * (os.cpu_count() or 1))
-        lines.append(f"| {r.language} | {r.clients} | " + " | ".join(f"{x:.2f}" for x in per) +
-                     f" | {sum(per):.2f} | {busy:.0%} |")
+        lines.append(
+            f"| {r.language} | {r.clients} | "
+            + " | ".join(f"{x:.2f}" for x in per)
+            + f" | {sum(per):.2f} | {busy:.0%} |"
+        )
     return "\n".join(lines)
 
 
 def table(rows: list[Row]) -> str:
-    head = ("| language | clients | subs/s | p50 ms | p95 ms | p99 ms | errors | http | queue | worker | jail |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = (
+        "| language | clients | subs/s | p50 ms | p95 ms | p99 ms | errors | http | queue | worker | jail |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
     lines = [head]
     for r in rows:
         h, q, w, j = r.shares()
-        lines.append(f"| {r.language} | {r.clients} | {statistics.median(r.rates):.1f} | {r.pct(50):.1f} | "
-                     f"{r.pct(95):.1f} | {r.pct(99):.1f} | {r.errors} | {h:.0%} | {q:.0%} | {w:.0%} | {j:.0%} |")
+        lines.append(
+            f"| {r.language} | {r.clients} | {statistics.median(r.rates):.1f} | {r.pct(50):.1f} | "
+            f"{r.pct(95):.1f} | {r.pct(99):.1f} | {r.errors} | {h:.0%} | {q:.0%} | {w:.0%} | {j:.0%} |"
+        )
     if any(len(r.rates) > 1 for r in rows):
         lines.append("\nsubs/s is the median of the rounds; each round's, in order:\n")
         lines += [f"- {r.language} x{r.clients}: " + ", ".join(f"{x:.1f}" for x in r.rates) for r in rows]
@@ -178,8 +186,10 @@ async def bench(args: argparse.Namespace) -> None:
                     rounds.setdefault((language, clients), []).append(row)
                     print(f"  round {n + 1}: {language} x{clients}: {len(row.samples)} done", file=sys.stderr)
     rows = [merge(r) for r in rounds.values()]
-    print(f"\n{args.workers} workers ({args.mode} mode), {os.cpu_count()} CPUs, {args.duration:.0f}s per row, "
-          f"{args.repeat} round(s)\n")
+    print(
+        f"\n{args.workers} workers ({args.mode} mode), {os.cpu_count()} CPUs, {args.duration:.0f}s per row, "
+        f"{args.repeat} round(s)\n"
+    )
     print(table(rows))
     print("\nCPU per submission by part of the stack (ms):\n")
     print(cpu_table(rows))

@@ -62,8 +62,9 @@ class Client(HttpUser):
     _bad = itertools.cycle(["malformed", "unknown_language"])
 
     def _submit(self, name: str, body: dict[str, Any], verdict: str) -> None:
-        with self.client.post("/v1/submissions", json={**body, "wait": True}, name=name,
-                              catch_response=True, timeout=90) as resp:
+        with self.client.post(
+            "/v1/submissions", json={**body, "wait": True}, name=name, catch_response=True, timeout=90
+        ) as resp:
             if resp.status_code in (200, 201):
                 CREATED.append(resp.json()["id"])
             if resp.status_code != 200:
@@ -85,8 +86,7 @@ class Client(HttpUser):
 
     @task(20)
     def judge_python_10(self) -> None:
-        self._submit("judge_python_10", {"language": "python3", "source": JUDGE_PY, "tests": JUDGE_TESTS},
-                     "accepted")
+        self._submit("judge_python_10", {"language": "python3", "source": JUDGE_PY, "tests": JUDGE_TESTS}, "accepted")
 
     @task(10)
     def compile_error_c(self) -> None:
@@ -94,8 +94,9 @@ class Client(HttpUser):
 
     @task(5)
     def tle_python(self) -> None:
-        self._submit("tle_python", {"language": "python3", "source": TLE_PY, "limits": {"cpu_time": 0.3}},
-                     "time_limit_exceeded")
+        self._submit(
+            "tle_python", {"language": "python3", "source": TLE_PY, "limits": {"cpu_time": 0.3}}, "time_limit_exceeded"
+        )
 
     @task(10)
     def bad_request(self) -> None:
@@ -104,8 +105,14 @@ class Client(HttpUser):
             data, expected = b'{"language": "python3", "source": ', 400
         else:
             data, expected = json.dumps({"language": "cobol-85", "source": "x"}).encode(), 422
-        with self.client.post("/v1/submissions", data=data, headers={"Content-Type": "application/json"},
-                              name="bad_request", catch_response=True, timeout=30) as resp:
+        with self.client.post(
+            "/v1/submissions",
+            data=data,
+            headers={"Content-Type": "application/json"},
+            name="bad_request",
+            catch_response=True,
+            timeout=30,
+        ) as resp:
             if resp.status_code == expected and "error" in resp.json():
                 resp.success()
             else:

@@ -71,13 +71,17 @@ def stage_means(base: str) -> dict[str, float]:
 
 
 def table(rows: list[dict[str, str]], duration: float) -> str:
-    out = ["| request | requests | req/s | errors | error rate | p50 ms | p95 ms | p99 ms |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| request | requests | req/s | errors | error rate | p50 ms | p95 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in sorted(rows, key=lambda r: (r["Name"] == "Aggregated", r["Name"])):
         n, fails = int(r["Request Count"]), int(r["Failure Count"])
         name = "**all**" if r["Name"] == "Aggregated" else r["Name"]
-        out.append(f"| {name} | {n} | {n / duration:.1f} | {fails} | {100 * fails / max(1, n):.2f}% | "
-                   f"{r['50%']} | {r['95%']} | {r['99%']} |")
+        out.append(
+            f"| {name} | {n} | {n / duration:.1f} | {fails} | {100 * fails / max(1, n):.2f}% | "
+            f"{r['50%']} | {r['95%']} | {r['99%']} |"
+        )
     return "\n".join(out)
 
 
@@ -131,16 +135,35 @@ class Phase:
         return int(total["Request Count"]) / self.duration if total else 0.0
 
 
-def run_locust(base: str, out: Path, name: str, duration: int, users: int, spawn_rate: float,
-               user_rate: float) -> Phase:
+def run_locust(
+    base: str, out: Path, name: str, duration: int, users: int, spawn_rate: float, user_rate: float
+) -> Phase:
     prefix = out / name
     record = out / f"{name}_record.json"
     env = dict(os.environ, CELLBLOCK_LOAD_RECORD=str(record), CELLBLOCK_LOAD_USER_RATE=str(user_rate))
     locust = shutil.which("locust", path=str(Path(sys.executable).parent)) or "locust"
-    cmd = [locust, "-f", str(ROOT / "load" / "locustfile.py"), "--headless", "--host", base,
-           "-u", str(users), "-r", str(spawn_rate), "-t", f"{duration}s",
-           "--csv", str(prefix), "--csv-full-history", "--only-summary", "--stop-timeout", "30",
-           "--loglevel", "WARNING"]
+    cmd = [
+        locust,
+        "-f",
+        str(ROOT / "load" / "locustfile.py"),
+        "--headless",
+        "--host",
+        base,
+        "-u",
+        str(users),
+        "-r",
+        str(spawn_rate),
+        "-t",
+        f"{duration}s",
+        "--csv",
+        str(prefix),
+        "--csv-full-history",
+        "--only-summary",
+        "--stop-timeout",
+        "30",
+        "--loglevel",
+        "WARNING",
+    ]
     print(f"{name}: {users} users, {user_rate or 'no pause'} tasks/s each, {duration}s", file=sys.stderr)
     subprocess.run(cmd, cwd=ROOT, env=env, timeout=duration + 120, check=False)
     rec = json.loads(record.read_text())
@@ -161,22 +184,27 @@ class RssSampler:
         while not self.stop.wait(SAMPLE_EVERY_S):
             for pid, name in self.stack.members():
                 try:
-                    rss = next(int(line.split()[1]) for line in open(f"/proc/{pid}/status")
-                               if line.startswith("VmRSS:"))
+                    rss = next(
+                        int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:")
+                    )
                 except (OSError, StopIteration):
                     continue
                 self.samples.setdefault(f"{name} {pid}", []).append((time.monotonic() - t0, rss))
 
     def table(self) -> str:
-        out = ["| process | RSS at 1 min MiB | RSS at end MiB | growth MiB | slope MiB/10 min (after 1 min) |",
-               "|---|---:|---:|---:|---:|"]
+        out = [
+            "| process | RSS at 1 min MiB | RSS at end MiB | growth MiB | slope MiB/10 min (after 1 min) |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for name, pts in sorted(self.samples.items()):
             judged = [(t, kb / 1024) for t, kb in pts if t >= WARM_S]
             if len(judged) < 2:
                 continue
             slope = statistics.linear_regression(*zip(*judged, strict=True)).slope * 600  # MiB per 600 s
-            out.append(f"| {name} | {judged[0][1]:.1f} | {judged[-1][1]:.1f} | {judged[-1][1] - judged[0][1]:+.1f} | "
-                       f"{slope:+.2f} |")
+            out.append(
+                f"| {name} | {judged[0][1]:.1f} | {judged[-1][1]:.1f} | {judged[-1][1] - judged[0][1]:+.1f} | "
+                f"{slope:+.2f} |"
+            )
         return "\n".join(out)
 
 
@@ -186,7 +214,7 @@ def unfinished(base: str, ids: list[str]) -> list[str]:
 
     left = []
     for i in range(0, len(ids), ID_BATCH):
-        chunk = ids[i:i + ID_BATCH]
+        chunk = ids[i : i + ID_BATCH]
         with urllib.request.urlopen(f"{base}/v1/submissions?ids={quote(','.join(chunk))}", timeout=30) as resp:
             found = {s["id"]: s for s in json.load(resp)["submissions"] if s}
         left += [sid for sid in chunk if found.get(sid, {}).get("state") != "finished"]
@@ -205,8 +233,12 @@ def drain(base: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=60, help="seconds of load (600: the 10-minute run)")
-    parser.add_argument("--saturation", type=int, default=60,
-                        help="seconds of the closed-loop run that measures saturation (0: skip, give --rate)")
+    parser.add_argument(
+        "--saturation",
+        type=int,
+        default=60,
+        help="seconds of the closed-loop run that measures saturation (0: skip, give --rate)",
+    )
     parser.add_argument("--load-factor", type=float, default=0.8, help="share of saturation to offer")
     parser.add_argument("--rate", type=float, default=0.0, help="offered requests/s (instead of a share)")
     parser.add_argument("--users", type=int, default=16, help="clients of the saturation run")
@@ -234,8 +266,7 @@ def main() -> None:
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()
         try:
-            phases.append(run_locust(base, args.out, "locust", args.duration, users, args.spawn_rate,
-                                     rate / users))
+            phases.append(run_locust(base, args.out, "locust", args.duration, users, args.spawn_rate, rate / users))
         finally:
             sampler.stop.set()
         drain(base)
@@ -246,21 +277,29 @@ def main() -> None:
     load = phases[-1]
     plot(args.out / "locust", args.out / "latency.png")
     five = sum(p.server_errors for p in phases)
-    report = ["# cellblock load report\n",
-              f"{args.workers} workers, {os.cpu_count()} CPUs (locust, API, Redis and workers on the same host), "
-              "mix in load/locustfile.py\n",
-              f"- saturation (closed loop, {args.users} clients, {args.saturation} s): "
-              f"{saturation:.1f} requests/s" if args.saturation else "- saturation: not measured (--rate given)",
-              f"- offered load: {rate:.1f} requests/s ({users} clients x {rate / users:.2f}/s) for {load.duration} s; "
-              f"achieved {load.throughput:.1f} requests/s",
-              f"- submissions accepted: {len(created)}; not finished after the drain (lost): {len(lost)}",
-              f"- 5xx answers: {five}", "",
-              table(load.rows, load.duration), "",
-              "RSS of the stack's processes (sampled every 5 s; the first minute is start-up):\n",
-              sampler.table(), "",
-              "Mean seconds per stage (the stack's /metrics): " +
-              ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sorted(stages.items())), "",
-              "![latency and throughput](latency.png)", ""]
+    report = [
+        "# cellblock load report\n",
+        f"{args.workers} workers, {os.cpu_count()} CPUs (locust, API, Redis and workers on the same host), "
+        "mix in load/locustfile.py\n",
+        f"- saturation (closed loop, {args.users} clients, {args.saturation} s): {saturation:.1f} requests/s"
+        if args.saturation
+        else "- saturation: not measured (--rate given)",
+        f"- offered load: {rate:.1f} requests/s ({users} clients x {rate / users:.2f}/s) for {load.duration} s; "
+        f"achieved {load.throughput:.1f} requests/s",
+        f"- submissions accepted: {len(created)}; not finished after the drain (lost): {len(lost)}",
+        f"- 5xx answers: {five}",
+        "",
+        table(load.rows, load.duration),
+        "",
+        "RSS of the stack's processes (sampled every 5 s; the first minute is start-up):\n",
+        sampler.table(),
+        "",
+        "Mean seconds per stage (the stack's /metrics): "
+        + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sorted(stages.items())),
+        "",
+        "![latency and throughput](latency.png)",
+        "",
+    ]
     (args.out / "report.md").write_text("\n".join(report))
     print("\n".join(report))
     if lost or five:

@@ -79,12 +79,27 @@ def running(workers: int, log: Path | None = None, **env: str) -> Iterator[Stack
     tmp = Path(tempfile.mkdtemp(prefix="cellblock-load-"))
     port = free_port()
     full = {k: v for k, v in os.environ.items() if not k.startswith("CELLBLOCK_")}
-    full.update({"CELLBLOCK_VAR_DIR": str(tmp / "var"), "CELLBLOCK_HOST": "127.0.0.1", "CELLBLOCK_PORT": str(port),
-                 "CELLBLOCK_WORKERS": str(workers), "CELLBLOCK_CACHE_DIR": str(tmp / "cache"),
-                 "CELLBLOCK_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), **env})
+    full.update(
+        {
+            "CELLBLOCK_VAR_DIR": str(tmp / "var"),
+            "CELLBLOCK_HOST": "127.0.0.1",
+            "CELLBLOCK_PORT": str(port),
+            "CELLBLOCK_WORKERS": str(workers),
+            "CELLBLOCK_CACHE_DIR": str(tmp / "cache"),
+            "CELLBLOCK_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+            **env,
+        }
+    )
     with open(log or tmp / "stack.log", "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cli", "up"], cwd=ROOT, env=full, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "up"],
+            cwd=ROOT,
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         yield Stack(proc, f"http://127.0.0.1:{port}")
     finally:

@@ -55,8 +55,22 @@ _LIMIT_FIELDS = {f.name: f for f in dataclasses.fields(Limits)}
 _SIZE_FIELDS = {"memory", "output", "file_size", "disk", "stack"}
 _ID_RE = re.compile(r"^[a-z][a-z0-9_+-]*$")
 _TOP_KEYS = {
-    "id", "name", "source", "version", "version_pattern", "compile", "artifacts", "run",
-    "requires", "profile", "oom_patterns", "binds", "env", "options", "limits", "extra_files",
+    "id",
+    "name",
+    "source",
+    "version",
+    "version_pattern",
+    "compile",
+    "artifacts",
+    "run",
+    "requires",
+    "profile",
+    "oom_patterns",
+    "binds",
+    "env",
+    "options",
+    "limits",
+    "extra_files",
 }
 
 
@@ -73,10 +87,7 @@ class StageLimits:
 
     def check(self, limits: Limits) -> list[str]:
         """Names of the fields of `limits` above this stage's maximum (empty: fine)."""
-        return [
-            name for name in _LIMIT_FIELDS
-            if getattr(limits, name) > getattr(self.maximum, name)
-        ]
+        return [name for name in _LIMIT_FIELDS if getattr(limits, name) > getattr(self.maximum, name)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +161,7 @@ class _Fields:
             if required:
                 raise self.fail(key, "missing (a list of strings, argv form, is required)")
             return None
-        if (not isinstance(value, list) or not value
-                or not all(isinstance(v, str) and v for v in value)):
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
             raise self.fail(key, f"must be a non-empty list of non-empty strings, got {value!r}")
         return tuple(value)
 
@@ -349,8 +359,11 @@ def detect_version(lang: Language, timeout: float = 30.0) -> str:
         return "n/a"
     try:
         proc = subprocess.run(
-            list(lang.version_command), capture_output=True, timeout=timeout,
-            stdin=subprocess.DEVNULL, env={"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"},
+            list(lang.version_command),
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env={"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"},
         )
     except (OSError, subprocess.TimeoutExpired):
         return ""

@@ -36,8 +36,7 @@ def free_port() -> int:
 def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start a process with stdout+stderr to `log` (the parent's copy of the file is closed)."""
     with open(log, "ab") as out:
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
 
 @dataclass
@@ -56,8 +55,26 @@ def start_redis(data: Path, port: int, *extra: str) -> RedisServer:
     if exe is None:
         pytest.fail("redis-server not found: run `make test` (it installs deploy/host-packages.txt)")
     log = data / f"redis-{time.monotonic_ns()}.log"
-    proc = spawn([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--appendonly", "yes",
-                  *extra, "--save", "", "--daemonize", "no"], dict(os.environ), log)
+    proc = spawn(
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            *extra,
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+        ],
+        dict(os.environ),
+        log,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 15
     while True:
@@ -103,8 +120,15 @@ class Stack:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 90) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 90,
+    ) -> Response:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
@@ -126,8 +150,13 @@ class Stack:
             return dict(resp.body)
         return self.wait_state(resp.body["id"], timeout=120)
 
-    def wait_state(self, sid: str, states: Collection[str] = ("finished",), timeout: float = 60,
-                   headers: dict[str, str] | None = None) -> dict[str, Any]:
+    def wait_state(
+        self,
+        sid: str,
+        states: Collection[str] = ("finished",),
+        timeout: float = 60,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Poll GET until the submission is in one of `states`; its view then."""
         deadline = time.monotonic() + timeout
         while True:
@@ -162,8 +191,9 @@ class Stack:
         pytest.fail(f"stack not healthy after {timeout}s: {last}\n{self.logs()}")
 
     def logs(self) -> str:
-        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                         for p in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.log_dir.glob("*.log"))
+        )
 
     def stop(self) -> None:
         procs = [p for p in [self.api, *self.workers] if p is not None]
@@ -188,13 +218,18 @@ def error_of(resp: Response) -> dict[str, Any]:
     return err
 
 
-def start_api_only(redis_url: str, tmp: Path, extra_env: dict[str, str] | None = None,
-                   timeout: float = 30) -> Stack:
+def start_api_only(redis_url: str, tmp: Path, extra_env: dict[str, str] | None = None, timeout: float = 30) -> Stack:
     """An API and no worker, on `redis_url` (which may be dead), logging to `tmp`: returned once
     it answers GET /v1/health, whatever the answer (no worker: never a 200)."""
     env = dict(os.environ)
-    env.update({"CELLBLOCK_REDIS_URL": redis_url, "CELLBLOCK_PORT": str(free_port()), "PYTHONPATH": str(ROOT),
-                **(extra_env or {})})
+    env.update(
+        {
+            "CELLBLOCK_REDIS_URL": redis_url,
+            "CELLBLOCK_PORT": str(free_port()),
+            "PYTHONPATH": str(ROOT),
+            **(extra_env or {}),
+        }
+    )
     stack = Stack(int(env["CELLBLOCK_PORT"]), env, redis_url, tmp)
     stack.start_api()
     try:
@@ -212,29 +247,32 @@ def start_api_only(redis_url: str, tmp: Path, extra_env: dict[str, str] | None =
         raise
 
 
-def make_stack(redis_server: RedisServer, tmp: Path, name: str, workers: int,
-               extra_env: dict[str, str] | None = None) -> Stack:
+def make_stack(
+    redis_server: RedisServer, tmp: Path, name: str, workers: int, extra_env: dict[str, str] | None = None
+) -> Stack:
     """API + `workers` workers on their own queue and key prefix (isolated from other stacks,
     including pending callback deliveries of an earlier stack on the same Redis)."""
     name = f"{name}-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
-    env.update({
-        "CELLBLOCK_REDIS_URL": redis_server.url,
-        "CELLBLOCK_PORT": str(free_port()),
-        "CELLBLOCK_QUEUE": f"q-{name}",
-        "CELLBLOCK_KEY_PREFIX": f"cb-{name}",
-        "CELLBLOCK_MAINTENANCE_INTERVAL": "2",
-        "CELLBLOCK_MAX_BODY": str(1024 * 1024),
-        "CELLBLOCK_MAX_SOURCE": str(256 * 1024),
-        "CELLBLOCK_MAX_INPUT": str(512 * 1024),
-        "CELLBLOCK_MAX_TESTS": "20",
-        "CELLBLOCK_MAX_BATCH": "10",
-        "CELLBLOCK_MAX_WAIT": "60",
-        "CELLBLOCK_LOG_FORMAT": "json",
-        "CELLBLOCK_CACHE_DIR": str(tmp / "compile-cache"),
-        "PYTHONPATH": str(ROOT),
-        **(extra_env or {}),
-    })
+    env.update(
+        {
+            "CELLBLOCK_REDIS_URL": redis_server.url,
+            "CELLBLOCK_PORT": str(free_port()),
+            "CELLBLOCK_QUEUE": f"q-{name}",
+            "CELLBLOCK_KEY_PREFIX": f"cb-{name}",
+            "CELLBLOCK_MAINTENANCE_INTERVAL": "2",
+            "CELLBLOCK_MAX_BODY": str(1024 * 1024),
+            "CELLBLOCK_MAX_SOURCE": str(256 * 1024),
+            "CELLBLOCK_MAX_INPUT": str(512 * 1024),
+            "CELLBLOCK_MAX_TESTS": "20",
+            "CELLBLOCK_MAX_BATCH": "10",
+            "CELLBLOCK_MAX_WAIT": "60",
+            "CELLBLOCK_LOG_FORMAT": "json",
+            "CELLBLOCK_CACHE_DIR": str(tmp / "compile-cache"),
+            "PYTHONPATH": str(ROOT),
+            **(extra_env or {}),
+        }
+    )
     stack = Stack(int(env["CELLBLOCK_PORT"]), env, redis_server.url, tmp)
     stack.start_api()
     for _ in range(workers):

@@ -39,8 +39,11 @@ def graph() -> grimp.ImportGraph:
 
 def test_importing_the_api_loads_no_jail_runtime_and_no_worker() -> None:
     code = "import sys, api.app; print('\\n'.join(sorted(sys.modules)))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.split())
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
     assert "api.handlers" in loaded  # the import did happen
     assert {m for m in loaded if m.split(".")[0] == "jail"} <= JAIL_SPEC
     assert not {m for m in loaded if m.split(".")[0] in ("worker", "seccomp", "pyseccomp")}

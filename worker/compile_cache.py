@@ -29,8 +29,7 @@ _MAGIC = b"CBCC1\n"
 _SUFFIX = ".entry"
 
 
-def cache_key(language_id: str, version: str, files: dict[str, bytes], options: list[str],
-              recipe: str = "") -> str:
+def cache_key(language_id: str, version: str, files: dict[str, bytes], options: list[str], recipe: str = "") -> str:
     """Hex digest naming one compile: same inputs, same key. Field order is fixed.
 
     `recipe` describes how the language compiles (its command, environment...), so an
@@ -54,11 +53,11 @@ def _decode(blob: bytes) -> dict[str, bytes]:
     pos = len(_MAGIC)
     (n,) = struct.unpack_from("<I", blob, pos)
     pos += 4
-    index = json.loads(blob[pos:pos + n])
+    index = json.loads(blob[pos : pos + n])
     pos += n
     out: dict[str, bytes] = {}
     for name, size in index:
-        out[name] = blob[pos:pos + size]
+        out[name] = blob[pos : pos + size]
         pos += size
     if pos != len(blob):
         raise ValueError("truncated compile cache entry")

@@ -56,8 +56,7 @@ def _process(sid: str) -> str:
     if state == State.FINISHED:
         return "already finished"  # a retry of a job whose first run did finish
     started = time.time()
-    attempt = 1 + (cfg.job_retries - (job.retries_left or 0) if job is not None and job.retries_left is not None
-                   else 0)
+    attempt = 1 + (cfg.job_retries - (job.retries_left or 0) if job is not None and job.retries_left is not None else 0)
 
     # Every line names the submission already (logging context, cli/logs.py).
     log.info("started (attempt %d, %s, queued %.3fs)", attempt, sub.language, started - sub.created_at)
@@ -105,11 +104,19 @@ def on_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
         return
     sub = loaded[0]
     exc = exc_info[1] if len(exc_info) > 1 else None
-    result = Result(sub.id, Verdict.INTERNAL_ERROR,
-                    message=f"the sandbox failed on every attempt ({type(exc).__name__ if exc else 'unknown'}); "
-                            "this is not the program's fault",
-                    attempts=cfg.job_retries + 1)
+    result = Result(
+        sub.id,
+        Verdict.INTERNAL_ERROR,
+        message=f"the sandbox failed on every attempt ({type(exc).__name__ if exc else 'unknown'}); "
+        "this is not the program's fault",
+        attempts=cfg.job_retries + 1,
+    )
     result.timings.update({"enqueued_at": sub.created_at})
     store.finish(connection, keys, sub, result, cfg.submission_ttl)
-    log.error("submission %s: internal_error after %d attempts: %r", sub.id, cfg.job_retries + 1, exc,
-              extra={"submission": sub.id})
+    log.error(
+        "submission %s: internal_error after %d attempts: %r",
+        sub.id,
+        cfg.job_retries + 1,
+        exc,
+        extra={"submission": sub.id},
+    )

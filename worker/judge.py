@@ -46,8 +46,14 @@ class SandboxFault(Exception):
     """The jail failed (not the program): retry the job, never blame the submission."""
 
 
-def _custom_check(checker_lang: Language, artifact: dict[str, bytes], limits: Limits, test_input: bytes,
-                  expected: bytes, output: bytes) -> tuple[bool, str]:
+def _custom_check(
+    checker_lang: Language,
+    artifact: dict[str, bytes],
+    limits: Limits,
+    test_input: bytes,
+    expected: bytes,
+    output: bytes,
+) -> tuple[bool, str]:
     """Run the custom checker in the jail, testlib-style: `checker input.txt output.txt
     answer.txt` in /box (the test's input, the program's output, the expected output);
     exit 0 = accepted, 1 = wrong answer, anything else = the checker failed (our fault)."""
@@ -58,8 +64,7 @@ def _custom_check(checker_lang: Language, artifact: dict[str, bytes], limits: Li
         return True, note
     if res.status is Status.NONZERO_EXIT and res.exit_code == 1:
         return False, note
-    raise SandboxFault(f"custom checker failed: status={res.status} exit={res.exit_code} "
-                       f"stderr={res.stderr[:500]!r}")
+    raise SandboxFault(f"custom checker failed: status={res.status} exit={res.exit_code} stderr={res.stderr[:500]!r}")
 
 
 def judge(sub: Submission, events: EventSink) -> Result:
@@ -116,17 +121,31 @@ def judge(sub: Submission, events: EventSink) -> Result:
                     tr.message = f"exit code {run.exit_code}"
             elif test.expected_output is not None:
                 if checker_lang is not None:
-                    ok, msg = _custom_check(checker_lang, checker_artifact, checker_limits(sub.checker.limits),
-                                            test.input, test.expected_output, run.stdout)
+                    ok, msg = _custom_check(
+                        checker_lang,
+                        checker_artifact,
+                        checker_limits(sub.checker.limits),
+                        test.input,
+                        test.expected_output,
+                        run.stdout,
+                    )
                     tr.message = msg
                 else:
-                    ok = checkers.builtin(sub.checker.kind, run.stdout, test.expected_output,
-                                          sub.checker.tolerance)
+                    ok = checkers.builtin(sub.checker.kind, run.stdout, test.expected_output, sub.checker.tolerance)
                 if not ok:
                     tr.verdict = Verdict.WRONG_ANSWER
             result.tests.append(tr)
-            events.emit("test", {"index": k, "of": n, "verdict": str(tr.verdict), "cpu_time": tr.cpu_time,
-                          "wall_time": tr.wall_time, "peak_memory": tr.peak_memory})
+            events.emit(
+                "test",
+                {
+                    "index": k,
+                    "of": n,
+                    "verdict": str(tr.verdict),
+                    "cpu_time": tr.cpu_time,
+                    "wall_time": tr.wall_time,
+                    "peak_memory": tr.peak_memory,
+                },
+            )
             if tr.verdict is not Verdict.ACCEPTED and result.verdict is Verdict.ACCEPTED:
                 result.verdict = tr.verdict
                 if sub.stop_on_first_failure:

@@ -74,8 +74,11 @@ class CellblockWorker(SimpleWorker):
         `drain_timeout` seconds; then a cold stop (the job goes back through RQ's retry or
         the abandoned-job check, so the submission is not lost)."""
         busy = self.get_state() == WorkerStatus.BUSY
-        log.info("worker: stop requested (%s); %s", "draining the job in hand" if busy else "idle",
-                 f"at most {self.drain_timeout:.0f}s" if busy else "exiting")
+        log.info(
+            "worker: stop requested (%s); %s",
+            "draining the job in hand" if busy else "idle",
+            f"at most {self.drain_timeout:.0f}s" if busy else "exiting",
+        )
         if busy:
             timer = threading.Timer(max(1.5, self.drain_timeout), self._drain_expired)
             timer.daemon = True
@@ -116,8 +119,12 @@ def run_worker(cfg: Config, burst: bool = False) -> None:
     cls: type[Worker] | type[SimpleWorker] = CellblockWorker if cfg.worker_mode == "simple" else Worker
     # rq runs maintenance (the abandoned-job check) only between dequeues; a dequeue blocks
     # for worker_ttl - 15 s, so tie worker_ttl to the maintenance interval.
-    worker = cls([queue], connection=conn, maintenance_interval=cfg.maintenance_interval,
-                 worker_ttl=cfg.maintenance_interval + 15)
+    worker = cls(
+        [queue],
+        connection=conn,
+        maintenance_interval=cfg.maintenance_interval,
+        worker_ttl=cfg.maintenance_interval + 15,
+    )
     if isinstance(worker, CellblockWorker):
         worker.drain_timeout = cfg.drain_timeout
     worker.work(burst=burst, logging_level=cfg.log_level, with_scheduler=False)

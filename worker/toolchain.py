@@ -70,12 +70,12 @@ def heap_mib(memory: int) -> int:
 def _subst(text: str, limits: Limits) -> str:
     if "{" not in text:
         return text
-    return text.replace("{heap_mib}", str(heap_mib(limits.memory))).replace(
-        "{memory_mib}", str(limits.memory // MiB))
+    return text.replace("{heap_mib}", str(heap_mib(limits.memory))).replace("{memory_mib}", str(limits.memory // MiB))
 
 
-def build_argv(template: Sequence[str], limits: Limits, options: Sequence[str] = (),
-               args: Sequence[str] = ()) -> list[str]:
+def build_argv(
+    template: Sequence[str], limits: Limits, options: Sequence[str] = (), args: Sequence[str] = ()
+) -> list[str]:
     """Expand a definition's argv: "{options}"/"{args}" splice lists, numbers substitute."""
     argv: list[str] = []
     for item in template:
@@ -123,33 +123,38 @@ def set_cache(cache: CompileCache | None) -> None:
 # --------------------------------------------------------------------------- stages
 
 
-def _run_stage(language: Language, argv: list[str], limits: Limits, files: Mapping[str, bytes],
-               stdin: bytes | None = None, collect: Sequence[str] = ()) -> RunResult:
+def _run_stage(
+    language: Language,
+    argv: list[str],
+    limits: Limits,
+    files: Mapping[str, bytes],
+    stdin: bytes | None = None,
+    collect: Sequence[str] = (),
+) -> RunResult:
     """One compile or run stage in the jail, with the language's env, binds and profile.
 
     A runtime that dies of its own out-of-memory error (javac/kotlinc's OutOfMemoryError,
     cc1's "out of memory", V8's heap limit...) is reported as memory_limit.
     """
-    res = run(RunSpec(
-        argv=argv,
-        limits=limits,
-        stdin=stdin,
-        files={f"{BOX}/{n}": d for n, d in files.items()},
-        collect=list(collect),
-        env=build_env(language, limits),
-        binds=list(language.binds),
-        profile=language.profile,
-    ))
+    res = run(
+        RunSpec(
+            argv=argv,
+            limits=limits,
+            stdin=stdin,
+            files={f"{BOX}/{n}": d for n, d in files.items()},
+            collect=list(collect),
+            env=build_env(language, limits),
+            binds=list(language.binds),
+            profile=language.profile,
+        )
+    )
     if is_runtime_oom(language, res, limits):
         res.status = Status.MEMORY_LIMIT
     return res
 
 
 def _has_artifacts(language: Language, collected: Mapping[str, bytes]) -> bool:
-    return all(
-        any(name == a or name.startswith(a.rstrip("/") + "/") for name in collected)
-        for a in language.artifacts
-    )
+    return all(any(name == a or name.startswith(a.rstrip("/") + "/") for name in collected) for a in language.artifacts)
 
 
 def _cap(text: bytes) -> str:
@@ -158,9 +163,13 @@ def _cap(text: bytes) -> str:
     return text.decode(errors="replace")
 
 
-def compile_source(language: Language, files: Mapping[str, bytes], options: Sequence[str],
-                   limits: Limits | None = None,
-                   before_compiling: Callable[[], None] | None = None) -> CompileOutcome:
+def compile_source(
+    language: Language,
+    files: Mapping[str, bytes],
+    options: Sequence[str],
+    limits: Limits | None = None,
+    before_compiling: Callable[[], None] | None = None,
+) -> CompileOutcome:
     """Compile `files` with the language's compile command in the jail (or from cache).
 
     Interpreted languages compile to their own sources. Refused options or file names
@@ -187,8 +196,13 @@ def compile_source(language: Language, files: Mapping[str, bytes], options: Sequ
     if before_compiling is not None:
         before_compiling()
     limits = limits or language.compile_limits.default
-    res = _run_stage(language, build_argv(language.compile, limits, options=options), limits,
-                     {**dict(language.extra_files), **sources}, collect=language.artifacts)
+    res = _run_stage(
+        language,
+        build_argv(language.compile, limits, options=options),
+        limits,
+        {**dict(language.extra_files), **sources},
+        collect=language.artifacts,
+    )
     output = _cap(res.stderr + res.stdout)
     if res.status is Status.OK and _has_artifacts(language, res.files):
         artifact = {n: d for n, d in res.files.items()}
@@ -225,12 +239,12 @@ def is_runtime_oom(language: Language, res: RunResult, limits: Limits) -> bool:
     return any(p.search(tail) for p in language.oom_patterns)
 
 
-def run_program(language: Language, artifact_or_sources: Mapping[str, bytes], stdin: bytes,
-                args: Sequence[str], limits: Limits) -> RunResult:
+def run_program(
+    language: Language, artifact_or_sources: Mapping[str, bytes], stdin: bytes, args: Sequence[str], limits: Limits
+) -> RunResult:
     """Run the compiled artifact (or the sources, for interpreted languages) once."""
     args = check_args(args)
     files = dict(artifact_or_sources)
     if language.compile is None:
         files = normalize_files(language, files)
     return _run_stage(language, build_argv(language.run, limits, args=args), limits, files, stdin=stdin)
-

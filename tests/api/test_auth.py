@@ -25,8 +25,11 @@ HELLO = {"language": "python3", "source": "print('hi')\n"}
 
 def sleeper(seconds: int) -> dict[str, Any]:
     """A submission that sleeps `seconds`, then prints done."""
-    return {"language": "python3", "source": f"import time\ntime.sleep({seconds})\nprint('done')\n",
-            "limits": {"wall_time": 10}}
+    return {
+        "language": "python3",
+        "source": f"import time\ntime.sleep({seconds})\nprint('done')\n",
+        "limits": {"wall_time": 10},
+    }
 
 
 MAX_QUEUE = 2
@@ -34,8 +37,13 @@ MAX_QUEUE = 2
 
 @pytest.fixture(scope="module")
 def astack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = make_stack(redis_server, tmp_path_factory.mktemp("auth"), "auth", workers=1,
-                   extra_env={"CELLBLOCK_AUTH": "required", "CELLBLOCK_MAX_QUEUE": str(MAX_QUEUE)})
+    s = make_stack(
+        redis_server,
+        tmp_path_factory.mktemp("auth"),
+        "auth",
+        workers=1,
+        extra_env={"CELLBLOCK_AUTH": "required", "CELLBLOCK_MAX_QUEUE": str(MAX_QUEUE)},
+    )
     yield s
     s.stop()
 
@@ -94,13 +102,33 @@ def test_key_runs_and_x_auth_token_alias(astack: Stack) -> None:
 
 def test_cli_create_list_revoke(astack: Stack) -> None:
     def cli(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "cli", "keys", *args], cwd=ROOT, env=astack.env,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "cli", "keys", *args],
+            cwd=ROOT,
+            env=astack.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout
 
-    created = json.loads(cli("create", "--name", "ci", "--rps", "50", "--max", "memory=128M",
-                             "--max", "pids=16", "--languages", "python3,c", "--json"))
+    created = json.loads(
+        cli(
+            "create",
+            "--name",
+            "ci",
+            "--rps",
+            "50",
+            "--max",
+            "memory=128M",
+            "--max",
+            "pids=16",
+            "--languages",
+            "python3,c",
+            "--json",
+        )
+    )
     hdrs = {"Authorization": f"Bearer {created['token']}"}
     listed = {row["id"]: row for row in json.loads(cli("list", "--json"))}
     row = listed[created["id"]]
@@ -123,8 +151,7 @@ def test_cli_create_list_revoke(astack: Stack) -> None:
     assert resp.status == 201, resp.body
     assert "revoked" in cli("revoke", created["id"])
     assert error_code(astack.request("POST", "/v1/submissions", HELLO, headers=hdrs), 401) == "unauthorized"
-    assert error_code(astack.request("GET", f"/v1/submissions/{resp.body['id']}", headers=hdrs), 401) \
-        == "unauthorized"
+    assert error_code(astack.request("GET", f"/v1/submissions/{resp.body['id']}", headers=hdrs), 401) == "unauthorized"
 
 
 def test_other_keys_submission_is_404(astack: Stack) -> None:
@@ -144,8 +171,7 @@ def test_limits_above_key_ceiling_are_422(astack: Stack) -> None:
     _, hdrs = new_key(astack, max_limits={"cpu_time": 1, "memory": 64 * 1024 * 1024, "wall_time": 3})
     resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"cpu_time": 2}}, headers=hdrs)
     assert error_code(resp, 422) == "above_key_ceiling" and resp.body["error"]["field"] == "limits.cpu_time"
-    resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"memory": 128 * 1024 * 1024}},
-                          headers=hdrs)
+    resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"memory": 128 * 1024 * 1024}}, headers=hdrs)
     assert error_code(resp, 422) == "above_key_ceiling" and resp.body["error"]["field"] == "limits.memory"
     resp = astack.request("POST", "/v1/submissions", {**HELLO, "limits": {"wall_time": 4}}, headers=hdrs)
     assert error_code(resp, 422) == "above_key_ceiling" and resp.body["error"]["field"] == "limits.wall_time"
@@ -271,9 +297,13 @@ def test_cli_submit_sends_the_key_retries_429_and_takes_any_bytes(astack: Stack,
     prog.write_bytes(b'/* caf\xe9, in Latin-1 */\n#include <stdio.h>\nint main(void){puts("h\xe9");return 0;}\n')
 
     def submit(*extra: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([sys.executable, "-m", "cli", "submit", str(prog), "--url", astack.base, *extra],
-                              cwd=ROOT, env={k: v for k, v in astack.env.items() if k != "CELLBLOCK_API_KEY"},
-                              capture_output=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "cli", "submit", str(prog), "--url", astack.base, *extra],
+            cwd=ROOT,
+            env={k: v for k, v in astack.env.items() if k != "CELLBLOCK_API_KEY"},
+            capture_output=True,
+            timeout=120,
+        )
 
     refused = submit()
     assert refused.returncode == 2 and b"unauthorized" in refused.stderr, refused

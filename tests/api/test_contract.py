@@ -36,8 +36,14 @@ def test_health_reports_redis_workers_queue(stack: Stack) -> None:
 def test_openapi_lists_every_route(stack: Stack) -> None:
     resp = stack.request("GET", "/v1/openapi.json")
     assert resp.status == 200 and resp.body["openapi"].startswith("3.")
-    assert {"/v1/submissions", "/v1/submissions/batch", "/v1/submissions/{id}", "/v1/submissions/{id}/events",
-            "/v1/languages", "/v1/health"} <= set(resp.body["paths"])
+    assert {
+        "/v1/submissions",
+        "/v1/submissions/batch",
+        "/v1/submissions/{id}",
+        "/v1/submissions/{id}/events",
+        "/v1/languages",
+        "/v1/health",
+    } <= set(resp.body["paths"])
 
 
 def test_docs_page_is_html(stack: Stack) -> None:
@@ -58,16 +64,21 @@ def test_create_without_wait_is_201_then_finishes(stack: Stack) -> None:
 
 
 def test_wait_returns_finished_result(stack: Stack) -> None:
-    resp = stack.request("POST", "/v1/submissions",
-                         {"language": "python3", "source": PY_ECHO, "stdin": "hello\n", "wait": 30})
+    resp = stack.request(
+        "POST", "/v1/submissions", {"language": "python3", "source": PY_ECHO, "stdin": "hello\n", "wait": 30}
+    )
     assert resp.status == 200
     assert resp.body["state"] == "finished" and resp.body["verdict"] == "accepted"
     assert resp.body["stdout"] == "hello\n" and resp.body["exit_code"] == 0
 
 
 def test_files_instead_of_source(stack: Stack) -> None:
-    view = stack.submit({"language": "python3", "files": {"main.py": "import helper\nhelper.hi()\n",
-                                                         "helper.py": "def hi():\n    print('hi')\n"}})
+    view = stack.submit(
+        {
+            "language": "python3",
+            "files": {"main.py": "import helper\nhelper.hi()\n", "helper.py": "def hi():\n    print('hi')\n"},
+        }
+    )
     assert view["verdict"] == "accepted" and view["stdout"] == "hi\n"
 
 
@@ -112,15 +123,21 @@ def test_batch_creates_all(stack: Stack) -> None:
     assert outs == ["0\n", "1\n", "2\n"]
 
 
-@pytest.mark.parametrize("body,status,field", [
-    ({"submissions": []}, 422, "submissions"),
-    ({"submissions": "x"}, 422, "submissions"),
-    ({}, 422, "submissions"),
-    ({"submissions": [{"language": "python3", "source": "1"}] * 11}, 422, "submissions"),
-    ({"submissions": [{"language": "python3", "source": "1"}, {"language": "cobol", "source": "x"}]},
-     422, "submissions[1].language"),
-    ({"submissions": [{"language": "python3", "source": "1", "wait": True}]}, 422, "submissions[0].wait"),
-])
+@pytest.mark.parametrize(
+    "body,status,field",
+    [
+        ({"submissions": []}, 422, "submissions"),
+        ({"submissions": "x"}, 422, "submissions"),
+        ({}, 422, "submissions"),
+        ({"submissions": [{"language": "python3", "source": "1"}] * 11}, 422, "submissions"),
+        (
+            {"submissions": [{"language": "python3", "source": "1"}, {"language": "cobol", "source": "x"}]},
+            422,
+            "submissions[1].language",
+        ),
+        ({"submissions": [{"language": "python3", "source": "1", "wait": True}]}, 422, "submissions[0].wait"),
+    ],
+)
 def test_batch_refusals(stack: Stack, body: dict[str, Any], status: int, field: str) -> None:
     resp = stack.request("POST", "/v1/submissions/batch", body)
     assert resp.status == status, resp.body
@@ -136,8 +153,11 @@ def test_batch_is_all_or_nothing(stack: Stack, redis_server: RedisServer) -> Non
         return sum(1 for k in names if not k.endswith((b":events", b":owner")))
 
     before, depth_before = stored(), stack.request("GET", "/v1/health").body["queue_depth"]
-    resp = stack.request("POST", "/v1/submissions/batch", {"submissions": [
-        {"language": "python3", "source": "1"}, {"language": "python3"}]})
+    resp = stack.request(
+        "POST",
+        "/v1/submissions/batch",
+        {"submissions": [{"language": "python3", "source": "1"}, {"language": "python3"}]},
+    )
     assert resp.status == 422 and error_of(resp)["field"] == "submissions[1].source"
     assert stack.request("GET", "/v1/health").body["queue_depth"] <= depth_before
     assert stored() == before  # the valid first item was not stored either
@@ -166,13 +186,23 @@ def test_non_object_json_is_400(stack: Stack) -> None:
 KiB = 1024
 
 
-@pytest.mark.parametrize(("body", "field", "bound"), [  # the stack's bounds: 256 KiB of source, 512 KiB of input
-    ({"language": "python3", "source": "#" * (256 * KiB + 1)}, "source", 256 * KiB),
-    ({"language": "python3", "files": {"main.py": "print(1)\n", "big.txt": "x" * 256 * KiB}}, "files", 256 * KiB),
-    ({"language": "python3", "source": "print(1)", "stdin": "x" * (512 * KiB + 1)}, "stdin", 512 * KiB),
-    ({"language": "python3", "source": "print(1)",
-      "tests": [{"input": "x" * 200 * KiB, "expected_output": "y" * 100 * KiB}] * 2}, "tests", 512 * KiB),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "bound"),
+    [  # the stack's bounds: 256 KiB of source, 512 KiB of input
+        ({"language": "python3", "source": "#" * (256 * KiB + 1)}, "source", 256 * KiB),
+        ({"language": "python3", "files": {"main.py": "print(1)\n", "big.txt": "x" * 256 * KiB}}, "files", 256 * KiB),
+        ({"language": "python3", "source": "print(1)", "stdin": "x" * (512 * KiB + 1)}, "stdin", 512 * KiB),
+        (
+            {
+                "language": "python3",
+                "source": "print(1)",
+                "tests": [{"input": "x" * 200 * KiB, "expected_output": "y" * 100 * KiB}] * 2,
+            },
+            "tests",
+            512 * KiB,
+        ),
+    ],
+)
 def test_source_and_input_sizes_are_bounded(stack: Stack, body: dict[str, Any], field: str, bound: int) -> None:
     """Under the 1 MiB body cap, a source above CELLBLOCK_MAX_SOURCE or inputs above
     CELLBLOCK_MAX_INPUT are 422 `too_large`, naming the field and the bound."""
@@ -193,48 +223,66 @@ def test_body_too_large_is_413(stack: Stack) -> None:
 GOOD: dict[str, Any] = {"language": "python3", "source": PY_ECHO}
 
 
-@pytest.mark.parametrize("change,field,code", [
-    ({"language": "cobol"}, "language", "unknown_language"),
-    ({"language": None}, "language", "missing"),
-    ({"language": 3}, "language", "invalid"),
-    ({"source": None}, "source", "missing"),
-    ({"files": {"main.py": "print(1)"}}, "source", "invalid"),  # both source and files
-    ({"source": None, "files": {"../x.py": "1", "main.py": "2"}}, "files", "invalid"),
-    ({"source": None, "files": {}}, "files", "invalid"),
-    ({"source": "!!!not base64", "encoding": "base64"}, "source", "invalid_base64"),
-    ({"stdin": "@@@", "encoding": "base64", "source": base64.b64encode(PY_ECHO.encode()).decode()},
-     "stdin", "invalid_base64"),
-    ({"encoding": "latin-1"}, "encoding", "invalid"),
-    ({"limits": {"cpu_time": 10_000}}, "limits.cpu_time", "above_ceiling"),
-    ({"limits": {"memory": 1 << 40}}, "limits.memory", "above_ceiling"),
-    ({"limits": {"wall_time": -1}}, "limits.wall_time", "out_of_range"),
-    ({"limits": {"pids": 2.5}}, "limits.pids", "out_of_range"),
-    ({"limits": {"cpu_time": "1"}}, "limits.cpu_time", "invalid"),
-    ({"limits": {"gpu": 1}}, "limits.gpu", "unknown_field"),
-    ({"limits": [1]}, "limits", "invalid"),
-    ({"tests": [{"input": "", "expected_output": ""}] * 21}, "tests", "too_many_tests"),
-    ({"tests": []}, "tests", "invalid"),
-    ({"tests": [{"input": "1"}]}, "tests[0].expected_output", "missing"),
-    ({"tests": [{"input": "1", "expected_output": "1", "x": 1}]}, "tests[0].x", "invalid"),
-    ({"tests": [{"input": "1", "expected_output": "1"}], "stdin": "1"}, "stdin", "invalid"),
-    ({"checker": "fuzzy", "tests": [{"input": "", "expected_output": ""}]}, "checker.type", "invalid"),
-    ({"checker": {"type": "custom", "language": "cobol", "source": "x"},
-      "tests": [{"input": "", "expected_output": ""}]}, "checker.language", "unknown_language"),
-    ({"checker": {"type": "float", "tolerance": "a"}, "tests": [{"input": "", "expected_output": ""}]},
-     "checker.tolerance", "invalid"),
-    ({"checker": "tokens"}, "checker", "invalid"),  # a checker without tests
-    ({"wait": 10_000}, "wait", "above_ceiling"),
-    ({"wait": "soon"}, "wait", "invalid"),
-    ({"callback_url": "ftp://example.org/x"}, "callback_url", "invalid"),
-    ({"callback_url": 5}, "callback_url", "invalid"),
-    ({"args": "a b"}, "args", "invalid"),
-    ({"args": ["x" * 5000]}, "args", "invalid"),
-    ({"compile_options": ["-O2"]}, "compile_options", "invalid"),  # python is not compiled
-    ({"language": "c", "source": "int main(){}", "compile_options": ["-fplugin=/tmp/evil.so"]},
-     "compile_options[0]", "invalid"),
-    ({"stop_on_first_failure": "yes"}, "stop_on_first_failure", "invalid"),
-    ({"unexpected": 1}, "unexpected", "unknown_field"),
-])
+@pytest.mark.parametrize(
+    "change,field,code",
+    [
+        ({"language": "cobol"}, "language", "unknown_language"),
+        ({"language": None}, "language", "missing"),
+        ({"language": 3}, "language", "invalid"),
+        ({"source": None}, "source", "missing"),
+        ({"files": {"main.py": "print(1)"}}, "source", "invalid"),  # both source and files
+        ({"source": None, "files": {"../x.py": "1", "main.py": "2"}}, "files", "invalid"),
+        ({"source": None, "files": {}}, "files", "invalid"),
+        ({"source": "!!!not base64", "encoding": "base64"}, "source", "invalid_base64"),
+        (
+            {"stdin": "@@@", "encoding": "base64", "source": base64.b64encode(PY_ECHO.encode()).decode()},
+            "stdin",
+            "invalid_base64",
+        ),
+        ({"encoding": "latin-1"}, "encoding", "invalid"),
+        ({"limits": {"cpu_time": 10_000}}, "limits.cpu_time", "above_ceiling"),
+        ({"limits": {"memory": 1 << 40}}, "limits.memory", "above_ceiling"),
+        ({"limits": {"wall_time": -1}}, "limits.wall_time", "out_of_range"),
+        ({"limits": {"pids": 2.5}}, "limits.pids", "out_of_range"),
+        ({"limits": {"cpu_time": "1"}}, "limits.cpu_time", "invalid"),
+        ({"limits": {"gpu": 1}}, "limits.gpu", "unknown_field"),
+        ({"limits": [1]}, "limits", "invalid"),
+        ({"tests": [{"input": "", "expected_output": ""}] * 21}, "tests", "too_many_tests"),
+        ({"tests": []}, "tests", "invalid"),
+        ({"tests": [{"input": "1"}]}, "tests[0].expected_output", "missing"),
+        ({"tests": [{"input": "1", "expected_output": "1", "x": 1}]}, "tests[0].x", "invalid"),
+        ({"tests": [{"input": "1", "expected_output": "1"}], "stdin": "1"}, "stdin", "invalid"),
+        ({"checker": "fuzzy", "tests": [{"input": "", "expected_output": ""}]}, "checker.type", "invalid"),
+        (
+            {
+                "checker": {"type": "custom", "language": "cobol", "source": "x"},
+                "tests": [{"input": "", "expected_output": ""}],
+            },
+            "checker.language",
+            "unknown_language",
+        ),
+        (
+            {"checker": {"type": "float", "tolerance": "a"}, "tests": [{"input": "", "expected_output": ""}]},
+            "checker.tolerance",
+            "invalid",
+        ),
+        ({"checker": "tokens"}, "checker", "invalid"),  # a checker without tests
+        ({"wait": 10_000}, "wait", "above_ceiling"),
+        ({"wait": "soon"}, "wait", "invalid"),
+        ({"callback_url": "ftp://example.org/x"}, "callback_url", "invalid"),
+        ({"callback_url": 5}, "callback_url", "invalid"),
+        ({"args": "a b"}, "args", "invalid"),
+        ({"args": ["x" * 5000]}, "args", "invalid"),
+        ({"compile_options": ["-O2"]}, "compile_options", "invalid"),  # python is not compiled
+        (
+            {"language": "c", "source": "int main(){}", "compile_options": ["-fplugin=/tmp/evil.so"]},
+            "compile_options[0]",
+            "invalid",
+        ),
+        ({"stop_on_first_failure": "yes"}, "stop_on_first_failure", "invalid"),
+        ({"unexpected": 1}, "unexpected", "unknown_field"),
+    ],
+)
 def test_bad_input_is_422_naming_the_field(stack: Stack, change: dict[str, Any], field: str, code: str) -> None:
     body = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
     resp = stack.request("POST", "/v1/submissions", body)

@@ -25,8 +25,9 @@ async def finish_later(r: aioredis.Redis, sid: str, publish: bool, after: float)
         await r.publish(KEYS.finished(), sid)
 
 
-async def timed_wait(waiters: FinishedWaiters, r: aioredis.Redis, sid: str, publish: bool,
-                     after: float = 0.2, seconds: float = 30) -> float:
+async def timed_wait(
+    waiters: FinishedWaiters, r: aioredis.Redis, sid: str, publish: bool, after: float = 0.2, seconds: float = 30
+) -> float:
     """Seconds from the start of the wait to its end, the submission finishing `after` s in."""
     await r.hset(KEYS.submission(sid), "state", "running")
     t0 = time.monotonic()

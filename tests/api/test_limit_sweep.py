@@ -41,8 +41,9 @@ def _check_refusal(resp: Any, field: str, name: str, value: Any) -> None:
         # a number out of range: the reason names the bound that refused it
         assert err["code"] in ("out_of_range", "above_ceiling"), err
         bound = BOUNDS[name]
-        assert (_show(bound.low, name) in err["reason"] or "ceiling" in err["reason"]
-                or "whole number" in err["reason"]), err
+        assert (
+            _show(bound.low, name) in err["reason"] or "ceiling" in err["reason"] or "whole number" in err["reason"]
+        ), err
     else:
         assert err["code"] == "invalid" and "must be a number" in err["reason"], err
 
@@ -52,8 +53,7 @@ def test_a_limit_the_jail_cannot_honour_is_422_single_and_batch(stack: Stack, na
     body = {**PROGRAM, "limits": {name: value}}
     _check_refusal(stack.request("POST", "/v1/submissions", body), f"limits.{name}", name, value)
     batch = {"submissions": [PROGRAM, body]}
-    _check_refusal(stack.request("POST", "/v1/submissions/batch", batch), f"submissions[1].limits.{name}", name,
-                   value)
+    _check_refusal(stack.request("POST", "/v1/submissions/batch", batch), f"submissions[1].limits.{name}", name, value)
 
 
 @pytest.mark.parametrize("name", list(BOUNDS))

@@ -30,14 +30,18 @@ def test_metrics_count_submissions_and_stages(stack: Stack) -> None:
     before = scrape(stack)
     assert before["cellblock_workers"][()] >= 2
     stack.submit({"language": "python3", "source": "print('hi')"})
-    stack.submit({"language": "python3", "source": "print(input())",
-                  "tests": [{"input": "a", "expected_output": "a"}, {"input": "b", "expected_output": "c"}]})
+    stack.submit(
+        {
+            "language": "python3",
+            "source": "print(input())",
+            "tests": [{"input": "a", "expected_output": "a"}, {"input": "b", "expected_output": "c"}],
+        }
+    )
     stack.submit({"language": "c", "source": "int main( { return 0; }"})
     m = scrape(stack)
 
     def subs(lang: str, verdict: str, snap: dict[str, Any]) -> float:
-        return float(snap.get("cellblock_submissions_total", {}).get(
-            (("language", lang), ("verdict", verdict)), 0))
+        return float(snap.get("cellblock_submissions_total", {}).get((("language", lang), ("verdict", verdict)), 0))
 
     assert subs("python3", "accepted", m) - subs("python3", "accepted", before) == 1
     assert subs("python3", "wrong_answer", m) - subs("python3", "wrong_answer", before) == 1
@@ -67,8 +71,9 @@ def test_ready_when_redis_and_workers(stack: Stack) -> None:
 
 def test_not_ready_without_workers_and_queue_age(redis_server: RedisServer, tmp_path: Path) -> None:
     name = uuid.uuid4().hex[:8]
-    stack = start_api_only(redis_server.url, tmp_path, {"CELLBLOCK_QUEUE": f"q-{name}",
-                                                        "CELLBLOCK_KEY_PREFIX": f"cb-{name}"})
+    stack = start_api_only(
+        redis_server.url, tmp_path, {"CELLBLOCK_QUEUE": f"q-{name}", "CELLBLOCK_KEY_PREFIX": f"cb-{name}"}
+    )
     try:
         resp = stack.request("GET", "/v1/ready")
         assert resp.status == 503 and resp.body["redis"] is True and resp.body["workers"] == 0

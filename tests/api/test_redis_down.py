@@ -33,8 +33,9 @@ def test_redis_refusing_writes_is_503_not_500(tmp_path: Path) -> None:
     try:
         stack = start_api_only(server.url, tmp_path)
         health = stack.request("GET", "/v1/health", timeout=10)  # no worker: "degraded", but Redis reachable
-        assert health.status == 503 and health.body["redis"] is True and health.body["status"] == "degraded", \
+        assert health.status == 503 and health.body["redis"] is True and health.body["status"] == "degraded", (
             health.body
+        )
         r.config_set("maxmemory", "1")
         resp = stack.request("POST", "/v1/submissions", body)
         assert resp.status == 503 and error_of(resp)["code"] == "unavailable", resp

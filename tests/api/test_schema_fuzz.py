@@ -32,16 +32,16 @@ def fuzz_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFacto
     if os.geteuid() != 0:
         pytest.fail("the worker runs the jail, which needs root: run the tests as root")
     # Generated bodies may ask to `wait`: keep that short so the run stays bounded.
-    s = make_stack(redis_server, tmp_path_factory.mktemp("fuzz"), "fuzz", workers=1,
-                   extra_env={"CELLBLOCK_MAX_WAIT": "2"})
+    s = make_stack(
+        redis_server, tmp_path_factory.mktemp("fuzz"), "fuzz", workers=1, extra_env={"CELLBLOCK_MAX_WAIT": "2"}
+    )
     yield s
     s.stop()
     # Every log whole (Stack.logs() keeps only the tail of each): an early traceback counts too.
     for log in sorted(s.log_dir.glob("*.log")):
         text = log.read_text(errors="replace")
         at = text.find("unhandled error")
-        assert at < 0, f"{log.name} logs an unhandled error:\n{text[max(0, at - 500):at + 3000]}\n" \
-                       f"...\n{text[-2000:]}"
+        assert at < 0, f"{log.name} logs an unhandled error:\n{text[max(0, at - 500) : at + 3000]}\n...\n{text[-2000:]}"
 
 
 @schema.parametrize()

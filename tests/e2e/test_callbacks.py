@@ -63,8 +63,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 def test_callback_delivers_the_result(stack: Stack, receiver: Receiver) -> None:
-    resp = stack.request("POST", "/v1/submissions", {"language": "python3", "source": "print('cb')",
-                                                     "callback_url": receiver.url()})
+    resp = stack.request(
+        "POST", "/v1/submissions", {"language": "python3", "source": "print('cb')", "callback_url": receiver.url()}
+    )
     assert resp.status == 201
     body = receiver.wait_for(resp.body["id"])
     assert body["state"] == "finished" and body["verdict"] == "accepted" and body["stdout"] == "cb\n"
@@ -74,8 +75,9 @@ def test_callback_delivers_the_result(stack: Stack, receiver: Receiver) -> None:
 def test_callback_is_retried_after_a_failure(stack: Stack, receiver: Receiver) -> None:
     # The id is only known after creation, so make the receiver fail the first call for any id.
     receiver.fail_first = _Everything()
-    resp = stack.request("POST", "/v1/submissions", {"language": "python3", "source": "print(1)",
-                                                     "callback_url": receiver.url()})
+    resp = stack.request(
+        "POST", "/v1/submissions", {"language": "python3", "source": "print(1)", "callback_url": receiver.url()}
+    )
     body = receiver.wait_for(resp.body["id"])
     assert body["verdict"] == "accepted"
     assert receiver.attempts[resp.body["id"]] == 2

@@ -14,8 +14,11 @@ SLOW = "import time\ntime.sleep(4)\nprint('survived')\n"
 def test_kill_9_mid_job_then_the_submission_still_finishes(redis_server: RedisServer, tmp_path: Path) -> None:
     stack = make_stack(redis_server, tmp_path, "crash", workers=1, extra_env={"CELLBLOCK_JOB_GRACE": "2"})
     try:
-        resp = stack.request("POST", "/v1/submissions", {"language": "python3", "source": SLOW,
-                                                         "limits": {"wall_time": 8, "cpu_time": 1}})
+        resp = stack.request(
+            "POST",
+            "/v1/submissions",
+            {"language": "python3", "source": SLOW, "limits": {"wall_time": 8, "cpu_time": 1}},
+        )
         assert resp.status == 201
         sid = resp.body["id"]
         deadline = time.monotonic() + 30

@@ -41,8 +41,9 @@ def summarize(events: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, 
     out: list[tuple[str, Any]] = []
     for _id, kind, data in events:
         if kind == "state":
-            out.append((kind, (data["state"], data["test"], data["of"]) if data["state"] == "running"
-                        else data["state"]))
+            out.append(
+                (kind, (data["state"], data["test"], data["of"]) if data["state"] == "running" else data["state"])
+            )
         elif kind == "test":
             assert data["verdict"] == "accepted"
             out.append((kind, data["index"]))

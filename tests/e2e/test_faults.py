@@ -66,8 +66,12 @@ def test_api_restart_while_a_client_waits(redis_server: RedisServer, tmp_path: P
     stack = make_stack(redis_server, tmp_path, "faults-api", workers=1, extra_env={"CELLBLOCK_DRAIN_TIMEOUT": "1"})
     try:
         with ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(stack.request, "POST", "/v1/submissions", {
-                "language": "python3", "source": "import time\ntime.sleep(3)\nprint('slow')\n", "wait": 30})
+            waiting = pool.submit(
+                stack.request,
+                "POST",
+                "/v1/submissions",
+                {"language": "python3", "source": "import time\ntime.sleep(3)\nprint('slow')\n", "wait": 30},
+            )
             time.sleep(1.0)
             assert stack.api is not None
             stack.api.send_signal(signal.SIGTERM)

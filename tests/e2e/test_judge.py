@@ -15,7 +15,7 @@ C_PROGRAMS = {
     "wrong_answer": '#include <stdio.h>\nint main(){long a,b;scanf("%ld %ld",&a,&b);printf("%ld\\n",a-b);}',
     "time_limit_exceeded": "int main(){volatile unsigned long x=0;for(;;)x++;}",
     "memory_limit_exceeded": "#include <stdlib.h>\n#include <string.h>\n"
-                             "int main(){for(;;){char*p=malloc(1<<20);if(!p)return 3;memset(p,1,1<<20);}}",
+    "int main(){for(;;){char*p=malloc(1<<20);if(!p)return 3;memset(p,1,1<<20);}}",
     "runtime_error": '#include <stdio.h>\nint main(){int*p=0;printf("%d",*p);return 0;}',
     "compilation_error": "int main(){ this is not C }",
     "output_limit_exceeded": '#include <stdio.h>\nint main(){for(;;)fputs("yyyyyyyyyyyyyyyyyyyy\\n",stdout);}',
@@ -72,8 +72,9 @@ def test_all_tests_run_unless_stop_on_first_failure(stack: Stack) -> None:
     view = stack.submit({"language": "python3", "source": PY_PROGRAMS["accepted"], "tests": wrong_first})
     assert [t["verdict"] for t in view["tests"]] == ["wrong_answer", "accepted", "accepted"]
     assert view["verdict"] == "wrong_answer"
-    view = stack.submit({"language": "python3", "source": PY_PROGRAMS["accepted"], "tests": wrong_first,
-                         "stop_on_first_failure": True})
+    view = stack.submit(
+        {"language": "python3", "source": PY_PROGRAMS["accepted"], "tests": wrong_first, "stop_on_first_failure": True}
+    )
     assert [t["verdict"] for t in view["tests"]] == ["wrong_answer"]
 
 
@@ -81,12 +82,22 @@ def test_tokens_and_float_checkers(stack: Stack) -> None:
     src = "print('  3.0000001 \\n\\n  x ')\n"
     tests = [{"input": "", "expected_output": "3 x"}]
     assert stack.submit({"language": "python3", "source": src, "tests": tests})["verdict"] == "wrong_answer"
-    assert stack.submit({"language": "python3", "source": src, "tests": tests,
-                         "checker": "tokens"})["verdict"] == "wrong_answer"
-    assert stack.submit({"language": "python3", "source": src, "tests": tests,
-                         "checker": {"type": "float", "tolerance": 1e-6}})["verdict"] == "accepted"
-    assert stack.submit({"language": "python3", "source": src, "tests": tests,
-                         "checker": {"type": "float", "tolerance": 1e-9}})["verdict"] == "wrong_answer"
+    assert (
+        stack.submit({"language": "python3", "source": src, "tests": tests, "checker": "tokens"})["verdict"]
+        == "wrong_answer"
+    )
+    assert (
+        stack.submit(
+            {"language": "python3", "source": src, "tests": tests, "checker": {"type": "float", "tolerance": 1e-6}}
+        )["verdict"]
+        == "accepted"
+    )
+    assert (
+        stack.submit(
+            {"language": "python3", "source": src, "tests": tests, "checker": {"type": "float", "tolerance": 1e-9}}
+        )["verdict"]
+        == "wrong_answer"
+    )
 
 
 CHECKER = """import sys
@@ -100,14 +111,26 @@ sys.exit(0 if ok else 1)
 
 def test_custom_checker_runs_in_the_jail(stack: Stack) -> None:
     tests = [{"input": "", "expected_output": "4"}, {"input": "", "expected_output": "3"}]
-    view = stack.submit({"language": "c", "source": '#include <stdio.h>\nint main(){puts("10");}', "tests": tests,
-                         "checker": {"type": "custom", "language": "python3", "source": CHECKER}})
+    view = stack.submit(
+        {
+            "language": "c",
+            "source": '#include <stdio.h>\nint main(){puts("10");}',
+            "tests": tests,
+            "checker": {"type": "custom", "language": "python3", "source": CHECKER},
+        }
+    )
     assert [t["verdict"] for t in view["tests"]] == ["accepted", "wrong_answer"], view
     assert view["tests"][0]["message"] == "parity ok"
 
 
 def test_run_mode_returns_output_and_exit_code(stack: Stack) -> None:
-    view = stack.submit({"language": "c", "source": '#include <stdio.h>\nint main(int c,char**v){'
-                         'fprintf(stderr,"err\\n");printf("%s %d\\n",v[1],c);return 7;}', "args": ["arg"]})
+    view = stack.submit(
+        {
+            "language": "c",
+            "source": "#include <stdio.h>\nint main(int c,char**v){"
+            'fprintf(stderr,"err\\n");printf("%s %d\\n",v[1],c);return 7;}',
+            "args": ["arg"],
+        }
+    )
     assert view["verdict"] == "runtime_error" and view["exit_code"] == 7
     assert view["stdout"] == "arg 2\n" and view["stderr"] == "err\n"

@@ -9,8 +9,13 @@ from tests.conftest import RedisServer, make_stack
 
 
 def test_jail_fault_is_retried_then_internal_error(redis_server: RedisServer, tmp_path: Path) -> None:
-    stack = make_stack(redis_server, tmp_path, "fault", workers=1,
-                       extra_env={"CELLBLOCK_JAIL_SLOTS": "0", "CELLBLOCK_JOB_RETRIES": "1"})
+    stack = make_stack(
+        redis_server,
+        tmp_path,
+        "fault",
+        workers=1,
+        extra_env={"CELLBLOCK_JAIL_SLOTS": "0", "CELLBLOCK_JOB_RETRIES": "1"},
+    )
     try:
         resp = stack.request("POST", "/v1/submissions", {"language": "python3", "source": "print(1)"})
         assert resp.status == 201

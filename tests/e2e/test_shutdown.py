@@ -19,8 +19,7 @@ pytestmark = pytest.mark.slow
 SLEEPER = "import time\ntime.sleep({s})\nprint('done')\n"
 
 
-def test_worker_sigterm_finishes_job_in_hand_and_takes_no_new_one(redis_server: RedisServer,
-                                                                   tmp_path: Path) -> None:
+def test_worker_sigterm_finishes_job_in_hand_and_takes_no_new_one(redis_server: RedisServer, tmp_path: Path) -> None:
     stack = make_stack(redis_server, tmp_path, "drain", workers=1, extra_env={"CELLBLOCK_DRAIN_TIMEOUT": "30"})
     try:
         first = stack.request("POST", "/v1/submissions", {"language": "python3", "source": SLEEPER.format(s=2)})
@@ -41,13 +40,14 @@ def test_worker_sigterm_finishes_job_in_hand_and_takes_no_new_one(redis_server: 
         stack.stop()
 
 
-def test_worker_drain_timeout_bounds_the_wait_and_the_job_is_retried(redis_server: RedisServer,
-                                                                     tmp_path: Path) -> None:
-    stack = make_stack(redis_server, tmp_path, "drain-timeout", workers=1,
-                       extra_env={"CELLBLOCK_DRAIN_TIMEOUT": "1"})
+def test_worker_drain_timeout_bounds_the_wait_and_the_job_is_retried(redis_server: RedisServer, tmp_path: Path) -> None:
+    stack = make_stack(redis_server, tmp_path, "drain-timeout", workers=1, extra_env={"CELLBLOCK_DRAIN_TIMEOUT": "1"})
     try:
-        sub = stack.request("POST", "/v1/submissions", {"language": "python3", "source": SLEEPER.format(s=4),
-                                                        "limits": {"wall_time": 10}})
+        sub = stack.request(
+            "POST",
+            "/v1/submissions",
+            {"language": "python3", "source": SLEEPER.format(s=4), "limits": {"wall_time": 10}},
+        )
         sid = sub.body["id"]
         stack.wait_state(sid, {"running"})
         worker = stack.workers[0]
@@ -67,8 +67,12 @@ def test_api_sigterm_finishes_open_requests_and_stops_accepting(redis_server: Re
     stack = make_stack(redis_server, tmp_path, "api-drain", workers=1, extra_env={"CELLBLOCK_DRAIN_TIMEOUT": "30"})
     try:
         with ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(stack.request, "POST", "/v1/submissions",
-                                  {"language": "python3", "source": SLEEPER.format(s=2), "wait": 30})
+            waiting = pool.submit(
+                stack.request,
+                "POST",
+                "/v1/submissions",
+                {"language": "python3", "source": SLEEPER.format(s=2), "wait": 30},
+            )
             time.sleep(1.0)  # the request is in flight, waiting for its result
             assert stack.api is not None
             stack.api.send_signal(signal.SIGTERM)

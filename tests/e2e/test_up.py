@@ -27,16 +27,29 @@ def children_of(pid: int) -> list[int]:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_up_submit_and_clean_stop(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELLBLOCK_")}
-    env.update({"CELLBLOCK_VAR_DIR": str(tmp_path / "var"), "CELLBLOCK_PORT": str(port),
-                "CELLBLOCK_WORKERS": "1", "CELLBLOCK_CACHE_DIR": str(tmp_path / "cache"),
-                "PYTHONPATH": str(ROOT)})
+    env.update(
+        {
+            "CELLBLOCK_VAR_DIR": str(tmp_path / "var"),
+            "CELLBLOCK_PORT": str(port),
+            "CELLBLOCK_WORKERS": "1",
+            "CELLBLOCK_CACHE_DIR": str(tmp_path / "cache"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     up = spawn([sys.executable, "-m", "cli", "up"], env, tmp_path / "up.log")
     try:
         url = f"http://127.0.0.1:{port}"

@@ -33,7 +33,6 @@ def run_program(programs: dict[str, bytes]) -> Callable[..., RunResult]:
     """run_program(name, *args, **limits): programs/NAME.c as /box/NAME, run in the jail."""
 
     def go(name: str, *args: str, **limits: float) -> RunResult:
-        return run(RunSpec(argv=[f"./{name}", *args], files={f"/box/{name}": programs[name]},
-                           limits=Limits(**limits)))  # type: ignore[arg-type]
+        return run(RunSpec(argv=[f"./{name}", *args], files={f"/box/{name}": programs[name]}, limits=Limits(**limits)))  # type: ignore[arg-type]
 
     return go

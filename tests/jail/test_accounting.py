@@ -34,12 +34,18 @@ def leftovers(slots: SlotPool, held: set[int]) -> dict[str, list[str]]:
     Only these slots count: another jail user may run meanwhile.
     """
     cgroups = []
-    for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct",
-                 "/sys/fs/cgroup"):
+    for root in (
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup/cpuacct",
+        "/sys/fs/cgroup",
+    ):
         parent = os.path.join(root, "cellblock")
         if os.path.isdir(parent):
-            cgroups += [f"{parent}/{n}" for n in os.listdir(parent)
-                        if any(n.split("-")[2:3] == [str(slot)] for slot in held)]
+            cgroups += [
+                f"{parent}/{n}" for n in os.listdir(parent) if any(n.split("-")[2:3] == [str(slot)] for slot in held)
+            ]
     roots = {slots.root(slot) for slot in held}
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f if line.split()[4] in roots]
@@ -136,8 +142,9 @@ def test_a_killed_builder_takes_its_runs_with_it() -> None:
         uids = {slots.host_uid(slot) for slot in used}
         sleeper = None
         for _ in range(500):
-            sleeper = next((pid for pid in leftovers(slots, used)["processes"]
-                            if cmdline(pid) == b"/bin/sleep\x0060\x00"), None)
+            sleeper = next(
+                (pid for pid in leftovers(slots, used)["processes"] if cmdline(pid) == b"/bin/sleep\x0060\x00"), None
+            )
             if sleeper:
                 break
             time.sleep(0.01)

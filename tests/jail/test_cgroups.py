@@ -26,8 +26,17 @@ from jail.config import JailConfig
 from jail.sandbox import init_pid, spawn_init
 
 UNIFIED = "/sys/fs/cgroup/unified"
-FILES_V2 = ("cgroup.procs", "cgroup.kill", "memory.max", "memory.swap.max", "pids.max", "cpu.max",
-            "memory.peak", "memory.events", "cpu.stat")
+FILES_V2 = (
+    "cgroup.procs",
+    "cgroup.kill",
+    "memory.max",
+    "memory.swap.max",
+    "pids.max",
+    "cpu.max",
+    "memory.peak",
+    "memory.events",
+    "cpu.stat",
+)
 
 
 def test_this_host_picks_v1_and_explains_why_not_v2() -> None:

@@ -16,13 +16,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def jail(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "jail", *args], input=b"", capture_output=True, cwd=ROOT,
-                          timeout=60, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "jail", *args],
+        input=b"",
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_run_json_reports_the_program() -> None:
-    p = jail("run", "--json", "--cpu-time", "1", "--memory", "64M", "--",
-             "/bin/sh", "-c", "echo out; echo err >&2; exit 3")
+    p = jail(
+        "run", "--json", "--cpu-time", "1", "--memory", "64M", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 3"
+    )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["status"] == "nonzero_exit"
@@ -40,8 +47,17 @@ def test_invalid_utf8_is_replaced_in_json() -> None:
 def test_stdin_and_copy_in(tmp_path: Path) -> None:
     (tmp_path / "in").write_text("3 4\n")
     (tmp_path / "prog.sh").write_text("read a b; echo $((a + b))\n")
-    p = jail("run", "--json", "--stdin", str(tmp_path / "in"), "--copy-in", f"{tmp_path / 'prog.sh'}:/box/prog.sh",
-             "--", "/bin/sh", "prog.sh")
+    p = jail(
+        "run",
+        "--json",
+        "--stdin",
+        str(tmp_path / "in"),
+        "--copy-in",
+        f"{tmp_path / 'prog.sh'}:/box/prog.sh",
+        "--",
+        "/bin/sh",
+        "prog.sh",
+    )
     assert json.loads(p.stdout)["stdout"] == "7\n"
 
 
@@ -71,8 +87,7 @@ def test_sandbox_failures_exit_non_zero_with_a_message() -> None:
 
 def test_seccomp_profiles_are_read_from_cellblock_seccomp_dir(tmp_path: Path) -> None:
     (tmp_path / "nouname.toml").write_text('deny = ["uname"]\n')
-    p = jail("run", "--json", "--profile", "nouname", "--", "/bin/uname",
-             env={"CELLBLOCK_SECCOMP_DIR": str(tmp_path)})
+    p = jail("run", "--json", "--profile", "nouname", "--", "/bin/uname", env={"CELLBLOCK_SECCOMP_DIR": str(tmp_path)})
     result = json.loads(p.stdout)
     assert result["status"] == "security_violation" and result["syscall"] == "uname", p
 
@@ -90,7 +105,9 @@ def test_doctor_checks_this_host() -> None:
     assert "cgroup v1" in text and "seccomp filters: supported" in text and "the jail can run here" in text
 
 
-@pytest.mark.parametrize(("text", "size"), [("512", 512), ("64K", 65536), ("256M", 256 << 20), ("1G", 1 << 30),
-                                            ("2MiB", 2 << 20), ("1.5k", 1536)])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("512", 512), ("64K", 65536), ("256M", 256 << 20), ("1G", 1 << 30), ("2MiB", 2 << 20), ("1.5k", 1536)],
+)
 def test_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size

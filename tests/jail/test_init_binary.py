@@ -20,8 +20,12 @@ SOURCE = Path(init_binary.SOURCE).read_text()
 
 def test_init_c_does_not_build_without_the_default_path_define() -> None:
     assert DEFAULT_PATH not in SOURCE
-    done = subprocess.run([init_binary.COMPILER, *init_binary.FLAGS, "-fsyntax-only", init_binary.SOURCE],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [init_binary.COMPILER, *init_binary.FLAGS, "-fsyntax-only", init_binary.SOURCE],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode != 0 and "DEFAULT_PATH is not defined" in done.stderr
 
 

@@ -37,8 +37,11 @@ def test_memory_limit_is_never_exceeded(run_program) -> None:
 
 
 def test_pids_limit_stops_a_fork_bomb() -> None:
-    r = run(RunSpec(argv=["/bin/sh", "-c", "for i in $(seq 100); do sleep 5 & done; wait"],
-                    limits=Limits(pids=10, wall_time=2)))
+    r = run(
+        RunSpec(
+            argv=["/bin/sh", "-c", "for i in $(seq 100); do sleep 5 & done; wait"], limits=Limits(pids=10, wall_time=2)
+        )
+    )
     assert b"fork" in r.stderr.lower() or b"resource" in r.stderr.lower()
     assert r.status in (Status.NONZERO_EXIT, Status.WALL_TIME_LIMIT, Status.OK)
 
@@ -65,17 +68,23 @@ def test_endless_output_is_cut() -> None:
 
 
 def test_file_size_limit() -> None:
-    pipe = run(RunSpec(argv=["/usr/bin/head", "-c", "2000000", "/dev/zero"],
-                       limits=Limits(file_size=1 * MiB, output=4 * MiB)))
+    pipe = run(
+        RunSpec(argv=["/usr/bin/head", "-c", "2000000", "/dev/zero"], limits=Limits(file_size=1 * MiB, output=4 * MiB))
+    )
     assert pipe.status is Status.OK  # stdout is a pipe, not a file
-    file = run(RunSpec(argv=["/bin/sh", "-c", "exec head -c 2000000 /dev/zero > big"],
-                       limits=Limits(file_size=1 * MiB)))
+    file = run(
+        RunSpec(argv=["/bin/sh", "-c", "exec head -c 2000000 /dev/zero > big"], limits=Limits(file_size=1 * MiB))
+    )
     assert file.status is Status.FILE_SIZE_LIMIT
     assert file.signal == "SIGXFSZ"
 
 
 def test_disk_limit_caps_box_and_tmp_together() -> None:
-    r = run(RunSpec(argv=["/bin/sh", "-c", "head -c 3000000 /dev/zero > a; head -c 3000000 /dev/zero > /tmp/b"],
-                    limits=Limits(disk=4 * MiB, file_size=16 * MiB)))
+    r = run(
+        RunSpec(
+            argv=["/bin/sh", "-c", "head -c 3000000 /dev/zero > a; head -c 3000000 /dev/zero > /tmp/b"],
+            limits=Limits(disk=4 * MiB, file_size=16 * MiB),
+        )
+    )
     assert r.status is Status.NONZERO_EXIT
     assert b"No space left" in r.stderr

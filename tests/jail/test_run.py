@@ -52,11 +52,13 @@ def test_stdin_from_host_file(tmp_path) -> None:
 
 
 def test_files_in_and_collected_out() -> None:
-    r = run(RunSpec(
-        argv=["/bin/sh", "-c", "mkdir out && cp in.txt out/a && echo made > out/b && cat /tmp/t"],
-        files={"/box/in.txt": b"payload", "/tmp/t": b"tmpfile"},
-        collect=["out", "missing"],
-    ))
+    r = run(
+        RunSpec(
+            argv=["/bin/sh", "-c", "mkdir out && cp in.txt out/a && echo made > out/b && cat /tmp/t"],
+            files={"/box/in.txt": b"payload", "/tmp/t": b"tmpfile"},
+            collect=["out", "missing"],
+        )
+    )
     assert r.status is Status.OK, r
     assert r.stdout == b"tmpfile"
     assert r.files == {"out/a": b"payload", "out/b": b"made\n"}
@@ -107,8 +109,10 @@ def test_network_has_only_a_down_loopback() -> None:
 
 
 def test_loopback_up_on_request() -> None:
-    script = ("import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
-              "c=socket.create_connection(s.getsockname(), timeout=2); print('connected')")
+    script = (
+        "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+        "c=socket.create_connection(s.getsockname(), timeout=2); print('connected')"
+    )
     down = run(RunSpec(argv=["/usr/bin/python3", "-c", script]))
     up = run(RunSpec(argv=["/usr/bin/python3", "-c", script], loopback=True))
     assert down.status is Status.NONZERO_EXIT
@@ -126,8 +130,7 @@ def test_extra_binds_read_only_under_etc_and_elsewhere(tmp_path) -> None:
     (tmp_path / "tool").write_text("#!/bin/sh\necho tool ran\n")
     (tmp_path / "tool").chmod(0o755)
     binds = [Bind(str(tmp_path / "conf"), "/etc/mylang"), Bind(str(tmp_path / "tool"), "/opt/tool")]
-    r = run(RunSpec(argv=["/bin/sh", "-c", "cat /etc/mylang/x.ini; /opt/tool; touch /etc/mylang/y 2>&1"],
-                    binds=binds))
+    r = run(RunSpec(argv=["/bin/sh", "-c", "cat /etc/mylang/x.ini; /opt/tool; touch /etc/mylang/y 2>&1"], binds=binds))
     out = r.stdout.decode()
     assert out.startswith("setting=1\ntool ran\n")
     assert "Read-only file system" in out

@@ -97,8 +97,7 @@ public class Main {
     }
 }
 """
-BROKEN["java"] = ("public class Main { public static void main(String[] a) { int x = \"s\"; } }\n",
-                  "incompatible types")
+BROKEN["java"] = ('public class Main { public static void main(String[] a) { int x = "s"; } }\n', "incompatible types")
 
 MULTI["kotlin"] = r"""
 fun main(args: Array<String>) {
@@ -113,7 +112,7 @@ fun main(args: Array<String>) {
     }
 }
 """
-BROKEN["kotlin"] = ("fun main() { val x: Int = \"s\" }\n", "type mismatch")
+BROKEN["kotlin"] = ('fun main() { val x: Int = "s" }\n', "type mismatch")
 
 MULTI["javascript"] = r"""
 const m = process.argv[2] || "hello";
@@ -141,7 +140,7 @@ else if (m === "loop") { for (;;) {} }
 else if (m === "hog") { const a: number[][] = []; for (;;) a.push(new Array(1 << 17).fill(1.5)); }
 else if (m === "big") process.stdout.write(("x".repeat(1023) + "\n").repeat(1024));
 """
-BROKEN["typescript"] = ("let x: number = \"s\";\nconsole.log(x);\n", "not assignable")
+BROKEN["typescript"] = ('let x: number = "s";\nconsole.log(x);\n', "not assignable")
 
 MULTI["go"] = r"""
 package main
@@ -225,7 +224,7 @@ fn main() {
     }
 }
 """
-BROKEN["rust"] = ("fn main() { let x: i32 = \"s\"; }\n", "mismatched types")
+BROKEN["rust"] = ('fn main() { let x: i32 = "s"; }\n', "mismatched types")
 
 MULTI["ruby"] = r"""
 m = ARGV[0] || "hello"

@@ -20,8 +20,7 @@ from worker.toolchain import compile_source, run_program
 ALL = CORE + EXTRA
 COMPILED_BROKEN = sorted(BROKEN)
 # Languages whose runtime reports an uncaught error with our message on stderr.
-SAYS_BOOM = {"cpp", "python3", "java", "kotlin", "javascript", "typescript", "ruby", "php",
-             "bash", "lua"}
+SAYS_BOOM = {"cpp", "python3", "java", "kotlin", "javascript", "typescript", "ruby", "php", "bash", "lua"}
 
 
 def limits_for(lang_id: str, **changes: float) -> Limits:
@@ -30,8 +29,10 @@ def limits_for(lang_id: str, **changes: float) -> Limits:
 
 
 def show(res: RunResult) -> str:
-    return (f"status={res.status} exit={res.exit_code} signal={res.signal} cpu={res.cpu_time:.2f} "
-            f"peak={res.peak_memory // MiB}MiB stderr={res.stderr[-600:]!r}")
+    return (
+        f"status={res.status} exit={res.exit_code} signal={res.signal} cpu={res.cpu_time:.2f} "
+        f"peak={res.peak_memory // MiB}MiB stderr={res.stderr[-600:]!r}"
+    )
 
 
 def test_core_languages_present() -> None:
@@ -83,8 +84,7 @@ def test_infinite_loop_hits_cpu_limit(lang_id: str, built: Built) -> None:
 def test_memory_hog_hits_memory_limit(lang_id: str, built: Built) -> None:
     lang, artifact = built(lang_id)
     memory = 256 * MiB if lang_id in ("java", "kotlin") else 128 * MiB
-    res = run_program(lang, artifact, b"", ["hog"],
-                      limits_for(lang_id, memory=memory, cpu_time=10.0, wall_time=20.0))
+    res = run_program(lang, artifact, b"", ["hog"], limits_for(lang_id, memory=memory, cpu_time=10.0, wall_time=20.0))
     assert res.status is Status.MEMORY_LIMIT, show(res)
 
 
@@ -187,8 +187,7 @@ def test_refused_option_is_a_compilation_error() -> None:
 
 def test_arguments_are_not_shell_text(built: Built) -> None:
     lang, artifact = built("bash")
-    res = run_program(lang, artifact, b"", ["hello", "$(touch /box/pwned)", "; exit 7"],
-                      limits_for("bash"))
+    res = run_program(lang, artifact, b"", ["hello", "$(touch /box/pwned)", "; exit 7"], limits_for("bash"))
     assert res.status is Status.OK and res.stdout == b"Hello, World!\n", show(res)
 
 
@@ -204,15 +203,23 @@ def test_threaded_runtimes_fit_a_small_pids_cap(lang_id: str, pids: int, built: 
 
 LINE_BY_LINE = {
     # Interactive-style programs: prompt, read one line, answer, until end of input.
-    "python3": (b"import sys\nwhile True:\n    try:\n        line = input('? ')\n    except EOFError:\n"
-                b"        break\n    print(int(line) * 2, flush=True)\n"),
-    "javascript": (b"const rl = require('readline').createInterface({ input: process.stdin });\n"
-                   b"rl.on('line', (l) => console.log(String(Number(l) * 2)));\n"),
-    "java": (b"import java.util.Scanner;\npublic class Main { public static void main(String[] a) {\n"
-             b"Scanner s = new Scanner(System.in); while (s.hasNextLine()) {\n"
-             b"System.out.println(Integer.parseInt(s.nextLine().trim()) * 2); } } }\n"),
-    "c": (b"#include <stdio.h>\nint main(void) { int x; while (scanf(\"%d\", &x) == 1) {\n"
-          b"printf(\"%d\\n\", 2 * x); fflush(stdout); } return 0; }\n"),
+    "python3": (
+        b"import sys\nwhile True:\n    try:\n        line = input('? ')\n    except EOFError:\n"
+        b"        break\n    print(int(line) * 2, flush=True)\n"
+    ),
+    "javascript": (
+        b"const rl = require('readline').createInterface({ input: process.stdin });\n"
+        b"rl.on('line', (l) => console.log(String(Number(l) * 2)));\n"
+    ),
+    "java": (
+        b"import java.util.Scanner;\npublic class Main { public static void main(String[] a) {\n"
+        b"Scanner s = new Scanner(System.in); while (s.hasNextLine()) {\n"
+        b"System.out.println(Integer.parseInt(s.nextLine().trim()) * 2); } } }\n"
+    ),
+    "c": (
+        b'#include <stdio.h>\nint main(void) { int x; while (scanf("%d", &x) == 1) {\n'
+        b'printf("%d\\n", 2 * x); fflush(stdout); } return 0; }\n'
+    ),
 }
 
 

@@ -64,21 +64,22 @@ def test_good_file_parses(tmp_path: Path) -> None:
     assert lang.requires == ("/usr/bin/gcc",)
 
 
-@pytest.mark.parametrize(("edit", "field"), [
-    (lambda t: t.replace('name = "Test"\n', ""), "name"),
-    (lambda t: t.replace('run = ["./main", "{args}"]', 'run = "./main"'), "run"),
-    (lambda t: t.replace('memory = "256M"', 'memory = "lots"'), "limits.run.default.memory"),
-    (lambda t: t.replace('cpu_time = 2\n', 'cpu_time = 2\nbogus = 1\n'), "limits.run.default.bogus"),
-    (lambda t: t.replace('cpu_time = 10\nmemory = "1G"', 'cpu_time = 1\nmemory = "1G"'),
-     "limits.run.default"),
-    (lambda t: t.replace('id = "t"', 'id = "other"'), "id"),
-    (lambda t: t.replace('artifacts = ["main"]', 'artifacts = ["/etc/passwd"]'), "artifacts[0]"),
-    (lambda t: t.replace('allowed = ["-O2"]', 'patterns = ["(unclosed"]'), "options.patterns[0]"),
-    (lambda t: 'surprise = 1\n' + t, "surprise"),
-    (lambda t: 'profile = "nonexistent"\n' + t, "profile"),
-    (lambda t: t.replace('[limits.compile.default]\ncpu_time = 10\nmemory = "512M"\n', ""),
-     "limits.compile"),
-])
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda t: t.replace('name = "Test"\n', ""), "name"),
+        (lambda t: t.replace('run = ["./main", "{args}"]', 'run = "./main"'), "run"),
+        (lambda t: t.replace('memory = "256M"', 'memory = "lots"'), "limits.run.default.memory"),
+        (lambda t: t.replace("cpu_time = 2\n", "cpu_time = 2\nbogus = 1\n"), "limits.run.default.bogus"),
+        (lambda t: t.replace('cpu_time = 10\nmemory = "1G"', 'cpu_time = 1\nmemory = "1G"'), "limits.run.default"),
+        (lambda t: t.replace('id = "t"', 'id = "other"'), "id"),
+        (lambda t: t.replace('artifacts = ["main"]', 'artifacts = ["/etc/passwd"]'), "artifacts[0]"),
+        (lambda t: t.replace('allowed = ["-O2"]', 'patterns = ["(unclosed"]'), "options.patterns[0]"),
+        (lambda t: "surprise = 1\n" + t, "surprise"),
+        (lambda t: 'profile = "nonexistent"\n' + t, "profile"),
+        (lambda t: t.replace('[limits.compile.default]\ncpu_time = 10\nmemory = "512M"\n', ""), "limits.compile"),
+    ],
+)
 def test_bad_file_names_file_and_field(tmp_path: Path, edit: Callable[[str], str], field: str) -> None:
     path = write(tmp_path, edit(GOOD.format(id="t")))
     with pytest.raises(LanguageError) as info:
@@ -114,8 +115,18 @@ def test_options_whitelist() -> None:
     c = load_languages()["c"]
     allowed = ["-O2", "-std=c11", "-Wall", "-DN=10", "-lm"]
     assert check_options(c, allowed) == allowed
-    for bad in ["-Wl,-rpath,/x", "-o/etc/x", "$(reboot)", "-B/tmp", "@/etc/passwd", "-fplugin=/x.so",
-                "-O2; rm -rf /", "-specs=/tmp/x", "-wrapper", ""]:
+    for bad in [
+        "-Wl,-rpath,/x",
+        "-o/etc/x",
+        "$(reboot)",
+        "-B/tmp",
+        "@/etc/passwd",
+        "-fplugin=/x.so",
+        "-O2; rm -rf /",
+        "-specs=/tmp/x",
+        "-wrapper",
+        "",
+    ]:
         with pytest.raises(InputError, match="not allowed") as refused:
             check_options(c, ["-O2", bad])
         assert refused.value.field == "compile_options[1]"

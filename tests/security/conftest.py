@@ -34,6 +34,7 @@ from sec_helpers import (
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
+
 @pytest.fixture(scope="session", autouse=True)
 def host_ready() -> None:
     """The host can run the real jail: fail (never skip) when it cannot."""
@@ -74,21 +75,28 @@ def nothing_left_at_close() -> Iterator[None]:
     pids, slots = our_pids(), our_slots()
     jail.close()
     time.sleep(0.2)
-    left = ([f"process {p}" for p in sandbox_processes([200_000 + s for s in slots])]
-            + [f"cgroup {c}" for c in sorted(cgroup_names(run_cgroups(pids)))]
-            + [f"mount {m}" for m in slot_mounts(slots)])
+    left = (
+        [f"process {p}" for p in sandbox_processes([200_000 + s for s in slots])]
+        + [f"cgroup {c}" for c in sorted(cgroup_names(run_cgroups(pids)))]
+        + [f"mount {m}" for m in slot_mounts(slots)]
+    )
     assert not left, "closing the jail left things behind on the host:\n" + "\n".join(left)
 
 
 # --- programs ------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """programs/hostile.c, compiled statically on the host."""
     out = tmp_path_factory.mktemp("hostile") / "hostile"
     try:
-        subprocess.run(["/usr/bin/gcc", "-O2", "-static", "-pthread", "-o", str(out), str(PROGRAMS / "hostile.c")],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            ["/usr/bin/gcc", "-O2", "-static", "-pthread", "-o", str(out), str(PROGRAMS / "hostile.c")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     except subprocess.CalledProcessError as e:
         pytest.fail(f"cannot build programs/hostile.c (gcc, static glibc: libc6-dev):\n{e.stderr}")
     return out.read_bytes()
@@ -99,8 +107,12 @@ def hostile_dynamic(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """programs/hostile.c, dynamically linked (loads /lib/x86_64-linux-gnu/libc.so.6 in the jail)."""
     out = tmp_path_factory.mktemp("hostile-dyn") / "hostile"
     try:
-        subprocess.run(["/usr/bin/gcc", "-O2", "-pthread", "-o", str(out), str(PROGRAMS / "hostile.c")],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            ["/usr/bin/gcc", "-O2", "-pthread", "-o", str(out), str(PROGRAMS / "hostile.c")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     except subprocess.CalledProcessError as e:
         pytest.fail(f"cannot build programs/hostile.c dynamically:\n{e.stderr}")
     return out.read_bytes()
@@ -114,8 +126,9 @@ def run_c(hostile: bytes) -> Runner:
     """run_c("mode", *args, lim=Limits, **spec_fields): /box/hostile in the jail."""
 
     def go(*args: str, lim: Limits | None = None, **spec: object) -> RunResult:
-        return run(RunSpec(argv=["/box/hostile", *args], limits=lim or limits(),
-                           files={"/box/hostile": hostile}, **spec))  # type: ignore[arg-type]
+        return run(
+            RunSpec(argv=["/box/hostile", *args], limits=lim or limits(), files={"/box/hostile": hostile}, **spec)
+        )  # type: ignore[arg-type]
 
     return go
 
@@ -126,7 +139,8 @@ def run_py() -> Runner:
 
     def go(name: str, *args: str, lim: Limits | None = None, **spec: object) -> RunResult:
         src = (PROGRAMS / name).read_bytes()
-        return run(RunSpec(argv=[PYTHON, f"/box/{name}", *args], limits=lim or limits(),
-                           files={f"/box/{name}": src}, **spec))  # type: ignore[arg-type]
+        return run(
+            RunSpec(argv=[PYTHON, f"/box/{name}", *args], limits=lim or limits(), files={f"/box/{name}": src}, **spec)
+        )  # type: ignore[arg-type]
 
     return go

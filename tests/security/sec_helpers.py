@@ -12,14 +12,24 @@ STATE_DIR = "/run/cellblock"
 PYTHON = "/usr/bin/python3"
 
 # Small limits: every hostile program is stopped in well under a second or two.
-SMALL = dict(cpu_time=0.5, wall_time=1.5, memory=64 * MiB, pids=32, output=64 * 1024,
-             file_size=4 * MiB, disk=16 * MiB, open_files=64)
+SMALL = dict(
+    cpu_time=0.5,
+    wall_time=1.5,
+    memory=64 * MiB,
+    pids=32,
+    output=64 * 1024,
+    file_size=4 * MiB,
+    disk=16 * MiB,
+    open_files=64,
+)
 
 
 def limits(**overrides: object) -> Limits:
     return Limits(**{**SMALL, **overrides})  # type: ignore[arg-type]
 
+
 # --- host-side leftovers -------------------------------------------------------------
+
 
 def our_pids() -> set[int]:
     """This process and its descendants (the jail's builder process among them)."""
@@ -84,11 +94,16 @@ def sandbox_processes(uids: range | list[int] = SANDBOX_UIDS, idle_parents: set[
         ids = [int(u) for u in fields.get("Uid", "").split()]
         if not any(u in uids for u in ids):
             continue
-        idle = (idle_parents is not None and fields.get("NSpid", "").split()[-1:] == ["1"]
-                and int(fields.get("PPid", "0")) in idle_parents)
+        idle = (
+            idle_parents is not None
+            and fields.get("NSpid", "").split()[-1:] == ["1"]
+            and int(fields.get("PPid", "0")) in idle_parents
+        )
         if not idle:
-            found.append(f"{status.split('/')[2]} uid={ids} {fields.get('Name', '').strip()} "
-                         f"NSpid={fields.get('NSpid', '').split()}")
+            found.append(
+                f"{status.split('/')[2]} uid={ids} {fields.get('Name', '').strip()} "
+                f"NSpid={fields.get('NSpid', '').split()}"
+            )
     return found
 
 
@@ -105,8 +120,11 @@ def cgroup_names(dirs: list[str]) -> set[str]:
 def slot_mounts(slots: list[int]) -> list[str]:
     roots = {f"{STATE_DIR}/slots/{s}/root" for s in slots}
     with open("/proc/self/mountinfo") as f:
-        return [line.strip() for line in f if line.split()[4] in roots or
-                any(line.split()[4].startswith(r + "/") for r in roots)]
+        return [
+            line.strip()
+            for line in f
+            if line.split()[4] in roots or any(line.split()[4].startswith(r + "/") for r in roots)
+        ]
 
 
 def leftovers(idle: int = 0) -> list[str]:

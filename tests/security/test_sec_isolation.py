@@ -54,10 +54,27 @@ def canaries() -> Iterator[dict[str, object]]:
         assert not extra, f"new files next to the canaries: {extra}"
 
 
-HOST_SECRETS = ["/etc/shadow", "/etc/gshadow", "/etc/ssh", "/root", "/home", "/run/cellblock", "/var",
-                str(PROJECT), str(PROJECT / "jail" / "runner.py"), "/proc/kcore", "/dev/kmsg", "/dev/mem",
-                "/sys/kernel", "/proc/1/environ", "/proc/1/root/etc/shadow", "/proc/1/mem", "/proc/1/cwd/jail",
-                "/proc/1/fd/0", "/proc/self/root/root"]
+HOST_SECRETS = [
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/ssh",
+    "/root",
+    "/home",
+    "/run/cellblock",
+    "/var",
+    str(PROJECT),
+    str(PROJECT / "jail" / "runner.py"),
+    "/proc/kcore",
+    "/dev/kmsg",
+    "/dev/mem",
+    "/sys/kernel",
+    "/proc/1/environ",
+    "/proc/1/root/etc/shadow",
+    "/proc/1/mem",
+    "/proc/1/cwd/jail",
+    "/proc/1/fd/0",
+    "/proc/self/root/root",
+]
 
 
 def test_host_secrets_are_not_readable(run_py, canaries):
@@ -109,8 +126,19 @@ def test_init_does_not_reveal_host_paths(run_py):
 
 
 def test_proc_of_init_is_not_accessible(run_py):
-    _r, seen = probe(run_py, "read", "/proc/1/environ", "/proc/1/mem", "/proc/1/maps", "/proc/1/root",
-                    "/proc/1/cwd", "/proc/1/fd", "/proc/1/map_files", "/proc/1/stack", "/proc/1/auxv")
+    _r, seen = probe(
+        run_py,
+        "read",
+        "/proc/1/environ",
+        "/proc/1/mem",
+        "/proc/1/maps",
+        "/proc/1/root",
+        "/proc/1/cwd",
+        "/proc/1/fd",
+        "/proc/1/map_files",
+        "/proc/1/stack",
+        "/proc/1/auxv",
+    )
     leaked = {p: v for p, v in seen.items() if v.startswith("ok:")}
     assert not leaked, leaked
 
@@ -120,6 +148,7 @@ def _victim(uid: int | None) -> subprocess.Popen:
         if uid is not None:
             os.setgid(uid)
             os.setuid(uid)
+
     return subprocess.Popen(["/bin/sleep", "60"], preexec_fn=drop)
 
 
@@ -165,16 +194,34 @@ def _host_file(path: str) -> str:
 
 
 def test_writes_outside_box_and_tmp_fail(run_py):
-    watched = ["/proc/sys/kernel/core_pattern", "/proc/sys/kernel/hostname", "/proc/sys/vm/overcommit_memory",
-               "/proc/sys/kernel/domainname"]
+    watched = [
+        "/proc/sys/kernel/core_pattern",
+        "/proc/sys/kernel/hostname",
+        "/proc/sys/vm/overcommit_memory",
+        "/proc/sys/kernel/domainname",
+    ]
     before = {p: _host_file(p) for p in watched}
-    targets = ["/usr/x", "/usr/bin/python3", "/etc/passwd", "/etc/x", "/bin/x", "/lib/x", "/x", "/dev/x",
-               "/sys/x", "/sys/kernel/uevent_helper", "/proc/sysrq-trigger", "/proc/1/oom_score_adj",
-               "/proc/self/attr/current", *watched]
+    targets = [
+        "/usr/x",
+        "/usr/bin/python3",
+        "/etc/passwd",
+        "/etc/x",
+        "/bin/x",
+        "/lib/x",
+        "/x",
+        "/dev/x",
+        "/sys/x",
+        "/sys/kernel/uevent_helper",
+        "/proc/sysrq-trigger",
+        "/proc/1/oom_score_adj",
+        "/proc/self/attr/current",
+        *watched,
+    ]
     try:
         _r, seen = probe(run_py, "write", *targets, "/box/ok", "/tmp/ok", "/dev/shm/ok")
         assert {p: seen[p] for p in ("/box/ok", "/tmp/ok", "/dev/shm/ok")} == dict.fromkeys(
-            ("/box/ok", "/tmp/ok", "/dev/shm/ok"), "ok:written")
+            ("/box/ok", "/tmp/ok", "/dev/shm/ok"), "ok:written"
+        )
         allowed = ("/box/ok", "/tmp/ok", "/dev/shm/ok")
         wrote = {p: v for p, v in seen.items() if v.startswith("ok:") and p not in allowed}
         assert not wrote, f"the sandbox wrote to: {wrote}"
@@ -241,9 +288,27 @@ def test_planted_links_are_not_followed_by_collect(run_py, canaries):
     token = canaries["token"]
     root_canary = str(canaries["paths"][0])
     targets = ["/etc/shadow", root_canary, "/root", "/usr/bin/python3", "/etc/passwd", "/run/cellblock"]
-    r, seen = probe(run_py, "links", *targets,
-                    collect=["s0", "s1", "s2", "s2/" + os.path.basename(root_canary), "s3", "s4", "s5",
-                             "sub", "fifo", "rootlink", "rootlink/etc/shadow", "sub/up/sub", "h1", "h4"])
+    r, seen = probe(
+        run_py,
+        "links",
+        *targets,
+        collect=[
+            "s0",
+            "s1",
+            "s2",
+            "s2/" + os.path.basename(root_canary),
+            "s3",
+            "s4",
+            "s5",
+            "sub",
+            "fifo",
+            "rootlink",
+            "rootlink/etc/shadow",
+            "sub/up/sub",
+            "h1",
+            "h4",
+        ],
+    )
     for i in range(len(targets)):
         assert seen[f"symlink{i}"] == "ok:None"  # planting is allowed
         assert not seen[f"hardlink{i}"].startswith("ok:"), seen  # linking a host-side file is not
@@ -259,8 +324,14 @@ def test_planted_links_are_not_followed_by_collect(run_py, canaries):
 
 
 def test_collect_returns_regular_files(run_py):
-    r = run_py("probe.py", "write", "/box/out.txt", "/box/sub/x", lim=limits(cpu_time=2, wall_time=5),
-               collect=["out.txt", "probe.py"])
+    r = run_py(
+        "probe.py",
+        "write",
+        "/box/out.txt",
+        "/box/sub/x",
+        lim=limits(cpu_time=2, wall_time=5),
+        collect=["out.txt", "probe.py"],
+    )
     assert r.status is Status.OK, r
     assert r.files["out.txt"] == b"cellblock-was-here\n"
     assert b"def main" in r.files["probe.py"]

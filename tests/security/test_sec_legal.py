@@ -31,8 +31,7 @@ def test_dynamic_binary_works(hostile_dynamic):
 
 def test_stdin_read_to_eof():
     data = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4, every byte value
-    r = py("import sys, hashlib; d = sys.stdin.buffer.read(); print(len(d), hashlib.sha256(d).hexdigest())",
-           stdin=data)
+    r = py("import sys, hashlib; d = sys.stdin.buffer.read(); print(len(d), hashlib.sha256(d).hexdigest())", stdin=data)
     assert r.status is Status.OK, r
     assert r.stdout == f"{len(data)} {hashlib.sha256(data).hexdigest()}\n".encode()
 
@@ -53,8 +52,10 @@ def test_files_in_box_and_tmp():
 
 def test_non_utf8_output_returned_exactly():
     blob = bytes(range(256)) + b"\xff\xfe\x80\xc3\x28" + b"\x00" * 10
-    r = py("import sys; sys.stdout.buffer.write(bytes(range(256)) + b'\\xff\\xfe\\x80\\xc3\\x28' + bytes(10));"
-           "sys.stderr.buffer.write(b'\\xc3\\x28\\xa0\\xa1')")
+    r = py(
+        "import sys; sys.stdout.buffer.write(bytes(range(256)) + b'\\xff\\xfe\\x80\\xc3\\x28' + bytes(10));"
+        "sys.stderr.buffer.write(b'\\xc3\\x28\\xa0\\xa1')"
+    )
     assert r.status is Status.OK, r
     assert r.stdout == blob
     assert r.stderr == b"\xc3\x28\xa0\xa1"

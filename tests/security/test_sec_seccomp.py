@@ -29,8 +29,21 @@ def nr(name: str) -> int:
 
 def test_deny_list_is_not_empty():
     assert len(DENY) > 40
-    for must in ("ptrace", "mount", "umount2", "unshare", "setns", "bpf", "io_uring_setup", "keyctl",
-                 "kexec_load", "init_module", "perf_event_open", "userfaultfd", "process_vm_readv"):
+    for must in (
+        "ptrace",
+        "mount",
+        "umount2",
+        "unshare",
+        "setns",
+        "bpf",
+        "io_uring_setup",
+        "keyctl",
+        "kexec_load",
+        "init_module",
+        "perf_event_open",
+        "userfaultfd",
+        "process_vm_readv",
+    ):
         assert must in DENY, must
 
 
@@ -45,8 +58,12 @@ def test_denied_syscall_kills_dynamic_binary_too(hostile_dynamic):
 
 
 NAMESPACE_FLAGS = {
-    "CLONE_NEWNS": 0x00020000, "CLONE_NEWCGROUP": 0x02000000, "CLONE_NEWUTS": 0x04000000,
-    "CLONE_NEWIPC": 0x08000000, "CLONE_NEWUSER": 0x10000000, "CLONE_NEWPID": 0x20000000,
+    "CLONE_NEWNS": 0x00020000,
+    "CLONE_NEWCGROUP": 0x02000000,
+    "CLONE_NEWUTS": 0x04000000,
+    "CLONE_NEWIPC": 0x08000000,
+    "CLONE_NEWUSER": 0x10000000,
+    "CLONE_NEWPID": 0x20000000,
     "CLONE_NEWNET": 0x40000000,
 }
 
@@ -83,8 +100,9 @@ def test_personality_default_and_query_work(run_c, persona):
     assert r.stdout.startswith(b"personality returned ")
 
 
-@pytest.mark.parametrize("call,mode", [("mknod", 0o020666), ("mknod", 0o060666), ("mknodat", 0o020666),
-                                       ("mknodat", 0o060666)])
+@pytest.mark.parametrize(
+    "call,mode", [("mknod", 0o020666), ("mknod", 0o060666), ("mknodat", 0o020666), ("mknodat", 0o060666)]
+)
 def test_mknod_of_device_is_killed(run_c, call, mode):
     assert_killed_for(run_c(call, "/box/dev", f"0{mode:o}"), call)
 
@@ -96,15 +114,18 @@ def test_mknod_of_fifo_works(run_c, call):
     assert r.stdout == f"{call} returned 0 0\n".encode()
 
 
-@pytest.mark.parametrize("family,kind,proto", [
-    (16, 3, 0),   # AF_NETLINK, SOCK_RAW, NETLINK_ROUTE
-    (16, 2, 9),   # AF_NETLINK, SOCK_DGRAM, NETLINK_AUDIT
-    (17, 3, 0x0300),  # AF_PACKET, SOCK_RAW, ETH_P_ALL
-    (17, 2, 0x0300),  # AF_PACKET, SOCK_DGRAM
-    (38, 5, 0),   # AF_ALG
-    (40, 1, 0),   # AF_VSOCK
-    (0x100000002, 1, 0),  # AF_INET with junk in the high bits the kernel would ignore
-])
+@pytest.mark.parametrize(
+    "family,kind,proto",
+    [
+        (16, 3, 0),  # AF_NETLINK, SOCK_RAW, NETLINK_ROUTE
+        (16, 2, 9),  # AF_NETLINK, SOCK_DGRAM, NETLINK_AUDIT
+        (17, 3, 0x0300),  # AF_PACKET, SOCK_RAW, ETH_P_ALL
+        (17, 2, 0x0300),  # AF_PACKET, SOCK_DGRAM
+        (38, 5, 0),  # AF_ALG
+        (40, 1, 0),  # AF_VSOCK
+        (0x100000002, 1, 0),  # AF_INET with junk in the high bits the kernel would ignore
+    ],
+)
 def test_socket_family_not_allowed_is_killed(run_c, family, kind, proto):
     assert_killed_for(run_c("socket", str(family), str(kind), str(proto)), "socket")
 

@@ -19,10 +19,16 @@ from tests.conftest import ROOT
 from worker import checkers
 
 
-@pytest.mark.parametrize("out,exp,ok", [
-    (b"3\n", b"3", True), (b"3", b"3\n\n", True), (b"3 \n", b"3\n", True), (b" 3\n", b"3\n", False),
-    (b"1\n2\n", b"1 2\n", False),
-])
+@pytest.mark.parametrize(
+    "out,exp,ok",
+    [
+        (b"3\n", b"3", True),
+        (b"3", b"3\n\n", True),
+        (b"3 \n", b"3\n", True),
+        (b" 3\n", b"3\n", False),
+        (b"1\n2\n", b"1 2\n", False),
+    ],
+)
 def test_exact(out: bytes, exp: bytes, ok: bool) -> None:
     assert checkers.exact(out, exp) is ok
 
@@ -32,11 +38,19 @@ def test_tokens() -> None:
     assert not checkers.tokens(b"1 2", b"1 2 3")
 
 
-@pytest.mark.parametrize("out,exp,tol,ok", [
-    (b"3.0000001", b"3", 1e-6, True), (b"3.01", b"3", 1e-6, False), (b"1e6", b"1000000.5", 1e-6, True),
-    (b"nan", b"nan", 1e-6, True), (b"nan", b"1", 1e-6, False), (b"x 1.0", b"x 1", 0, True), (b"y", b"x", 1, False),
-    (b"1 2", b"1", 1, False),
-])
+@pytest.mark.parametrize(
+    "out,exp,tol,ok",
+    [
+        (b"3.0000001", b"3", 1e-6, True),
+        (b"3.01", b"3", 1e-6, False),
+        (b"1e6", b"1000000.5", 1e-6, True),
+        (b"nan", b"nan", 1e-6, True),
+        (b"nan", b"1", 1e-6, False),
+        (b"x 1.0", b"x 1", 0, True),
+        (b"y", b"x", 1, False),
+        (b"1 2", b"1", 1, False),
+    ],
+)
 def test_floats(out: bytes, exp: bytes, tol: float, ok: bool) -> None:
     assert checkers.floats(out, exp, tol) is ok
 
@@ -67,14 +81,28 @@ def test_keys_share_a_prefix() -> None:
 
 
 def test_wire_types_round_trip() -> None:
-    sub = Submission(id="i", language="c", files={"main.c": b"\x00\xff"},
-                     tests=[models.TestCase(b"in", b"out"), models.TestCase(b"", None)], args=["a"],
-                     compile_options=["-O2"],
-                     limits={"cpu_time": 1.0}, checker=Checker(CheckerKind.CUSTOM, 0.5, "python3", {"main.py": b"x"}),
-                     encoding="base64", callback_url="http://h/", stop_on_first_failure=True, created_at=1.5)
+    sub = Submission(
+        id="i",
+        language="c",
+        files={"main.c": b"\x00\xff"},
+        tests=[models.TestCase(b"in", b"out"), models.TestCase(b"", None)],
+        args=["a"],
+        compile_options=["-O2"],
+        limits={"cpu_time": 1.0},
+        checker=Checker(CheckerKind.CUSTOM, 0.5, "python3", {"main.py": b"x"}),
+        encoding="base64",
+        callback_url="http://h/",
+        stop_on_first_failure=True,
+        created_at=1.5,
+    )
     assert Submission.from_json(sub.to_json()) == sub
-    res = Result("i", Verdict.WRONG_ANSWER, [models.TestResult(1, Verdict.WRONG_ANSWER, stdout=b"\x01", stderr=b"e")],
-                 compile_output=b"warn", timings={"jail": 0.1})
+    res = Result(
+        "i",
+        Verdict.WRONG_ANSWER,
+        [models.TestResult(1, Verdict.WRONG_ANSWER, stdout=b"\x01", stderr=b"e")],
+        compile_output=b"warn",
+        timings={"jail": 0.1},
+    )
     assert Result.from_json(res.to_json()) == res
 
 
@@ -87,8 +115,12 @@ def _languages() -> dict[str, Any]:
 def test_job_timeout_covers_every_test() -> None:
     langs = _languages()
     cfg = load({})
-    body = {"language": "python3", "source": "1", "limits": {"wall_time": 3},
-            "tests": [{"input": "", "expected_output": ""}] * 4}
+    body = {
+        "language": "python3",
+        "source": "1",
+        "limits": {"wall_time": 3},
+        "tests": [{"input": "", "expected_output": ""}] * 4,
+    }
     acc = parse_submission(body, cfg, langs)
     assert acc.job_timeout >= 4 * 3 + cfg.job_grace
     assert acc.job_timeout == job_timeout(acc.submission, langs["python3"], cfg.job_grace)
@@ -99,8 +131,23 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=20,
 )
-FIELDS = st.sampled_from(["language", "source", "files", "stdin", "args", "compile_options", "limits", "tests",
-                          "checker", "encoding", "wait", "callback_url", "stop_on_first_failure"])
+FIELDS = st.sampled_from(
+    [
+        "language",
+        "source",
+        "files",
+        "stdin",
+        "args",
+        "compile_options",
+        "limits",
+        "tests",
+        "checker",
+        "encoding",
+        "wait",
+        "callback_url",
+        "stop_on_first_failure",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -74,14 +74,18 @@ def main():
         out["hostname"] = os.uname().nodename
         out["net"] = sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else None
     elif action == "status":
+
         def fields(pid):
             with open(f"/proc/{pid}/status") as f:
                 return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+
         out["self"] = {k: v.strip() for k, v in fields("self").items()}
         pid = os.fork()
         if pid == 0:
-            os.execv("/usr/bin/python3", ["python3", "-c",
-                     "import sys; print(open('/proc/self/status').read(), file=sys.stderr)"])
+            os.execv(
+                "/usr/bin/python3",
+                ["python3", "-c", "import sys; print(open('/proc/self/status').read(), file=sys.stderr)"],
+            )
         os.waitpid(pid, 0)
     elif action == "setuid":
         out["setuid0"] = attempt(lambda: os.setuid(0))
@@ -105,6 +109,7 @@ def main():
         os.symlink("..", "/box/sub/up")
     elif action == "net":
         import socket
+
         port, name = int(args[0]), args[1]
         s = socket.socket()
         s.settimeout(1)
