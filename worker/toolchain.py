@@ -98,26 +98,30 @@ def build_env(language: Language, limits: Limits) -> dict[str, str]:
 
 
 _cache: CompileCache | None = None
-_cache_failed = False
+_cache_chosen = False
+
+
+def configured_cache(cfg: settings.Config) -> CompileCache | None:
+    """The compile cache the settings describe (CELLBLOCK_CACHE_DIR, CELLBLOCK_COMPILE_CACHE_MAX);
+    None when its directory is unusable: that slows compiles down but must not fail them."""
+    try:
+        return CompileCache(cfg.cache_dir, cfg.compile_cache_max)
+    except OSError as e:
+        log.warning("compile cache disabled: %s", e)
+        return None
 
 
 def _get_cache() -> CompileCache | None:
-    global _cache, _cache_failed
-    if _cache is None and not _cache_failed:
-        try:
-            cfg = settings.load()
-            _cache = CompileCache(cfg.cache_dir, cfg.compile_cache_max)
-        except OSError as e:
-            # An unusable cache directory slows compiles down but must not fail them.
-            log.warning("compile cache disabled: %s", e)
-            _cache_failed = True
+    global _cache, _cache_chosen
+    if not _cache_chosen:
+        _cache, _cache_chosen = configured_cache(settings.load()), True
     return _cache
 
 
 def set_cache(cache: CompileCache | None) -> None:
     """Use `cache` (None: none) instead of the one configured from the environment."""
-    global _cache, _cache_failed
-    _cache, _cache_failed = cache, cache is None
+    global _cache, _cache_chosen
+    _cache, _cache_chosen = cache, True
 
 
 # --------------------------------------------------------------------------- stages

@@ -6,8 +6,8 @@ import os
 from multiprocessing import get_context
 from pathlib import Path
 
-import pytest
-
+from core import settings
+from worker import toolchain
 from worker.compile_cache import CompileCache, cache_key
 
 
@@ -44,11 +44,13 @@ def test_corrupt_entry_is_a_miss(tmp_path: Path) -> None:
     assert not (tmp_path / f"{key}.entry").exists()
 
 
-def test_env_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CELLBLOCK_CACHE_DIR", str(tmp_path / "c"))
-    monkeypatch.setenv("CELLBLOCK_COMPILE_CACHE_MAX", "3M")
-    cache = CompileCache()
-    assert cache.directory == tmp_path / "c" and cache.max_bytes == 3 << 20
+def test_env_configuration(tmp_path: Path) -> None:
+    cfg = settings.load({"CELLBLOCK_CACHE_DIR": str(tmp_path / "c"), "CELLBLOCK_COMPILE_CACHE_MAX": "3M"})
+    cache = toolchain.configured_cache(cfg)
+    assert cache is not None and cache.directory == tmp_path / "c" and cache.max_bytes == 3 << 20
+    assert (tmp_path / "c").is_dir()
+    (tmp_path / "file").write_bytes(b"")  # a directory that cannot be made: no cache, no failure
+    assert toolchain.configured_cache(settings.load({"CELLBLOCK_CACHE_DIR": str(tmp_path / "file" / "c")})) is None
 
 
 def test_lru_eviction(tmp_path: Path) -> None:
