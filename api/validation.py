@@ -63,6 +63,12 @@ def _text(value: Any, field: str, encoding: str) -> bytes:
             return unb64(value)
         except (binascii.Error, ValueError, UnicodeEncodeError):
             raise invalid(field, "is not valid base64", "invalid_base64") from None
+    return _utf8(value, field)
+
+
+def _utf8(value: str, field: str) -> bytes:
+    """`value` as UTF-8. JSON may carry a lone surrogate ("\\ud800"), which no UTF-8 holds: refused
+    here, or it would fail later wherever the string is written (Redis, the jail's argv)."""
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError:
@@ -74,6 +80,8 @@ def _strings(value: Any, field: str) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise invalid(field, "must be a list of strings")
+    for i, v in enumerate(value):
+        _utf8(v, f"{field}[{i}]")
     return list(value)
 
 
@@ -206,6 +214,7 @@ def _callback(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > 2048:
         raise invalid("callback_url", "must be a URL string")
+    _utf8(value, "callback_url")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise invalid("callback_url", "must be an absolute http(s) URL")

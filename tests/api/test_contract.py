@@ -280,6 +280,11 @@ GOOD: dict[str, Any] = {"language": "python3", "source": PY_ECHO}
             "invalid",
         ),
         ({"stop_on_first_failure": "yes"}, "stop_on_first_failure", "invalid"),
+        # a lone surrogate is valid JSON but no UTF-8: it used to crash the worker and its failure
+        # handler (the submission stayed `running` until its TTL)
+        ({"callback_url": "http://example.org/\ud800"}, "callback_url", "invalid"),
+        ({"args": ["ok", "\ud800"]}, "args[1]", "invalid"),
+        ({"language": "c", "source": "int main(){}", "compile_options": ["-D\udfff"]}, "compile_options[0]", "invalid"),
         ({"unexpected": 1}, "unexpected", "unknown_field"),
     ],
 )
