@@ -85,6 +85,21 @@ class CellblockWorker(SimpleWorker):
             timer.start()
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # rq leaves it untyped
 
+    def unsubscribe(self) -> None:
+        """RQ's unsubscribe without its race. RQ sends UNSUBSCRIBE, then stops its Pub/Sub thread
+        and waits for it; when the thread reads the UNSUBSCRIBE reply before the stop, it goes back
+        to reading for up to 60 s (its sleep_time), and the worker hangs that long on its way out
+        (seen as a worker SIGKILLed by `cellblock up`). Stop the thread's loop first: the reply
+        then ends its last read."""
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        log.debug("worker: unsubscribing from %s", self.pubsub_channel_name)
+        thread.stop(timeout=0)  # the flag only; the UNSUBSCRIBE reply below wakes its read
+        self.pubsub.unsubscribe()
+        thread.join(timeout=1)
+        self.pubsub.close()
+
     def _drain_expired(self) -> None:
         if self.get_state() == WorkerStatus.BUSY:
             log.warning("worker: drain timeout (%.0fs) passed with a job in hand: cold stop", self.drain_timeout)
