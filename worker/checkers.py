@@ -15,6 +15,7 @@ Plain functions on bytes, no I/O: the judge calls them, tests call them directly
 from __future__ import annotations
 
 import math
+import re
 
 from core.models import CheckerKind
 
@@ -27,12 +28,13 @@ def tokens(output: bytes, expected: bytes) -> bool:
     return output.split() == expected.split()
 
 
+# A decimal number, as judges print them: no `1_0`, no hex, no `inf` or `nan` (those are
+# words, compared as they are written).
+_NUMBER = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _number(token: bytes) -> float | None:
-    try:
-        value = float(token)
-    except ValueError:
-        return None
-    return value
+    return float(token) if _NUMBER.fullmatch(token) else None
 
 
 def floats(output: bytes, expected: bytes, tolerance: float) -> bool:
@@ -45,9 +47,10 @@ def floats(output: bytes, expected: bytes, tolerance: float) -> bool:
         gv, wv = _number(g), _number(w)
         if gv is None or wv is None:
             return False
-        if math.isnan(gv) or math.isnan(wv):
-            return False
-        if abs(gv - wv) > tolerance * max(1.0, abs(wv)):
+        if not (math.isfinite(gv) and math.isfinite(wv)):  # 1e999 overflows: equal only to itself
+            if gv != wv:
+                return False
+        elif abs(gv - wv) > tolerance * max(1.0, abs(wv)):
             return False
     return True
 

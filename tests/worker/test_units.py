@@ -49,6 +49,19 @@ def test_tokens() -> None:
         (b"x 1.0", b"x 1", 0, True),
         (b"y", b"x", 1, False),
         (b"1 2", b"1", 1, False),
+        # infinities are equal only to themselves: before, any number (and -inf) matched inf
+        (b"5", b"inf", 1e-6, False),
+        (b"-inf", b"inf", 1e-6, False),
+        (b"1e999", b"1e999", 1e-6, True),
+        (b"1e999", b"2e999", 1e-6, True),  # both overflow to +inf
+        (b"-1e999", b"1e999", 1e-6, False),
+        (b"1e999", b"1", 1e9, False),
+        (b"inf", b"inf", 1e-6, True),  # the same word
+        # only decimal numbers are numbers: Python's float() also reads 1_0 as 10
+        (b"1_0", b"10", 1e-6, False),
+        (b"0x10", b"16", 1e-6, False),
+        (b"-.5", b"-0.5", 0, True),
+        (b"+2.", b"2", 0, True),
     ],
 )
 def test_floats(out: bytes, exp: bytes, tol: float, ok: bool) -> None:
