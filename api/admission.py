@@ -7,14 +7,14 @@ key's in-flight quota, each held across API processes by Redis (the quota in one
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from aiohttp import web
 
-from api.errors import TooMany, invalid
+from api.errors import ApiError, TooMany, invalid
 from api.state import CONFIG, IDEMPOTENCY, KEYS, PRINCIPAL, QUEUE_DEPTH, REDIS
 from api.validation import Accepted
-from core import store
 from core.apikeys import Principal
 from core.keys import Keys
 
@@ -68,10 +68,10 @@ def _idem_digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-async def admit(request: web.Request, accepted: list[Accepted]) -> str | None:
+async def admit(request: web.Request, accepted: list[Accepted]) -> list[str] | None:
     """Everything before queueing: Idempotency-Key, queue backpressure, the in-flight quota (the
-    owner record is written with the submission, in core.queue.submit). Returns the id of the
-    submission an earlier request with the same Idempotency-Key created (nothing reserved then),
+    owner record is written with the submission, in core.queue.submit). Returns the ids an
+    earlier identical request with the same Idempotency-Key created (nothing reserved then),
     else None. After None, call `undo` if queueing fails."""
     cfg, keys, r = request.app[CONFIG], request.app[KEYS], request.app[REDIS]
     p = request[PRINCIPAL]
@@ -79,12 +79,23 @@ async def admit(request: web.Request, accepted: list[Accepted]) -> str | None:
     idem = request.headers.get("Idempotency-Key")
     if idem is not None:
         idem_key = keys.idempotency(p.id if p else "anonymous", _idem_digest(idem))
-        value = ",".join(sids)
-        if not await r.set(idem_key, value, nx=True, ex=cfg.submission_ttl):
+        # The key stands for one request: this endpoint with this body (IETF draft
+        # "The Idempotency-Key HTTP Header Field": another request under it is a 422).
+        fingerprint = hashlib.sha256(request.path.encode() + b"\0" + await request.read()).hexdigest()
+        record = json.dumps({"request": fingerprint, "ids": sids})
+        if not await r.set(idem_key, record, nx=True, ex=cfg.submission_ttl):
             existing = await r.get(idem_key)
             if existing is not None:
-                return store.text(existing)
-            await r.set(idem_key, value, ex=cfg.submission_ttl)
+                earlier = json.loads(existing)
+                if earlier["request"] != fingerprint:
+                    raise ApiError(
+                        422,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was sent with another request (endpoint or body); use a new key",
+                        "Idempotency-Key",
+                    )
+                return list(earlier["ids"])
+            await r.set(idem_key, record, ex=cfg.submission_ttl)
         request[IDEMPOTENCY] = idem_key
     try:
         await request.app[QUEUE_DEPTH].admit(r, cfg, len(accepted))

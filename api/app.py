@@ -11,29 +11,41 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from api import auth, callbacks, handlers, metrics, middleware
+from api import auth, callbacks, handlers, metrics, middleware, streams
 from api.backpressure import QueueDepth
-from api.finished import FinishedWaiters
-from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS, SYNC_REDIS
+from api.state import CONFIG, EVENTS, FINISHED, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS, SYNC_REDIS
+from api.wakeups import LISTEN_TIMEOUT_S, FinishedWaiters, Wakeups
 from core.keys import Keys
 from core.settings import Config
 from policies.languages import Language, available_languages
 
 log = logging.getLogger("cellblock.api")
+# How long a request waits for a free Redis connection before it is answered 503.
+POOL_WAIT_S = 5
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    url = app[CONFIG].effective_redis_url()
-    # Blocking stream reads (SSE, callbacks) block at most BLOCK_MS_MAX; the socket
-    # timeout must be longer or redis-py takes a quiet stream for a dead server.
-    app[REDIS] = aioredis.Redis.from_url(url, socket_timeout=handlers.BLOCK_MS_MAX / 1000 + 20)
+    cfg = app[CONFIG]
+    url = cfg.effective_redis_url()
+    # A bounded pool: a burst of requests waits up to POOL_WAIT_S for a connection (then a 503)
+    # instead of opening connections without end. The API's longest blocking read is a
+    # subscription's (LISTEN_TIMEOUT_S); the socket timeout must be longer or redis-py takes a
+    # quiet channel for a dead server.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=cfg.redis_connections, timeout=POOL_WAIT_S, socket_timeout=LISTEN_TIMEOUT_S + 20
+    )
+    app[REDIS] = aioredis.Redis(connection_pool=pool)
     # Enqueueing goes through RQ, which is synchronous: it runs in a thread on this client.
     app[SYNC_REDIS] = redis.Redis.from_url(url)
     app[FINISHED] = FinishedWaiters(app[REDIS], app[KEYS])
-    app[FINISHED].start()
+    app[EVENTS] = Wakeups(app[REDIS], app[KEYS].events_channel())
+    for wakeups in (app[FINISHED], app[EVENTS]):
+        wakeups.start()
     yield
-    await app[FINISHED].stop()
+    for wakeups in (app[FINISHED], app[EVENTS]):
+        await wakeups.stop()
     await app[REDIS].aclose()
+    await pool.aclose()
     app[SYNC_REDIS].close()
 
 
@@ -70,7 +82,7 @@ def make_app(cfg: Config) -> web.Application:
         web.post("/v1/submissions/batch", handlers.create_batch),
         web.get("/v1/submissions", handlers.list_submissions),
         web.get("/v1/submissions/{id}", handlers.get_submission),
-        web.get("/v1/submissions/{id}/events", handlers.submission_events),
+        web.get("/v1/submissions/{id}/events", streams.submission_events),
         web.get("/v1/languages", handlers.languages),
         web.get("/v1/health", handlers.health),
         web.get("/v1/ready", handlers.ready),

@@ -19,11 +19,6 @@ from core.limits import LIMIT_NAMES
 from core.views import read_view
 from jail.spec import Limits
 
-# Longest XREAD BLOCK the API issues (the Redis client's socket timeout is set above it).
-BLOCK_MS_MAX = 10_000
-# SSE readers block on the stream this long before sending a keep-alive comment.
-SSE_BLOCK_MS = BLOCK_MS_MAX
-
 
 async def _json_body(request: web.Request) -> Any:
     raw = await request.read()  # above CELLBLOCK_MAX_BODY: a 413 from the error middleware
@@ -59,19 +54,20 @@ async def create_submission(request: web.Request) -> web.Response:
     accepted = parse_submission(body, cfg, request.app[LANGUAGES], request[PRINCIPAL])
     earlier = await admission.admit(request, [accepted])
     if earlier is not None:  # a retry with the same Idempotency-Key
-        view = await _view(request, earlier)
+        (sid,) = earlier
+        view = await _view(request, sid)
         status = 200 if view is not None and view["state"] == "finished" else 201
         return web.json_response(
-            view or {"id": earlier, "state": "queued"},
+            view or {"id": sid, "state": "queued"},
             status=status,
-            headers={"Location": f"/v1/submissions/{earlier}"},
+            headers={"Location": f"/v1/submissions/{sid}"},
         )
     sid = accepted.submission.id
     location = f"/v1/submissions/{sid}"
     if accepted.wait <= 0:
         await _enqueue(request, [accepted])
         return web.json_response({"id": sid, "state": "queued"}, status=201, headers={"Location": location})
-    async with request.app[FINISHED].watch(sid) as wait:  # before the job exists: no wake-up is missed
+    async with request.app[FINISHED].until_finished(sid) as wait:  # before the job exists: no wake-up is missed
         await _enqueue(request, [accepted])
         await wait(accepted.wait)
     view = await _view(request, sid)
@@ -100,7 +96,7 @@ async def create_batch(request: web.Request) -> web.Response:
         )
     earlier = await admission.admit(request, accepted)
     if earlier is not None:  # a retry with the same Idempotency-Key
-        return web.json_response({"ids": earlier.split(",")}, status=201)
+        return web.json_response({"ids": earlier}, status=201)
     await _enqueue(request, accepted)
     return web.json_response({"ids": [a.submission.id for a in accepted]}, status=201)
 
@@ -127,39 +123,6 @@ async def list_submissions(request: web.Request) -> web.Response:
         view = await _view(request, sid) if await visible(request, sid) else None
         out.append(view if view is not None else {"id": sid, "error": "not_found"})
     return web.json_response({"submissions": out})
-
-
-async def submission_events(request: web.Request) -> web.StreamResponse:
-    """GET /v1/submissions/{id}/events: Server-Sent Events replayed from the start (or
-    Last-Event-ID): `state`, `test`, then `finished`, after which the stream ends."""
-    sid = request.match_info["id"]
-    r: Any = request.app[REDIS]
-    keys = request.app[KEYS]
-    if not await r.exists(keys.submission(sid)):
-        raise not_found()
-    resp = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
-    await resp.prepare(request)
-    last = request.headers.get("Last-Event-ID", "0-0")
-    stream = keys.events(sid)
-    while True:
-        reply = await r.xread({stream: last}, block=SSE_BLOCK_MS, count=100)
-        if not reply:
-            if not await r.exists(stream):
-                break  # expired
-            await resp.write(b": keep-alive\n\n")
-            continue
-        for _stream, entries in reply:
-            for entry_id, fields in entries:
-                last = entry_id.decode()
-                kind = fields[b"event"].decode()
-                await resp.write(f"id: {last}\nevent: {kind}\ndata: {fields[b'data'].decode()}\n\n".encode())
-                if kind == "finished":
-                    await resp.write_eof()
-                    return resp
-    await resp.write_eof()
-    return resp
 
 
 async def languages(request: web.Request) -> web.Response:

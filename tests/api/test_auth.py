@@ -257,6 +257,13 @@ def test_idempotent_retry(astack: Stack) -> None:
     assert b1.status == 201 and b2.status == 201 and b1.body["ids"] == b2.body["ids"]
     for s in b1.body["ids"]:
         astack.wait_state(s, headers=hdrs)
+    # one key, one request: another body, or the other endpoint, under it is refused (it used to
+    # answer the batch's ids joined as one id, "a,b", or the first request's submission)
+    other_body = astack.request("POST", "/v1/submissions", {**HELLO, "stdin": "x"}, headers=idem)
+    single_for_batch = astack.request("POST", "/v1/submissions", HELLO, headers={**hdrs, "Idempotency-Key": "b-1"})
+    for refused in (other_body, single_for_batch):
+        assert refused.status == 422, refused.body
+        assert error_of(refused)["code"] == "idempotency_key_reused" and error_of(refused)["field"] == "Idempotency-Key"
 
 
 def test_auth_mode_defaults() -> None:

@@ -1,4 +1,4 @@
-"""The `wait` wake-up (api/finished.py) against a real Redis: woken by the worker's message,
+"""The `wait` wake-up (api/wakeups.py) against a real Redis: woken by the worker's message,
 still answered when a message is missed, and subscribed again after a Redis restart."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from api.finished import RECHECK_S, FinishedWaiters
+from api.wakeups import RECHECK_S, FinishedWaiters
 from core.keys import Keys
 from tests.conftest import RedisServer, free_port, start_redis
 
@@ -31,7 +31,7 @@ async def timed_wait(
     """Seconds from the start of the wait to its end, the submission finishing `after` s in."""
     await r.hset(KEYS.submission(sid), "state", "running")
     t0 = time.monotonic()
-    async with waiters.watch(sid) as wait:
+    async with waiters.until_finished(sid) as wait:
         finisher = asyncio.create_task(finish_later(r, sid, publish, after))
         await wait(seconds)
         await finisher
@@ -60,7 +60,7 @@ def test_woken_by_message_by_recheck_or_by_the_clock(redis_server: RedisServer) 
             woken = await timed_wait(waiters, r, "a", publish=True)
             missed = await timed_wait(waiters, r, "b", publish=False)
             t0 = time.monotonic()
-            async with waiters.watch("never") as wait:
+            async with waiters.until_finished("never") as wait:
                 await wait(0.5)
             return woken, missed, time.monotonic() - t0
         finally:

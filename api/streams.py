@@ -1,0 +1,93 @@
+"""GET /v1/submissions/{id}/events: a submission's events as Server-Sent Events.
+
+Replayed from the start (or after `Last-Event-ID`): `state`, `test`, then `finished`, after
+which the stream ends. A stream holds no Redis connection while it waits: it reads the event
+stream with XRANGE (quick, never blocking) and sleeps on the events channel (api/wakeups.py)
+until the worker appends more, sending a keep-alive comment every KEEPALIVE_S. Each API
+process holds at most CELLBLOCK_MAX_STREAMS streams; one more is a 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
+
+from api.errors import TooMany, invalid, not_found
+from api.state import CONFIG, EVENTS, KEYS, REDIS
+from api.wakeups import Waiter, Wake
+
+# A reader that heard nothing looks again this often, and sends a keep-alive comment.
+KEEPALIVE_S = 10.0
+_EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
+BATCH = 100
+
+
+def _after(request: web.Request) -> str:
+    """The stream id to replay after: Last-Event-ID (a Redis stream id), else the start."""
+    last = request.headers.get("Last-Event-ID")
+    if last is None:
+        return "0-0"
+    if not _EVENT_ID.fullmatch(last.strip()):
+        raise invalid("Last-Event-ID", "must be the id of an event of this stream (e.g. 1700000000000-0)")
+    return last.strip()
+
+
+def _id(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq)
+
+
+async def submission_events(request: web.Request) -> web.StreamResponse:
+    """GET /v1/submissions/{id}/events (the auth middleware has checked the id is this key's)."""
+    sid = request.match_info["id"]
+    r, keys = request.app[REDIS], request.app[KEYS]
+    last = _after(request)
+    if not await r.exists(keys.submission(sid)):
+        raise not_found()
+    most = request.app[CONFIG].max_streams
+    if request.app[EVENTS].watching >= most:
+        raise TooMany(f"{most} event streams open on this API process; retry later", 5, 503, "overloaded")
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    async with request.app[EVENTS].watch(sid) as waiter:  # before the first read: nothing is missed
+        try:
+            await resp.prepare(request)
+            await _relay(r, keys.events(sid), last, resp, waiter)
+            await resp.write_eof()
+        except (ConnectionResetError, ClientConnectionResetError):
+            pass  # the client went away: nothing to answer, nothing to log
+    return resp
+
+
+# Redis clients below are typed Any: redis-py types a stream reply as unions of str, bytes and
+# None, and this client always answers bytes.
+async def _relay(r: Any, stream: str, last: str, resp: web.StreamResponse, waiter: Waiter) -> None:
+    """Write the events after `last` as they come, until `finished` (or the stream is gone)."""
+    while True:
+        entries = await r.xrange(stream, min=f"({last}", count=BATCH)
+        for entry_id, fields in entries:
+            last = entry_id.decode()
+            kind = fields[b"event"].decode()
+            await resp.write(f"id: {last}\nevent: {kind}\ndata: {fields[b'data'].decode()}\n\n".encode())
+            if kind == "finished":
+                return
+        if len(entries) == BATCH:
+            continue
+        if not entries and await _past_the_end(r, stream, last):
+            return  # resumed at or after `finished`, or the stream expired
+        if await waiter.next(KEEPALIVE_S) is Wake.TIMEOUT:
+            await resp.write(b": keep-alive\n\n")
+
+
+async def _past_the_end(r: Any, stream: str, last: str) -> bool:
+    """Whether nothing more will come after `last`: the stream is gone (expired), or its
+    newest event is `finished` and `last` is at or after it."""
+    newest = await r.xrevrange(stream, count=1)
+    if not newest:
+        return True
+    entry_id, fields = newest[0]
+    return bool(fields[b"event"] == b"finished" and _id(last.encode()) >= _id(entry_id))

@@ -1,0 +1,166 @@
+"""Wake requests that wait on a submission: one Pub/Sub subscription per channel per API process.
+
+The worker publishes a submission's id on `Keys.events_channel()` in every transaction that
+appends to its event stream, and on `Keys.finished()` in the one that stores its result. An
+API process holds one subscription per channel and a table of waiters (id -> futures), so a
+`wait` request or an SSE stream holds no Redis connection while it waits, however many of
+them there are: it reads Redis (briefly) only when woken.
+
+Pub/Sub only wakes; what happened is in Redis. A message can be missed (the subscription
+reconnecting after a Redis restart), so every waiter is woken after a resubscription, and
+waiters also look again on a clock of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import redis.exceptions
+
+from core.keys import Keys
+from core.models import State
+
+log = logging.getLogger("cellblock.api")
+
+# A `wait` reads the submission's state this often in case its wake-up was lost.
+RECHECK_S = 2.0
+# After the subscription fails, wait this long before subscribing again, doubling up to
+# RESUBSCRIBE_MAX_S while Redis stays away.
+RESUBSCRIBE_S = 0.5
+RESUBSCRIBE_MAX_S = 8.0
+# One read on the subscription waits at most this long (below the client's socket timeout).
+LISTEN_TIMEOUT_S = 10.0
+
+
+class Wake(enum.Enum):
+    """Why a waiter's `next` returned."""
+
+    MESSAGE = "message"  # its submission's own message
+    RESUBSCRIBED = "resubscribed"  # the channel was down for a while: look again
+    TIMEOUT = "timeout"
+
+
+class Waiter:
+    """One request's wake-ups for one submission; a wake-up that comes between two `next`
+    calls is kept, so none is missed while the request reads or writes."""
+
+    def __init__(self, pending: set[asyncio.Future[Wake]]) -> None:
+        self._pending = pending
+        self._future = self._arm()
+
+    def _arm(self) -> asyncio.Future[Wake]:
+        future: asyncio.Future[Wake] = asyncio.get_running_loop().create_future()
+        self._pending.add(future)
+        return future
+
+    async def next(self, within: float) -> Wake:
+        """The next wake-up, or TIMEOUT after `within` seconds."""
+        try:
+            reason = await asyncio.wait_for(asyncio.shield(self._future), within)
+        except TimeoutError:
+            return Wake.TIMEOUT
+        self._pending.discard(self._future)
+        self._future = self._arm()
+        return reason
+
+    def close(self) -> None:
+        self._pending.discard(self._future)
+        self._future.cancel()
+
+
+class Wakeups:
+    """The waiters of one channel, woken by its messages (each a submission id)."""
+
+    def __init__(self, r: Any, channel: str) -> None:
+        self._redis = r
+        self._channel = channel
+        self._waiters: dict[str, set[asyncio.Future[Wake]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.watching = 0  # requests inside `watch` now
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.asynccontextmanager
+    async def watch(self, sid: str) -> AsyncIterator[Waiter]:
+        """Listen for `sid` from now on. Enter it before reading what the wake-ups announce
+        (or before the job is queued) and none can be missed, however fast the worker."""
+        pending = self._waiters.setdefault(sid, set())
+        waiter = Waiter(pending)
+        self.watching += 1
+        try:
+            yield waiter
+        finally:
+            self.watching -= 1
+            waiter.close()
+            if not pending and self._waiters.get(sid) is pending:
+                del self._waiters[sid]
+
+    def _wake(self, sid: str, reason: Wake) -> None:
+        for future in self._waiters.get(sid, ()):
+            if not future.done():
+                future.set_result(reason)
+
+    async def _listen_forever(self) -> None:
+        pause = RESUBSCRIBE_S
+        while True:
+            try:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    pause = RESUBSCRIBE_S
+                    # Whatever happened while unsubscribed: let every waiter look again.
+                    for sid in list(self._waiters):
+                        self._wake(sid, Wake.RESUBSCRIBED)
+                    while True:
+                        message = await pubsub.get_message(timeout=LISTEN_TIMEOUT_S)
+                        if message is not None and message["type"] == "message":
+                            self._wake(message["data"].decode(), Wake.MESSAGE)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                log.warning("channel %s: %s; subscribing again in %.1fs", self._channel, exc, pause)
+            except Exception:  # the listener must outlive any surprise; waiters re-check meanwhile
+                log.exception("channel %s failed; subscribing again in %.1fs", self._channel, pause)
+            await asyncio.sleep(pause)
+            pause = min(RESUBSCRIBE_MAX_S, 2 * pause)
+
+
+class FinishedWaiters(Wakeups):
+    """`wait` requests: woken by the `finished` channel."""
+
+    def __init__(self, r: Any, keys: Keys) -> None:
+        super().__init__(r, keys.finished())
+        self._keys = keys
+
+    @contextlib.asynccontextmanager
+    async def until_finished(self, sid: str) -> AsyncIterator[Callable[[float], Awaitable[None]]]:
+        """Yields `wait(seconds)`, which returns when `sid` is finished or the time is up (the
+        caller then reads the hash). Enter it before the submission is queued."""
+        async with self.watch(sid) as waiter:
+
+            async def wait(seconds: float) -> None:
+                deadline = time.monotonic() + seconds
+                while (left := deadline - time.monotonic()) > 0:
+                    if await waiter.next(min(left, RECHECK_S)) is Wake.MESSAGE or await self._finished(sid):
+                        return
+
+            yield wait
+
+    async def _finished(self, sid: str) -> bool:
+        """Whether `sid` is finished (or gone). Redis away counts as "not yet": the request
+        keeps waiting through a restart, and the caller's own read reports an outage."""
+        try:
+            state = await self._redis.hget(self._keys.submission(sid), "state")
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return False
+        return state is None or state.decode() == State.FINISHED
