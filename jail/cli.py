@@ -7,6 +7,7 @@ stderr; 2 for bad usage), never what the program did: that is in the output.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from collections.abc import Callable
@@ -72,11 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def result_json(result: RunResult) -> dict[str, object]:
+    """The result as JSON: outputs as text, and, for an output that is not UTF-8, its exact
+    bytes too (`stdout_base64`, `stderr_base64`), which the text can only show replaced."""
     out = asdict(result)
     out["status"] = str(result.status)
-    out["stdout"] = result.stdout.decode("utf-8", errors="replace")
-    out["stderr"] = result.stderr.decode("utf-8", errors="replace")
     out.pop("files")
+    for name in ("stdout", "stderr"):
+        data: bytes = out[name]
+        try:
+            out[name] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            out[name] = data.decode("utf-8", errors="replace")
+            out[f"{name}_base64"] = base64.b64encode(data).decode("ascii")
     return out
 
 

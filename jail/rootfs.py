@@ -9,7 +9,8 @@ following a link the program may have planted, then unmounts.
 Layout inside: /usr (ro bind), /bin /lib /lib64 /sbin (symlinks into /usr, Debian is
 merged-usr), /etc (ro bind of a staged copy of a few host files), /proc, /dev (null,
 zero, full, random, urandom, shm), /box (work dir) and /tmp, writable by the sandbox
-uid, both on the run's tmpfs so `disk` caps them together.
+uid, both on the run's tmpfs so `disk` caps what the program writes to them together (the
+files copied in come on top: a run's own input never fills its disk).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from . import libc
 from .errors import JailError
 from .spec import Bind
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
@@ -186,6 +189,11 @@ def sandbox_path(root: str, path: str) -> str:
     if not (norm.startswith("/box/") or norm.startswith("/tmp/")) or "\0" in norm:
         raise JailError(f"file {path!r} must go under /box or /tmp")
     return root + norm
+
+
+def footprint(files: dict[str, bytes]) -> int:
+    """Bytes of tmpfs that `files` take once copied in: whole pages each."""
+    return sum(-(-len(data) // PAGE) * PAGE for data in files.values())
 
 
 def copy_in(root: str, files: dict[str, bytes], host_uid: int) -> None:

@@ -193,7 +193,10 @@ def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
     sb.used = True
     limits = spec.limits
     sb.cg.set_limits(limits)
-    libc.mount(None, sb.root, None, libc.MS_REMOUNT | libc.MS_NOSUID, f"size={limits.disk}")
+    # `disk` is what the program may write: the files it is given come on top, or a limit
+    # below their size would fail the copy, a sandbox fault for the caller's own input.
+    size = limits.disk + rootfs.footprint(spec.files)
+    libc.mount(None, sb.root, None, libc.MS_REMOUNT | libc.MS_NOSUID, f"size={size}")
     rootfs.copy_in(sb.root, spec.files, sb.host_uid)
     fill_stdin(sb.stdin, spec.stdin)
     launch = Launch(

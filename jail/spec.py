@@ -69,7 +69,7 @@ class Limits:
     pids: int = 64  # processes + threads alive at once
     output: int = 1 * MiB  # cap for stdout and, separately, for stderr
     file_size: int = 16 * MiB  # largest single file the program may write (RLIMIT_FSIZE)
-    disk: int = 64 * MiB  # size of the tmpfs behind /box and /tmp together
+    disk: int = 64 * MiB  # what the program may write to /box and /tmp together (its own files on top)
     open_files: int = 256  # RLIMIT_NOFILE
     stack: int = 64 * MiB  # RLIMIT_STACK
     cpus: float = 1.0  # CPU bandwidth: how many CPUs' worth the run may use at once

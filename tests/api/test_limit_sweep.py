@@ -65,3 +65,11 @@ def test_each_limit_at_the_jails_lowest_runs_to_a_verdict(stack: Stack, name: st
     view = stack.submit({**PROGRAM, "limits": {name: low}})
     assert view["state"] == "finished" and view["verdict"] != "internal_error", (name, low, view)
     assert view["attempts"] == 1, view  # no retry: the jail took it the first time
+
+
+def test_a_disk_limit_below_the_programs_own_files_is_not_a_sandbox_fault(stack: Stack) -> None:
+    """200 KB of source under the lowest disk limit: the files come on top of `disk` (it used to
+    be internal_error after every retry, the copy-in failing with ENOSPC)."""
+    source = "# " + "x" * 200_000 + "\nprint(1)\n"
+    view = stack.submit({"language": "python3", "source": source, "limits": {"disk": BOUNDS["disk"].low}})
+    assert view["verdict"] == "accepted" and view["stdout"] == "1\n", view

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -39,9 +40,11 @@ def test_run_json_reports_the_program() -> None:
         assert key in out
 
 
-def test_invalid_utf8_is_replaced_in_json() -> None:
+def test_invalid_utf8_is_replaced_in_json_and_kept_in_base64() -> None:
     p = jail("run", "--json", "--", "/usr/bin/printf", "\\377ok")
-    assert json.loads(p.stdout)["stdout"] == "\ufffdok"
+    out = json.loads(p.stdout)
+    assert out["stdout"] == "\ufffdok" and base64.b64decode(out["stdout_base64"]) == b"\xffok"
+    assert "stderr_base64" not in out  # only where the text cannot hold the bytes
 
 
 def test_stdin_and_copy_in(tmp_path: Path) -> None:

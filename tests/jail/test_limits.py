@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jail import Limits, MiB, RunSpec, Status, run
+from jail import KiB, Limits, MiB, RunSpec, Status, run
 
 
 def test_cpu_limit_stops_a_spinning_program(run_program) -> None:
@@ -88,3 +88,22 @@ def test_disk_limit_caps_box_and_tmp_together() -> None:
     )
     assert r.status is Status.NONZERO_EXIT
     assert b"No space left" in r.stderr
+
+
+def test_the_programs_own_files_do_not_count_against_its_disk() -> None:
+    """Files copied in come on top of `disk`: 1 MiB of input under a 64 KiB disk used to fail
+    the copy (ENOSPC), a sandbox fault for what was the caller's own input. What the program
+    writes is still capped by `disk`."""
+    files = {"/box/input.bin": bytes(1 << 20), "/box/small.txt": b"x"}
+    fits = run(
+        RunSpec(
+            argv=["/bin/sh", "-c", "wc -c < input.bin; head -c 30000 /dev/zero > out"],
+            files=files,
+            limits=Limits(disk=64 * KiB),
+        )
+    )
+    assert fits.status is Status.OK and fits.stdout == b"1048576\n", fits
+    over = run(
+        RunSpec(argv=["/bin/sh", "-c", "head -c 200000 /dev/zero > out"], files=files, limits=Limits(disk=64 * KiB))
+    )
+    assert over.status is Status.NONZERO_EXIT and b"No space left" in over.stderr, over
