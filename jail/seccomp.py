@@ -25,12 +25,14 @@ HIGHEST_SYSCALL = 512
 
 @dataclass(frozen=True)
 class Profile:
-    """A parsed profile: what is denied, what answers an errno, what is allowed by argument."""
+    """A parsed profile: what is denied, what answers an errno (always, or by argument), what
+    is allowed by argument."""
 
     name: str
     deny: frozenset[str]
     errno: dict[str, int]
     allow_if: tuple[dict[str, Any], ...]
+    errno_if: tuple[dict[str, Any], ...]
 
 
 def parse_profile(path: str) -> Profile:
@@ -53,16 +55,24 @@ def parse_profile(path: str) -> Profile:
         if not hasattr(errno_codes, str(code)):
             raise JailError(f"seccomp profile {path}: errno.{name}: unknown errno {code!r}")
         errnos[known(name, "errno")] = getattr(errno_codes, code)
-    rules = []
-    for i, rule in enumerate(data.get("allow_if", [])):
-        where = f"allow_if[{i}]"
-        known(rule.get("syscall", ""), f"{where}.syscall")
-        if not isinstance(rule.get("arg"), int) or not 0 <= rule["arg"] <= 5:
-            raise JailError(f"seccomp profile {path}: {where}.arg must be 0..5")
-        if sum(k in rule for k in ("value", "values", "not_value")) != 1:
-            raise JailError(f"seccomp profile {path}: {where} needs exactly one of value, values, not_value")
-        rules.append(rule)
-    return Profile(str(data.get("name", os.path.basename(path))), deny, errnos, tuple(rules))
+    rules: dict[str, list[dict[str, Any]]] = {"allow_if": [], "errno_if": []}
+    for table, found in rules.items():
+        for i, rule in enumerate(data.get(table, [])):
+            where = f"{table}[{i}]"
+            known(rule.get("syscall", ""), f"{where}.syscall")
+            if not isinstance(rule.get("arg"), int) or not 0 <= rule["arg"] <= 5:
+                raise JailError(f"seccomp profile {path}: {where}.arg must be 0..5")
+            shapes = ("value", "values", "not_value") if table == "allow_if" else ("value", "values")
+            if sum(k in rule for k in shapes) != 1:
+                raise JailError(f"seccomp profile {path}: {where} needs exactly one of {', '.join(shapes)}")
+            if table == "errno_if":
+                if not hasattr(errno_codes, str(rule.get("errno"))):
+                    raise JailError(f"seccomp profile {path}: {where}.errno: unknown errno {rule.get('errno')!r}")
+                if rule["syscall"] not in {r["syscall"] for r in rules["allow_if"]}:
+                    raise JailError(f"seccomp profile {path}: {where}: {rule['syscall']} has no allow_if rule")
+            found.append(rule)
+    name = str(data.get("name", os.path.basename(path)))
+    return Profile(name, deny, errnos, tuple(rules["allow_if"]), tuple(rules["errno_if"]))
 
 
 def build_filter(profile: Profile) -> sc.SyscallFilter:
@@ -96,6 +106,11 @@ def build_filter(profile: Profile) -> sc.SyscallFilter:
         for value in rule.get("values", [rule.get("value")]):
             cmp = sc.Arg(rule["arg"], sc.MASKED_EQ, mask, value) if mask else sc.Arg(rule["arg"], sc.EQ, value)
             f.add_rule(sc.ALLOW, rule["syscall"], cmp)
+    for rule in profile.errno_if:
+        for value in rule.get("values", [rule.get("value")]):
+            f.add_rule(
+                sc.ERRNO(getattr(errno_codes, rule["errno"])), rule["syscall"], sc.Arg(rule["arg"], sc.EQ, value)
+            )
     for name, code in profile.errno.items():
         f.add_rule(sc.ERRNO(code), name)
     for nr in range(HIGHEST_SYSCALL):
