@@ -107,6 +107,7 @@ _RESULT = {
                 "runtime_error",
                 "compilation_error",
                 "security_violation",
+                "checker_error",
                 "internal_error",
             ]
         },

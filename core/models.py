@@ -24,7 +24,9 @@ class State(enum.StrEnum):
 
 
 class Verdict(enum.StrEnum):
-    """Outcome of one test and of a whole submission. Only INTERNAL_ERROR is our fault."""
+    """Outcome of one test and of a whole submission. Only INTERNAL_ERROR is our fault;
+    CHECKER_ERROR is the custom checker's (it did not compile, crashed or ran out of its
+    limits), neither the program's nor the sandbox's."""
 
     ACCEPTED = "accepted"
     WRONG_ANSWER = "wrong_answer"
@@ -34,6 +36,7 @@ class Verdict(enum.StrEnum):
     RUNTIME_ERROR = "runtime_error"
     COMPILATION_ERROR = "compilation_error"
     SECURITY_VIOLATION = "security_violation"
+    CHECKER_ERROR = "checker_error"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -53,18 +53,20 @@ def _custom_check(
     test_input: bytes,
     expected: bytes,
     output: bytes,
-) -> tuple[bool, str]:
+) -> tuple[Verdict, str]:
     """Run the custom checker in the jail, testlib-style: `checker input.txt output.txt
     answer.txt` in /box (the test's input, the program's output, the expected output);
-    exit 0 = accepted, 1 = wrong answer, anything else = the checker failed (our fault)."""
+    exit 0 = accepted, 1 (or testlib's 2, presentation error) = wrong answer, anything else
+    = checker_error: the checker's fault, final (a retry would fail again)."""
     files = {**artifact, "input.txt": test_input, "output.txt": output, "answer.txt": expected}
     res = run_program(checker_lang, files, b"", ["input.txt", "output.txt", "answer.txt"], limits)
     note = (res.stdout + res.stderr)[:4096].decode(errors="replace").strip()
     if res.status is Status.OK:
-        return True, note
-    if res.status is Status.NONZERO_EXIT and res.exit_code == 1:
-        return False, note
-    raise SandboxFault(f"custom checker failed: status={res.status} exit={res.exit_code} stderr={res.stderr[:500]!r}")
+        return Verdict.ACCEPTED, note
+    if res.status is Status.NONZERO_EXIT and res.exit_code in (1, 2):
+        return Verdict.WRONG_ANSWER, note
+    how = f"exit code {res.exit_code}" if res.status is Status.NONZERO_EXIT else str(res.status)
+    return Verdict.CHECKER_ERROR, f"the custom checker failed ({how}): {res.stderr[-2000:].decode(errors='replace')}"
 
 
 def judge(sub: Submission, events: EventSink) -> Result:
@@ -96,8 +98,8 @@ def judge(sub: Submission, events: EventSink) -> Result:
                 raise SandboxFault(f"checker language {sub.checker.language!r} not available")
             c_out = compile_source(checker_lang, sub.checker.files, [], before_compiling=events.flush)
             if not c_out.ok:
-                result.verdict = Verdict.INTERNAL_ERROR
-                result.message = "custom checker did not compile: " + c_out.output[:4000]
+                result.verdict = Verdict.CHECKER_ERROR
+                result.message = "the custom checker did not compile: " + c_out.output[:4000]
                 return result
             checker_artifact = c_out.artifact
 
@@ -121,7 +123,7 @@ def judge(sub: Submission, events: EventSink) -> Result:
                     tr.message = f"exit code {run.exit_code}"
             elif test.expected_output is not None:
                 if checker_lang is not None:
-                    ok, msg = _custom_check(
+                    tr.verdict, tr.message = _custom_check(
                         checker_lang,
                         checker_artifact,
                         checker_limits(sub.checker.limits),
@@ -129,10 +131,7 @@ def judge(sub: Submission, events: EventSink) -> Result:
                         test.expected_output,
                         run.stdout,
                     )
-                    tr.message = msg
-                else:
-                    ok = checkers.builtin(sub.checker.kind, run.stdout, test.expected_output, sub.checker.tolerance)
-                if not ok:
+                elif not checkers.builtin(sub.checker.kind, run.stdout, test.expected_output, sub.checker.tolerance):
                     tr.verdict = Verdict.WRONG_ANSWER
             result.tests.append(tr)
             events.emit(
@@ -148,8 +147,10 @@ def judge(sub: Submission, events: EventSink) -> Result:
             )
             if tr.verdict is not Verdict.ACCEPTED and result.verdict is Verdict.ACCEPTED:
                 result.verdict = tr.verdict
-                if sub.stop_on_first_failure:
-                    break
+            if tr.verdict is Verdict.CHECKER_ERROR or (
+                tr.verdict is not Verdict.ACCEPTED and sub.stop_on_first_failure
+            ):
+                break  # a broken checker would fail every test the same way
     except JailError as exc:
         raise SandboxFault(f"{type(exc).__name__}: {exc}") from exc
     result.timings["jail"] = jail_time

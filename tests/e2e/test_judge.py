@@ -123,6 +123,31 @@ def test_custom_checker_runs_in_the_jail(stack: Stack) -> None:
     assert view["tests"][0]["message"] == "parity ok"
 
 
+@pytest.mark.parametrize(
+    ("language", "source", "message"),
+    [
+        ("python3", "import sys\nsys.exit(3)  # testlib's FAIL\n", "exit code 3"),
+        ("python3", "import os, sys\nprint('checker bug', file=sys.stderr, flush=True)\nos.abort()\n", "checker bug"),
+        ("c", "int main( {", "did not compile"),
+    ],
+)
+def test_a_broken_custom_checker_is_checker_error_at_once(stack: Stack, language: str, source: str, message: str) -> None:
+    """The checker's own failure is its author's: verdict checker_error, first attempt, no retry
+    (it used to be retried three times as a sandbox fault, then called internal_error)."""
+    tests = [{"input": "", "expected_output": "1"}, {"input": "", "expected_output": "2"}]
+    view = stack.submit(
+        {
+            "language": "python3",
+            "source": "print(1)",
+            "tests": tests,
+            "checker": {"type": "custom", "language": language, "source": source},
+        }
+    )
+    assert view["verdict"] == "checker_error" and view["attempts"] == 1, view
+    assert message in view["message"] + "".join(t["message"] for t in view["tests"]), view
+    assert len(view["tests"]) <= 1  # judging stops at the checker's first failure
+
+
 def test_run_mode_returns_output_and_exit_code(stack: Stack) -> None:
     view = stack.submit(
         {
