@@ -63,8 +63,11 @@ SETTINGS: list[Setting] = [
         "API keys: required, off, or auto (off when the API listens on loopback, else required)",
     ),
     Setting("CELLBLOCK_MAX_STREAMS", "1000", "event streams (SSE) one API process holds open at once (503 above)"),
-    Setting("CELLBLOCK_REDIS_CONNECTIONS", "64",
-            "Redis connections one API process may open; more requests wait for one (5 s, then 503)"),
+    Setting(
+        "CELLBLOCK_REDIS_CONNECTIONS",
+        "64",
+        "Redis connections one API process may open; more requests wait for one (5 s, then 503)",
+    ),
     Setting("CELLBLOCK_MAX_QUEUE", "1000", "queue depth at which POST answers 503 with Retry-After (0: no cap)"),
     Setting("CELLBLOCK_CALLBACK_ATTEMPTS", "5", "delivery attempts of a callback"),
     Setting("CELLBLOCK_CALLBACK_TIMEOUT", "10", "seconds per callback attempt"),
