@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from aiohttp import web
 from api import auth, callbacks, handlers, metrics, middleware, streams
 from api.backpressure import QueueDepth
 from api.state import CONFIG, EVENTS, FINISHED, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS, SYNC_REDIS
-from api.wakeups import LISTEN_TIMEOUT_S, FinishedWaiters, Wakeups
+from api.wakeups import LISTEN_TIMEOUT_S, EventWakeups, FinishedWaiters
 from core.keys import Keys
 from core.settings import Config
 from policies.languages import Language, available_languages
@@ -38,7 +39,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     # Enqueueing goes through RQ, which is synchronous: it runs in a thread on this client.
     app[SYNC_REDIS] = redis.Redis.from_url(url)
     app[FINISHED] = FinishedWaiters(app[REDIS], app[KEYS])
-    app[EVENTS] = Wakeups(app[REDIS], app[KEYS].events_channel())
+    app[EVENTS] = EventWakeups(app[REDIS], app[KEYS])
     for wakeups in (app[FINISHED], app[EVENTS]):
         wakeups.start()
     yield
@@ -99,6 +100,10 @@ def serve(cfg: Config) -> None:
     """Run the API in the foreground until SIGINT/SIGTERM."""
     # SIGTERM: the listening socket closes at once; open requests (a `wait`, an SSE stream)
     # get up to CELLBLOCK_DRAIN_TIMEOUT to finish before they are cancelled.
+    # keepalive_timeout closes a connection that has not sent a whole request's headers in
+    # CELLBLOCK_CLIENT_TIMEOUT (aiohttp counts a half-sent request as idle): slow or half-open
+    # clients cannot pile up. The body has the same time (api/handlers.py: _json_body).
+    raise_open_files_limit()
     web.run_app(
         make_app(cfg),
         host=cfg.host,
@@ -107,4 +112,12 @@ def serve(cfg: Config) -> None:
         print=None,
         handle_signals=True,
         shutdown_timeout=cfg.drain_timeout,
+        keepalive_timeout=cfg.client_timeout,
     )
+
+
+def raise_open_files_limit() -> None:
+    """Every connection is a file: take the hard limit of open files, not the soft 1024 a
+    shell or a default unit gives (deploy/systemd sets the hard one)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

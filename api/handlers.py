@@ -21,7 +21,12 @@ from jail.spec import Limits
 
 
 async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()  # above CELLBLOCK_MAX_BODY: a 413 from the error middleware
+    seconds = request.app[CONFIG].client_timeout
+    try:
+        async with asyncio.timeout(seconds):  # a body trickled in slowly holds a connection: bounded
+            raw = await request.read()  # above CELLBLOCK_MAX_BODY: a 413 from the error middleware
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", f"the body did not arrive within {seconds:g} s", "body") from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

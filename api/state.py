@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from api.backpressure import QueueDepth
-from api.wakeups import FinishedWaiters, Wakeups
+from api.wakeups import EventWakeups, FinishedWaiters
 from core.apikeys import Principal
 from core.keys import Keys
 from core.settings import Config
@@ -19,7 +19,7 @@ KEYS = web.AppKey("keys", Keys)
 REDIS = web.AppKey("redis", aioredis.Redis)
 SYNC_REDIS = web.AppKey("sync_redis", redis.Redis)
 FINISHED = web.AppKey("finished", FinishedWaiters)  # wakes `wait` requests
-EVENTS = web.AppKey("events", Wakeups)  # wakes event streams (SSE)
+EVENTS = web.AppKey("events", EventWakeups)  # wakes event streams (SSE)
 QUEUE_DEPTH = web.AppKey("queue_depth", QueueDepth)
 LANGUAGES = web.AppKey("languages", dict[str, Language])
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

@@ -1,10 +1,12 @@
 """Wake requests that wait on a submission: one Pub/Sub subscription per channel per API process.
 
-The worker publishes a submission's id on `Keys.events_channel()` in every transaction that
-appends to its event stream, and on `Keys.finished()` in the one that stores its result. An
-API process holds one subscription per channel and a table of waiters (id -> futures), so a
-`wait` request or an SSE stream holds no Redis connection while it waits, however many of
-them there are: it reads Redis (briefly) only when woken.
+The worker publishes a submission's id on `Keys.finished()` in the transaction that stores
+its result (a broadcast: every API process hears every finish), and on the submission's own
+`Keys.events_channel(sid)` in every transaction that appends to its event stream (heard only
+where someone reads that stream). An API process holds one Pub/Sub connection per kind and a
+table of waiters (id -> futures), so a `wait` request or an SSE stream holds no Redis
+connection while it waits, however many of them there are: it reads Redis (briefly) only
+when woken.
 
 Pub/Sub only wakes; what happened is in Redis. A message can be missed (the subscription
 reconnecting after a Redis restart), so every waiter is woken after a resubscription, and
@@ -36,6 +38,8 @@ RESUBSCRIBE_S = 0.5
 RESUBSCRIBE_MAX_S = 8.0
 # One read on the subscription waits at most this long (below the client's socket timeout).
 LISTEN_TIMEOUT_S = 10.0
+# A new per-submission subscription waits at most this long for Redis to confirm it.
+SUBSCRIBE_WAIT_S = 2.0
 
 
 class Wake(enum.Enum):
@@ -75,7 +79,7 @@ class Waiter:
 
 
 class Wakeups:
-    """The waiters of one channel, woken by its messages (each a submission id)."""
+    """The waiters of one broadcast channel, whose messages are submission ids."""
 
     def __init__(self, r: Any, channel: str) -> None:
         self._redis = r
@@ -97,16 +101,39 @@ class Wakeups:
     async def watch(self, sid: str) -> AsyncIterator[Waiter]:
         """Listen for `sid` from now on. Enter it before reading what the wake-ups announce
         (or before the job is queued) and none can be missed, however fast the worker."""
-        pending = self._waiters.setdefault(sid, set())
+        pending = self._waiters.get(sid)
+        first = pending is None
+        if pending is None:
+            pending = self._waiters[sid] = set()
         waiter = Waiter(pending)
         self.watching += 1
         try:
+            await self._listen_to(sid, first)
             yield waiter
         finally:
             self.watching -= 1
             waiter.close()
             if not pending and self._waiters.get(sid) is pending:
                 del self._waiters[sid]
+                await self._stop_listening_to(sid)
+
+    async def _listen_to(self, sid: str, first: bool) -> None:
+        """Hook: hear `sid`'s messages from now on (`first`: nobody else watches it); a
+        broadcast channel hears them all already."""
+
+    async def _stop_listening_to(self, sid: str) -> None:
+        """Hook: the last waiter of `sid` has left."""
+
+    def _channels(self) -> list[str]:
+        """What a new subscription subscribes to."""
+        return [self._channel]
+
+    def _sid(self, channel: bytes, data: bytes) -> str:
+        """The submission a message is about."""
+        return data.decode()
+
+    def _subscribed(self, channel: bytes) -> None:
+        """Hook: Redis confirmed a subscription to `channel`."""
 
     def _wake(self, sid: str, reason: Wake) -> None:
         for future in self._waiters.get(sid, ()):
@@ -117,22 +144,79 @@ class Wakeups:
         pause = RESUBSCRIBE_S
         while True:
             try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self._channel)
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(*self._channels())
+                    self._pubsub = pubsub
                     pause = RESUBSCRIBE_S
                     # Whatever happened while unsubscribed: let every waiter look again.
                     for sid in list(self._waiters):
                         self._wake(sid, Wake.RESUBSCRIBED)
                     while True:
                         message = await pubsub.get_message(timeout=LISTEN_TIMEOUT_S)
-                        if message is not None and message["type"] == "message":
-                            self._wake(message["data"].decode(), Wake.MESSAGE)
+                        if message is None:
+                            continue
+                        if message["type"] == "message":
+                            self._wake(self._sid(message["channel"], message["data"]), Wake.MESSAGE)
+                        elif message["type"] == "subscribe":
+                            self._subscribed(message["channel"])
             except (redis.exceptions.RedisError, OSError) as exc:
                 log.warning("channel %s: %s; subscribing again in %.1fs", self._channel, exc, pause)
             except Exception:  # the listener must outlive any surprise; waiters re-check meanwhile
                 log.exception("channel %s failed; subscribing again in %.1fs", self._channel, pause)
+            finally:
+                self._pubsub = None
             await asyncio.sleep(pause)
             pause = min(RESUBSCRIBE_MAX_S, 2 * pause)
+
+    _pubsub: Any = None  # the live subscription, while there is one
+
+
+class EventWakeups(Wakeups):
+    """Event streams (SSE): one channel per submission (`Keys.events_channel(sid)`), subscribed
+    while someone reads that submission's events. The worker publishes on it whenever it appends
+    events; with nobody subscribed that costs Redis a lookup and no API process anything (a
+    broadcast channel cost every API process a message per event of every submission)."""
+
+    def __init__(self, r: Any, keys: Keys) -> None:
+        # The base channel is never published on: it keeps the subscription open while no
+        # stream is.
+        super().__init__(r, keys.events_channel(""))
+        self._keys = keys
+        self._confirmed: dict[bytes, asyncio.Event] = {}
+
+    def _channels(self) -> list[str]:
+        return [self._channel, *(self._keys.events_channel(sid) for sid in self._waiters)]
+
+    def _sid(self, channel: bytes, data: bytes) -> str:
+        return channel.decode().removeprefix(self._channel)
+
+    def _subscribed(self, channel: bytes) -> None:
+        confirmed = self._confirmed.pop(channel, None)
+        if confirmed is not None:
+            confirmed.set()
+
+    async def _listen_to(self, sid: str, first: bool) -> None:
+        """The first watcher subscribes to `sid`'s channel; every watcher waits (at most
+        SUBSCRIBE_WAIT_S) until Redis has confirmed it, so that what it reads next cannot miss a
+        wake-up. Without a live subscription, the listener subscribes to every watched channel
+        when it connects, and wakes everyone."""
+        channel = self._keys.events_channel(sid)
+        confirmed = self._confirmed.get(channel.encode())
+        pubsub = self._pubsub
+        try:
+            if confirmed is None and first and pubsub is not None:
+                confirmed = self._confirmed[channel.encode()] = asyncio.Event()
+                await pubsub.subscribe(channel)
+            if confirmed is not None:
+                await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_WAIT_S)
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            log.warning("subscribing to %s: %s; the stream looks again on its own clock", channel, exc)
+
+    async def _stop_listening_to(self, sid: str) -> None:
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                await pubsub.unsubscribe(self._keys.events_channel(sid))
 
 
 class FinishedWaiters(Wakeups):

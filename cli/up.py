@@ -83,6 +83,12 @@ def redis_argv(cfg: Config) -> list[str]:
         "no",
         "--port",
         str(cfg.redis_port),
+        # Bounded, and never evicting: a submission or a queued job must not vanish to make
+        # room. At the cap Redis refuses writes, and the API answers 503 until there is room.
+        "--maxmemory",
+        str(cfg.redis_maxmemory),
+        "--maxmemory-policy",
+        "noeviction",
     ]
     if not cfg.redis_port:
         argv += ["--unixsocket", str(cfg.redis_socket), "--unixsocketperm", "700"]

@@ -26,10 +26,10 @@ class Keys:
         """Pub/Sub channel: the id of each submission as it finishes (wakes `wait` requests)."""
         return f"{self.prefix}:finished"
 
-    def events_channel(self) -> str:
-        """Pub/Sub channel: the id of a submission each time events are appended to its stream
-        (wakes SSE readers, api/wakeups.py)."""
-        return f"{self.prefix}:events"
+    def events_channel(self, sid: str) -> str:
+        """Pub/Sub channel of one submission: a message each time events are appended to its
+        stream (wakes its SSE readers, api/wakeups.py)."""
+        return f"{self.prefix}:events:{sid}"
 
     def callbacks(self) -> str:
         """Stream of finished submissions that have a callback_url; the API delivers them."""

@@ -31,6 +31,12 @@ SETTINGS: list[Setting] = [
     Setting("CELLBLOCK_REDIS_URL", "", "Redis to use; empty: `cellblock up` starts its own under var/redis"),
     Setting("CELLBLOCK_VAR_DIR", str(PROJECT_ROOT / "var"), "state dir (Redis data, AOF, socket)"),
     Setting("CELLBLOCK_REDIS_PORT", "0", "port of the Redis `up` starts; 0: a unix socket in var/redis"),
+    Setting(
+        "CELLBLOCK_REDIS_MAXMEMORY",
+        "1G",
+        "memory cap of the Redis `up` starts (noeviction: at the cap, writes are refused, answered 503)",
+        size=True,
+    ),
     Setting("CELLBLOCK_HOST", "127.0.0.1", "API listen address"),
     Setting("CELLBLOCK_PORT", "8080", "API listen port"),
     Setting("CELLBLOCK_WORKERS", "0", "workers `up` starts; 0: one per CPU"),
@@ -46,6 +52,11 @@ SETTINGS: list[Setting] = [
         "30",
         "on SIGTERM: seconds a worker may finish its job in hand / the API its open requests",
     ),
+    Setting(
+        "CELLBLOCK_CLIENT_TIMEOUT",
+        "15",
+        "seconds a client has to send a request's headers, and again its body; an idle connection is closed after it",
+    ),
     Setting("CELLBLOCK_MAX_BODY", "4M", "largest request body in bytes (413 above)", size=True),
     Setting("CELLBLOCK_MAX_SOURCE", "1M", "most bytes of source (all files together) (422 above)", size=True),
     Setting(
@@ -56,6 +67,12 @@ SETTINGS: list[Setting] = [
     ),
     Setting("CELLBLOCK_MAX_TESTS", "200", "most test cases in one submission"),
     Setting("CELLBLOCK_MAX_BATCH", "50", "most submissions in one batch request"),
+    Setting(
+        "CELLBLOCK_MAX_RESULT",
+        "4M",
+        "most bytes of program output (every test's stdout and stderr) a result keeps; the rest is cut, flagged",
+        size=True,
+    ),
     Setting("CELLBLOCK_MAX_WAIT", "60", "longest `wait` a request may ask for, seconds"),
     Setting(
         "CELLBLOCK_AUTH",
@@ -85,6 +102,7 @@ class Config:
     redis_url: str
     var_dir: Path
     redis_port: int
+    redis_maxmemory: int
     host: str
     port: int
     workers: int
@@ -96,11 +114,13 @@ class Config:
     job_grace: int
     maintenance_interval: int
     drain_timeout: float
+    client_timeout: float
     max_body: int
     max_source: int
     max_input: int
     max_tests: int
     max_batch: int
+    max_result: int
     max_wait: float
     auth: str
     max_streams: int

@@ -66,7 +66,7 @@ def stage_events(pipe: Any, keys: Keys, sid: str, events: Sequence[tuple[str, di
         pipe.hset(keys.submission(sid), mapping=moved)
     if events:
         pipe.expire(stream, ttl)
-        pipe.publish(keys.events_channel(), sid)
+        pipe.publish(keys.events_channel(sid), sid)
 
 
 def write_events(r: redis.Redis, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]], ttl: int) -> None:

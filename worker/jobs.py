@@ -63,7 +63,7 @@ def _process(sid: str) -> str:
 
     events = HeldEvents(r, keys, sid, cfg.submission_ttl)
     try:
-        result = judge(sub, events)
+        result = judge(sub, events, cfg.max_result)
     except SandboxFault as exc:
         log.error("attempt %d: sandbox fault: %s", attempt, exc)
         metrics.stage_counter(r, keys, "sandbox_faults")

@@ -69,8 +69,24 @@ def _custom_check(
     return Verdict.CHECKER_ERROR, f"the custom checker failed ({how}): {res.stderr[-2000:].decode(errors='replace')}"
 
 
-def judge(sub: Submission, events: EventSink) -> Result:
-    """Compile once, run every test, check each output. Raises SandboxFault on jail faults."""
+class OutputBudget:
+    """How much program output a result may still keep (CELLBLOCK_MAX_RESULT). Outputs are
+    checked whole, then cut to what is left, so a worker never holds more than the budget and
+    one test's output, whatever tests x output limit a request asks for."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+    def keep(self, data: bytes) -> tuple[bytes, bool]:
+        """`data` cut to the budget, and whether anything was cut."""
+        kept = data[: self.left]
+        self.left -= len(kept)
+        return kept, len(kept) < len(data)
+
+
+def judge(sub: Submission, events: EventSink, keep_output: int) -> Result:
+    """Compile once, run every test, check each output; keep at most `keep_output` bytes of
+    the programs' outputs in the result. Raises SandboxFault on jail faults."""
     languages = available_languages()
     language = languages.get(sub.language)
     if language is None:
@@ -103,6 +119,7 @@ def judge(sub: Submission, events: EventSink) -> Result:
                 return result
             checker_artifact = c_out.artifact
 
+        budget = OutputBudget(keep_output)
         limits = run_limits(language, sub.limits)
         n = len(sub.tests)
         for k, test in enumerate(sub.tests, start=1):
@@ -133,6 +150,10 @@ def judge(sub: Submission, events: EventSink) -> Result:
                     )
                 elif not checkers.builtin(sub.checker.kind, run.stdout, test.expected_output, sub.checker.tolerance):
                     tr.verdict = Verdict.WRONG_ANSWER
+            tr.stdout, cut = budget.keep(tr.stdout)
+            tr.stdout_truncated |= cut
+            tr.stderr, cut = budget.keep(tr.stderr)
+            tr.stderr_truncated |= cut
             result.tests.append(tr)
             events.emit(
                 "test",

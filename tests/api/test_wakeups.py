@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from api.wakeups import RECHECK_S, FinishedWaiters
+from api.wakeups import RECHECK_S, EventWakeups, FinishedWaiters, Wake
 from core.keys import Keys
 from tests.conftest import RedisServer, free_port, start_redis
 
@@ -105,3 +105,46 @@ def test_subscribed_again_after_a_redis_restart(tmp_path: Path) -> None:
             s.proc.wait(10)
     assert across < RECHECK_S + 1.0
     assert woken < 0.2 + 0.5  # through the new subscription
+
+
+def test_event_streams_hear_their_own_channel_at_once(redis_server: RedisServer) -> None:
+    """EventWakeups subscribes to a submission's channel while someone watches it: a publish
+    right after `watch` is entered is heard (no window between subscribing and reading), other
+    submissions' messages wake nobody, and many watchers subscribing at once all hear theirs."""
+
+    async def go() -> None:
+        r = aioredis.Redis.from_url(redis_server.url)
+        wakeups = EventWakeups(r, KEYS)
+        wakeups.start()
+        try:
+            assert await subscribed_to(r, KEYS.events_channel(""), 5)
+
+            async def one(sid: str) -> float:
+                async with wakeups.watch(sid) as waiter:
+                    t0 = time.monotonic()
+                    await r.publish(KEYS.events_channel(sid), sid)
+                    assert await waiter.next(5) is Wake.MESSAGE
+                    await r.publish(KEYS.events_channel("someone-else"), "x")
+                    assert await waiter.next(0.3) is Wake.TIMEOUT
+                    return time.monotonic() - t0
+
+            took = await asyncio.gather(*(one(f"s{i}") for i in range(50)))
+            assert max(took) < 0.3 + 1.0, took
+            assert wakeups.watching == 0
+            await asyncio.sleep(0.2)  # the unsubscriptions are processed
+            channels = await r.pubsub_channels(f"{KEYS.prefix}:events:s*")
+            assert channels == [], channels  # nobody watches: nothing stays subscribed
+        finally:
+            await wakeups.stop()
+            await r.aclose()
+
+    asyncio.run(go())
+
+
+async def subscribed_to(r: aioredis.Redis, channel: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if dict(await r.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1:
+            return True
+        await asyncio.sleep(0.05)
+    return False

@@ -131,7 +131,9 @@ def test_custom_checker_runs_in_the_jail(stack: Stack) -> None:
         ("c", "int main( {", "did not compile"),
     ],
 )
-def test_a_broken_custom_checker_is_checker_error_at_once(stack: Stack, language: str, source: str, message: str) -> None:
+def test_a_broken_custom_checker_is_checker_error_at_once(
+    stack: Stack, language: str, source: str, message: str
+) -> None:
     """The checker's own failure is its author's: verdict checker_error, first attempt, no retry
     (it used to be retried three times as a sandbox fault, then called internal_error)."""
     tests = [{"input": "", "expected_output": "1"}, {"input": "", "expected_output": "2"}]
@@ -159,3 +161,16 @@ def test_run_mode_returns_output_and_exit_code(stack: Stack) -> None:
     )
     assert view["verdict"] == "runtime_error" and view["exit_code"] == 7
     assert view["stdout"] == "arg 2\n" and view["stderr"] == "err\n"
+
+
+def test_a_result_keeps_at_most_max_result_bytes_of_output(stack: Stack) -> None:
+    """Six tests printing 1.5 MiB each to stderr (9 MiB) under CELLBLOCK_MAX_RESULT (4M): every
+    output is checked whole, the result keeps 4 MiB and flags what it cut. Before, tests x output
+    limit was stored whole: a 927-byte request stored 128 MiB."""
+    source = "import sys\nsys.stderr.write('e' * (3 << 19))\n"
+    tests = [{"input": "", "expected_output": ""}] * 6
+    view = stack.submit({"language": "python3", "source": source, "tests": tests, "limits": {"output": 2 << 20}})
+    assert view["verdict"] == "accepted", view["message"]
+    kept = [len(t["stderr"]) for t in view["tests"]]
+    assert sum(kept) == 4 << 20 and kept[:2] == [3 << 19, 3 << 19] and kept[-1] == 0, kept
+    assert [t["stderr_truncated"] for t in view["tests"]] == [False, False, True, True, True, True]

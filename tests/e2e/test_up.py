@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import redis
+
 from tests.conftest import ROOT, free_port, spawn
 
 
@@ -79,6 +81,12 @@ def test_up_submit_and_clean_stop(tmp_path: Path) -> None:
         assert [t["verdict"] for t in view["tests"]] == ["accepted", "wrong_answer"]
 
         assert (tmp_path / "var" / "redis" / "appendonlydir").is_dir()  # AOF on
+        own = redis.Redis(unix_socket_path=str(tmp_path / "var" / "redis" / "redis.sock"))
+        try:  # bounded, never evicting a submission (CELLBLOCK_REDIS_MAXMEMORY, default 1G)
+            assert own.config_get("maxmemory") == {"maxmemory": str(1 << 30)}
+            assert own.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        finally:
+            own.close()
         kids = children_of(up.pid)
         assert len(kids) == 3  # redis, api, 1 worker
 
