@@ -12,7 +12,7 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from api import auth, callbacks, handlers, metrics, middleware, streams
+from api import auth, browsers, callbacks, handlers, metrics, middleware, streams
 from api.backpressure import QueueDepth
 from api.state import CONFIG, EVENTS, FINISHED, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS, SYNC_REDIS
 from api.wakeups import LISTEN_TIMEOUT_S, EventWakeups, FinishedWaiters
@@ -71,7 +71,12 @@ async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
 def make_app(cfg: Config) -> web.Application:
     app = web.Application(
         client_max_size=cfg.max_body,
-        middlewares=[middleware.log_context, middleware.errors, auth.middleware(cfg.auth_required)],
+        middlewares=[
+            middleware.log_context,
+            middleware.errors,
+            browsers.middleware(cfg),
+            auth.middleware(cfg.auth_required),
+        ],
     )
     app[CONFIG] = cfg
     app[KEYS] = Keys(cfg.key_prefix)

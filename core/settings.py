@@ -79,6 +79,16 @@ SETTINGS: list[Setting] = [
         "auto",
         "API keys: required, off, or auto (off when the API listens on loopback, else required)",
     ),
+    Setting(
+        "CELLBLOCK_ALLOWED_HOSTS",
+        "",
+        "Host names the API answers to, comma-separated; empty: loopback names while keys are off, any once required",
+    ),
+    Setting(
+        "CELLBLOCK_ALLOWED_ORIGINS",
+        "",
+        "web origins whose pages may call /v1 (CORS), comma-separated, e.g. https://ide.example.org",
+    ),
     Setting("CELLBLOCK_MAX_STREAMS", "1000", "event streams (SSE) one API process holds open at once (503 above)"),
     Setting(
         "CELLBLOCK_REDIS_CONNECTIONS",
@@ -123,6 +133,8 @@ class Config:
     max_result: int
     max_wait: float
     auth: str
+    allowed_hosts: str
+    allowed_origins: str
     max_streams: int
     redis_connections: int
     max_queue: int

@@ -38,7 +38,8 @@ def stage_new(pipe: Any, keys: Keys, sub: Submission, ttl: int, owner: str | Non
     pipe.expire(key, ttl)
     if owner is not None:
         pipe.set(keys.owner(sub.id), owner, ex=ttl)
-    stage_events(pipe, keys, sub.id, [("state", {"state": str(State.QUEUED)})], ttl)  # sets `state`
+    # Sets `state`. Nobody can be reading a stream that did not exist: no wake-up to send.
+    stage_events(pipe, keys, sub.id, [("state", {"state": str(State.QUEUED)})], ttl, wake=False)
 
 
 def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, str] | None:
@@ -50,10 +51,12 @@ def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, s
     return Submission.from_json(json.loads(spec)), text(state)
 
 
-def stage_events(pipe: Any, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]], ttl: int) -> None:
+def stage_events(
+    pipe: Any, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]], ttl: int, wake: bool = True
+) -> None:
     """Append `events` (kind: state, test, finished; data) to the submission's stream, and
     set its TTL once; a `state` event also moves the hash's `state` (and `progress`, for a
-    test's run)."""
+    test's run). `wake`: tell the stream's readers (api/wakeups.py), if any."""
     stream = keys.events(sid)
     moved: dict[str, str] = {}  # one HSET for all of them: the last state (and progress) wins
     for kind, data in events:
@@ -66,7 +69,8 @@ def stage_events(pipe: Any, keys: Keys, sid: str, events: Sequence[tuple[str, di
         pipe.hset(keys.submission(sid), mapping=moved)
     if events:
         pipe.expire(stream, ttl)
-        pipe.publish(keys.events_channel(sid), sid)
+        if wake:
+            pipe.publish(keys.events_channel(sid), sid)
 
 
 def write_events(r: redis.Redis, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]], ttl: int) -> None:

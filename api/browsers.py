@@ -1,0 +1,78 @@
+"""What a web browser may do with the API: the Host it was reached by, the Origin of the page
+that calls it, the content type of what it posts, and CORS for the origins the operator allows.
+
+Why: with keys off (the default on loopback) any web page a developer visits could otherwise
+make the browser submit code to a local cellblock. A cross-site form can post `text/plain`
+without asking (so /v1 takes only `application/json`, which needs a CORS preflight); a
+script's request carries its page's `Origin` (so one that is neither this API's own nor in
+CELLBLOCK_ALLOWED_ORIGINS is refused); and a DNS-rebinding page reaches 127.0.0.1 under its
+own host name (so, with keys off, only loopback names are accepted in `Host`, unless
+CELLBLOCK_ALLOWED_HOSTS names others). Clients that are not browsers send no Origin and are
+unaffected.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from api.errors import ApiError
+from api.middleware import Handler
+from core.settings import Config
+
+GUARDED = "/v1/"
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_CORS_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Auth-Token",
+    "Access-Control-Expose-Headers": "Location, Retry-After",
+    "Access-Control-Max-Age": "600",
+}
+
+
+def allowed_hosts(cfg: Config) -> frozenset[str] | None:
+    """Host names the API answers to; None: any. CELLBLOCK_ALLOWED_HOSTS when set, else the
+    loopback names while keys are off, and any host once keys are required."""
+    names = frozenset(h.strip().lower() for h in cfg.allowed_hosts.split(",") if h.strip())
+    if names:
+        return names
+    return None if cfg.auth_required else LOOPBACK_NAMES
+
+
+def _host_name(host: str) -> str:
+    """'[::1]:8080' -> '::1', 'Example.org:80' -> 'example.org'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def middleware(cfg: Config) -> Middleware:
+    """The guard for /v1, its settings read once."""
+    hosts = allowed_hosts(cfg)
+    origins = frozenset(o.strip().rstrip("/") for o in cfg.allowed_origins.split(",") if o.strip())
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(GUARDED):
+            return await handler(request)
+        if hosts is not None and _host_name(request.host) not in hosts:
+            raise ApiError(421, "unknown_host", f"this API does not answer to {request.host!r}", "Host")
+        origin = request.headers.get("Origin")
+        cors = origin is not None and origin in origins
+        if origin is not None and not cors and origin != f"{request.scheme}://{request.host}":
+            raise ApiError(403, "origin_not_allowed", f"pages from {origin} may not call this API", "Origin")
+        if request.method == "OPTIONS" and cors:
+            return web.Response(status=204, headers={"Access-Control-Allow-Origin": origin or "", **_CORS_HEADERS})
+        if request.method == "POST" and request.content_type != "application/json":
+            raise ApiError(
+                415, "unsupported_media_type", "send the body as Content-Type: application/json", "Content-Type"
+            )
+        response = await handler(request)
+        if cors:
+            response.headers["Access-Control-Allow-Origin"] = origin or ""
+            response.headers["Access-Control-Expose-Headers"] = _CORS_HEADERS["Access-Control-Expose-Headers"]
+            response.headers.add("Vary", "Origin")
+        return response
+
+    return guard
