@@ -4,7 +4,7 @@ When CELLBLOCK_AUTH requires keys, every request under /v1/submissions must carr
 (`Authorization: Bearer <token>` or `X-Auth-Token`); the middleware looks it up
 (core/apikeys.py), applies its rate limit, leaves the key in request[PRINCIPAL] (None when
 the API runs without keys), and answers 404 for another key's submission — so no handler has
-to remember to. Languages, health, metrics and the docs stay open.
+to remember to. /metrics needs a key too (any key); languages, health and the docs stay open.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from core.apikeys import Principal
 from core.keys import Keys
 
 PROTECTED = "/v1/submissions"
+# Prometheus scrapes with a key too (`authorization: credentials_file` in its scrape config):
+# the counters say what runs here and how much, which is not for everyone once keys are on.
+METRICS = "/metrics"
 
 # Token bucket: capacity max(1, rps), refilled at rps per second. Returns 0 when allowed,
 # else the milliseconds until a token is there.
@@ -71,7 +74,7 @@ def middleware(required: bool) -> Middleware:
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[PRINCIPAL] = None
-        if required and request.path.startswith(PROTECTED):
+        if required and (request.path.startswith(PROTECTED) or request.path == METRICS):
             token = _token(request)
             if token is None:
                 raise _unauthorized("missing API key: send Authorization: Bearer <token> (or X-Auth-Token)")

@@ -83,8 +83,12 @@ def stored_values(r: Any, key: bytes) -> list[bytes]:
 def test_no_key_is_401(astack: Stack) -> None:
     assert error_code(astack.request("POST", "/v1/submissions", HELLO), 401) == "unauthorized"
     assert error_code(astack.request("GET", "/v1/submissions/abc"), 401) == "unauthorized"
-    # open endpoints stay open
+    # open endpoints stay open; /metrics is not (any key may scrape it)
     assert astack.request("GET", "/v1/languages").status == 200
+    assert error_code(astack.request("GET", "/metrics"), 401) == "unauthorized"
+    _, hdrs = new_key(astack)
+    scraped = astack.request("GET", "/metrics", headers=hdrs)
+    assert scraped.status == 200 and "cellblock_queue_depth" in scraped.body
 
 
 def test_wrong_key_is_401(astack: Stack) -> None:
@@ -195,6 +199,28 @@ def test_language_not_allowed_is_403(astack: Stack) -> None:
     _, hdrs = new_key(astack, languages=["c"])
     resp = astack.request("POST", "/v1/submissions", HELLO, headers=hdrs)
     assert error_code(resp, 403) == "language_not_allowed" and resp.body["error"]["field"] == "language"
+
+
+def test_a_custom_checker_obeys_the_keys_languages_and_ceilings(astack: Stack) -> None:
+    """The checker runs under the submitter's key: its language must be one the key may use, and
+    its limits are capped by the key's ceilings (it used to get 5 s CPU, 10 s wall, 256 MiB, in
+    any language, whatever the key)."""
+    c_program = {
+        "language": "c",
+        "source": '#include <stdio.h>\nint main(){puts("1");}',
+        "tests": [{"input": "", "expected_output": "1"}],
+    }
+    _, only_c = new_key(astack, languages=["c"], max_limits={"cpu_time": 1, "wall_time": 2})
+    checker = {"type": "custom", "language": "python3", "source": "import sys\nsys.exit(0)\n"}
+    resp = astack.request("POST", "/v1/submissions", {**c_program, "checker": checker}, headers=only_c)
+    assert error_code(resp, 403) == "language_not_allowed" and resp.body["error"]["field"] == "checker.language"
+    _, capped = new_key(astack, max_limits={"cpu_time": 1, "wall_time": 2})
+    resp = astack.request("POST", "/v1/submissions", {**c_program, "checker": checker, "wait": 60}, headers=capped)
+    assert resp.status == 200 and resp.body["verdict"] == "accepted", resp.body
+    r = redis.Redis.from_url(astack.redis_url)
+    stored = r.hget(Keys(astack.env["CELLBLOCK_KEY_PREFIX"]).submission(resp.body["id"]), "spec")
+    r.close()
+    assert stored is not None and json.loads(stored)["checker"]["limits"] == {"cpu_time": 1, "wall_time": 2}
 
 
 def test_rate_limit_429_with_retry_after(astack: Stack) -> None:
