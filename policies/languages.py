@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import os
 import re
 import subprocess
@@ -125,6 +126,7 @@ class Language:
     run_limits: StageLimits
     path: str = ""
     version: str = ""
+    toolchain: str = ""  # toolchain_fingerprint(): changes when a toolchain file is replaced
 
     @property
     def compiled(self) -> bool:
@@ -374,13 +376,28 @@ def detect_version(lang: Language, timeout: float = 30.0) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
+def toolchain_fingerprint(paths: tuple[str, ...]) -> str:
+    """What identifies the installed toolchain, beyond its version string: the real path, size
+    and modification time of each required file. A package update (a Debian patch release keeps
+    "12.2.0") replaces the files, and with them this; the compile cache keys on it."""
+    h = hashlib.sha256()
+    for p in paths:
+        real = os.path.realpath(p)
+        st = os.stat(real)
+        h.update(f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:16]
+
+
 @functools.cache
 def _available(directory: Path) -> dict[str, Language]:
     present = [lang for lang in _load(directory).values() if not lang.missing()]
     # Version commands are independent and some are slow (a JVM start): run them at once.
     with ThreadPoolExecutor(max_workers=8) as pool:
         versions = list(pool.map(detect_version, present))
-    return {lang.id: dataclasses.replace(lang, version=v) for lang, v in zip(present, versions, strict=True)}
+    return {
+        lang.id: dataclasses.replace(lang, version=v, toolchain=toolchain_fingerprint(lang.requires))
+        for lang, v in zip(present, versions, strict=True)
+    }
 
 
 def _directory(directory: str | Path | None) -> Path:

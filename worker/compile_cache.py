@@ -1,8 +1,8 @@
 """On-disk cache of successful compiles, shared by every worker process on a host.
 
-Owns the cache key (language id + detected version + compile recipe + sources +
-options), the entry file format, and the size bound. Identical compiles happen once; a hit hands back the
-artifact files without running the compiler.
+Owns the cache key (language id + the installed toolchain's version and file fingerprint +
+compile recipe + sources + options), the entry file format, and the size bound. Identical
+compiles happen once; a hit hands back the artifact files without running the compiler.
 
 Safety with concurrent writers: an entry is written to a temporary file in the cache
 directory and `os.rename`d into place (atomic on one filesystem), so a reader sees a
@@ -29,14 +29,16 @@ _MAGIC = b"CBCC1\n"
 _SUFFIX = ".entry"
 
 
-def cache_key(language_id: str, version: str, files: dict[str, bytes], options: list[str], recipe: str = "") -> str:
+def cache_key(language_id: str, toolchain: str, files: dict[str, bytes], options: list[str], recipe: str = "") -> str:
     """Hex digest naming one compile: same inputs, same key. Field order is fixed.
 
-    `recipe` describes how the language compiles (its command, environment...), so an
-    edited language definition does not hand back artifacts built the old way.
+    `toolchain` names the installed compiler exactly (its version and the fingerprint of its
+    files, policies.languages.toolchain_fingerprint), so an updated compiler does not hand back
+    binaries the old one built. `recipe` describes how the language compiles (its command,
+    environment...), so an edited language definition does not either.
     """
     h = hashlib.sha256()
-    h.update(json.dumps([language_id, version, list(options), recipe]).encode())
+    h.update(json.dumps([language_id, toolchain, list(options), recipe]).encode())
     for name in sorted(files):
         h.update(b"\0F" + name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
     return h.hexdigest()

@@ -190,7 +190,7 @@ def compile_source(
 
     cache = _get_cache()
     recipe = repr((language.compile, language.artifacts, language.env, language.extra_files))
-    key = cache_key(language.id, language.version, sources, options, recipe)
+    key = cache_key(language.id, f"{language.version} {language.toolchain}", sources, options, recipe)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:

@@ -7,6 +7,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from core import settings
+from policies.languages import available_languages, toolchain_fingerprint
 from worker import toolchain
 from worker.compile_cache import CompileCache, cache_key
 
@@ -93,3 +94,21 @@ def test_concurrent_writers_never_expose_partial_entries(tmp_path: Path) -> None
     # every entry left is whole
     for entry in tmp_path.glob("*.entry"):
         assert cache.get(entry.stem) is not None
+
+
+def test_a_replaced_toolchain_changes_the_key(tmp_path: Path) -> None:
+    """A Debian patch update keeps gcc's "12.2.0" but replaces its files: the cache must not hand
+    back what the old compiler built (the key used the version string alone)."""
+    compiler = tmp_path / "cc"
+    compiler.write_bytes(b"old compiler")
+    os.utime(compiler, ns=(1_000_000_000, 1_000_000_000))
+    before = toolchain_fingerprint((str(compiler),))
+    assert toolchain_fingerprint((str(compiler),)) == before
+    compiler.write_bytes(b"new compiler")  # same size, new contents and time
+    os.utime(compiler, ns=(2_000_000_000, 2_000_000_000))
+    after = toolchain_fingerprint((str(compiler),))
+    assert after != before
+    files = {"main.c": b"int main(){}"}
+    assert cache_key("c", f"12.2.0 {before}", files, []) != cache_key("c", f"12.2.0 {after}", files, [])
+    c = available_languages()["c"]  # every language carries its fingerprint
+    assert c.toolchain == toolchain_fingerprint(c.requires)
