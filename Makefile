@@ -46,11 +46,13 @@ bench: install
 	$(VENV)/bin/python load/bench_service.py
 
 # a fresh stack: 60 s to find its saturation, then DURATION s at 80 % of it (DURATION=600 for the
-# 10-minute run); fails if a submission is lost or a 5xx seen; report in load/report/
+# 10-minute run); fails if a submission is lost or a 5xx seen; report in load/report/. Then
+# hostile clients for DURATION s beside an honest one (load/hostile.py).
 DURATION ?= 60
 load: install
 	$(VENV)/bin/python -m pip install -q -e '.[load]'
 	$(VENV)/bin/python load/run_load.py --duration $(DURATION)
+	$(VENV)/bin/python load/hostile.py --duration $(DURATION)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

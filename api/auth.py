@@ -5,11 +5,13 @@ When CELLBLOCK_AUTH requires keys, every request under /v1/submissions must carr
 (core/apikeys.py), applies its rate limit, leaves the key in request[PRINCIPAL] (None when
 the API runs without keys), and answers 404 for another key's submission — so no handler has
 to remember to. /metrics needs a key too (any key); languages, health and the docs stay open.
+A key's lookup is kept a second per process (KeyCache): a revoked key is refused within it.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +28,8 @@ PROTECTED = "/v1/submissions"
 # Prometheus scrapes with a key too (`authorization: credentials_file` in its scrape config):
 # the counters say what runs here and how much, which is not for everyone once keys are on.
 METRICS = "/metrics"
+KEY_CACHE_S = 1.0
+KEY_CACHE_MAX = 10_000
 
 # Token bucket: capacity max(1, rps), refilled at rps per second. Returns 0 when allowed,
 # else the milliseconds until a token is there.
@@ -68,8 +72,29 @@ async def _check_rate(r: Any, keys: Keys, p: Principal) -> None:
         raise TooMany(f"rate limit of {p.rps:g} requests/s for this key", math.ceil(wait_ms / 1000))
 
 
+class KeyCache:
+    """Keys this API process looked up lately (token -> key, or None: unknown or revoked), so a
+    keyed request costs no Redis round trip to authenticate, and a flood of them little. Each
+    answer is kept KEY_CACHE_S: a revoked key is refused within that."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, Principal | None]] = {}
+
+    async def lookup(self, r: Any, keys: Keys, token: str) -> Principal | None:
+        now = time.monotonic()
+        seen = self._seen.get(token)
+        if seen is not None and seen[0] > now:
+            return seen[1]
+        if len(self._seen) >= KEY_CACHE_MAX:  # many tokens (most of them made up): start again
+            self._seen.clear()
+        p = await apikeys.lookup(r, keys, token)
+        self._seen[token] = (now + KEY_CACHE_S, p)
+        return p
+
+
 def middleware(required: bool) -> Middleware:
     """The authentication middleware; `required` is the configuration's decision, taken once."""
+    cache = KeyCache()
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -79,7 +104,7 @@ def middleware(required: bool) -> Middleware:
             if token is None:
                 raise _unauthorized("missing API key: send Authorization: Bearer <token> (or X-Auth-Token)")
             r, keys = request.app[REDIS], request.app[KEYS]
-            p = await apikeys.lookup(r, keys, token)
+            p = await cache.lookup(r, keys, token)
             if p is None:
                 raise _unauthorized("unknown or revoked API key")
             await _check_rate(r, keys, p)

@@ -55,6 +55,7 @@ async def _view(request: web.Request, sid: str) -> dict[str, Any] | None:
 async def create_submission(request: web.Request) -> web.Response:
     """POST /v1/submissions: 201 {id}, or 200 with the result when `wait` and it finished in time."""
     cfg = request.app[CONFIG]
+    await admission.refuse_early(request)
     body = await _json_body(request)
     accepted = parse_submission(body, cfg, request.app[LANGUAGES], request[PRINCIPAL])
     earlier = await admission.admit(request, [accepted])
@@ -84,6 +85,7 @@ async def create_submission(request: web.Request) -> web.Response:
 async def create_batch(request: web.Request) -> web.Response:
     """POST /v1/submissions/batch {submissions: [...]}: all accepted or none (422 names the index)."""
     cfg = request.app[CONFIG]
+    await admission.refuse_early(request)
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "malformed", "the body must be a JSON object", "body")

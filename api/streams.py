@@ -9,6 +9,7 @@ process holds at most CELLBLOCK_MAX_STREAMS streams; one more is a 503 with Retr
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -68,7 +69,7 @@ async def submission_events(request: web.Request) -> web.StreamResponse:
 async def _relay(r: Any, stream: str, last: str, resp: web.StreamResponse, waiter: Waiter) -> None:
     """Write the events after `last` as they come, until `finished` (or the stream is gone)."""
     while True:
-        entries = await r.xrange(stream, min=f"({last}", count=BATCH)
+        entries = await _read(r, stream, last)
         for entry_id, fields in entries:
             last = entry_id.decode()
             kind = fields[b"event"].decode()
@@ -81,6 +82,21 @@ async def _relay(r: Any, stream: str, last: str, resp: web.StreamResponse, waite
             return  # resumed at or after `finished`, or the stream expired
         if await waiter.next(KEEPALIVE_S) is Wake.TIMEOUT:
             await resp.write(b": keep-alive\n\n")
+
+
+# Reads in flight, by (stream, position): streams at the same place share one XRANGE, so a
+# wake-up of many readers of one submission costs Redis one read, not one per reader.
+_reading: dict[tuple[str, str], asyncio.Task[Any]] = {}
+
+
+async def _read(r: Any, stream: str, last: str) -> Any:
+    """The next BATCH entries of `stream` after `last`."""
+    key = (stream, last)
+    task = _reading.get(key)
+    if task is None:
+        task = _reading[key] = asyncio.create_task(r.xrange(stream, min=f"({last}", count=BATCH))
+        task.add_done_callback(lambda _: _reading.pop(key, None))
+    return await asyncio.shield(task)
 
 
 async def _past_the_end(r: Any, stream: str, last: str) -> bool:

@@ -32,6 +32,7 @@ def free_port() -> int:
 class Stack:
     proc: subprocess.Popen[bytes]
     base: str  # http://127.0.0.1:PORT
+    var: Path  # CELLBLOCK_VAR_DIR: its Redis listens on var/redis/redis.sock
 
     def wait_ready(self, workers: int, seconds: float = 90) -> None:
         """Until /v1/ready counts `workers` live workers."""
@@ -101,7 +102,7 @@ def running(workers: int, log: Path | None = None, **env: str) -> Iterator[Stack
             stdin=subprocess.DEVNULL,
         )
     try:
-        yield Stack(proc, f"http://127.0.0.1:{port}")
+        yield Stack(proc, f"http://127.0.0.1:{port}", tmp / "var")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

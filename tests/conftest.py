@@ -247,6 +247,12 @@ def start_api_only(redis_url: str, tmp: Path, extra_env: dict[str, str] | None =
         raise
 
 
+def isolated_api(redis_server: RedisServer, tmp: Path, name: str, **env: str) -> Stack:
+    """An API and no worker on the shared Redis, on a key prefix and a queue of its own."""
+    unique = f"{name}-{uuid.uuid4().hex[:8]}"
+    return start_api_only(redis_server.url, tmp, {"CELLBLOCK_KEY_PREFIX": unique, "CELLBLOCK_QUEUE": unique, **env})
+
+
 def make_stack(
     redis_server: RedisServer, tmp: Path, name: str, workers: int, extra_env: dict[str, str] | None = None
 ) -> Stack:

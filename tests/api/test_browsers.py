@@ -4,10 +4,9 @@ was not allowed to (api/browsers.py), against the real stack."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
-from tests.conftest import RedisServer, Stack, error_of, start_api_only
+from tests.conftest import RedisServer, Stack, error_of, isolated_api
 
 HELLO = {"language": "python3", "source": "print(1)"}
 
@@ -44,9 +43,7 @@ def test_dns_rebinding_is_refused_while_keys_are_off(stack: Stack) -> None:
 
 def test_cors_for_the_origins_the_operator_allows(redis_server: RedisServer, tmp_path: Path) -> None:
     ide = "https://ide.example.org"
-    name = uuid.uuid4().hex[:8]
-    env = {"CELLBLOCK_ALLOWED_ORIGINS": ide, "CELLBLOCK_KEY_PREFIX": f"cors-{name}", "CELLBLOCK_QUEUE": f"cors-{name}"}
-    s = start_api_only(redis_server.url, tmp_path, env)
+    s = isolated_api(redis_server, tmp_path, "cors", CELLBLOCK_ALLOWED_ORIGINS=ide)
     try:
         pre = s.request(
             "OPTIONS",

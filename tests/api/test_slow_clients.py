@@ -6,26 +6,19 @@ from __future__ import annotations
 
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer, Stack, start_api_only
+from tests.conftest import RedisServer, Stack, isolated_api
 
 TIMEOUT = 2.0
 
 
 @pytest.fixture
 def api(redis_server: RedisServer, tmp_path: Path) -> Iterator[Stack]:
-    name = uuid.uuid4().hex[:8]
-    env = {
-        "CELLBLOCK_KEY_PREFIX": f"slow-{name}",
-        "CELLBLOCK_QUEUE": f"slow-{name}",
-        "CELLBLOCK_CLIENT_TIMEOUT": str(TIMEOUT),
-    }
-    stack = start_api_only(redis_server.url, tmp_path, env)
+    stack = isolated_api(redis_server, tmp_path, "slow", CELLBLOCK_CLIENT_TIMEOUT=str(TIMEOUT))
     yield stack
     stack.stop()
 

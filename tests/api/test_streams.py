@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer, Stack, error_of, start_api_only
+from tests.conftest import RedisServer, Stack, error_of, isolated_api
 
 STREAMS = 130  # above the 100 connections redis-py's pool allowed by default
 
@@ -20,13 +19,7 @@ STREAMS = 130  # above the 100 connections redis-py's pool allowed by default
 @pytest.fixture
 def api(redis_server: RedisServer, tmp_path: Path) -> Iterator[Stack]:
     """An API without workers (submissions stay queued), on its own prefix and queue."""
-    name = uuid.uuid4().hex[:8]
-    env = {
-        "CELLBLOCK_KEY_PREFIX": f"sse-{name}",
-        "CELLBLOCK_QUEUE": f"sse-{name}",
-        "CELLBLOCK_MAX_STREAMS": str(STREAMS),
-    }
-    stack = start_api_only(redis_server.url, tmp_path, env)
+    stack = isolated_api(redis_server, tmp_path, "sse", CELLBLOCK_MAX_STREAMS=str(STREAMS))
     yield stack
     stack.stop()
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.errors import ApiError
-from api.validation import parse_submission
+from api.validation import SUBMISSION_FIELDS, parse_submission
 from core import models
 from core.keys import Keys
 from core.limits import job_timeout
@@ -144,23 +144,7 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=20,
 )
-FIELDS = st.sampled_from(
-    [
-        "language",
-        "source",
-        "files",
-        "stdin",
-        "args",
-        "compile_options",
-        "limits",
-        "tests",
-        "checker",
-        "encoding",
-        "wait",
-        "callback_url",
-        "stop_on_first_failure",
-    ]
-)
+FIELDS = st.sampled_from(sorted(SUBMISSION_FIELDS))
 
 
 @settings(max_examples=300, deadline=None)
