@@ -86,7 +86,11 @@ _SUBMISSION: dict[str, Any] = {
             "oneOf": [{"type": "boolean"}, {"type": "number", "minimum": 0}],
             "description": "hold the request until finished (at most CELLBLOCK_MAX_WAIT s)",
         },
-        "callback_url": {"type": "string", "description": "POSTed the result when finished (retried)"},
+        "callback_url": {
+            "type": "string",
+            "description": "POSTed the result when finished (retried; signed with Standard Webhooks headers; "
+            "public addresses only, unless CELLBLOCK_CALLBACK_ALLOW; redirects are not followed)",
+        },
         "stop_on_first_failure": {"type": "boolean"},
     },
 }

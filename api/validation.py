@@ -17,14 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from api.errors import ApiError, invalid, refused
-from core import inputs, limits
+from core import destinations, inputs, limits
 from core.apikeys import Principal
 from core.inputs import InputError
 from core.models import Checker, CheckerKind, Submission, TestCase, unb64
 from core.settings import Config
 from policies.languages import Language
 
-_KNOWN = {
+SUBMISSION_FIELDS = {
     "language",
     "source",
     "files",
@@ -209,7 +209,7 @@ def _wait(value: Any, cfg: Config) -> float:
     return float(value)
 
 
-def _callback(value: Any) -> str | None:
+def _callback(value: Any, cfg: Config) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > 2048:
@@ -218,6 +218,21 @@ def _callback(value: Any) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise invalid("callback_url", "must be an absolute http(s) URL")
+    try:
+        _ = parts.port  # read only to be checked: the deliverer would trip on it
+    except ValueError:
+        raise invalid("callback_url", "has an invalid port") from None
+    # Only what is known without a lookup (no DNS on the request path): IP addresses and localhost.
+    # A name is checked where it is resolved, at each delivery (api/callbacks.py).
+    for addr in destinations.literal_addresses(parts.hostname) or ():
+        why = destinations.refusal(addr, cfg.callback_networks)
+        if why is not None:
+            raise invalid(
+                "callback_url",
+                f"{parts.hostname} is not a public address ({why}); callbacks go to public addresses "
+                "only (CELLBLOCK_CALLBACK_ALLOW lists exceptions)",
+                "forbidden_destination",
+            )
     return value
 
 
@@ -239,9 +254,11 @@ def parse_submission(
 def _parse(body: Any, cfg: Config, languages: dict[str, Language], p: Principal | None) -> Accepted:
     if not isinstance(body, dict):
         raise ApiError(400, "malformed", "the body must be a JSON object", "body")
-    unknown = set(body) - _KNOWN
+    unknown = set(body) - SUBMISSION_FIELDS
     if unknown:
-        raise invalid(sorted(unknown)[0], f"unknown field; known: {', '.join(sorted(_KNOWN))}", "unknown_field")
+        raise invalid(
+            sorted(unknown)[0], f"unknown field; known: {', '.join(sorted(SUBMISSION_FIELDS))}", "unknown_field"
+        )
     language = _language(body.get("language"), languages, p, "language")
     encoding = body.get("encoding", "utf-8")
     if encoding not in ("utf-8", "base64"):
@@ -256,7 +273,7 @@ def _parse(body: Any, cfg: Config, languages: dict[str, Language], p: Principal 
         limits=limits.overrides(body.get("limits"), language, p.max_limits if p else None),
         checker=_checker(body.get("checker"), languages, encoding, p),
         encoding=encoding,
-        callback_url=_callback(body.get("callback_url")),
+        callback_url=_callback(body.get("callback_url"), cfg),
         stop_on_first_failure=_bool(body.get("stop_on_first_failure"), "stop_on_first_failure"),
         created_at=time.time(),
     )

@@ -1,4 +1,4 @@
-"""`cellblock keys create|list|revoke`: manage API keys directly in Redis (admin side)."""
+"""`cellblock keys create|list|revoke|webhook-secret`: manage API keys directly in Redis (admin side)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from core.settings import Config
 
 
 def add_parser(sub: Any) -> None:
-    k = sub.add_parser("keys", help="manage API keys (create, list, revoke) in Redis")
+    k = sub.add_parser("keys", help="manage API keys (create, list, revoke) and webhook secrets in Redis")
     ks = k.add_subparsers(dest="keys_command", required=True)
     c = ks.add_parser("create", help="create a key; prints its token once")
     c.add_argument("--name", default="")
@@ -34,6 +34,11 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--json", action="store_true")
     ks.add_parser("list", help="list keys (never their tokens)").add_argument("--json", action="store_true")
     ks.add_parser("revoke", help="revoke a key by id").add_argument("id")
+    w = ks.add_parser(
+        "webhook-secret",
+        help="print the secret that signs callbacks of submissions made without a key (made on first use)",
+    )
+    w.add_argument("--key", metavar="ID", help="a key's secret instead (made now for a key older than signing)")
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             print(f"cellblock keys create: --max {exc}")
             return 2
         langs = [x.strip() for x in args.languages.split(",") if x.strip()]
-        key_id, token = apikeys.create_key(
+        new = apikeys.create_key(
             r,
             keys,
             name=args.name,
@@ -56,9 +61,13 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             languages=langs,
         )
         if args.json:
-            print(json.dumps({"id": key_id, "token": token}))
+            print(json.dumps({"id": new.id, "token": new.token, "webhook_secret": new.webhook_secret}))
         else:
-            print(f"id:    {key_id}\ntoken: {token}\n(the token is shown only now; it is stored hashed)")
+            print(
+                f"id:             {new.id}\ntoken:          {new.token}\nwebhook secret: {new.webhook_secret}\n"
+                "(the token is shown only now; it is stored hashed. The webhook secret verifies the "
+                "signature of this key's callbacks: Standard Webhooks)"
+            )
         return 0
     if args.keys_command == "list":
         rows = apikeys.list_keys(r, keys)
@@ -79,6 +88,12 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                 f"{row.get('languages') or '*':16}  {created:20}  {'yes' if row.get('revoked') == '1' else 'no':7}  "
                 f"{shown or '-'}"
             )
+        return 0
+    if args.keys_command == "webhook-secret":
+        if args.key is not None and not r.exists(keys.api_key(args.key)):
+            print(f"no such key: {args.key}")
+            return 1
+        print(apikeys.webhook_secret(r, keys, args.key))
         return 0
     if not apikeys.revoke_key(r, keys, args.id):
         print(f"no such key: {args.id}")

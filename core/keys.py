@@ -40,7 +40,8 @@ class Keys:
         return "deliverers"
 
     def api_key(self, key_id: str) -> str:
-        """Hash of one API key: id, name, sha256 of the token, limits, created, revoked."""
+        """Hash of one API key: id, name, sha256 of the token, limits, created, revoked, and the
+        secret that signs its submissions' callbacks (`webhook_secret`)."""
         return f"{self.prefix}:apikey:{key_id}"
 
     def api_key_ids(self) -> str:
@@ -58,6 +59,11 @@ class Keys:
     def in_flight(self, key_id: str) -> str:
         """Sorted set: one API key's unfinished submission ids, scored by when to forget them."""
         return f"{self.prefix}:apikey:{key_id}:inflight"
+
+    def webhook_secret(self) -> str:
+        """String: the deployment's Standard Webhooks secret (`whsec_...`), which signs the callbacks
+        of submissions made without an API key (a key's own is in its hash). Created on first use."""
+        return f"{self.prefix}:webhook-secret"
 
     def owner(self, sid: str) -> str:
         """String: the API key id that created submission `sid` (absent when auth is off)."""

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from core.destinations import Network, parse_networks
 from jail.spec import parse_size
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +99,12 @@ SETTINGS: list[Setting] = [
     Setting("CELLBLOCK_MAX_QUEUE", "1000", "queue depth at which POST answers 503 with Retry-After (0: no cap)"),
     Setting("CELLBLOCK_CALLBACK_ATTEMPTS", "5", "delivery attempts of a callback"),
     Setting("CELLBLOCK_CALLBACK_TIMEOUT", "10", "seconds per callback attempt"),
+    Setting(
+        "CELLBLOCK_CALLBACK_ALLOW",
+        "",
+        "networks (CIDRs, comma-separated) callbacks may reach although not public: loopback, private, "
+        "link-local (e.g. `127.0.0.1/32`); empty: public addresses only",
+    ),
     Setting("CELLBLOCK_CACHE_DIR", "/var/cache/cellblock/compile", "the workers' compile cache directory"),
     Setting("CELLBLOCK_COMPILE_CACHE_MAX", "512M", "compile cache size cap", size=True),
     Setting("CELLBLOCK_LOG_LEVEL", "INFO", "log level"),
@@ -140,10 +147,23 @@ class Config:
     max_queue: int
     callback_attempts: int
     callback_timeout: float
+    callback_allow: str
     cache_dir: str
     compile_cache_max: int
     log_level: str
     log_format: str
+
+    def __post_init__(self) -> None:
+        # A malformed allowlist stops the service at start, not at its first callback.
+        try:
+            parse_networks(self.callback_allow)
+        except ValueError as exc:
+            raise ValueError(f"CELLBLOCK_CALLBACK_ALLOW={self.callback_allow!r}: {exc}") from exc
+
+    @property
+    def callback_networks(self) -> tuple[Network, ...]:
+        """CELLBLOCK_CALLBACK_ALLOW: the networks callbacks may reach although not public."""
+        return parse_networks(self.callback_allow)
 
     @property
     def redis_dir(self) -> Path:

@@ -51,7 +51,7 @@ def astack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
 
 def new_key(stack: Stack, **limits: Any) -> tuple[str, dict[str, str]]:
     r = redis.Redis.from_url(stack.redis_url)
-    key_id, token = apikeys.create_key(r, Keys(stack.env["CELLBLOCK_KEY_PREFIX"]), **limits)
+    key_id, token, _secret = apikeys.create_key(r, Keys(stack.env["CELLBLOCK_KEY_PREFIX"]), **limits)
     r.close()
     return key_id, {"Authorization": f"Bearer {token}"}
 
@@ -105,7 +105,7 @@ def test_key_runs_and_x_auth_token_alias(astack: Stack) -> None:
     assert astack.request("GET", f"/v1/submissions/{resp.body['id']}", headers=alias).status == 200
 
 
-def test_cli_create_list_revoke(astack: Stack) -> None:
+def test_cli_create_list_revoke_webhook_secret(astack: Stack) -> None:
     def cli(*args: str) -> str:
         out = subprocess.run(
             [sys.executable, "-m", "cli", "keys", *args],
@@ -142,6 +142,13 @@ def test_cli_create_list_revoke(astack: Stack) -> None:
     table = cli("list")
     assert created["id"] in table and "memory=134217728,pids=16" in table
     assert "hash" not in row and created["token"] not in json.dumps(listed)
+    # The key's webhook secret is shown at creation, and by `keys webhook-secret --key`; never listed.
+    assert created["webhook_secret"].startswith("whsec_") and created["webhook_secret"] not in json.dumps(listed)
+    assert created["webhook_secret"] not in table
+    assert cli("webhook-secret", "--key", created["id"]).strip() == created["webhook_secret"]
+    deployment = cli("webhook-secret").strip()  # made on first use, the same ever after
+    assert deployment.startswith("whsec_") and cli("webhook-secret").strip() == deployment
+    assert "webhook secret: whsec_" in cli("create")
     # The token is stored nowhere (only its hash): not in any key of the stack, name or value.
     r = redis.Redis.from_url(astack.redis_url)
     keys = Keys(astack.env["CELLBLOCK_KEY_PREFIX"])
