@@ -28,6 +28,7 @@ import multiprocessing
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -262,7 +263,8 @@ def main() -> int:
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # 1,500 sockets of our own
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    with running(2, CELLBLOCK_AUTH="required", CELLBLOCK_MAX_QUEUE="100") as stack:
+    log = Path(tempfile.mkstemp(prefix="cellblock-hostile-", suffix=".log")[1])
+    with running(2, log, CELLBLOCK_AUTH="required", CELLBLOCK_MAX_QUEUE="100") as stack:
         stack.wait_ready(2)
         r = redis.Redis(unix_socket_path=str(stack.var / "redis" / "redis.sock"))
         keys = Keys("cellblock")
@@ -271,6 +273,7 @@ def main() -> int:
             "attacker": apikeys.create_key(r, keys, name="attacker", max_in_flight=1)[1],
         }
         idle, idle_mem = asyncio.run(honest_phase(stack, r, tokens["honest"], args.idle))
+        log_before = log.stat().st_size
         attackers = Attackers(args.streams, args.slow, args.flooders)
         context = multiprocessing.get_context("fork")
         results = context.Queue()
@@ -282,6 +285,7 @@ def main() -> int:
         attack = results.get(timeout=120)
         attacker.join(timeout=30)
         attack.honest_ms, attack.honest_errors = under.honest_ms, under.honest_errors
+        log_growth = log.stat().st_size - log_before
         outcomes = check_accepted(r, keys, attack.accepted, 4 << 20)
         after = Memory()
         after.sample(stack, r)
@@ -306,6 +310,7 @@ def main() -> int:
     print(f"| maximal-output POSTs by status | {dict(sorted(attack.flood.items()))} |")
     print(f"| accepted ones, by outcome | {dict(outcomes)} |")
     print(f"| 5xx without Retry-After, transport errors | {len(attack.server_errors)} |")
+    print(f"| the stack's log (WARNING and up) grew by | {log_growth / 1024:.1f} KiB |")
     print("\n| memory (MiB) | idle peak | attack peak | after |")
     print("|---|---:|---:|---:|")
     for role in sorted(set(idle_mem.peak) | set(attack_mem.peak)):
@@ -329,6 +334,7 @@ def main() -> int:
         failed.append(f"the honest client was refused: {dict(idle.honest_errors + attack.honest_errors)}")
     for line in failed:
         print(f"FAILED: {line}")
+    log.unlink()
     return 1 if failed else 0
 
 
