@@ -17,6 +17,7 @@ from aiohttp import web
 from api.errors import ApiError, TooMany, invalid
 from api.state import CONFIG, IDEMPOTENCY, KEYS, PRINCIPAL, QUEUE_DEPTH, REDIS
 from api.validation import Accepted
+from core import store
 from core.apikeys import Principal
 from core.keys import Keys
 
@@ -74,6 +75,10 @@ def _too_many_in_flight(p: Principal, n: int) -> TooMany:
 async def _admit_in_flight(r: Any, keys: Keys, p: Principal, sids: list[str], forget_after: int) -> None:
     if p.max_in_flight <= 0:
         return
+    if len(sids) > p.max_in_flight:  # could never be admitted: not a matter of waiting
+        raise invalid(
+            "submissions", f"{len(sids)} submissions at once, this key's quota is {p.max_in_flight} in flight"
+        )
     n = int(
         await r.eval(
             _IN_FLIGHT_LUA, 1, keys.in_flight(p.id), str(p.max_in_flight), keys.submission(""), str(forget_after), *sids
@@ -89,6 +94,16 @@ def _idem_digest(value: str) -> str:
     if not value or len(value) > 255:
         raise invalid("Idempotency-Key", "must be 1 to 255 characters")
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _record(stored: bytes | str) -> dict[str, Any]:
+    """An Idempotency-Key record. One written before records held a fingerprint was the ids
+    joined by commas: it stands for the request it was made for (kept until its TTL)."""
+    text = store.text(stored)
+    if text.startswith("{"):
+        record: dict[str, Any] = json.loads(text)
+        return record
+    return {"request": None, "ids": text.split(",")}
 
 
 async def admit(request: web.Request, accepted: list[Accepted]) -> list[str] | None:
@@ -109,8 +124,8 @@ async def admit(request: web.Request, accepted: list[Accepted]) -> list[str] | N
         if not await r.set(idem_key, record, nx=True, ex=cfg.submission_ttl):
             existing = await r.get(idem_key)
             if existing is not None:
-                earlier = json.loads(existing)
-                if earlier["request"] != fingerprint:
+                earlier = _record(existing)
+                if earlier["request"] not in (fingerprint, None):
                     raise ApiError(
                         422,
                         "idempotency_key_reused",

@@ -17,6 +17,7 @@ from api.backpressure import QueueDepth
 from api.state import CONFIG, EVENTS, FINISHED, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS, SYNC_REDIS
 from api.wakeups import LISTEN_TIMEOUT_S, EventWakeups, FinishedWaiters
 from core.keys import Keys
+from core.models import SUBMISSION_ID
 from core.settings import Config
 from policies.languages import Language, available_languages
 
@@ -73,8 +74,8 @@ def make_app(cfg: Config) -> web.Application:
         client_max_size=cfg.max_body,
         middlewares=[
             middleware.log_context,
-            middleware.errors,
             browsers.middleware(cfg),
+            middleware.errors,
             auth.middleware(cfg.auth_required),
         ],
     )
@@ -87,8 +88,8 @@ def make_app(cfg: Config) -> web.Application:
         web.post("/v1/submissions", handlers.create_submission),
         web.post("/v1/submissions/batch", handlers.create_batch),
         web.get("/v1/submissions", handlers.list_submissions),
-        web.get("/v1/submissions/{id}", handlers.get_submission),
-        web.get("/v1/submissions/{id}/events", streams.submission_events),
+        web.get(f"/v1/submissions/{{id:{SUBMISSION_ID}}}", handlers.get_submission),
+        web.get(f"/v1/submissions/{{id:{SUBMISSION_ID}}}/events", streams.submission_events),
         web.get("/v1/languages", handlers.languages),
         web.get("/v1/health", handlers.health),
         web.get("/v1/ready", handlers.ready),

@@ -82,13 +82,14 @@ class KeyCache:
 
     async def lookup(self, r: Any, keys: Keys, token: str) -> Principal | None:
         now = time.monotonic()
-        seen = self._seen.get(token)
+        digest = apikeys.token_digest(token)  # a token may be kilobytes long: kept by digest
+        seen = self._seen.get(digest)
         if seen is not None and seen[0] > now:
             return seen[1]
         if len(self._seen) >= KEY_CACHE_MAX:  # many tokens (most of them made up): start again
             self._seen.clear()
         p = await apikeys.lookup(r, keys, token)
-        self._seen[token] = (now + KEY_CACHE_S, p)
+        self._seen[digest] = (now + KEY_CACHE_S, p)
         return p
 
 

@@ -56,19 +56,24 @@ def middleware(cfg: Config) -> Middleware:
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(GUARDED):
             return await handler(request)
+        # Outside the error middleware, so that an allowed origin's page can read refusals too:
+        # refusals here are answered, not raised.
         if hosts is not None and _host_name(request.host) not in hosts:
-            raise ApiError(421, "unknown_host", f"this API does not answer to {request.host!r}", "Host")
+            return ApiError(421, "unknown_host", f"this API does not answer to {request.host!r}", "Host").response()
         origin = request.headers.get("Origin")
         cors = origin is not None and origin in origins
         if origin is not None and not cors and origin != f"{request.scheme}://{request.host}":
-            raise ApiError(403, "origin_not_allowed", f"pages from {origin} may not call this API", "Origin")
+            return ApiError(
+                403, "origin_not_allowed", f"pages from {origin} may not call this API", "Origin"
+            ).response()
         if request.method == "OPTIONS" and cors:
             return web.Response(status=204, headers={"Access-Control-Allow-Origin": origin or "", **_CORS_HEADERS})
         if request.method == "POST" and request.content_type != "application/json":
-            raise ApiError(
+            response: web.StreamResponse = ApiError(
                 415, "unsupported_media_type", "send the body as Content-Type: application/json", "Content-Type"
-            )
-        response = await handler(request)
+            ).response()
+        else:
+            response = await handler(request)
         if cors:
             response.headers["Access-Control-Allow-Origin"] = origin or ""
             response.headers["Access-Control-Expose-Headers"] = _CORS_HEADERS["Access-Control-Expose-Headers"]

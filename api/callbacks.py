@@ -45,6 +45,8 @@ from core.views import read_view
 log = logging.getLogger("cellblock.callbacks")
 
 CLAIM_IDLE_MS = 120_000
+# Deliveries one API process runs at once (each a session, a lookup, up to the attempts' time).
+MAX_DELIVERIES = 64
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
@@ -168,6 +170,10 @@ async def deliver_forever(r: Any, keys: Keys, cfg: Config) -> None:
     tasks: set[asyncio.Task[None]] = set()
     while True:
         try:
+            if len(tasks) >= MAX_DELIVERIES:  # slow receivers: leave the rest in the stream for now
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            room = min(50, MAX_DELIVERIES - len(tasks))
             await _ensure_group(r, keys)
             _next, claimed, *_ = await r.xautoclaim(
                 keys.callbacks(),
@@ -175,11 +181,12 @@ async def deliver_forever(r: Any, keys: Keys, cfg: Config) -> None:
                 consumer,
                 min_idle_time=CLAIM_IDLE_MS,
                 start_id="0-0",
-                count=50,
+                count=room,
             )
             batches = [(keys.callbacks(), claimed)] if claimed else []
             batches += (
-                await r.xreadgroup(keys.callback_group(), consumer, {keys.callbacks(): ">"}, count=50, block=5000) or []
+                await r.xreadgroup(keys.callback_group(), consumer, {keys.callbacks(): ">"}, count=room, block=5000)
+                or []
             )
             for _stream, entries in batches:
                 for entry_id, fields in entries:

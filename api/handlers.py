@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -16,8 +17,11 @@ from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, PRINCIPAL, REDIS, SYNC_
 from api.validation import Accepted, parse_submission
 from core import queue
 from core.limits import LIMIT_NAMES
+from core.models import SUBMISSION_ID
 from core.views import read_view
 from jail.spec import Limits
+
+_SUBMISSION_ID = re.compile(SUBMISSION_ID)
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -127,7 +131,8 @@ async def list_submissions(request: web.Request) -> web.Response:
         raise invalid("ids", f"at most {cfg.max_batch} ids, got {len(ids)}", "too_many")
     out: list[dict[str, Any]] = []
     for sid in ids:
-        view = await _view(request, sid) if await visible(request, sid) else None
+        ours = _SUBMISSION_ID.fullmatch(sid) and await visible(request, sid)
+        view = await _view(request, sid) if ours else None
         out.append(view if view is not None else {"id": sid, "error": "not_found"})
     return web.json_response({"submissions": out})
 

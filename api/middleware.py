@@ -1,6 +1,7 @@
-"""The middlewares every request passes, outermost first: the log context, then errors as JSON.
+"""Two of the middlewares every request passes: the log context (outermost) and errors as JSON.
 
-Authentication is a middleware of its own (api/auth.py), inside these two.
+Between them, the browser guard (api/browsers.py: it must add CORS headers to refusals too);
+inside them, authentication (api/auth.py).
 """
 
 from __future__ import annotations

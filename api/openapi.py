@@ -6,6 +6,9 @@ import html as _html
 import json
 from typing import Any
 
+from core.models import SUBMISSION_ID
+from jail.spec import BOUNDS
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -54,17 +57,15 @@ _SUBMISSION: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "description": "each at most the language's maximum (GET /v1/languages)",
+            # The jail's own bounds (jail.spec.BOUNDS), stated there once.
             "properties": {
-                "cpu_time": {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
-                "wall_time": {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
-                "memory": {"type": "integer", "minimum": 1, "description": "bytes"},
-                "pids": {"type": "integer", "minimum": 1},
-                "output": {"type": "integer", "minimum": 1, "description": "bytes, per stream"},
-                "file_size": {"type": "integer", "minimum": 1, "description": "bytes"},
-                "disk": {"type": "integer", "minimum": 1, "description": "bytes of /box and /tmp"},
-                "open_files": {"type": "integer", "minimum": 1},
-                "stack": {"type": "integer", "minimum": 1, "description": "bytes"},
-                "cpus": {"type": "number", "exclusiveMinimum": 0},
+                name: {
+                    "type": "integer" if bound.integer else "number",
+                    "minimum": bound.low,
+                    "maximum": bound.high,
+                    **({"description": {"s": "seconds", "bytes": "bytes"}[bound.unit]} if bound.unit else {}),
+                }
+                for name, bound in BOUNDS.items()
             },
         },
         "tests": {
@@ -127,7 +128,7 @@ _ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": f"^{SUBMISSION_ID}$"},
     "description": "the id POST /v1/submissions answered with",
 }
 

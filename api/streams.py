@@ -18,12 +18,13 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from api.errors import TooMany, invalid, not_found
 from api.state import CONFIG, EVENTS, KEYS, REDIS
-from api.wakeups import Waiter, Wake
+from api.wakeups import EventWakeups, Waiter, Wake
 
 # A reader that heard nothing looks again this often, and sends a keep-alive comment.
 KEEPALIVE_S = 10.0
 _EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 BATCH = 100
+U64 = (1 << 64) - 1
 
 
 def _after(request: web.Request) -> str:
@@ -31,9 +32,11 @@ def _after(request: web.Request) -> str:
     last = request.headers.get("Last-Event-ID")
     if last is None:
         return "0-0"
-    if not _EVENT_ID.fullmatch(last.strip()):
+    last = last.strip()
+    # Redis's ids are two unsigned 64-bit numbers; the very last one has nothing after it.
+    if not _EVENT_ID.fullmatch(last) or not (0, 0) <= _id(last.encode()) < (U64, U64):
         raise invalid("Last-Event-ID", "must be the id of an event of this stream (e.g. 1700000000000-0)")
-    return last.strip()
+    return last
 
 
 def _id(entry_id: bytes) -> tuple[int, int]:
@@ -57,7 +60,7 @@ async def submission_events(request: web.Request) -> web.StreamResponse:
     async with request.app[EVENTS].watch(sid) as waiter:  # before the first read: nothing is missed
         try:
             await resp.prepare(request)
-            await _relay(r, keys.events(sid), last, resp, waiter)
+            await _relay(r, keys.events(sid), last, resp, request.app[EVENTS], waiter)
             await resp.write_eof()
         except (ConnectionResetError, ClientConnectionResetError):
             pass  # the client went away: nothing to answer, nothing to log
@@ -66,10 +69,12 @@ async def submission_events(request: web.Request) -> web.StreamResponse:
 
 # Redis clients below are typed Any: redis-py types a stream reply as unions of str, bytes and
 # None, and this client always answers bytes.
-async def _relay(r: Any, stream: str, last: str, resp: web.StreamResponse, waiter: Waiter) -> None:
+async def _relay(
+    r: Any, stream: str, last: str, resp: web.StreamResponse, wakeups: EventWakeups, waiter: Waiter
+) -> None:
     """Write the events after `last` as they come, until `finished` (or the stream is gone)."""
     while True:
-        entries = await _read(r, stream, last)
+        entries = await _read(r, stream, last, wakeups.generation)
         for entry_id, fields in entries:
             last = entry_id.decode()
             kind = fields[b"event"].decode()
@@ -86,12 +91,14 @@ async def _relay(r: Any, stream: str, last: str, resp: web.StreamResponse, waite
 
 # Reads in flight, by (stream, position): streams at the same place share one XRANGE, so a
 # wake-up of many readers of one submission costs Redis one read, not one per reader.
-_reading: dict[tuple[str, str], asyncio.Task[Any]] = {}
+_reading: dict[tuple[str, str, int], asyncio.Task[Any]] = {}
 
 
-async def _read(r: Any, stream: str, last: str) -> Any:
-    """The next BATCH entries of `stream` after `last`."""
-    key = (stream, last)
+async def _read(r: Any, stream: str, last: str, generation: int) -> Any:
+    """The next BATCH entries of `stream` after `last`, read after wake-up number `generation`
+    (EventWakeups.generation): a read begun before a wake-up may miss what it announced, so
+    only readers that come after the same one share a read."""
+    key = (stream, last, generation)
     task = _reading.get(key)
     if task is None:
         task = _reading[key] = asyncio.create_task(r.xrange(stream, min=f"({last}", count=BATCH))

@@ -202,10 +202,12 @@ def _wait(value: Any, cfg: Config) -> float:
         return 0.0
     if value is True:
         return cfg.max_wait
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise invalid("wait", "must be true, false or a number of seconds")
+    if isinstance(value, float) and not math.isfinite(value):  # an int may be any size: compared as one
         raise invalid("wait", "must be true, false or a number of seconds")
     if value > cfg.max_wait:
-        raise invalid("wait", f"{value} s is above the ceiling {cfg.max_wait} s", "above_ceiling")
+        raise invalid("wait", f"above the ceiling {cfg.max_wait:g} s", "above_ceiling")
     return float(value)
 
 

@@ -135,6 +135,9 @@ class Wakeups:
     def _subscribed(self, channel: bytes) -> None:
         """Hook: Redis confirmed a subscription to `channel`."""
 
+    def _connected(self) -> None:
+        """Hook: a new subscription is live (the last one, if any, is gone)."""
+
     def _wake(self, sid: str, reason: Wake) -> None:
         for future in self._waiters.get(sid, ()):
             if not future.done():
@@ -145,8 +148,12 @@ class Wakeups:
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(*self._channels())
+                    # Live before the channels are listed: a watcher that comes while they are
+                    # subscribed subscribes its own (twice at worst, which Redis takes), and
+                    # none falls between the list and the subscription.
                     self._pubsub = pubsub
+                    self._connected()
+                    await pubsub.subscribe(*self._channels())
                     pause = RESUBSCRIBE_S
                     # Whatever happened while unsubscribed: let every waiter look again.
                     for sid in list(self._waiters):
@@ -183,6 +190,9 @@ class EventWakeups(Wakeups):
         super().__init__(r, keys.events_channel(""))
         self._keys = keys
         self._confirmed: dict[bytes, asyncio.Event] = {}
+        # Counts wake-ups and confirmations: a read started at an older count may have missed
+        # what the newer one announced (api/streams.py shares reads of one count only).
+        self.generation = 0
 
     def _channels(self) -> list[str]:
         return [self._channel, *(self._keys.events_channel(sid) for sid in self._waiters)]
@@ -191,9 +201,21 @@ class EventWakeups(Wakeups):
         return channel.decode().removeprefix(self._channel)
 
     def _subscribed(self, channel: bytes) -> None:
+        self.generation += 1  # nothing the channel carries from here on can have been read
         confirmed = self._confirmed.pop(channel, None)
         if confirmed is not None:
             confirmed.set()
+
+    def _connected(self) -> None:
+        # Subscriptions asked of the connection that failed will never be confirmed: release
+        # their waiters (each reads on its own clock), and let the next watcher ask again.
+        for confirmed in self._confirmed.values():
+            confirmed.set()
+        self._confirmed.clear()
+
+    def _wake(self, sid: str, reason: Wake) -> None:
+        self.generation += 1
+        super()._wake(sid, reason)
 
     async def _listen_to(self, sid: str, first: bool) -> None:
         """The first watcher subscribes to `sid`'s channel; every watcher waits (at most
@@ -210,6 +232,8 @@ class EventWakeups(Wakeups):
             if confirmed is not None:
                 await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_WAIT_S)
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            # The next first watcher asks again (a later confirmation of this one is harmless).
+            self._confirmed.pop(channel.encode(), None)
             log.warning("subscribing to %s: %s; the stream looks again on its own clock", channel, exc)
 
     async def _stop_listening_to(self, sid: str) -> None:

@@ -13,6 +13,10 @@ from typing import Any
 
 from jail.spec import RunResult
 
+# A submission's id: uuid4().hex, as the API makes them. Anything else names no submission (and
+# must not reach a Redis key built from it, e.g. "<id>:events").
+SUBMISSION_ID = "[0-9a-f]{32}"
+
 
 class State(enum.StrEnum):
     """Lifecycle of a submission."""

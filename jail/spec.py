@@ -95,13 +95,23 @@ class Bound:
 
     def refuses(self, value: float) -> str | None:
         """Why the jail cannot honour `value`, or None when it can."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        # A JSON integer may have any number of digits: compared as an int (float() would overflow).
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number"
+        if isinstance(value, float) and not math.isfinite(value):
             return "must be a number"
         if self.integer and value != int(value):
             return "must be a whole number"
         if not self.low <= value <= self.high:
-            return f"must be between {self.show(self.low)} and {self.show(self.high)}, got {value:g}"
+            got = f"{value:g}" if isinstance(value, float) else _digits(value)
+            return f"must be between {self.show(self.low)} and {self.show(self.high)}, got {got}"
         return None
+
+
+def _digits(n: int) -> str:
+    """An integer for a message: whole when short, its first digits and length when not."""
+    text = str(n)
+    return text if len(text) <= 20 else f"{text[:20]}... ({len(text)} digits)"
 
 
 # Why each bound is where it is: the kernel's own limits, or what a run needs to start at all.

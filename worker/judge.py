@@ -1,8 +1,9 @@
 """A submission's life as a plain function: compile once, run each test, check, give verdicts.
 
 No Redis and no RQ here: `judge()` reports progress through a callback and returns a
-Result. A sandbox fault (jail.JailError, or a custom checker that fails itself)
-raises SandboxFault: it is never the program's fault, the RQ glue retries the job.
+Result. A sandbox fault (jail.JailError) raises SandboxFault: it is never the program's
+fault, the RQ glue retries the job. A custom checker that fails itself is the verdict
+checker_error, final.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Idempotency-Key."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -254,6 +255,22 @@ def test_in_flight_quota(astack: Stack) -> None:
     assert astack.wait_state(first.body["id"], headers=hdrs)["stdout"] == "done\n"
     again = astack.request("POST", "/v1/submissions", {**HELLO, "wait": 30}, headers=hdrs)
     assert again.status == 200, again.body
+
+
+def test_a_batch_larger_than_the_quota_is_422_and_old_idempotency_records_still_answer(astack: Stack) -> None:
+    """A batch that could never fit the key's in-flight quota is the request's fault (it got a
+    429 to retry forever); an Idempotency-Key record written before records held a fingerprint
+    (the ids joined by commas) answers its submission (it was a 500)."""
+    key_id, hdrs = new_key(astack, max_in_flight=1)
+    resp = astack.request("POST", "/v1/submissions/batch", {"submissions": [HELLO, HELLO]}, headers=hdrs)
+    assert error_code(resp, 422) == "invalid" and resp.body["error"]["field"] == "submissions", resp.body
+    sid = astack.request("POST", "/v1/submissions", {**HELLO, "wait": 30}, headers=hdrs).body["id"]
+    r = redis.Redis.from_url(astack.redis_url)
+    keys = Keys(astack.env["CELLBLOCK_KEY_PREFIX"])
+    r.set(keys.idempotency(key_id, hashlib.sha256(b"legacy-1").hexdigest()), sid, ex=60)
+    r.close()
+    again = astack.request("POST", "/v1/submissions", HELLO, headers={**hdrs, "Idempotency-Key": "legacy-1"})
+    assert again.status == 200 and again.body["id"] == sid, again.body
 
 
 def test_backpressure_503(astack: Stack) -> None:

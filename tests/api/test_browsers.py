@@ -59,6 +59,13 @@ def test_cors_for_the_origins_the_operator_allows(redis_server: RedisServer, tmp
         assert "content-type" in pre.headers["access-control-allow-headers"].lower()
         resp = s.request("POST", "/v1/submissions", HELLO, headers={"Origin": ide})
         assert resp.status == 201 and resp.headers["access-control-allow-origin"] == ide
+        # its page can read refusals too (their reason, Retry-After...)
+        for refused in (
+            s.request("POST", "/v1/submissions", {"language": "cobol"}, headers={"Origin": ide}),
+            s.request("POST", "/v1/submissions", raw=b"x", headers={"Origin": ide, "Content-Type": "text/plain"}),
+            s.request("GET", "/v1/submissions/nope", headers={"Origin": ide}),
+        ):
+            assert refused.status >= 400 and refused.headers["access-control-allow-origin"] == ide, refused
         assert "Location" in resp.headers["access-control-expose-headers"]
         assert s.request("GET", "/v1/languages", headers={"Origin": "https://other.example"}).status == 403
     finally:

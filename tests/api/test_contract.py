@@ -268,6 +268,7 @@ GOOD: dict[str, Any] = {"language": "python3", "source": PY_ECHO}
         ),
         ({"checker": "tokens"}, "checker", "invalid"),  # a checker without tests
         ({"wait": 10_000}, "wait", "above_ceiling"),
+        ({"wait": 10**400}, "wait", "above_ceiling"),  # float() of it overflows: it used to be a 500
         ({"wait": "soon"}, "wait", "invalid"),
         ({"callback_url": "ftp://example.org/x"}, "callback_url", "invalid"),
         ({"callback_url": 5}, "callback_url", "invalid"),
@@ -305,3 +306,16 @@ def test_unknown_route_is_json_404(stack: Stack) -> None:
 def test_wrong_method_is_json_405(stack: Stack) -> None:
     resp = stack.request("DELETE", "/v1/languages")
     assert resp.status == 405 and error_of(resp)["code"] == "method_not_allowed"
+
+
+def test_an_id_that_is_not_a_submission_id_names_nothing(stack: Stack) -> None:
+    """Ids are built into Redis keys: `<real id>:events` used to read the event stream as a hash
+    (WRONGTYPE, a 500)."""
+    sid = stack.request("POST", "/v1/submissions", {"language": "python3", "source": "print(1)"}).body["id"]
+    for path in (f"/v1/submissions/{sid}:events", f"/v1/submissions/{sid}:events/events", "/v1/submissions/..%2f"):
+        resp = stack.request("GET", path)
+        assert resp.status == 404 and error_of(resp)["code"] == "not_found", (path, resp.body)
+    listed = stack.request("GET", f"/v1/submissions?ids={sid}:events,{sid}")
+    assert listed.status == 200, listed.body
+    assert listed.body["submissions"][0] == {"id": f"{sid}:events", "error": "not_found"}
+    assert listed.body["submissions"][1]["id"] == sid

@@ -18,7 +18,7 @@ PROGRAM = {"language": "python3", "source": "print(1)\n"}
 def _refused_values(name: str) -> list[Any]:
     """Values of `name` that the jail cannot honour (or that are not numbers at all)."""
     bound = BOUNDS[name]
-    values: list[Any] = [-1, -0.5, 10**30, 1e300, 2**64, "1", True, None, [], {}]
+    values: list[Any] = [-1, -0.5, 10**30, 10**400, -(10**400), 1e300, 2**64, "1", True, None, [], {}]
     if bound.low > 0:
         values += [0, bound.low / 2]
     if bound.integer:

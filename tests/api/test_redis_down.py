@@ -16,7 +16,7 @@ def test_redis_down_is_503_not_500(tmp_path: Path) -> None:
         assert health.status == 503 and health.body["redis"] is False and health.body["status"] == "degraded"
         resp = stack.request("POST", "/v1/submissions", {"language": "python3", "source": "print(1)"})
         assert resp.status == 503 and error_of(resp)["code"] == "unavailable"
-        resp = stack.request("GET", "/v1/submissions/abc")
+        resp = stack.request("GET", "/v1/submissions/" + "0" * 32)  # a well-formed id: Redis is asked
         assert resp.status == 503
         assert stack.request("GET", "/v1/languages").status == 200  # needs no Redis
     finally:

@@ -89,7 +89,14 @@ def test_idle_streams_hold_no_redis_connection_and_are_capped(api: Stack) -> Non
 
 def test_last_event_id_is_checked_and_a_stream_resumed_past_its_end_ends(api: Stack, redis_server: RedisServer) -> None:
     sid = api.request("POST", "/v1/submissions", {"language": "python3", "source": "print(1)"}).body["id"]
-    for bad in ("garbage", "1-2-3", "-1", "9" * 30 + "-0"):
+    for bad in (
+        "garbage",
+        "1-2-3",
+        "-1",
+        "9" * 30 + "-0",
+        "99999999999999999999-0",
+        f"{(1 << 64) - 1}-{(1 << 64) - 1}",
+    ):
         s, head = open_stream(api, sid, f"Last-Event-ID: {bad}\r\n")
         s.close()
         assert head.startswith(b"HTTP/1.1 422") and b'"field": "Last-Event-ID"' in head, (bad, head)
@@ -115,5 +122,5 @@ def test_a_client_that_leaves_early_is_no_error(api: Stack) -> None:
     log = (api.log_dir / "api.log").read_text()
     assert "Traceback" not in log and "unhandled error" not in log, log[-3000:]
     assert 'cellblock_internal_errors_total{source="api"} 0.0' in api.request("GET", "/metrics").body
-    resp = api.request("GET", "/v1/submissions/nope/events")
+    resp = api.request("GET", "/v1/submissions/" + "0" * 32 + "/events")  # well-formed, unknown
     assert resp.status == 404 and error_of(resp)["field"] == "id"
