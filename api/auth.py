@@ -123,5 +123,18 @@ async def visible(request: web.Request, sid: str) -> bool:
     p = request[PRINCIPAL]
     if p is None:
         return True
-    owner = await request.app[REDIS].get(request.app[KEYS].owner(sid))
-    return owner is not None and store.text(owner) == p.id
+    owner = _owners.get(sid)
+    if owner is None:
+        stored = await request.app[REDIS].get(request.app[KEYS].owner(sid))
+        if stored is None:
+            return False
+        if len(_owners) >= OWNERS_MAX:
+            _owners.clear()
+        owner = _owners[sid] = store.text(stored)
+    return owner == p.id
+
+
+# Submission id -> the key that made it, as this process read it: an owner never changes, so a
+# client polling or streaming its submission costs no Redis round trip for it after the first.
+OWNERS_MAX = 100_000
+_owners: dict[str, str] = {}

@@ -10,6 +10,7 @@ process holds at most CELLBLOCK_MAX_STREAMS streams; one more is a 503 with Retr
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from typing import Any
 
@@ -22,6 +23,7 @@ from api.wakeups import EventWakeups, Waiter, Wake
 
 # A reader that heard nothing looks again this often, and sends a keep-alive comment.
 KEEPALIVE_S = 10.0
+KEEPALIVE_JITTER = 0.2  # each wait is KEEPALIVE_S, give or take this share
 _EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 BATCH = 100
 U64 = (1 << 64) - 1
@@ -74,18 +76,23 @@ async def _relay(
 ) -> None:
     """Write the events after `last` as they come, until `finished` (or the stream is gone)."""
     while True:
-        entries = await _read(r, stream, last, wakeups.generation)
+        entries, newest = await _read(r, stream, last, wakeups.generation)
+        frames = []  # one write for what one read brought: a wake-up of many streams costs less
         for entry_id, fields in entries:
             last = entry_id.decode()
             kind = fields[b"event"].decode()
-            await resp.write(f"id: {last}\nevent: {kind}\ndata: {fields[b'data'].decode()}\n\n".encode())
+            frames.append(f"id: {last}\nevent: {kind}\ndata: {fields[b'data'].decode()}\n\n".encode())
             if kind == "finished":
+                await resp.write(b"".join(frames))
                 return
+        if frames:
+            await resp.write(b"".join(frames))
         if len(entries) == BATCH:
             continue
-        if not entries and await _past_the_end(r, stream, last):
+        if not entries and _past_the_end(newest, last):
             return  # resumed at or after `finished`, or the stream expired
-        if await waiter.next(KEEPALIVE_S) is Wake.TIMEOUT:
+        # Each stream's own period: streams opened together do not all wake together.
+        if await waiter.next(KEEPALIVE_S * random.uniform(1 - KEEPALIVE_JITTER, 1 + KEEPALIVE_JITTER)) is Wake.TIMEOUT:
             await resp.write(b": keep-alive\n\n")
 
 
@@ -95,21 +102,28 @@ _reading: dict[tuple[str, str, int], asyncio.Task[Any]] = {}
 
 
 async def _read(r: Any, stream: str, last: str, generation: int) -> Any:
-    """The next BATCH entries of `stream` after `last`, read after wake-up number `generation`
-    (EventWakeups.generation): a read begun before a wake-up may miss what it announced, so
-    only readers that come after the same one share a read."""
+    """The next BATCH entries of `stream` after `last`, and its newest entry (a list of none or
+    one), in one round trip, read after wake-up number `generation` (EventWakeups.generation):
+    a read begun before a wake-up may miss what it announced, so only readers that come after
+    the same one share a read."""
     key = (stream, last, generation)
     task = _reading.get(key)
     if task is None:
-        task = _reading[key] = asyncio.create_task(r.xrange(stream, min=f"({last}", count=BATCH))
+        task = _reading[key] = asyncio.create_task(_read_now(r, stream, last))
         task.add_done_callback(lambda _: _reading.pop(key, None))
     return await asyncio.shield(task)
 
 
-async def _past_the_end(r: Any, stream: str, last: str) -> bool:
-    """Whether nothing more will come after `last`: the stream is gone (expired), or its
-    newest event is `finished` and `last` is at or after it."""
-    newest = await r.xrevrange(stream, count=1)
+async def _read_now(r: Any, stream: str, last: str) -> Any:
+    async with r.pipeline(transaction=False) as pipe:
+        pipe.xrange(stream, min=f"({last}", count=BATCH)
+        pipe.xrevrange(stream, count=1)
+        return await pipe.execute()
+
+
+def _past_the_end(newest: Any, last: str) -> bool:
+    """Whether nothing more will come after `last`: the stream is gone (expired: no newest
+    entry), or its newest event is `finished` and `last` is at or after it."""
     if not newest:
         return True
     entry_id, fields = newest[0]

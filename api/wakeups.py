@@ -38,6 +38,8 @@ RESUBSCRIBE_S = 0.5
 RESUBSCRIBE_MAX_S = 8.0
 # One read on the subscription waits at most this long (below the client's socket timeout).
 LISTEN_TIMEOUT_S = 10.0
+# Waiters of one submission woken per turn of the event loop (see _release).
+WAKE_CHUNK = 16
 # A new per-submission subscription waits at most this long for Redis to confirm it.
 SUBSCRIBE_WAIT_S = 2.0
 
@@ -76,6 +78,17 @@ class Waiter:
     def close(self) -> None:
         self._pending.discard(self._future)
         self._future.cancel()
+
+
+def _release(futures: list[asyncio.Future[Wake]], reason: Wake) -> None:
+    """Wake `futures`, WAKE_CHUNK at a time, each chunk after what is ready to run by then: five
+    hundred readers of one submission woken at once would otherwise all run before any other
+    request that is ready (asyncio runs ready callbacks in order), and delay it by all of them."""
+    for future in futures[:WAKE_CHUNK]:
+        if not future.done():
+            future.set_result(reason)
+    if len(futures) > WAKE_CHUNK:
+        asyncio.get_running_loop().call_soon(_release, futures[WAKE_CHUNK:], reason)
 
 
 class Wakeups:
@@ -139,9 +152,7 @@ class Wakeups:
         """Hook: a new subscription is live (the last one, if any, is gone)."""
 
     def _wake(self, sid: str, reason: Wake) -> None:
-        for future in self._waiters.get(sid, ()):
-            if not future.done():
-                future.set_result(reason)
+        _release(list(self._waiters.get(sid, ())), reason)
 
     async def _listen_forever(self) -> None:
         pause = RESUBSCRIBE_S

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from api.streams import KEEPALIVE_JITTER, KEEPALIVE_S
 from tests.conftest import RedisServer, Stack, error_of, isolated_api
 
 STREAMS = 130  # above the 100 connections redis-py's pool allowed by default
@@ -73,7 +74,7 @@ def test_idle_streams_hold_no_redis_connection_and_are_capped(api: Stack) -> Non
         s.close()
         assert head.startswith(b"HTTP/1.1 503") and b"Retry-After" in head, head
         streams.pop().close()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + KEEPALIVE_S * (1 + KEEPALIVE_JITTER) + 3
         while True:  # the server notices the closed stream at its next write (keep-alive)
             s, head = open_stream(api, sid)
             if b" 200 " in head.split(b"\r\n", 1)[0]:
@@ -118,7 +119,7 @@ def test_a_client_that_leaves_early_is_no_error(api: Stack) -> None:
         s, head = open_stream(api, sid)
         assert b"event: state" in head
         s.close()
-    time.sleep(11)  # the next keep-alive write meets the closed sockets
+    time.sleep(KEEPALIVE_S * (1 + KEEPALIVE_JITTER) + 1)  # the next keep-alive write meets the closed sockets
     log = (api.log_dir / "api.log").read_text()
     assert "Traceback" not in log and "unhandled error" not in log, log[-3000:]
     assert 'cellblock_internal_errors_total{source="api"} 0.0' in api.request("GET", "/metrics").body
