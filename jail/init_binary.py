@@ -57,6 +57,7 @@ def path(state_dir: str) -> str:
     compiler = shutil.which(COMPILER)
     if compiler is None:
         raise JailError(f"{COMPILER} not found: the jail builds its container init with it (apt musl-tools)")
+    os.makedirs(state_dir, mode=0o711, exist_ok=True)  # the first use on a fresh host makes it (as Host does)
     with open(os.path.join(state_dir, "init.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building the same binary
         if not os.path.exists(binary):

@@ -44,5 +44,11 @@ def test_a_change_of_flags_or_defines_builds_a_new_binary(tmp_path: Path, monkey
     assert build(str(tmp_path)) == built[-1]  # the same inputs find the binary built before
 
 
+def test_the_first_build_on_a_fresh_host_makes_the_state_dir(tmp_path: Path) -> None:
+    fresh = tmp_path / "run" / "cellblock"  # neither exists yet
+    binary = init_binary.path.__wrapped__(str(fresh))
+    assert os.path.dirname(binary) == str(fresh) and os.access(binary, os.X_OK)
+
+
 def test_c_string_escapes_what_c_would_read_otherwise() -> None:
     assert init_binary.c_string('/a b:"q"\\\n') == r'"/a b:\042q\042\134\012"'
