@@ -192,21 +192,8 @@ class TestResult:
     @classmethod
     def of_run(cls, index: int, run: RunResult, jail_time: float) -> TestResult:
         """A test's result from the jail's, before checking: verdict accepted until judged."""
-        return cls(
-            index=index,
-            verdict=Verdict.ACCEPTED,
-            status=str(run.status),
-            exit_code=run.exit_code,
-            signal=run.signal,
-            cpu_time=run.cpu_time,
-            wall_time=run.wall_time,
-            peak_memory=run.peak_memory,
-            stdout=run.stdout,
-            stderr=run.stderr,
-            stdout_truncated=run.stdout_truncated,
-            stderr_truncated=run.stderr_truncated,
-            jail_time=jail_time,
-        )
+        carried = {name: getattr(run, name) for name in _FROM_THE_JAIL}
+        return cls(index=index, verdict=Verdict.ACCEPTED, status=str(run.status), jail_time=jail_time, **carried)
 
     def public(self, encoding: str) -> dict[str, Any]:
         """What clients see of a test (every field but the internal `jail_time`); outputs
@@ -231,6 +218,14 @@ class TestResult:
         d["stdout"] = unb64(d["stdout"])
         d["stderr"] = unb64(d["stderr"])
         return cls(**d)
+
+
+# The fields a test's result takes as they are from the jail's RunResult (the accounting and
+# the outputs), named once: the rest (index, verdict, message, jail_time) are the judge's.
+_FROM_THE_JAIL = (
+    "exit_code", "signal", "cpu_time", "wall_time", "peak_memory",
+    "stdout", "stderr", "stdout_truncated", "stderr_truncated",
+)  # fmt: skip
 
 
 @dataclass(slots=True)
