@@ -2,13 +2,18 @@
 
 Where the parent goes: CELLBLOCK_CGROUP_PARENT as an absolute path inside the
 hierarchy if given; else `<root>/cellblock` when we own the whole tree (root on the
-host); else, as under systemd `Delegate=yes` or a Kubernetes pod, inside the cgroup we
-were started in — after moving ourselves to a `supervisor` leaf, because v2 forbids
-processes in a group that hands controllers to its children ("no internal processes").
+host); else inside the group this service was given (systemd `Delegate=yes`, a
+Kubernetes pod, a container): `<group>/cellblock`, after moving the group's processes
+to a `<group>/supervisor` leaf, because v2 forbids processes in a group that hands
+controllers to its children ("no internal processes"). A process that finds itself in
+that leaf (a second worker of the service, a builder, a command run from a shell that
+was moved) belongs to the same service: one parent group per service, never a nested
+`supervisor/supervisor`.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 
@@ -17,6 +22,11 @@ from .errors import JailError
 from .spec import Limits
 
 NEEDED = ("memory", "pids", "cpu")
+LEAF = "supervisor"  # where a delegated group's own processes go
+DELEGATE_FIX = (
+    "delegate them to this service: systemd `Delegate=yes` on its unit; a container runtime "
+    "with a cgroup namespace and a writable /sys/fs/cgroup (see the README's cgroup v2 section)"
+)
 
 
 def is_cgroup2(path: str, mountinfo: str = "/proc/self/mountinfo") -> bool:
@@ -44,6 +54,22 @@ def enable_controllers(group: str) -> None:
     wanted = " ".join(f"+{c}" for c in NEEDED if c not in enabled)
     if wanted:
         write_file(f"{group}/cgroup.subtree_control", wanted)
+
+
+def missing_controllers(group: str) -> list[str]:
+    """Which of NEEDED `group` was not given by its parent (its cgroup.controllers)."""
+    available = read_file(f"{group}/cgroup.controllers").split()
+    return [c for c in NEEDED if c not in available]
+
+
+def delegated_group(root: str, parent: str) -> str:
+    """The group this service was given: the one this process was started in, or its parent
+    when this process already sits in that group's LEAF beside our parent group."""
+    own = os.path.normpath(os.path.join(root, own_cgroup().lstrip("/")))
+    up = os.path.dirname(own)
+    if os.path.basename(own) == LEAF and os.path.isdir(os.path.join(up, parent)):
+        return up
+    return own
 
 
 @dataclass
@@ -125,8 +151,7 @@ class CgroupV2:
     def open(cls, root: str, parent: str) -> CgroupV2:
         if not is_cgroup2(root):
             raise JailError(f"{root} is not a cgroup2 mount (hybrid or v1 host)")
-        available = read_file(f"{root}/cgroup.controllers").split()
-        missing = [c for c in NEEDED if c not in available]
+        missing = missing_controllers(root)
         if missing:
             raise JailError(f"{root} offers no {', '.join(missing)} controller (they are bound to v1 hierarchies)")
         if os.path.isabs(parent):
@@ -156,16 +181,44 @@ class CgroupV2:
 
     @staticmethod
     def _delegated(root: str, parent: str) -> str:
-        own = os.path.join(root, own_cgroup().lstrip("/"))
-        leaf = os.path.join(own, "supervisor")
-        os.makedirs(leaf, exist_ok=True)
-        # Every process of our group moves to the leaf, or enabling controllers fails.
-        for pid in read_file(f"{own}/cgroup.procs").split():
+        """Our parent group inside the group we were given, with the group's controllers handed
+        down to it; the group's processes (ours among them) moved to its LEAF first."""
+        group = delegated_group(root, parent)
+        missing = missing_controllers(group)
+        if missing:
+            names = ", ".join(missing)
+            where = f"the cgroup this process runs in, {group},"
+            raise JailError(f"{where} was given no {names} controller: {DELEGATE_FIX}")
+        if not os.access(f"{group}/cgroup.subtree_control", os.W_OK):
+            raise JailError(f"{group}/cgroup.subtree_control is not writable here: {DELEGATE_FIX}")
+        path = os.path.join(group, parent)
+        leaf = os.path.join(group, LEAF)
+        try:
+            # The parent group first: whoever finds itself in the leaf then knows the service.
+            os.makedirs(path, exist_ok=True)
+            os.makedirs(leaf, exist_ok=True)
+        except OSError as e:
+            raise JailError(f"cannot make {path} and {leaf}: {e.strerror}: {DELEGATE_FIX}") from e
+        # Every process of the group moves to the leaf, or enabling controllers fails with
+        # EBUSY; a process forked meanwhile by one not yet moved is caught by the next round.
+        for _ in range(100):
+            # "0" is a process outside our pid namespace: it cannot be moved from here.
+            for pid in read_file(f"{group}/cgroup.procs").split():
+                if pid != "0":
+                    try:
+                        write_file(f"{leaf}/cgroup.procs", pid)
+                    except JailError:
+                        pass  # it exited meanwhile
             try:
-                write_file(f"{leaf}/cgroup.procs", pid)
-            except JailError:
-                pass  # it exited meanwhile
-        return os.path.join(own, parent)
+                enable_controllers(group)
+                return path
+            except JailError as e:
+                if not (isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.EBUSY):
+                    raise
+        raise JailError(
+            f"{group} holds processes that cannot be moved to {leaf} (outside this pid namespace, or "
+            f"started faster than they can be moved): its controllers cannot be handed to {path}"
+        )
 
     def create(self, name: str) -> CgroupV2Run:
         path = f"{self.parent}/{name}"
@@ -185,4 +238,4 @@ class CgroupV2:
                 run.remove()
 
     def describe(self) -> list[str]:
-        return [f"cgroup v2, parent group: {self.parent}"]
+        return [f"cgroup v2, parent group: {self.parent}, controllers: {' '.join(NEEDED)}"]

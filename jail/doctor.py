@@ -57,19 +57,15 @@ def time_namespace() -> tuple[bool, str, str]:
 
 def cgroups() -> tuple[bool, str, str]:
     from .cgroup import open_backend
+    from .cgroup_v2 import is_cgroup2
     from .errors import JailError
 
     try:
         backend = open_backend(JailConfig.from_env())
     except JailError as e:
-        return (
-            False,
-            str(e),
-            (
-                "on cgroup v2, delegate a subtree with memory, pids and cpu (systemd Delegate=yes); "
-                "on cgroup v1, mount the memory, pids, cpu and cpuacct controllers"
-            ),
-        )
+        if is_cgroup2("/sys/fs/cgroup"):  # a pure v2 host: the v2 reason names its own fix
+            return False, str(e), ""
+        return False, str(e), "mount the memory, pids, cpu and cpuacct controllers (cgroup v1), or boot cgroup v2"
     return True, "; ".join(backend.describe()), ""
 
 

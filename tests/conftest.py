@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import redis
 
+from tests.cgroup_layout import in_cgroup
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -166,9 +168,11 @@ class Stack:
             assert time.monotonic() < deadline, f"not {sorted(states)} after {timeout}s: {view}\n{self.logs()}"
             time.sleep(0.05)
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, cgroup: str | None = None) -> subprocess.Popen[bytes]:
+        """A worker; in the cgroup v2 group `cgroup` if given, as systemd starts a unit's process."""
         n = len(self.workers)
-        proc = spawn([sys.executable, "-m", "cli", "worker"], self.env, self.log_dir / f"worker{n}.log")
+        argv = [sys.executable, "-m", "cli", "worker"]
+        proc = spawn(in_cgroup(cgroup, argv) if cgroup else argv, self.env, self.log_dir / f"worker{n}.log")
         self.workers.append(proc)
         return proc
 
@@ -254,10 +258,16 @@ def isolated_api(redis_server: RedisServer, tmp: Path, name: str, **env: str) ->
 
 
 def make_stack(
-    redis_server: RedisServer, tmp: Path, name: str, workers: int, extra_env: dict[str, str] | None = None
+    redis_server: RedisServer,
+    tmp: Path,
+    name: str,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
+    worker_cgroup: str | None = None,
 ) -> Stack:
     """API + `workers` workers on their own queue and key prefix (isolated from other stacks,
-    including pending callback deliveries of an earlier stack on the same Redis)."""
+    including pending callback deliveries of an earlier stack on the same Redis); the workers
+    in the cgroup v2 group `worker_cgroup` if given."""
     name = f"{name}-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
     env.update(
@@ -282,7 +292,7 @@ def make_stack(
     stack = Stack(int(env["CELLBLOCK_PORT"]), env, redis_server.url, tmp)
     stack.start_api()
     for _ in range(workers):
-        stack.start_worker()
+        stack.start_worker(worker_cgroup)
     try:
         stack.wait_healthy(workers)
     except BaseException:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from jail.cli import parse_size
+from tests.cgroup_layout import BACKEND
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,7 +106,7 @@ def test_doctor_checks_this_host() -> None:
     p = jail("doctor")
     assert p.returncode == 0, p.stdout
     text = p.stdout.decode()
-    assert "cgroup v1" in text and "seccomp filters: supported" in text and "the jail can run here" in text
+    assert f"cgroup v{BACKEND}" in text and "seccomp filters: supported" in text and "the jail can run here" in text
 
 
 @pytest.mark.parametrize(
