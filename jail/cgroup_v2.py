@@ -189,6 +189,11 @@ class CgroupV2:
             names = ", ".join(missing)
             where = f"the cgroup this process runs in, {group},"
             raise JailError(f"{where} was given no {names} controller: {DELEGATE_FIX}")
+        if os.statvfs(root).f_flag & os.ST_RDONLY:
+            raise JailError(
+                f"{root} is mounted read-only (container runtimes do that unless privileged): remount it "
+                "read-write in the container before starting the worker (deploy/worker-in-container.sh does)"
+            )
         if not os.access(f"{group}/cgroup.subtree_control", os.W_OK):
             raise JailError(f"{group}/cgroup.subtree_control is not writable here: {DELEGATE_FIX}")
         path = os.path.join(group, parent)

@@ -110,6 +110,32 @@ def tmpfs() -> tuple[bool, str, str]:
     return ok, "tmpfs: " + ("available" if ok else "missing"), "use a kernel with CONFIG_TMPFS"
 
 
+def visible_proc(mountinfo: str = "/proc/self/mountinfo") -> tuple[bool, str, str]:
+    """A sandbox mounts its own /proc; the kernel allows that only if this mount namespace holds
+    a proc mount with nothing mounted over its files or non-empty directories (mount_too_revealing
+    in fs/namespace.c). Container runtimes mask /proc that way (/proc/kcore and others)."""
+    mounts = []  # (id, parent id, root inside its filesystem, mount point, type)
+    with open(mountinfo) as f:
+        for line in f:
+            before, _, after = line.partition(" - ")
+            fields = before.split()
+            mounts.append((fields[0], fields[1], fields[3], fields[4], after.split()[0]))
+    # A whole proc (not a bind of one of its directories) with nothing mounted on it; binfmt_misc
+    # sits on an empty directory of procfs, made for that: it hides nothing.
+    covered = {parent for _, parent, _, _, fstype in mounts if fstype not in ("binfmt_misc", "autofs")}
+    visible = [
+        point for id_, _, root, point, fstype in mounts if fstype == "proc" and root == "/" and id_ not in covered
+    ]
+    if visible:
+        return True, f"procfs: fully visible at {visible[0]} (a sandbox may mount its own)", ""
+    return (
+        False,
+        "procfs: every proc mount here has files mounted over it (a container runtime's masked /proc): "
+        "a sandbox cannot mount its own /proc",
+        "mount -t proc proc /run/cellblock/proc before starting the worker (deploy/worker-in-container.sh does)",
+    )
+
+
 def swap() -> tuple[bool, str, str]:
     with open("/proc/swaps") as f:
         active = len(f.read().splitlines()) > 1
@@ -123,6 +149,7 @@ CHECKS: list[Check] = [
     cgroups,
     seccomp_filter,
     container_init,
+    visible_proc,
     tmpfs,
     swap,
 ]

@@ -8,16 +8,19 @@
 - output cap to the byte (1000-byte cap, 1001 bytes written)
 
     sudo .venv/bin/python load/bench_accounting.py
+    python tests/vm/run.py --kernel 6.12 -- .venv/bin/python load/bench_accounting.py   # on cgroup v2
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import tempfile
 from pathlib import Path
 
 from jail import Jail, Limits, MiB, RunSpec, Status
+from jail.cgroup_v2 import is_cgroup2
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "tests" / "jail" / "programs"
 
@@ -75,6 +78,8 @@ def main() -> None:
     assert r.status is Status.OUTPUT_LIMIT
     jail.close()
     width = max(len(r[0]) for r in rows)
+    version = 2 if is_cgroup2("/sys/fs/cgroup") else 1
+    print(f"cgroup v{version}, Linux {os.uname().release}, {os.cpu_count()} CPU(s)\n")
     print(f"| {'measure':{width}} | value | note |\n|{'-' * (width + 2)}|---|---|")
     for name, value, note in rows:
         print(f"| {name:{width}} | {value} | {note} |")

@@ -171,13 +171,13 @@ def test_a_killed_builder_takes_its_runs_with_it() -> None:
 def cmdline(pid: str) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return b""  # gone meanwhile
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between open and read
+        return b""
 
 
 def zombie(pid: str) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True  # reaped meanwhile
+    except (FileNotFoundError, ProcessLookupError):  # reaped before the open, or between open and read
+        return True

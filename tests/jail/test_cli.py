@@ -115,3 +115,24 @@ def test_doctor_checks_this_host() -> None:
 )
 def test_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_doctor_tells_a_masked_proc_from_a_visible_one(tmp_path: Path) -> None:
+    """The kernel lets a sandbox mount its /proc only if a whole proc with nothing mounted on it
+    is mounted here; runc's masks (a file bound over /proc/kcore, /proc/sys bound read-only)
+    hide parts of it, a binfmt_misc mount does not. The VM test runs this for real
+    (tests/jail/test_container.py)."""
+    from jail.doctor import visible_proc
+
+    host = "22 1 0:21 / /proc rw - proc proc rw\n30 22 0:40 / /proc/sys/fs/binfmt_misc rw - binfmt_misc b rw\n"
+    masked = (
+        "52 41 0:36 / /proc rw - proc proc rw\n"
+        "53 52 0:6 /null /proc/kcore rw - devtmpfs dev rw\n"
+        "60 52 0:36 /sys /proc/sys ro - proc proc rw\n"
+    )
+    spare = masked + "70 41 0:38 / /run/cellblock/proc rw - proc proc rw\n"
+    for text, expected in ((host, "/proc"), (masked, None), (spare, "/run/cellblock/proc")):
+        (tmp_path / "mountinfo").write_text(text)
+        ok, message, fix = visible_proc(str(tmp_path / "mountinfo"))
+        assert ok == (expected is not None), message
+        assert (f"fully visible at {expected} " in message) if ok else "worker-in-container.sh" in fix
