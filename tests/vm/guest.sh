@@ -1,7 +1,7 @@
 #!/bin/bash
 # PID 1 of the pure cgroup v2 test host, after the initramfs: mounts what a booted Debian
-# has (proc, sys, cgroup2 alone at /sys/fs/cgroup as systemd mounts it, dev, tmpfs on /tmp
-# and /run), brings up loopback (there is no other interface), runs the command that
+# has (proc, sys, cgroup2 alone at /sys/fs/cgroup as systemd mounts it, dev, a fresh /run;
+# /tmp stays the overlay's, so a checkout under /tmp is seen), brings up loopback (there is no other interface), runs the command that
 # tests/vm/run.py left in /xchg/command from /xchg/cwd, writes its exit status to
 # /xchg/status and powers off. Whatever the command leaves behind dies with the VM.
 set -u
@@ -12,7 +12,6 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o gid=5,mode=620,ptmxmode=000 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
 ip link set lo up
 hostname cellblock-v2
