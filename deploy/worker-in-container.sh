@@ -10,9 +10,15 @@
 #     from: one more proc instance of the container's pid namespace, which no sandbox can reach.
 set -eu
 if awk '$5 == "/sys/fs/cgroup" && $6 ~ /(^|,)ro(,|$)/ { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+    # Only at the root of a cgroup namespace: without one, read-write would open the node's tree.
+    if [ "$(cat /proc/self/cgroup)" != "0::/" ]; then
+        echo "worker-in-container: no cgroup namespace (cgroupns=host?): not making /sys/fs/cgroup writable" >&2
+        exit 1
+    fi
     mount -o remount,bind,rw,nosuid,nodev,noexec /sys/fs/cgroup  # this mount only, not the superblock
 fi
 state=${CELLBLOCK_JAIL_DIR:-/run/cellblock}
+[ -d "$state" ] || mkdir -p -m 0711 "$state"
 mkdir -p "$state/proc"
 if ! awk -v m="$state/proc" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo; then
     mount -t proc -o nosuid,nodev,noexec proc "$state/proc"

@@ -1,23 +1,29 @@
 """cgroup v2: one directory per run below a parent group with memory, pids and cpu enabled.
 
-Where the parent goes: CELLBLOCK_CGROUP_PARENT as an absolute path inside the
-hierarchy if given; else `<root>/cellblock` when we own the whole tree (root on the
-host); else inside the group this service was given (systemd `Delegate=yes`, a
-Kubernetes pod, a container): `<group>/cellblock`, after moving the group's processes
-to a `<group>/supervisor` leaf, because v2 forbids processes in a group that hands
-controllers to its children ("no internal processes"). A process that finds itself in
-that leaf (a second worker of the service, a builder, a command run from a shell that
-was moved) belongs to the same service: one parent group per service, never a nested
-`supervisor/supervisor`.
+Where the parent goes:
+- CELLBLOCK_CGROUP_PARENT as an absolute path inside the hierarchy, if given;
+- `<root>/cellblock` when we sit at the root of the hierarchy (root on a host without
+  systemd) or in a group that is not ours to organise (a login session, a systemd unit
+  without `Delegate=yes`), if the root is writable;
+- else inside the group this service was given (a unit with `Delegate=yes`, which systemd
+  marks with the trusted.delegate xattr; the root of a cgroup namespace: a Kubernetes pod's
+  container): `<group>/cellblock`, after moving the group's processes to a
+  `<group>/supervisor` leaf, because v2 forbids processes in a group that hands
+  controllers to its children ("no internal processes").
+A process that finds itself in that leaf beside that parent (a second worker of the
+service, a builder, a command run from a shell that was moved) belongs to the same
+service: one parent group per service, never a nested `supervisor/supervisor`.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import time
 from dataclasses import dataclass, field
 
 from .cgroup import CFS_PERIOD_US, read_file, read_keyed, remove_dir, slot_of, write_file
+from .cgroup_v1 import v1_mounts
 from .errors import JailError
 from .spec import Limits
 
@@ -60,6 +66,18 @@ def missing_controllers(group: str) -> list[str]:
     """Which of NEEDED `group` was not given by its parent (its cgroup.controllers)."""
     available = read_file(f"{group}/cgroup.controllers").split()
     return [c for c in NEEDED if c not in available]
+
+
+def is_delegated(group: str) -> bool:
+    """systemd marks the group of a unit with Delegate=yes (trusted.delegate, since systemd 251;
+    user.delegate for a user's manager): the unit may organise it."""
+    for name in ("trusted.delegate", "user.delegate"):
+        try:
+            if os.getxattr(group, name) == b"1":
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def delegated_group(root: str, parent: str) -> str:
@@ -153,20 +171,29 @@ class CgroupV2:
             raise JailError(f"{root} is not a cgroup2 mount (hybrid or v1 host)")
         missing = missing_controllers(root)
         if missing:
-            raise JailError(f"{root} offers no {', '.join(missing)} controller (they are bound to v1 hierarchies)")
-        if os.path.isabs(parent):
+            names = ", ".join(missing)
+            if any(c in v1_mounts() for c in missing):
+                raise JailError(f"{root} offers no {names} controller (they are bound to v1 hierarchies)")
+            raise JailError(f"{root} offers no {names} controller (not given to this cgroup namespace): {DELEGATE_FIX}")
+        if os.path.isabs(parent):  # the operator's choice
             path = os.path.join(root, parent.lstrip("/"))
-        elif os.access(f"{root}/cgroup.subtree_control", os.W_OK) and own_cgroup() == "/":
-            path = os.path.join(root, parent)
+            cls._prepare(path)
+            return cls(path)
+        group = delegated_group(root, parent)
+        if group == root:
+            # The real root, or the root of a cgroup namespace (a container), which looks the
+            # same but may not hand out controllers while it holds processes.
             try:
-                cls._prepare(path)
-                return cls(path)
+                cls._prepare(os.path.join(root, parent))
+                return cls(os.path.join(root, parent))
             except JailError:
-                # The root of a cgroup namespace (a privileged container) is not the
-                # real root: it may not hand out controllers while it holds processes.
-                path = cls._delegated(root, parent)
-        else:
-            path = cls._delegated(root, parent)
+                pass
+        elif not is_delegated(group) and os.access(f"{root}/cgroup.subtree_control", os.W_OK):
+            # A login session or a unit without Delegate=yes: its group is systemd's, not ours.
+            path = os.path.join(root, parent)
+            cls._prepare(path)
+            return cls(path)
+        path = cls._delegated(root, group, parent)
         cls._prepare(path)
         return cls(path)
 
@@ -180,10 +207,9 @@ class CgroupV2:
             raise JailError(f"cannot set up {path}: {e.strerror} (is the subtree delegated to us?)") from e
 
     @staticmethod
-    def _delegated(root: str, parent: str) -> str:
-        """Our parent group inside the group we were given, with the group's controllers handed
+    def _delegated(root: str, group: str, parent: str) -> str:
+        """Our parent group inside `group`, the one we were given, with its controllers handed
         down to it; the group's processes (ours among them) moved to its LEAF first."""
-        group = delegated_group(root, parent)
         missing = missing_controllers(group)
         if missing:
             names = ", ".join(missing)
@@ -207,23 +233,22 @@ class CgroupV2:
         # Every process of the group moves to the leaf, or enabling controllers fails with
         # EBUSY; a process forked meanwhile by one not yet moved is caught by the next round.
         for _ in range(100):
-            # "0" is a process outside our pid namespace: it cannot be moved from here.
             for pid in read_file(f"{group}/cgroup.procs").split():
-                if pid != "0":
-                    try:
-                        write_file(f"{leaf}/cgroup.procs", pid)
-                    except JailError:
-                        pass  # it exited meanwhile
+                if pid == "0":  # a process outside our pid namespace: we can never move it
+                    raise JailError(f"{group} holds processes outside this pid namespace: they block {path}")
+                try:
+                    write_file(f"{leaf}/cgroup.procs", pid)
+                except JailError as e:
+                    if not (isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.ESRCH):
+                        raise  # ESRCH: it exited meanwhile
             try:
                 enable_controllers(group)
                 return path
             except JailError as e:
                 if not (isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.EBUSY):
                     raise
-        raise JailError(
-            f"{group} holds processes that cannot be moved to {leaf} (outside this pid namespace, or "
-            f"started faster than they can be moved): its controllers cannot be handed to {path}"
-        )
+            time.sleep(0.001)
+        raise JailError(f"{group} gains processes faster than they can be moved to {leaf}: they block {path}")
 
     def create(self, name: str) -> CgroupV2Run:
         path = f"{self.parent}/{name}"
@@ -243,4 +268,4 @@ class CgroupV2:
                 run.remove()
 
     def describe(self) -> list[str]:
-        return [f"cgroup v2, parent group: {self.parent}, controllers: {' '.join(NEEDED)}"]
+        return [f"cgroup v2, parent group: {self.parent}"]

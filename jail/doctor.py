@@ -132,7 +132,8 @@ def visible_proc(mountinfo: str = "/proc/self/mountinfo") -> tuple[bool, str, st
         False,
         "procfs: every proc mount here has files mounted over it (a container runtime's masked /proc): "
         "a sandbox cannot mount its own /proc",
-        "mount -t proc proc /run/cellblock/proc before starting the worker (deploy/worker-in-container.sh does)",
+        f"mount -t proc proc {JailConfig.from_env().state_dir}/proc before starting the worker "
+        "(deploy/worker-in-container.sh does)",
     )
 
 

@@ -42,6 +42,7 @@ needs_v1 = pytest.mark.skipif(not HAS_V1, reason="no cgroup v1 hierarchies: runs
 needs_v2 = pytest.mark.skipif(
     not HAS_V2, reason="cgroup v2 without memory/pids/cpu here: runs in the VM (make test-v2)"
 )
+needs_cgroup2 = pytest.mark.skipif(CGROUP2 is None, reason="no cgroup2 mount at all (a pure v1 host)")
 needs_bare_cgroup2 = pytest.mark.skipif(
     CGROUP2 is None or set(NEEDED) <= V2_CONTROLLERS,
     reason="no controller-less cgroup2 mount: a hybrid host's /sys/fs/cgroup/unified",
@@ -90,6 +91,16 @@ def v2_group(name: str, controllers: bool = True) -> Iterator[str]:
         remove_tree(top)
 
 
+def unit_group(slice_: str, name: str, delegate: bool = True) -> str:
+    """A unit's group in `slice_`, as systemd makes it: marked trusted.delegate=1 for a unit with
+    Delegate=yes (systemd 251+), unmarked for any other unit or a login session."""
+    group = f"{slice_}/{name}"
+    os.mkdir(group)
+    if delegate:
+        os.setxattr(group, "trusted.delegate", b"1")
+    return group
+
+
 def in_cgroup(group: str, argv: list[str]) -> list[str]:
     """argv started inside `group`, as systemd or a container runtime starts a service there."""
-    return ["/bin/sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh", *argv]
+    return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', group, *argv]

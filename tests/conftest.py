@@ -16,15 +16,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-
-from tests.cgroup_layout import in_cgroup
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,11 +166,11 @@ class Stack:
             assert time.monotonic() < deadline, f"not {sorted(states)} after {timeout}s: {view}\n{self.logs()}"
             time.sleep(0.05)
 
-    def start_worker(self, cgroup: str | None = None) -> subprocess.Popen[bytes]:
-        """A worker; in the cgroup v2 group `cgroup` if given, as systemd starts a unit's process."""
+    def start_worker(self, wrap: Callable[[list[str]], list[str]] | None = None) -> subprocess.Popen[bytes]:
+        """A worker; its command through `wrap` if given (e.g. tests.cgroup_layout.in_cgroup)."""
         n = len(self.workers)
         argv = [sys.executable, "-m", "cli", "worker"]
-        proc = spawn(in_cgroup(cgroup, argv) if cgroup else argv, self.env, self.log_dir / f"worker{n}.log")
+        proc = spawn(wrap(argv) if wrap else argv, self.env, self.log_dir / f"worker{n}.log")
         self.workers.append(proc)
         return proc
 
@@ -263,11 +261,11 @@ def make_stack(
     name: str,
     workers: int,
     extra_env: dict[str, str] | None = None,
-    worker_cgroup: str | None = None,
+    worker_wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> Stack:
     """API + `workers` workers on their own queue and key prefix (isolated from other stacks,
-    including pending callback deliveries of an earlier stack on the same Redis); the workers
-    in the cgroup v2 group `worker_cgroup` if given."""
+    including pending callback deliveries of an earlier stack on the same Redis); each worker's
+    command through `worker_wrap` if given."""
     name = f"{name}-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
     env.update(
@@ -292,7 +290,7 @@ def make_stack(
     stack = Stack(int(env["CELLBLOCK_PORT"]), env, redis_server.url, tmp)
     stack.start_api()
     for _ in range(workers):
-        stack.start_worker(worker_cgroup)
+        stack.start_worker(worker_wrap)
     try:
         stack.wait_healthy(workers)
     except BaseException:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cgroup_layout import in_cgroup, needs_v2, v2_group
+from tests.cgroup_layout import CGROUP2, in_cgroup, needs_v2, unit_group, v2_group
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = needs_v2
@@ -36,8 +36,7 @@ def test_runs_from_a_delegated_service_share_one_parent_group(programs: dict[str
     touch = tmp_path / "touch"
     touch.write_bytes(programs["touch"])
     with v2_group("cb-delegated") as slice_:
-        service = f"{slice_}/worker.service"
-        os.mkdir(service)
+        service = unit_group(slice_, "worker.service")
         script = (
             "$JAIL run --json -- /bin/true && "
             f"$JAIL run --json --memory 32M --copy-in {touch}:/box/touch -- ./touch 64; "
@@ -59,8 +58,7 @@ def test_runs_from_a_delegated_service_share_one_parent_group(programs: dict[str
 
 def test_a_group_given_no_controllers_is_named_with_the_fix(tmp_path: Path) -> None:
     with v2_group("cb-undelegated", controllers=False) as slice_:
-        service = f"{slice_}/worker.service"
-        os.mkdir(service)
+        service = unit_group(slice_, "worker.service")
         doctor = jail_in(service, "$JAIL doctor", tmp_path)
         assert doctor.returncode == 1, doctor.stdout
         assert f"the cgroup this process runs in, {service}, was given no memory, pids, cpu controller" in doctor.stdout
@@ -69,3 +67,16 @@ def test_a_group_given_no_controllers_is_named_with_the_fix(tmp_path: Path) -> N
         assert run.returncode == 1
         assert "was given no memory, pids, cpu controller" in run.stderr and "No such file" not in run.stderr
         assert subgroups(service) == []  # refused before it touched anything
+
+
+def test_a_group_not_delegated_to_us_is_left_alone(tmp_path: Path) -> None:
+    """A root shell in a login session (or a unit without Delegate=yes): the session's group is
+    systemd's, so the runs go below the hierarchy's root and the session is not reorganised."""
+    with v2_group("cb-user.slice") as slice_:
+        session = unit_group(slice_, "session-1.scope", delegate=False)
+        p = jail_in(session, "$JAIL run --json -- /bin/true && $JAIL doctor && cat /proc/self/cgroup", tmp_path)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert json.loads(p.stdout.splitlines()[0])["status"] == "ok"
+        assert f"parent group: {CGROUP2}/cellblock" in p.stdout
+        assert p.stdout.splitlines()[-1] == f"0::{session.removeprefix(str(CGROUP2))}"
+        assert subgroups(session) == []

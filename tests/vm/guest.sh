@@ -1,9 +1,10 @@
 #!/bin/bash
 # PID 1 of the pure cgroup v2 test host, after the initramfs: mounts what a booted Debian
 # has (proc, sys, cgroup2 alone at /sys/fs/cgroup as systemd mounts it, dev, a fresh /run;
-# /tmp stays the overlay's, so a checkout under /tmp is seen), brings up loopback (there is no other interface), runs the command that
-# tests/vm/run.py left in /xchg/command from /xchg/cwd, writes its exit status to
-# /xchg/status and powers off. Whatever the command leaves behind dies with the VM.
+# /tmp stays the overlay's, so a checkout under /tmp is seen), brings up loopback (there is
+# no other interface), runs the command that tests/vm/run.py left in /xchg/command from
+# /xchg/cwd, writes its exit status to /xchg/status and powers off. Whatever the command
+# leaves behind dies with the VM.
 set -u
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -18,7 +19,6 @@ hostname cellblock-v2
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb
 mapfile -d '' -t command </xchg/command
-while IFS= read -r -d '' assignment; do export "${assignment?}"; done </xchg/env
 cd "$(cat /xchg/cwd)" || exit 1
 echo "guest: $(uname -r), cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers), $(nproc) CPU, $(free -m | awk '/Mem:/ {print $2}') MiB"
 "${command[@]}"

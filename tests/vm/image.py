@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import lzma
+import os
 import re
 import shutil
 import subprocess
@@ -39,7 +40,7 @@ def apt_options(suite: str) -> list[str]:
     for d in (parts, state / "lists" / "partial", state / "cache" / "archives" / "partial"):
         d.mkdir(parents=True, exist_ok=True)
     host = Path("/etc/apt/sources.list.d/debian.sources").read_text()
-    stanza = next(s for s in host.split("\n\n") if re.search(r"^Suites:.*\bbookworm\b", s, re.M))
+    stanza = next(s for s in host.split("\n\n") if re.search(r"^Suites:(.* )?bookworm( |$)", s, re.M))
     (parts / "debian.sources").write_text(re.sub(r"^Suites:.*$", f"Suites: {suite}", stanza, flags=re.M) + "\n")
     return [
         "-o", "Dir::Etc::SourceList=/dev/null",
@@ -111,16 +112,20 @@ def build_initramfs(tree: Path, version: str, out: Path) -> None:
     archive = subprocess.run(
         ["cpio", "-o", "-H", "newc", "--quiet"], cwd=staging, input=listing, check=True, capture_output=True
     )
-    subprocess.run(["gzip", "-1"], input=archive.stdout, stdout=out.open("wb"), check=True)
+    partial = out.with_suffix(".partial")  # a build cut short never passes for a finished one
+    with partial.open("wb") as f:
+        subprocess.run(["gzip", "-1"], input=archive.stdout, stdout=f, check=True)
+    os.replace(partial, out)
     shutil.rmtree(staging)
     print(f"initramfs: busybox + {' '.join(names)}", file=sys.stderr)
 
 
 def prepare(release: str) -> Path:
-    """var/vm/<release> with vmlinuz and initrd.img, made if missing or older than the init."""
+    """var/vm/<release> with vmlinuz and initrd.img, made if missing or older than what makes them."""
     home = CACHE / release
     kernel, initrd = home / "vmlinuz", home / "initrd.img"
-    if kernel.exists() and initrd.exists() and initrd.stat().st_mtime >= (HERE / "initramfs-init").stat().st_mtime:
+    makers = max(f.stat().st_mtime for f in (HERE / "initramfs-init", Path(__file__)))
+    if kernel.exists() and initrd.exists() and initrd.stat().st_mtime >= makers:
         return home
     deb = kernel_package(release, home)
     package = subprocess.run(["dpkg-deb", "-f", str(deb), "Package"], check=True, capture_output=True, text=True)

@@ -5,10 +5,10 @@
 boots the kernel that tests/vm/image.py prepares with `cgroup_no_v1=all` (every controller
 on the one cgroup2 hierarchy, as on Debian 12, Ubuntu 22.04+, Fedora and Kubernetes
 nodes), 1 vCPU, 2 GiB, no network interface (`-nic none`), this host's root read-only over
-9p under a tmpfs overlay; runs COMMAND as root in the current directory with the given
-environment (--env NAME=VALUE) and exits with its status. The console (kernel messages and
-the command's output) streams to stdout as it comes. Without KVM (TCG only, as on the
-machines this was made on) the guest runs some 15-20x slower than the host.
+9p under a tmpfs overlay; runs COMMAND as root in the current directory and exits with its
+status. The console (kernel messages and the command's output) streams to stdout as it
+comes. Without KVM (TCG only, as on the machines this was made on) the guest runs some
+15-20x slower than the host.
 
 Exit status: the command's; 124 when it ran out of --timeout (the VM is killed); 1 when
 the VM stopped without one (it failed to boot: the console says why).
@@ -67,7 +67,6 @@ def main() -> int:
     parser.add_argument("--kernel", choices=sorted(image.RELEASES), default="6.12")
     parser.add_argument("--memory", default="2G")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds before the VM is killed")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("command", nargs="+")
     args = parser.parse_args()
 
@@ -77,7 +76,6 @@ def main() -> int:
         (xchg / "guest").write_text(str(GUEST))
         (xchg / "cwd").write_text(os.getcwd())
         (xchg / "command").write_bytes(b"".join(a.encode() + b"\0" for a in args.command))
-        (xchg / "env").write_bytes(b"".join(e.encode() + b"\0" for e in args.env))
         started = time.monotonic()
         qemu = subprocess.Popen(qemu_command(boot, xchg, args.memory), stdin=subprocess.DEVNULL)
         try:
