@@ -75,7 +75,7 @@ class CgroupBackend(Protocol):
         ...
 
     def sweep(self, slot: int) -> None:
-        """Kill and remove leftover run cgroups of `slot`."""
+        """Kill and remove the run cgroups of `slot` that their makers left behind."""
         ...
 
     def describe(self) -> list[str]:
@@ -135,9 +135,25 @@ def run_name(slot: int) -> str:
 def slot_of(name: str) -> int | None:
     """The slot of a run cgroup name made by run_name, or None for any other name."""
     parts = name.split("-")
-    if len(parts) == 4 and parts[0] == "run" and parts[2].isdigit():
+    if len(parts) == 4 and parts[0] == "run" and parts[1].isdigit() and parts[2].isdigit():
         return int(parts[2])
     return None
+
+
+def left_behind(name: str, slot: int) -> bool:
+    """Whether `name` is a run cgroup of `slot` that its maker left behind: made by this process,
+    or by one that no longer runs. A slot number is unique only within one state dir, and jails
+    with another CELLBLOCK_JAIL_DIR may share our parent group: their live runs are not ours."""
+    if slot_of(name) != slot:
+        return False
+    maker = int(name.split("-")[1])
+    if maker == os.getpid():
+        return True
+    try:
+        with open(f"/proc/{maker}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie: dead, not yet reaped
+    except (FileNotFoundError, ProcessLookupError):  # gone (before the open, or before the read)
+        return True
 
 
 def open_backend(config: JailConfig, root: str = "/sys/fs/cgroup") -> CgroupBackend:

@@ -11,7 +11,7 @@ import os
 import signal
 from dataclasses import dataclass
 
-from .cgroup import CFS_PERIOD_US, read_file, read_keyed, remove_dir, slot_of, write_file
+from .cgroup import CFS_PERIOD_US, left_behind, read_file, read_keyed, remove_dir, write_file
 from .errors import JailError
 from .spec import Limits
 
@@ -144,7 +144,7 @@ class CgroupV1:
             raise JailError(f"creating cgroup v1 {name} failed: {e}") from e
 
     def sweep(self, slot: int) -> None:
-        names = {n for p in set(self.parents.values()) for n in os.listdir(p) if slot_of(n) == slot}
+        names = {n for p in set(self.parents.values()) for n in os.listdir(p) if left_behind(n, slot)}
         for name in names:
             run = self._run(name)
             if os.path.isdir(run.pids):

@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .cgroup import CFS_PERIOD_US, read_file, read_keyed, remove_dir, slot_of, write_file
+from .cgroup import CFS_PERIOD_US, left_behind, read_file, read_keyed, remove_dir, write_file
 from .cgroup_v1 import v1_mounts
 from .errors import JailError
 from .spec import Limits
@@ -262,7 +262,7 @@ class CgroupV2:
 
     def sweep(self, slot: int) -> None:
         for name in os.listdir(self.parent):
-            if slot_of(name) == slot:
+            if left_behind(name, slot):
                 run = CgroupV2Run(f"{self.parent}/{name}")
                 run.kill()
                 run.remove()

@@ -6,6 +6,8 @@ import fcntl
 import os
 import resource
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -181,3 +183,34 @@ def zombie(pid: str) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (FileNotFoundError, ProcessLookupError):  # reaped before the open, or between open and read
         return True
+
+
+def test_a_jail_with_another_state_dir_leaves_our_live_runs_alone(tmp_path: Path) -> None:
+    """Two deployments on one host (another CELLBLOCK_JAIL_DIR) share the cgroup parent group, and
+    their slot numbers overlap. The other one, starting, sweeps every slot of its own that no one
+    holds (here: all of them, as after a crash): our container, built and waiting in the same
+    slot number, is not its to take."""
+    from jail import sandbox
+    from jail.host import Host
+    from jail.sandbox import Shape
+
+    config = replace(JailConfig.from_env(), warm=0)
+    other = tmp_path / "other"
+    (other / "slots").mkdir(parents=True)
+    for slot in range(config.slots):
+        (other / "slots" / f"{slot}.lock").touch()
+    spec = RunSpec(argv=["/bin/echo", "still mine"])
+    sb = Host(config).build(Shape.of(spec))
+    try:
+        p = subprocess.run(
+            [sys.executable, "-m", "jail", "run", "--", "/bin/true"],
+            env={**os.environ, "CELLBLOCK_JAIL_DIR": str(other)},
+            capture_output=True,
+            timeout=60,
+        )
+        assert p.returncode == 0, p.stderr
+        started, setup_cpu = sandbox.start(sb, spec)
+        result = sandbox.finish(sb, spec, started, setup_cpu)
+    finally:
+        sb.release()
+    assert result.status is Status.OK and result.stdout == b"still mine\n"

@@ -224,12 +224,19 @@ def test_v2_close_releases_the_peak_fd_opened_in_this_process(fake_v2: Path) -> 
 
 
 def test_v2_sweep_removes_only_the_slots_leftovers(fake_v2: Path) -> None:
+    """Slot 4's runs made by a process that is gone or by this one go; another slot's stay, and
+    so do slot 4's runs of a live process (a jail with another state dir shares the parent)."""
+    gone = subprocess.Popen(["/bin/true"])
+    gone.wait()
+    alive = os.getppid()
     backend = CgroupV2(str(fake_v2))
-    backend.create("run-9-4-0")
-    backend.create("run-9-5-0")
+    for name in (f"run-{gone.pid}-4-0", f"run-{os.getpid()}-4-1", f"run-{alive}-4-2", f"run-{gone.pid}-5-0"):
+        backend.create(name)
     os.mkdir(fake_v2 / "supervisor")
     backend.sweep(4)
-    assert sorted(p.name for p in fake_v2.iterdir()) == ["run-9-5-0", "supervisor"]
+    assert sorted(p.name for p in fake_v2.iterdir()) == sorted(
+        [f"run-{alive}-4-2", f"run-{gone.pid}-5-0", "supervisor"]
+    )
 
 
 @needs_cgroup2
