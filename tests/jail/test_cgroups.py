@@ -76,17 +76,7 @@ def test_v1_run_cgroup_limits_and_accounting() -> None:
         assert Path(cg.memory, "memory.limit_in_bytes").read_text().strip() == str(64 * MiB)
         assert Path(cg.pids, "pids.max").read_text().strip() == "7"
         assert Path(cg.cpu, "cpu.cfs_quota_us").read_text().strip() == "50000"
-        proc = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"])
-        try:
-            joined = time.monotonic()
-            cg.join(proc.pid)
-            cg.reset_peak()
-            used, elapsed = spin_until(cg, 0.2, joined)  # uncapped, that would take 0.2 s
-            assert used <= 0.5 * elapsed + 0.05  # the 0.5 CPU cap held, however busy the host
-            assert cg.memory_exhausted() == (False, False)
-        finally:
-            cg.kill()
-            assert proc.wait(timeout=5) == -signal.SIGKILL
+        spin_capped_at_half_a_cpu(cg)
     finally:
         cg.remove()
     assert not os.path.exists(cg.memory)
@@ -104,18 +94,8 @@ def test_v2_run_cgroup_limits_and_accounting() -> None:
             assert Path(cg.path, "memory.swap.max").read_text().strip() == "0"
         assert Path(cg.path, "pids.max").read_text().strip() == "7"
         assert Path(cg.path, "cpu.max").read_text().split() == ["50000", "100000"]
-        proc = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"])
-        try:
-            joined = time.monotonic()
-            cg.join(proc.pid)
-            cg.reset_peak()
-            used, elapsed = spin_until(cg, 0.2, joined)  # uncapped, that would take 0.2 s
-            assert used <= 0.5 * elapsed + 0.05  # the 0.5 CPU cap held, however busy the host
-            assert cg.memory_exhausted() == (False, False)
-            assert cg.peak_memory() < 64 * MiB
-        finally:
-            cg.kill()
-            assert proc.wait(timeout=5) == -signal.SIGKILL
+        spin_capped_at_half_a_cpu(cg)
+        assert cg.peak_memory() < 64 * MiB
     finally:
         cg.remove()
     assert not os.path.exists(cg.path)
@@ -145,6 +125,22 @@ def test_v2_peak_memory_restarts_at_reset_where_the_kernel_can(programs: dict[st
             assert cg.peak_memory() >= 80 * MiB
     finally:
         cg.remove()
+
+
+def spin_capped_at_half_a_cpu(cg: RunCgroup) -> None:
+    """A shell loop spins in `cg` (capped at 0.5 CPU) until it used 0.2 s; the cap held, no
+    memory event was counted; cgroup.kill ends it."""
+    proc = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"])
+    try:
+        joined = time.monotonic()
+        cg.join(proc.pid)
+        cg.reset_peak()
+        used, elapsed = spin_until(cg, 0.2, joined)  # uncapped, that would take 0.2 s
+        assert used <= 0.5 * elapsed + 0.05  # the 0.5 CPU cap held, however busy the host
+        assert cg.memory_exhausted() == (False, False)
+    finally:
+        cg.kill()
+        assert proc.wait(timeout=5) == -signal.SIGKILL
 
 
 def spin_until(cg: RunCgroup, seconds: float, since: float) -> tuple[float, float]:
