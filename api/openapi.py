@@ -78,9 +78,9 @@ _SUBMISSION: dict[str, Any] = {
             "description": "judge mode: every test runs with the one compiled program",
         },
         "checker": {
-            "description": "exact (default) | tokens | float | {type: float, tolerance} | "
+            "description": "exact (default) | lines (Judge0's rule) | tokens | float | {type: float, tolerance} | "
             "{type: custom, language, source}",
-            "oneOf": [{"enum": ["exact", "tokens", "float"]}, {"type": "object", "required": ["type"]}],
+            "oneOf": [{"enum": ["exact", "lines", "tokens", "float"]}, {"type": "object", "required": ["type"]}],
         },
         "encoding": {"enum": ["utf-8", "base64"], "description": "of source/files/stdin/tests and outputs"},
         "wait": {

@@ -217,7 +217,10 @@ def _callback(value: Any, cfg: Config) -> str | None:
     if not isinstance(value, str) or len(value) > 2048:
         raise invalid("callback_url", "must be a URL string")
     _utf8(value, "callback_url")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. "http://[::1": an unclosed IPv6 address
+        raise invalid("callback_url", "is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise invalid("callback_url", "must be an absolute http(s) URL")
     try:

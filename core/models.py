@@ -48,6 +48,7 @@ class CheckerKind(enum.StrEnum):
     """How a test's output is compared with the expected output."""
 
     EXACT = "exact"
+    LINES = "lines"
     TOKENS = "tokens"
     FLOAT = "float"
     CUSTOM = "custom"
@@ -131,6 +132,9 @@ class Submission:
     callback_url: str | None = None
     stop_on_first_failure: bool = False
     created_at: float = 0.0
+    # What a compatibility layer (api/judge0, api/piston) was asked in its own terms and renders
+    # back; {"api": name, ...}. Opaque to the core and the worker: it never changes a run.
+    compat: dict[str, Any] = field(default_factory=dict)
 
     @property
     def judge_mode(self) -> bool:
@@ -150,6 +154,7 @@ class Submission:
             "callback_url": self.callback_url,
             "stop_on_first_failure": self.stop_on_first_failure,
             "created_at": self.created_at,
+            "compat": self.compat,
         }
 
     @classmethod
@@ -167,7 +172,13 @@ class Submission:
             callback_url=d.get("callback_url"),
             stop_on_first_failure=bool(d["stop_on_first_failure"]),
             created_at=float(d["created_at"]),
+            compat=dict(d.get("compat") or {}),
         )
+
+
+# A test's status when the submission's own program could not be started (not an executable,
+# e.g. an `executable` submission that is no ELF binary): the program's fault, a runtime error.
+EXEC_FAILED = "exec_failed"
 
 
 @dataclass(slots=True)
@@ -176,7 +187,7 @@ class TestResult:
 
     index: int
     verdict: Verdict
-    status: str = ""  # the jail's Status
+    status: str = ""  # the jail's Status, or EXEC_FAILED
     exit_code: int | None = None
     signal: str | None = None
     cpu_time: float = 0.0
@@ -236,7 +247,10 @@ class Result:
     verdict: Verdict
     tests: list[TestResult] = field(default_factory=list)
     compile_output: bytes = b""
-    compile_time: float = 0.0
+    compile_time: float = 0.0  # wall seconds of the compile stage
+    compile_exit_code: int | None = None  # None: nothing was compiled (interpreted, or cached)
+    compile_cpu_time: float = 0.0
+    compile_memory: int = 0  # peak bytes
     message: str = ""
     attempts: int = 1
     timings: dict[str, float] = field(default_factory=dict)  # queued/started/finished, jail seconds
@@ -248,6 +262,9 @@ class Result:
             "tests": [t.to_json() for t in self.tests],
             "compile_output": b64(self.compile_output),
             "compile_time": self.compile_time,
+            "compile_exit_code": self.compile_exit_code,
+            "compile_cpu_time": self.compile_cpu_time,
+            "compile_memory": self.compile_memory,
             "message": self.message,
             "attempts": self.attempts,
             "timings": self.timings,
@@ -261,6 +278,9 @@ class Result:
             tests=[TestResult.from_json(t) for t in d["tests"]],
             compile_output=unb64(d["compile_output"]),
             compile_time=float(d["compile_time"]),
+            compile_exit_code=d.get("compile_exit_code"),
+            compile_cpu_time=float(d.get("compile_cpu_time", 0.0)),
+            compile_memory=int(d.get("compile_memory", 0)),
             message=d["message"],
             attempts=int(d["attempts"]),
             timings=dict(d["timings"]),

@@ -1,4 +1,5 @@
-"""The one public view of a submission: what GET answers, callbacks POST and `wait` returns.
+"""The one public view of a submission: what GET answers, callbacks POST and `wait` returns;
+and the stored record itself (read_stored), which the compatibility layers render their way.
 
 Outputs are stored as bytes; they go out as UTF-8 text (undecodable bytes replaced) or
 base64, following the submission's `encoding` (core.models.encode_output).
@@ -7,10 +8,38 @@ base64, following the submission's `encoding` (core.models.encode_output).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from core.keys import Keys
-from core.models import Result, encode_output
+from core.models import Result, State, Submission, encode_output
+
+
+@dataclass(slots=True)
+class Stored:
+    """A submission as Redis holds it: what was asked, where it is, and its result once finished."""
+
+    submission: Submission
+    state: State
+    result: Result | None
+
+
+async def read_stored(r: Any, keys: Keys, sid: str) -> Stored | None:
+    """Submission `sid` with its sources and tests decoded; None when unknown or expired."""
+    fields = await r.hgetall(keys.submission(sid))
+    if not fields or b"spec" not in fields:
+        return None
+    return stored(fields)
+
+
+def stored(fields: dict[bytes, bytes]) -> Stored:
+    """A submission hash (HGETALL result) decoded."""
+    raw = fields.get(b"result")
+    return Stored(
+        submission=Submission.from_json(json.loads(fields[b"spec"])),
+        state=State(fields[b"state"].decode()),
+        result=None if raw is None else Result.from_json(json.loads(raw)),
+    )
 
 
 async def read_view(r: Any, keys: Keys, sid: str) -> dict[str, Any] | None:

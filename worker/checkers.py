@@ -2,6 +2,8 @@
 
 - exact:  byte-equal, except that trailing whitespace at the very end is ignored (a
           missing final newline is the commonest non-bug in judged programs).
+- lines:  Judge0's rule: each line's trailing whitespace and the trailing blank lines are
+          ignored; leading blanks and blanks between words count.
 - tokens: equal sequences of whitespace-separated tokens.
 - float:  like tokens, but two tokens that both parse as numbers are equal when within
           `tolerance`, absolute or relative (the usual |a-b| <= tol * max(1, |b|)).
@@ -22,6 +24,14 @@ from core.models import CheckerKind
 
 def exact(output: bytes, expected: bytes) -> bool:
     return output.rstrip() == expected.rstrip()
+
+
+def _trimmed_lines(text: bytes) -> bytes:
+    return b"\n".join(line.rstrip() for line in text.split(b"\n")).rstrip()
+
+
+def lines(output: bytes, expected: bytes) -> bool:
+    return _trimmed_lines(output) == _trimmed_lines(expected)
 
 
 def tokens(output: bytes, expected: bytes) -> bool:
@@ -59,6 +69,8 @@ def builtin(kind: CheckerKind, output: bytes, expected: bytes, tolerance: float 
     """Compare with one of the built-in checkers (not CUSTOM, which needs the jail)."""
     if kind is CheckerKind.EXACT:
         return exact(output, expected)
+    if kind is CheckerKind.LINES:
+        return lines(output, expected)
     if kind is CheckerKind.TOKENS:
         return tokens(output, expected)
     if kind is CheckerKind.FLOAT:

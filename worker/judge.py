@@ -12,9 +12,9 @@ import time
 from typing import Any, Protocol
 
 from core.limits import checker_limits, run_limits
-from core.models import CheckerKind, Result, State, Submission, TestResult, Verdict
-from jail.errors import JailError
-from jail.spec import Limits, Status
+from core.models import EXEC_FAILED, CheckerKind, Result, State, Submission, TestCase, TestResult, Verdict
+from jail.errors import CommandNotFound, JailError
+from jail.spec import Limits, RunResult, Status
 from policies.languages import Language, available_languages
 from worker import checkers
 from worker.toolchain import compile_source, run_program
@@ -47,6 +47,12 @@ class SandboxFault(Exception):
     """The jail failed (not the program): retry the job, never blame the submission."""
 
 
+def _runs_own_file(language: Language) -> bool:
+    """Whether a test's command is the submission's own file as sent (the `executable`
+    language's ./main): then a failed exec is the program's fault, not the sandbox's."""
+    return not language.compiled and language.run[0].startswith("./")
+
+
 def _custom_check(
     checker_lang: Language,
     artifact: dict[str, bytes],
@@ -68,6 +74,40 @@ def _custom_check(
         return Verdict.WRONG_ANSWER, note
     how = f"exit code {res.exit_code}" if res.status is Status.NONZERO_EXIT else str(res.status)
     return Verdict.CHECKER_ERROR, f"the custom checker failed ({how}): {res.stderr[-2000:].decode(errors='replace')}"
+
+
+def _verdict(
+    sub: Submission,
+    run: RunResult,
+    test: TestCase,
+    checker_lang: Language | None,
+    checker_artifact: dict[str, bytes],
+) -> tuple[Verdict, str]:
+    """A test's verdict and message: how the run ended, else its output checked."""
+    if run.status is not Status.OK:
+        if run.status is Status.SECURITY_VIOLATION and run.syscall:
+            message = f"forbidden system call: {run.syscall}"
+        elif run.signal:
+            message = f"killed by {run.signal}"
+        elif run.exit_code:
+            message = f"exit code {run.exit_code}"
+        else:
+            message = ""
+        return _STATUS_VERDICT[run.status], message
+    if test.expected_output is None:
+        return Verdict.ACCEPTED, ""
+    if checker_lang is not None:
+        return _custom_check(
+            checker_lang,
+            checker_artifact,
+            checker_limits(sub.checker.limits),
+            test.input,
+            test.expected_output,
+            run.stdout,
+        )
+    if not checkers.builtin(sub.checker.kind, run.stdout, test.expected_output, sub.checker.tolerance):
+        return Verdict.WRONG_ANSWER, ""
+    return Verdict.ACCEPTED, ""
 
 
 class OutputBudget:
@@ -102,6 +142,10 @@ def judge(sub: Submission, events: EventSink, keep_output: int) -> Result:
         result.compile_time = time.monotonic() - t0
         jail_time += result.compile_time
         result.compile_output = outcome.output.encode()
+        if outcome.result is not None:
+            result.compile_exit_code = outcome.result.exit_code
+            result.compile_cpu_time = outcome.result.cpu_time
+            result.compile_memory = outcome.result.peak_memory
         if not outcome.ok:
             result.verdict = Verdict.COMPILATION_ERROR
             result.timings["jail"] = jail_time
@@ -127,30 +171,18 @@ def judge(sub: Submission, events: EventSink, keep_output: int) -> Result:
             events.emit("state", {"state": str(State.RUNNING), "test": k, "of": n})
             events.flush()
             t0 = time.monotonic()
-            run = run_program(language, outcome.artifact, test.input, sub.args, limits)
-            spent = time.monotonic() - t0
+            try:
+                run = run_program(language, outcome.artifact, test.input, sub.args, limits)
+            except CommandNotFound as exc:
+                if not _runs_own_file(language):
+                    raise
+                spent = time.monotonic() - t0
+                tr = TestResult(k, Verdict.RUNTIME_ERROR, status=EXEC_FAILED, message=str(exc), jail_time=spent)
+            else:
+                spent = time.monotonic() - t0
+                tr = TestResult.of_run(k, run, spent)
+                tr.verdict, tr.message = _verdict(sub, run, test, checker_lang, checker_artifact)
             jail_time += spent
-            tr = TestResult.of_run(k, run, spent)
-            if run.status is not Status.OK:
-                tr.verdict = _STATUS_VERDICT[run.status]
-                if run.status is Status.SECURITY_VIOLATION and run.syscall:
-                    tr.message = f"forbidden system call: {run.syscall}"
-                elif run.signal:
-                    tr.message = f"killed by {run.signal}"
-                elif run.exit_code:
-                    tr.message = f"exit code {run.exit_code}"
-            elif test.expected_output is not None:
-                if checker_lang is not None:
-                    tr.verdict, tr.message = _custom_check(
-                        checker_lang,
-                        checker_artifact,
-                        checker_limits(sub.checker.limits),
-                        test.input,
-                        test.expected_output,
-                        run.stdout,
-                    )
-                elif not checkers.builtin(sub.checker.kind, run.stdout, test.expected_output, sub.checker.tolerance):
-                    tr.verdict = Verdict.WRONG_ANSWER
             tr.stdout, cut = budget.keep(tr.stdout)
             tr.stdout_truncated |= cut
             tr.stderr, cut = budget.keep(tr.stderr)

@@ -67,6 +67,13 @@ def test_python_syntax_error_is_runtime_error(stack: Stack) -> None:
     assert view["verdict"] == "runtime_error" and "SyntaxError" in view["tests"][0]["stderr"]
 
 
+def test_an_executable_that_is_no_program_is_its_own_runtime_error(stack: Stack) -> None:
+    # The sandbox is fine: the submission's own file cannot be executed. Not an internal error.
+    view = stack.submit({"language": "executable", "source": "bm90IGFuIEVMRiBmaWxl", "encoding": "base64"})
+    assert view["verdict"] == "runtime_error" and view["attempts"] == 1, view
+    assert view["tests"][0]["status"] == "exec_failed" and "Exec format error" in view["tests"][0]["message"]
+
+
 def test_all_tests_run_unless_stop_on_first_failure(stack: Stack) -> None:
     wrong_first = [{"input": "1 1\n", "expected_output": "3\n"}, *ADD_TESTS]
     view = stack.submit({"language": "python3", "source": PY_PROGRAMS["accepted"], "tests": wrong_first})

@@ -33,6 +33,21 @@ def test_exact(out: bytes, exp: bytes, ok: bool) -> None:
     assert checkers.exact(out, exp) is ok
 
 
+@pytest.mark.parametrize(
+    "out,exp,ok",
+    [
+        (b"a  b \nc\t\n\n\n", b"a  b\nc", True),  # trailing blanks of each line, trailing blank lines
+        (b"a b\n", b"a  b\n", False),  # blanks between words count
+        (b" a\n", b"a\n", False),  # leading blanks count
+        (b"a\n\nb\n", b"a\nb\n", False),  # a blank line inside counts
+        (b"a \r\n", b"a\n", True),  # \r is whitespace at the end of a line
+    ],
+)
+def test_lines_is_judge0s_rule(out: bytes, exp: bytes, ok: bool) -> None:
+    assert checkers.lines(out, exp) is ok
+    assert checkers.builtin(CheckerKind.LINES, out, exp) is ok
+
+
 def test_tokens() -> None:
     assert checkers.tokens(b"1\n 2\t3 ", b"1 2 3")
     assert not checkers.tokens(b"1 2", b"1 2 3")
