@@ -8,7 +8,7 @@ PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.11*/bin/python3.11) \
                      $(shell command -v python3.11 2>/dev/null) /usr/bin/python3.11)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-host test-v2 install host host-extra host-vm venv lint bench load clean
+.PHONY: run test test-host test-v2 install host host-extra host-vm venv clients lint bench load clean
 
 run: install
 	$(VENV)/bin/cellblock up
@@ -16,7 +16,7 @@ run: install
 # The suite twice: on this host, then on a pure cgroup v2 host (a QEMU VM of this host's own
 # root, tests/vm/run.py) with the tests that exercise the jail, the cgroups and the service;
 # both backends run for real. Both run whatever the other gave; make fails if either did.
-test: host-extra host-vm venv
+test: host-extra host-vm venv clients
 	@set +e; $(MAKE) --no-print-directory test-host; host=$$?; \
 	$(MAKE) --no-print-directory test-v2; v2=$$?; \
 	echo "make test: this host $$([ $$host -eq 0 ] && echo passed || echo FAILED)," \
@@ -25,7 +25,7 @@ test: host-extra host-vm venv
 
 # pytest exits 5 when no test ran: make fails on any non-zero status, and we say why.
 # The tests cover every language, so they install the extra ones too.
-test-host: host-extra venv
+test-host: host-extra venv clients
 	@set +e; $(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no test ran (pytest exit 5): failing" >&2; fi; \
 	exit $$rc
@@ -47,6 +47,15 @@ test-v2: host-vm venv
 	done; exit $$failed
 
 install: host venv
+
+# The real clients of the APIs cellblock is compatible with, for tests/compat: npm's
+# piston-client, exactly as tests/clients/package-lock.json pins it (the judge0 SDK is a
+# Python test dependency in pyproject.toml).
+clients: tests/clients/node_modules/.installed
+
+tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
+	npm ci --prefix tests/clients --no-audit --no-fund
+	touch $@
 
 host:
 	bash deploy/install-host-packages.sh

@@ -14,6 +14,8 @@ from aiohttp import web
 
 from api import auth, browsers, callbacks, handlers, metrics, middleware, streams
 from api.backpressure import QueueDepth
+from api.judge0 import handlers as judge0
+from api.piston import handlers as piston
 from api.state import CONFIG, EVENTS, FINISHED, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS, SYNC_REDIS
 from api.wakeups import LISTEN_TIMEOUT_S, EventWakeups, FinishedWaiters
 from core.keys import Keys
@@ -22,6 +24,9 @@ from core.settings import Config
 from policies.languages import Language, available_languages
 
 log = logging.getLogger("cellblock.api")
+# Where the compatibility layers are mounted on the API's port (README: "Judge0 CE compatible API").
+JUDGE0_PREFIX = "/judge0"
+PISTON_PREFIX = "/piston"
 # How long a request waits for a free Redis connection before it is answered 503.
 POOL_WAIT_S = 5
 
@@ -69,6 +74,47 @@ async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
         pass
 
 
+# What a compatibility layer's own port shares with the main application.
+_SHARED: tuple[web.AppKey[Any], ...] = (
+    CONFIG, KEYS, REDIS, SYNC_REDIS, FINISHED, EVENTS, QUEUE_DEPTH, LANGUAGES, auth.KEY_CACHE,
+)  # fmt: skip
+
+
+def layer_app(main: web.Application, routes: list[web.AbstractRouteDef]) -> web.Application:
+    """A compatibility layer at the root of a port of its own, on the main application's state."""
+    cfg = main[CONFIG]
+    app = web.Application(
+        client_max_size=cfg.max_body,
+        middlewares=[middleware.log_context, browsers.middleware(cfg, layer_port=True), middleware.errors],
+    )
+    for key in _SHARED:
+        app[key] = main[key]
+    app.add_routes(routes)
+    return app
+
+
+async def layer_ports_ctx(app: web.Application) -> AsyncIterator[None]:
+    """CELLBLOCK_JUDGE0_PORT and CELLBLOCK_PISTON_PORT: for clients configured with a host and a
+    port only. Started after Redis and the languages (the state they share), stopped before."""
+    cfg = app[CONFIG]
+    runners = []
+    for port, routes in ((cfg.judge0_port, judge0.routes("")), (cfg.piston_port, piston.routes(""))):
+        if not port:
+            continue
+        runner = web.AppRunner(
+            layer_app(app, routes),
+            access_log=None,
+            keepalive_timeout=cfg.client_timeout,
+            shutdown_timeout=cfg.drain_timeout,
+        )
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, cfg.host, port).start()
+    yield
+    for runner in runners:
+        await runner.cleanup()
+
+
 def make_app(cfg: Config) -> web.Application:
     app = web.Application(
         client_max_size=cfg.max_body,
@@ -82,7 +128,8 @@ def make_app(cfg: Config) -> web.Application:
     app[CONFIG] = cfg
     app[KEYS] = Keys(cfg.key_prefix)
     app[QUEUE_DEPTH] = QueueDepth()
-    app.cleanup_ctx.extend([redis_ctx, languages_ctx, callbacks_ctx])
+    app[auth.KEY_CACHE] = auth.KeyCache()
+    app.cleanup_ctx.extend([redis_ctx, languages_ctx, callbacks_ctx, layer_ports_ctx])
     metrics.setup(app)
     routes: list[Any] = [
         web.post("/v1/submissions", handlers.create_submission),
@@ -97,6 +144,8 @@ def make_app(cfg: Config) -> web.Application:
         web.get("/v1/openapi.json", handlers.openapi_json),
         web.get("/docs", handlers.docs),
         web.get("/", handlers.index),
+        *judge0.routes(JUDGE0_PREFIX),
+        *piston.routes(PISTON_PREFIX),
     ]
     app.add_routes(routes)
     return app
@@ -108,7 +157,7 @@ def serve(cfg: Config) -> None:
     # get up to CELLBLOCK_DRAIN_TIMEOUT to finish before they are cancelled.
     # keepalive_timeout closes a connection that has not sent a whole request's headers in
     # CELLBLOCK_CLIENT_TIMEOUT (aiohttp counts a half-sent request as idle): slow or half-open
-    # clients cannot pile up. The body has the same time (api/handlers.py: _json_body).
+    # clients cannot pile up. The body has the same time (api/intake.py: read_json).
     raise_open_files_limit()
     web.run_app(
         make_app(cfg),

@@ -53,7 +53,8 @@ return wait
 """
 
 
-def _token(request: web.Request) -> str | None:
+def token_of(request: web.Request) -> str | None:
+    """The token of `Authorization: Bearer` or `X-Auth-Token`; None when neither is sent."""
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
@@ -93,29 +94,40 @@ class KeyCache:
         return p
 
 
+# Each application has its own (make_app sets it): its keys are in its own Redis.
+KEY_CACHE = web.AppKey("key_cache", KeyCache)
+
+
+async def authenticate(request: web.Request, token: str | None) -> Principal:
+    """The key `token` names, after its rate limit; 401 (missing, unknown or revoked) or 429 as
+    ApiError. Every API authenticates through here: /v1 (the middleware) and the compatibility
+    layers, which find the token where their clients put it."""
+    if token is None:
+        raise _unauthorized("missing API key: send Authorization: Bearer <token> (or X-Auth-Token)")
+    if not token.isascii():  # tokens are ASCII; a header's other bytes arrive as surrogates
+        raise _unauthorized("unknown or revoked API key")
+    r, keys = request.app[REDIS], request.app[KEYS]
+    p = await request.app[KEY_CACHE].lookup(r, keys, token)
+    if p is None:
+        raise _unauthorized("unknown or revoked API key")
+    await _check_rate(r, keys, p)
+    return p
+
+
 def middleware(required: bool) -> Middleware:
     """The authentication middleware; `required` is the configuration's decision, taken once."""
-    cache = KeyCache()
 
     @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def authenticate_v1(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[PRINCIPAL] = None
         if required and (request.path.startswith(PROTECTED) or request.path == METRICS):
-            token = _token(request)
-            if token is None:
-                raise _unauthorized("missing API key: send Authorization: Bearer <token> (or X-Auth-Token)")
-            r, keys = request.app[REDIS], request.app[KEYS]
-            p = await cache.lookup(r, keys, token)
-            if p is None:
-                raise _unauthorized("unknown or revoked API key")
-            await _check_rate(r, keys, p)
-            request[PRINCIPAL] = p
+            request[PRINCIPAL] = await authenticate(request, token_of(request))
             sid = request.match_info.get("id")
             if sid is not None and not await visible(request, sid):
                 raise not_found()  # another key's submission is no business of this one: as if unknown
         return await handler(request)
 
-    return authenticate
+    return authenticate_v1
 
 
 async def visible(request: web.Request, sid: str) -> bool:

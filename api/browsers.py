@@ -9,6 +9,11 @@ CELLBLOCK_ALLOWED_ORIGINS is refused); and a DNS-rebinding page reaches 127.0.0.
 own host name (so, with keys off, only loopback names are accepted in `Host`, unless
 CELLBLOCK_ALLOWED_HOSTS names others). Clients that are not browsers send no Origin and are
 unaffected.
+
+The compatibility layers (/judge0, /piston) get the same Host and Origin checks, but not the
+content-type rule (Piston's clients post JSON as text/plain; the Origin check is what stops a
+cross-site form). Once keys are required, they answer CORS for any origin, as Judge0 does:
+a page still needs a key to do anything.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from api.middleware import Handler
 from core.settings import Config
 
 GUARDED = "/v1/"
+LAYERS = ("/judge0", "/piston")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _CORS_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, POST",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Auth-Token",
+    "Access-Control-Allow-Methods": "GET, POST, DELETE",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Auth-Token, "
+    "X-Auth-User, tokens",
     "Access-Control-Expose-Headers": "Location, Retry-After",
     "Access-Control-Max-Age": "600",
 }
@@ -47,28 +54,30 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def middleware(cfg: Config) -> Middleware:
-    """The guard for /v1, its settings read once."""
+def middleware(cfg: Config, layer_port: bool = False) -> Middleware:
+    """The guard, its settings read once; `layer_port`: for a compatibility layer's own port
+    (every path is that layer's)."""
     hosts = allowed_hosts(cfg)
     origins = frozenset(o.strip().rstrip("/") for o in cfg.allowed_origins.split(",") if o.strip())
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(GUARDED):
+        layer = layer_port or request.path.startswith(LAYERS)
+        if not (layer or request.path.startswith(GUARDED)):
             return await handler(request)
         # Outside the error middleware, so that an allowed origin's page can read refusals too:
         # refusals here are answered, not raised.
         if hosts is not None and _host_name(request.host) not in hosts:
             return ApiError(421, "unknown_host", f"this API does not answer to {request.host!r}", "Host").response()
         origin = request.headers.get("Origin")
-        cors = origin is not None and origin in origins
+        cors = origin is not None and (origin in origins or (layer and cfg.auth_required))
         if origin is not None and not cors and origin != f"{request.scheme}://{request.host}":
             return ApiError(
                 403, "origin_not_allowed", f"pages from {origin} may not call this API", "Origin"
             ).response()
         if request.method == "OPTIONS" and cors:
             return web.Response(status=204, headers={"Access-Control-Allow-Origin": origin or "", **_CORS_HEADERS})
-        if request.method == "POST" and request.content_type != "application/json":
+        if request.method == "POST" and not layer and request.content_type != "application/json":
             response: web.StreamResponse = ApiError(
                 415, "unsupported_media_type", "send the body as Content-Type: application/json", "Content-Type"
             ).response()

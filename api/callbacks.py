@@ -1,4 +1,4 @@
-"""Deliver callback_url POSTs when submissions finish: signed, to vetted addresses only, with retries.
+"""Deliver callbacks (callback_url) when submissions finish: signed, to vetted addresses only, with retries.
 
 The worker appends finished submissions that asked for a callback to one Redis stream;
 every API process reads it through one consumer group, so each callback is delivered by
@@ -6,7 +6,10 @@ one process. An entry is acknowledged after a 2xx, after the last attempt, or wh
 destination is refused; entries a dead API process had claimed are taken over after
 CLAIM_IDLE_MS (XAUTOCLAIM).
 
-Every POST is signed the Standard Webhooks way: `webhook-id` is the submission id (the same on
+A submission made through the Judge0 layer is delivered as Judge0 does it: PUT, with its 8
+default fields, base64-encoded (api/judge0/render.py).
+
+Every delivery is signed the Standard Webhooks way: `webhook-id` is the submission id (the same on
 every retry, so a receiver can drop a duplicate), `webhook-timestamp` the attempt's time, and
 `webhook-signature` an HMAC-SHA256 with the secret of the API key that submitted, or the
 deployment's for submissions made without keys (core/apikeys.py).
@@ -37,10 +40,11 @@ from redis.exceptions import ResponseError
 from standardwebhooks import Webhook
 from yarl import URL
 
-from core import apikeys, destinations, store
+from api.judge0 import render as judge0_render
+from api.judge0.requests import DEFAULT_FIELDS
+from core import apikeys, destinations, store, views
 from core.keys import Keys
 from core.settings import Config
-from core.views import read_view
 
 log = logging.getLogger("cellblock.callbacks")
 
@@ -108,14 +112,14 @@ def _signed_headers(signer: Webhook, sid: str, data: bytes) -> dict[str, str]:
     }
 
 
-async def _post(url: URL, data: bytes, headers: dict[str, str], addresses: list[ResolveResult]) -> int:
-    """One POST to `url`, connected to `addresses` only, never following a redirect: its status."""
+async def _send(method: str, url: URL, data: bytes, headers: dict[str, str], addresses: list[ResolveResult]) -> int:
+    """One request to `url`, connected to `addresses` only, never following a redirect: its status."""
     # A session of its own: its connector knows only these addresses, and keeps no connection
     # that a later delivery, vetted for another host, could reuse.
     connector = aiohttp.TCPConnector(resolver=PinnedResolver(url.raw_host or "", addresses), use_dns_cache=False)
     async with (
         aiohttp.ClientSession(connector=connector) as session,
-        session.post(url, data=data, headers=headers, allow_redirects=False) as resp,
+        session.request(method, url, data=data, headers=headers, allow_redirects=False) as resp,
     ):
         return resp.status
 
@@ -128,19 +132,30 @@ async def _ensure_group(r: aioredis.Redis, keys: Keys) -> None:
             raise
 
 
+async def _payload(r: Any, keys: Keys, sid: str) -> tuple[str, dict[str, Any]] | None:
+    """The method and body of submission `sid`'s callback, by the API it came through."""
+    fields = await r.hgetall(keys.submission(sid))
+    if not fields or b"spec" not in fields:
+        return None
+    if json.loads(fields[b"spec"]).get("compat", {}).get("api") == "judge0":
+        return "PUT", judge0_render.render(views.stored(fields), DEFAULT_FIELDS, encoded=True)
+    return "POST", views.submission_view(fields)
+
+
 async def deliver_one(r: Any, keys: Keys, cfg: Config, sid: str, url: str) -> bool:
-    """POST the submission's result to `url`, signed, retrying; True when the receiver took it (2xx)."""
-    view = await read_view(r, keys, sid)
-    if view is None:
+    """Send the submission's result to `url`, signed, retrying; True when the receiver took it (2xx)."""
+    payload = await _payload(r, keys, sid)
+    if payload is None:
         return False
-    data = json.dumps(view).encode()  # the bytes signed are the bytes sent
+    method, body = payload
+    data = json.dumps(body).encode()  # the bytes signed are the bytes sent
     signer = Webhook(await _signing_secret(r, keys, sid))
     target = URL(url)
     for attempt in range(cfg.callback_attempts):
         try:
             async with asyncio.timeout(cfg.callback_timeout):  # the lookup, the connect and the reply
                 addresses = await vet(target.raw_host or "", target.port or 0, cfg.callback_networks)
-                status = await _post(target, data, _signed_headers(signer, sid, data), addresses)
+                status = await _send(method, target, data, _signed_headers(signer, sid, data), addresses)
             if 200 <= status < 300:
                 log.info("callback %s -> %s delivered (attempt %d)", sid, url, attempt + 1)
                 return True

@@ -3,51 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Any
 
 from aiohttp import web
 from rq import Queue, Worker
 
-from api import admission, openapi
+from api import admission, intake, openapi
 from api.auth import visible
 from api.errors import ApiError, invalid, not_found
-from api.state import CONFIG, FINISHED, KEYS, LANGUAGES, PRINCIPAL, REDIS, SYNC_REDIS
-from api.validation import Accepted, parse_submission
-from core import queue
+from api.state import CONFIG, KEYS, LANGUAGES, PRINCIPAL, REDIS, SYNC_REDIS
+from api.validation import parse_submission
 from core.limits import LIMIT_NAMES
 from core.models import SUBMISSION_ID
 from core.views import read_view
 from jail.spec import Limits
 
 _SUBMISSION_ID = re.compile(SUBMISSION_ID)
-
-
-async def _json_body(request: web.Request) -> Any:
-    seconds = request.app[CONFIG].client_timeout
-    try:
-        async with asyncio.timeout(seconds):  # a body trickled in slowly holds a connection: bounded
-            raw = await request.read()  # above CELLBLOCK_MAX_BODY: a 413 from the error middleware
-    except TimeoutError:
-        raise ApiError(408, "request_timeout", f"the body did not arrive within {seconds:g} s", "body") from None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}", "body") from None
-    except RecursionError:
-        raise ApiError(400, "malformed_json", "body is nested too deeply", "body") from None
-
-
-async def _enqueue(request: web.Request, accepted: list[Accepted]) -> None:
-    cfg = request.app[CONFIG]
-    pairs = [(a.submission, a.job_timeout) for a in accepted]
-    p = request[PRINCIPAL]
-    try:
-        await asyncio.to_thread(queue.submit, request.app[SYNC_REDIS], cfg, pairs, p.id if p else None)
-    except BaseException:
-        await admission.undo(request, accepted)
-        raise
 
 
 async def _view(request: web.Request, sid: str) -> dict[str, Any] | None:
@@ -60,29 +32,17 @@ async def create_submission(request: web.Request) -> web.Response:
     """POST /v1/submissions: 201 {id}, or 200 with the result when `wait` and it finished in time."""
     cfg = request.app[CONFIG]
     await admission.refuse_early(request)
-    body = await _json_body(request)
+    body = await intake.read_json(request)
     accepted = parse_submission(body, cfg, request.app[LANGUAGES], request[PRINCIPAL])
-    earlier = await admission.admit(request, [accepted])
-    if earlier is not None:  # a retry with the same Idempotency-Key
-        (sid,) = earlier
-        view = await _view(request, sid)
-        status = 200 if view is not None and view["state"] == "finished" else 201
-        return web.json_response(
-            view or {"id": sid, "state": "queued"},
-            status=status,
-            headers={"Location": f"/v1/submissions/{sid}"},
-        )
-    sid = accepted.submission.id
+    taken = await intake.take(request, [accepted], accepted.wait)
+    (sid,) = taken.ids
     location = f"/v1/submissions/{sid}"
-    if accepted.wait <= 0:
-        await _enqueue(request, [accepted])
-        return web.json_response({"id": sid, "state": "queued"}, status=201, headers={"Location": location})
-    async with request.app[FINISHED].until_finished(sid) as wait:  # before the job exists: no wake-up is missed
-        await _enqueue(request, [accepted])
-        await wait(accepted.wait)
-    view = await _view(request, sid)
-    if view is not None and view["state"] == "finished":
-        return web.json_response(view, status=200, headers={"Location": location})
+    if taken.retry or accepted.wait > 0:
+        view = await _view(request, sid)
+        if view is not None and view["state"] == "finished":
+            return web.json_response(view, status=200, headers={"Location": location})
+        if taken.retry:  # a retry with the same Idempotency-Key
+            return web.json_response(view or {"id": sid, "state": "queued"}, status=201, headers={"Location": location})
     return web.json_response({"id": sid, "state": "queued"}, status=201, headers={"Location": location})
 
 
@@ -90,7 +50,7 @@ async def create_batch(request: web.Request) -> web.Response:
     """POST /v1/submissions/batch {submissions: [...]}: all accepted or none (422 names the index)."""
     cfg = request.app[CONFIG]
     await admission.refuse_early(request)
-    body = await _json_body(request)
+    body = await intake.read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "malformed", "the body must be a JSON object", "body")
     items = body.get("submissions")
@@ -105,11 +65,8 @@ async def create_batch(request: web.Request) -> web.Response:
         accepted.append(
             parse_submission(item, cfg, request.app[LANGUAGES], request[PRINCIPAL], prefix=f"submissions[{i}].")
         )
-    earlier = await admission.admit(request, accepted)
-    if earlier is not None:  # a retry with the same Idempotency-Key
-        return web.json_response({"ids": earlier}, status=201)
-    await _enqueue(request, accepted)
-    return web.json_response({"ids": [a.submission.id for a in accepted]}, status=201)
+    taken = await intake.take(request, accepted)  # a retry with the same Idempotency-Key: the first ids
+    return web.json_response({"ids": taken.ids}, status=201)
 
 
 async def get_submission(request: web.Request) -> web.Response:

@@ -21,6 +21,14 @@ from core.logctx import SUBMISSION
 
 log = logging.getLogger("cellblock.api")
 _LOCATION = re.compile(r"^/v1/submissions/([^/]+)$")
+# An API key in a path never reaches a log line: the Piston layer's /piston/<key>/api/v2/..., and
+# /<key>/api/v2/... at the root of its own port. (GET /piston/<key> alone is never logged.)
+_KEY_IN_PATH = re.compile(r"^(/piston)?/(?!api/|piston/api/)[^/]+(?=/api/v2/)")
+
+
+def loggable(path: str) -> str:
+    return _KEY_IN_PATH.sub(r"\1/<key>", path)
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -38,10 +46,10 @@ async def log_context(request: web.Request, handler: Handler) -> web.StreamRespo
         if m:
             SUBMISSION.set(m.group(1))
         ms = (time.monotonic() - t0) * 1000
-        if request.method == "POST" and request.path == "/v1/submissions" and resp.status < 300:
-            log.info("%s %s %d in %.1f ms", request.method, request.path, resp.status, ms)
+        if request.method == "POST" and resp.status < 300:  # a submission made, by any of the APIs
+            log.info("%s %s %d in %.1f ms", request.method, loggable(request.path), resp.status, ms)
         elif resp.status >= 500:
-            log.warning("%s %s %d in %.1f ms", request.method, request.path, resp.status, ms)
+            log.warning("%s %s %d in %.1f ms", request.method, loggable(request.path), resp.status, ms)
         return resp
     finally:
         SUBMISSION.reset(token)
@@ -64,9 +72,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return ApiError(exc.status, code, exc.reason, None).response()
     except Exception as exc:
         if redis_unavailable(exc):
-            log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+            log.warning("Redis unavailable on %s %s: %s", request.method, loggable(request.path), exc)
             return ApiError(503, "unavailable", "the queue (Redis) is unavailable; retry later").response()
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, loggable(request.path))
         await _count_error(request.app)
         return ApiError(500, "internal", "internal server error (logged)").response()
 

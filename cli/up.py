@@ -138,10 +138,12 @@ def up(cfg: Config) -> int:
             children.append(Child(f"worker-{i}", [*py, "worker"], env))
         for c in children:
             c.start()
+        base = f"http://{cfg.host}:{cfg.port}"
         log.info(
-            "cellblock up: API on http://%s:%d, %d workers, redis %s",
-            cfg.host,
-            cfg.port,
+            "cellblock up: API on %s (Judge0 CE API at %s, Piston at %s), %d workers, redis %s",
+            base,
+            f"http://{cfg.host}:{cfg.judge0_port}" if cfg.judge0_port else f"{base}/judge0",
+            f"http://{cfg.host}:{cfg.piston_port}" if cfg.piston_port else f"{base}/piston",
             cfg.worker_count(),
             env.get("CELLBLOCK_REDIS_URL", cfg.redis_url),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import redis
 from rq import Callback, Queue, Retry
+from rq.job import Job
 
 from core import store
 from core.keys import Keys
@@ -50,3 +51,14 @@ def submit(r: redis.Redis, cfg: Config, subs: list[tuple[Submission, int]], owne
                 pipeline=pipe,
             )
         pipe.execute()
+
+
+def withdraw(r: redis.Redis, cfg: Config, sid: str) -> bool:
+    """Take submission `sid` back if no worker has started it: its job out of the queue (LREM is
+    atomic against a worker's dequeue), then the submission, its owner record, events and job
+    hash. True: it will never run. False: a worker has it (or it is waiting for a retry)."""
+    if not Queue(cfg.queue, connection=r).remove(sid):
+        return False
+    keys = Keys(cfg.key_prefix)
+    r.delete(keys.submission(sid), keys.owner(sid), keys.events(sid), Job.key_for(sid))
+    return True

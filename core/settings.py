@@ -40,6 +40,8 @@ SETTINGS: list[Setting] = [
     ),
     Setting("CELLBLOCK_HOST", "127.0.0.1", "API listen address"),
     Setting("CELLBLOCK_PORT", "8080", "API listen port"),
+    Setting("CELLBLOCK_JUDGE0_PORT", "0", "also serve the Judge0 CE API at the root of this port (e.g. 2358); 0: off"),
+    Setting("CELLBLOCK_PISTON_PORT", "0", "also serve the Piston v2 API at the root of this port (e.g. 2000); 0: off"),
     Setting("CELLBLOCK_WORKERS", "0", "workers `up` starts; 0: one per CPU"),
     Setting("CELLBLOCK_WORKER_MODE", "simple", "simple: run jobs in the worker process; fork: rq.Worker"),
     Setting("CELLBLOCK_QUEUE", "cellblock", "RQ queue name"),
@@ -122,6 +124,8 @@ class Config:
     redis_maxmemory: int
     host: str
     port: int
+    judge0_port: int
+    piston_port: int
     workers: int
     worker_mode: str
     queue: str

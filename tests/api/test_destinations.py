@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.abc import ResolveResult
 from yarl import URL
 
-from api.callbacks import PinnedResolver, Refused, _post, vet
+from api.callbacks import PinnedResolver, Refused, _send, vet
 from api.errors import ApiError
 from api.validation import parse_submission
 from core.destinations import LOOPBACK, literal_addresses, parse_networks, refusal
@@ -194,7 +194,7 @@ def test_the_connection_goes_to_the_vetted_address_only() -> None:
             assert await pinned.resolve("hooks.invalid.", port, socket.AF_UNSPEC) == vetted  # the same name
             with pytest.raises(OSError, match="not vetted"):
                 await pinned.resolve("elsewhere.invalid", port)
-            status = await _post(URL(f"http://hooks.invalid:{port}/hook"), b"{}", {}, vetted)
+            status = await _send("POST", URL(f"http://hooks.invalid:{port}/hook"), b"{}", {}, vetted)
             return status, hosts, port
         finally:
             await runner.cleanup()
