@@ -80,8 +80,9 @@ _SHARED: tuple[web.AppKey[Any], ...] = (
 )  # fmt: skip
 
 
-def layer_app(main: web.Application, routes: list[web.AbstractRouteDef]) -> web.Application:
-    """A compatibility layer at the root of a port of its own, on the main application's state."""
+def layer_app(main: web.Application, routes: list[web.AbstractRouteDef], key_in_path: bool) -> web.Application:
+    """A compatibility layer at the root of a port of its own, on the main application's state;
+    `key_in_path`: its paths may start with an API key (Piston's), never logged."""
     cfg = main[CONFIG]
     app = web.Application(
         client_max_size=cfg.max_body,
@@ -89,6 +90,7 @@ def layer_app(main: web.Application, routes: list[web.AbstractRouteDef]) -> web.
     )
     for key in _SHARED:
         app[key] = main[key]
+    app[middleware.KEY_IN_PATH] = key_in_path
     app.add_routes(routes)
     return app
 
@@ -98,11 +100,12 @@ async def layer_ports_ctx(app: web.Application) -> AsyncIterator[None]:
     port only. Started after Redis and the languages (the state they share), stopped before."""
     cfg = app[CONFIG]
     runners = []
-    for port, routes in ((cfg.judge0_port, judge0.routes("")), (cfg.piston_port, piston.routes(""))):
+    layers = ((cfg.judge0_port, judge0.routes(""), False), (cfg.piston_port, piston.routes(""), True))
+    for port, routes, key_in_path in layers:
         if not port:
             continue
         runner = web.AppRunner(
-            layer_app(app, routes),
+            layer_app(app, routes, key_in_path),
             access_log=None,
             keepalive_timeout=cfg.client_timeout,
             shutdown_timeout=cfg.drain_timeout,

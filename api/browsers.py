@@ -29,7 +29,7 @@ GUARDED = "/v1/"
 LAYERS = ("/judge0", "/piston")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _CORS_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, POST, DELETE",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Auth-Token, "
     "X-Auth-User, tokens",
     "Access-Control-Expose-Headers": "Location, Retry-After",
@@ -76,7 +76,10 @@ def middleware(cfg: Config, layer_port: bool = False) -> Middleware:
                 403, "origin_not_allowed", f"pages from {origin} may not call this API", "Origin"
             ).response()
         if request.method == "OPTIONS" and cors:
-            return web.Response(status=204, headers={"Access-Control-Allow-Origin": origin or "", **_CORS_HEADERS})
+            headers = {"Access-Control-Allow-Origin": origin or "", **_CORS_HEADERS}
+            if layer and "Access-Control-Request-Headers" in request.headers:  # any header, as Judge0 allows
+                headers["Access-Control-Allow-Headers"] = request.headers["Access-Control-Request-Headers"]
+            return web.Response(status=204, headers=headers)
         if request.method == "POST" and not layer and request.content_type != "application/json":
             response: web.StreamResponse = ApiError(
                 415, "unsupported_media_type", "send the body as Content-Type: application/json", "Content-Type"

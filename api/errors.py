@@ -64,6 +64,19 @@ _REDIS_REFUSALS = (
 )
 
 
+def refusal_of(exc: BaseException, max_body: int) -> ApiError | None:
+    """The refusal a failure is answered with when it is not a fault of the API: a refusal
+    itself, a body above CELLBLOCK_MAX_BODY (413), Redis away or refusing writes (503, retry).
+    None: a real fault (a logged 500). Every API answers these in its own shape."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return ApiError(413, "body_too_large", f"request body above {max_body} bytes", "body")
+    if redis_unavailable(exc):
+        return TooMany("the queue (Redis) is unavailable; retry later", 1, status=503, code="unavailable")
+    return None
+
+
 def redis_unavailable(exc: BaseException) -> bool:
     """True when `exc` means Redis cannot serve now (down, loading, out of memory, or unable
     to persist: MISCONF), so the request deserves a 503 and a retry, not a 500."""

@@ -14,20 +14,33 @@ from collections.abc import Awaitable, Callable
 import redis.exceptions
 from aiohttp import web
 
-from api.errors import ApiError, redis_unavailable
+from api.errors import ApiError, refusal_of
 from api.state import KEYS, REDIS
 from core import metrics
 from core.logctx import SUBMISSION
 
 log = logging.getLogger("cellblock.api")
 _LOCATION = re.compile(r"^/v1/submissions/([^/]+)$")
-# An API key in a path never reaches a log line: the Piston layer's /piston/<key>/api/v2/..., and
-# /<key>/api/v2/... at the root of its own port. (GET /piston/<key> alone is never logged.)
-_KEY_IN_PATH = re.compile(r"^(/piston)?/(?!api/|piston/api/)[^/]+(?=/api/v2/)")
+# An API key in a path never reaches a log line: the Piston layer's /piston/<key>/..., and
+# /<key>/... at the root of the Piston port (an app with KEY_IN_PATH set).
+_PISTON_KEY = re.compile(r"^(/piston)/(?!api(?:/|$))[^/]+")
+_ROOT_KEY = re.compile(r"^/(?!api(?:/|$))[^/]+")
+KEY_IN_PATH = web.AppKey("key_in_path", bool)
 
 
-def loggable(path: str) -> str:
-    return _KEY_IN_PATH.sub(r"\1/<key>", path)
+def loggable(request: web.Request) -> str:
+    """The request's path as a log line may show it."""
+    if request.app.get(KEY_IN_PATH):
+        return _ROOT_KEY.sub("/<key>", request.path)
+    return _PISTON_KEY.sub(r"\1/<key>", request.path)
+
+
+def refusal(request: web.Request, exc: BaseException) -> ApiError | None:
+    """api.errors.refusal_of, Redis unavailability logged; None: a fault."""
+    found = refusal_of(exc, request.client_max_size)
+    if found is not None and found.code == "unavailable":
+        log.warning("Redis unavailable on %s %s: %s", request.method, loggable(request), exc)
+    return found
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,9 +60,9 @@ async def log_context(request: web.Request, handler: Handler) -> web.StreamRespo
             SUBMISSION.set(m.group(1))
         ms = (time.monotonic() - t0) * 1000
         if request.method == "POST" and resp.status < 300:  # a submission made, by any of the APIs
-            log.info("%s %s %d in %.1f ms", request.method, loggable(request.path), resp.status, ms)
+            log.info("%s %s %d in %.1f ms", request.method, loggable(request), resp.status, ms)
         elif resp.status >= 500:
-            log.warning("%s %s %d in %.1f ms", request.method, loggable(request.path), resp.status, ms)
+            log.warning("%s %s %d in %.1f ms", request.method, loggable(request), resp.status, ms)
         return resp
     finally:
         SUBMISSION.reset(token)
@@ -61,20 +74,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     503 to retry, anything else as a logged and counted 500."""
     try:
         return await handler(request)
-    except ApiError as exc:
-        return exc.response()
-    except web.HTTPRequestEntityTooLarge:
-        return ApiError(413, "body_too_large", f"request body above {request.client_max_size} bytes", "body").response()
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-        return ApiError(exc.status, code, exc.reason, None).response()
     except Exception as exc:
-        if redis_unavailable(exc):
-            log.warning("Redis unavailable on %s %s: %s", request.method, loggable(request.path), exc)
-            return ApiError(503, "unavailable", "the queue (Redis) is unavailable; retry later").response()
-        log.exception("unhandled error on %s %s", request.method, loggable(request.path))
+        found = refusal(request, exc)
+        if found is not None:
+            return found.response()
+        if isinstance(exc, web.HTTPException):
+            if exc.status < 400:
+                raise
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+            return ApiError(exc.status, code, exc.reason, None).response()
+        log.exception("unhandled error on %s %s", request.method, loggable(request))
         await _count_error(request.app)
         return ApiError(500, "internal", "internal server error (logged)").response()
 

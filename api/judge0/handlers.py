@@ -14,8 +14,7 @@ from typing import Any
 from aiohttp import web
 from rq import Queue, Worker
 
-from api import admission, auth, intake
-from api.errors import ApiError
+from api import admission, auth, intake, middleware
 from api.judge0 import catalog, render, requests
 from api.judge0.errors import FORBIDDEN, NOT_FOUND, Judge0Error, error, from_api_error
 from api.state import CONFIG, KEYS, LANGUAGES, PRINCIPAL, REDIS, SYNC_REDIS
@@ -42,8 +41,11 @@ def endpoint(handler: Handler) -> Handler:
             return await handler(request)
         except Judge0Error as exc:
             return exc.response()
-        except ApiError as exc:
-            return from_api_error(exc, requests.judge0_field).response()
+        except Exception as exc:
+            found = middleware.refusal(request, exc)
+            if found is None:
+                raise
+            return from_api_error(found, requests.judge0_field).response()
 
     return wrapped
 

@@ -301,6 +301,9 @@ def parse(
     args_text, args = _shell_words(body, "command_line_arguments")
     _refuse_switched_on(body)
     runs = _runs(body, cfg, stdin)
+    merged = _flag(body, "redirect_stderr_to_stdout")
+    if merged and expected is not None:  # cellblock's checkers compare stdout alone
+        raise field_error("redirect_stderr_to_stdout", "cannot be combined with expected_output here")
     zipped, extra = _additional_files(body, cfg, language.source)
     v1: dict[str, Any] = {
         "language": language.id,
@@ -334,7 +337,7 @@ def parse(
         "source_file": language.source,
         "number_of_runs": runs,
         "cpu_extra_time": _cpu_extra_time(body),
-        "redirect_stderr_to_stdout": _flag(body, "redirect_stderr_to_stdout"),
+        "redirect_stderr_to_stdout": merged,
         "compiler_options": options_text,
         "command_line_arguments": args_text,
         "additional_files": zipped,

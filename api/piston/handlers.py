@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api import admission, auth, intake
+from api import admission, auth, intake, middleware
 from api.errors import ApiError
 from api.piston import render, requests, runtimes
 from api.piston.requests import PistonError
@@ -31,11 +31,13 @@ def endpoint(handler: Handler) -> Handler:
                 token = auth.token_of(request) or request.match_info.get("key")
                 request[PRINCIPAL] = await auth.authenticate(request, token)
             return await handler(request)
-        except PistonError as exc:
+        except Exception as exc:
+            if not isinstance(exc, PistonError):
+                found = middleware.refusal(request, exc)
+                if found is None:
+                    raise
+                exc = requests.refusal(found)
             return web.json_response({"message": exc.message}, status=exc.status, headers=exc.headers)
-        except ApiError as exc:
-            err = requests.refusal(exc)
-            return web.json_response({"message": err.message}, status=err.status, headers=err.headers)
 
     return wrapped
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from api.errors import ApiError
+from api.errors import ApiError, TooMany
 from api.piston.runtimes import Runtime, find
 from api.validation import Accepted, parse_submission
 from core.apikeys import Principal
@@ -35,10 +35,15 @@ COMPILE_LIMITS = {
 _FIELD = {"source": "files", "files": "files", "stdin": "stdin", "args": "args", "language": "language"}
 _LIMIT_FIELD = {name: field for field, (name, _unit) in RUN_LIMITS.items()}
 # Java: Piston runs the source launcher, so the class may have any name; cellblock runs Main.
-_JAVA_NOISE = re.compile(r'//[^\n]*|/\*.*?\*/|""".*?"""|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+# Comments and literals, each matched in one pass (an unclosed one runs to the end), so that the
+# scan stays linear in the source's size whatever the source.
+_JAVA_NOISE = re.compile(
+    r'//[^\n]*|/\*.*?(?:\*/|\Z)|""".*?(?:"""|\Z)|"(?:\\.|[^"\\\n])*"?|\'(?:\\.|[^\'\\\n])*\'?', re.S
+)
 _JAVA_TYPE = re.compile(r"\b(?:class|interface|enum|record)\s+([A-Za-z_$][\w$]*)")
 _JAVA_PUBLIC = re.compile(r"\bpublic\b")
-_JAVA_MAIN = re.compile(r"\bstatic\b[^;{}()=]*\bvoid\s+main\s*\(")
+_JAVA_MAIN = re.compile(r"\bstatic\b[^;{}()=]{0,200}?\bvoid\s+main\s*\(")
+_JAVA_PACKAGE = re.compile(r"^\s*package\s+[\w.]+\s*;", re.M)
 _LAUNCHER = "class Main {{ public static void main(String[] a) throws Throwable {{ {main}.main(a); }} }}\n"
 
 
@@ -127,7 +132,7 @@ def _java_main(text: bytes) -> str:
     return "Main"
 
 
-def _files(body: dict[str, Any], runtime: Runtime) -> dict[str, bytes]:
+def _files(body: dict[str, Any], runtime: Runtime, cfg: Config) -> dict[str, bytes]:
     files = body.get("files")
     if not isinstance(files, list) or not files:
         raise PistonError("files is required as an array")
@@ -145,7 +150,12 @@ def _files(body: dict[str, Any], runtime: Runtime) -> dict[str, bytes]:
         out[language.source if i == 0 else str(name)] = data
     if not utf8 and runtime.language != "file":
         raise PistonError("files must include at least one utf8 encoded file")
+    total = sum(len(data) for data in out.values())
+    if total > cfg.max_source:  # before any look into them
+        raise PistonError(f"files are {total} bytes together, at most {cfg.max_source} (CELLBLOCK_MAX_SOURCE)")
     if language.id == "java":
+        if _JAVA_PACKAGE.search(_JAVA_NOISE.sub(" ", out[language.source].decode("utf-8", errors="replace"))):
+            raise PistonError("files[0]: a package declaration is not supported here: remove it")
         main = _java_main(out[language.source])
         if main != "Main" and f"{main}.java" not in out:  # run it through a Main that calls it
             out[f"{main}.java"] = out.pop(language.source)
@@ -208,7 +218,7 @@ def parse(body: Any, cfg: Config, available: dict[str, Language], principal: Pri
     v1 = {
         "language": runtime.cellblock.id,
         "encoding": "base64",
-        "files": {n: b64(data) for n, data in _files(body, runtime).items()},
+        "files": {n: b64(data) for n, data in _files(body, runtime, cfg).items()},
         "stdin": b64(_utf8(stdin, "stdin")),
         "args": args,
         "limits": _limits(body, runtime.cellblock),
@@ -225,5 +235,5 @@ def refusal(exc: ApiError) -> PistonError:
     """cellblock's refusal as Piston words it: 400 for what the request got wrong."""
     status = 400 if exc.status in (403, 422) else exc.status
     where = f"{piston_field(exc.field)}: " if exc.field and exc.status in (400, 403, 422) else ""
-    retry = getattr(exc, "retry_after", None)
-    return PistonError(where + exc.reason, status, {"Retry-After": str(retry)} if retry else None)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooMany) else None
+    return PistonError(where + exc.reason, status, headers)

@@ -245,7 +245,9 @@ def test_field_errors_are_422_with_judge0_messages(j0: Judge0) -> None:
         ({"language_id": 71, "source_code": "x", "memory_limit": -(10**400)}, "memory_limit", "is not a number"),
         ({"language_id": 71, "source_code": "x", "callback_url": "http://[::1"}, "callback_url", "not a valid URL"),
         ({"language_id": 71, "source_code": "x", "additional_files": CORRUPT_ZIP}, "additional_files", "zip"),
-    ]
+        ({"language_id": 71, "source_code": "x", "expected_output": "1", "redirect_stderr_to_stdout": True},
+         "redirect_stderr_to_stdout", "cannot be combined with expected_output"),
+    ]  # fmt: skip
     for body, field, words in cases:
         query = "?base64_encoded=true" if body.get("source_code") == "%%%" else ""
         got = j0.call("POST", "/submissions" + query, body)
@@ -297,6 +299,8 @@ def test_other_refusals(cstack: Stack, j0: Judge0) -> None:
     assert j0.call("POST", "/authenticate").status == 200
     assert j0.call("POST", "/authorize").status == 403
     assert j0.call("POST", "/submissions", raw=b"{not json").status == 400
+    too_big = j0.call("POST", "/submissions", raw=b" " * (int(cstack.env["CELLBLOCK_MAX_BODY"]) + 1))
+    assert too_big.status == 413 and "above" in too_big.body["error"]
 
 
 def test_batches(j0: Judge0) -> None:
@@ -392,9 +396,10 @@ def test_cors_as_judge0_answers_it_once_keys_are_required(
 ) -> None:
     # With keys required a browser IDE on any origin may call the layer (it still needs a key)...
     origin = {"Origin": "https://ide.example"}
-    preflight = cstack.request("OPTIONS", "/judge0/submissions", headers=origin)
+    asked = {**origin, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "x-judge0-app"}
+    preflight = cstack.request("OPTIONS", "/judge0/submissions", headers=asked)
     assert preflight.status == 204 and preflight.headers["access-control-allow-origin"] == "https://ide.example"
-    assert "X-Auth-Token" in preflight.headers["access-control-allow-headers"]
+    assert preflight.headers["access-control-allow-headers"] == "x-judge0-app"  # any header, as Judge0
     got = j0.call("GET", "/statuses", headers=origin)
     assert got.status == 200 and got.headers["access-control-allow-origin"] == "https://ide.example"
     # ...but with keys off (loopback), a page from elsewhere may not make the browser run code here.

@@ -132,12 +132,46 @@ def test_refusals_are_400_with_a_message(cstack: Stack, token: str) -> None:
          "If specified, run_timeout must be a number"),
         ({"language": "python", "version": "9" * 5000, "files": files}, "runtime is unknown"),
         ([files], "the body must be a JSON object"),
+        ({"language": "java", "version": "*", "files": [{"content": "package a.b;\nclass S {}"}]},
+         "a package declaration is not supported"),
     ]  # fmt: skip
     for body, message in cases:
         got = execute(cstack, token, body)
         assert got.status == 400 and message in got.body["message"], (body, got.body)
     malformed = execute(cstack, token, None, raw=b"{oops", headers={"Content-Type": "text/plain"})
     assert malformed.status == 400 and "JSON" in malformed.body["message"]
+    too_big = execute(cstack, token, None, raw=b" " * (int(cstack.env["CELLBLOCK_MAX_BODY"]) + 1))
+    assert too_big.status == 413 and "above" in too_big.body["message"]
+
+
+def test_a_hostile_java_source_is_answered_at_once(cstack: Stack, token: str) -> None:
+    # Finding the class to launch reads the source in one linear pass: 200 KB of what would make
+    # a backtracking scan take minutes is answered (a compile error), and the API goes on.
+    for source in ("class A { " + "static " * 28_000 + "}", "/* " * 65_000, '"""' * 65_000):
+        body = {"language": "java", "version": "*", "files": [{"content": source}]}
+        got = execute(cstack, token, body, timeout=60)
+        assert got.status == 200 and got.body["compile"]["code"] != 0, got.body
+
+
+def test_loggable_paths_hide_keys() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from api.middleware import KEY_IN_PATH, loggable
+
+    main, port = web.Application(), web.Application()
+    port[KEY_IN_PATH] = True
+    seen = {
+        (main, "/piston/SECRET"): "/piston/<key>",
+        (main, "/piston/SECRET/api/v2/execute"): "/piston/<key>/api/v2/execute",
+        (main, "/piston/api/v2/execute"): "/piston/api/v2/execute",
+        (main, "/v1/submissions"): "/v1/submissions",
+        (port, "/SECRET"): "/<key>",
+        (port, "/SECRET/api/v2"): "/<key>/api/v2",
+        (port, "/api/v2/runtimes"): "/api/v2/runtimes",
+    }
+    for (app, path), shown in seen.items():
+        assert loggable(make_mocked_request("GET", path, app=app)) == shown
 
 
 def test_auth_packages_and_paths(cstack: Stack, token: str) -> None:
