@@ -6,6 +6,8 @@ strictly: each run here passes through all of that."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import judge0
 import pytest
@@ -109,3 +111,14 @@ def test_the_sdk_at_the_root_of_the_judge0_port(cstack: Stack, token: str) -> No
     )
     result = judge0.run(client=root, source_code="print('root')", language=judge0.PYTHON)
     assert result.status == judge0.Status.ACCEPTED and result.stdout == "root\n"
+
+
+def test_the_sdks_implicit_client_from_the_environment(
+    cstack: Stack, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # JUDGE0_CE_ENDPOINT + JUDGE0_CE_AUTH_HEADERS: then judge0.run needs no client at all.
+    monkeypatch.setenv("JUDGE0_CE_ENDPOINT", f"{cstack.base}/judge0")
+    monkeypatch.setenv("JUDGE0_CE_AUTH_HEADERS", json.dumps({"X-Auth-Token": token}))
+    monkeypatch.setattr(judge0, "JUDGE0_IMPLICIT_CE_CLIENT", None)  # the SDK keeps the first one it made
+    result = judge0.run(source_code="print('implicit')", language=judge0.PYTHON)
+    assert result.status == judge0.Status.ACCEPTED and result.stdout == "implicit\n"
