@@ -23,7 +23,6 @@ from core.views import Stored, read_stored
 from jail.spec import Limits
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-HOMEPAGE = "https://github.com/cellblock/cellblock"
 BATCH_EMPTY = "there should be at least one submission in a batch"
 
 
@@ -209,8 +208,10 @@ async def statuses(request: web.Request) -> web.Response:
 
 
 async def about(request: web.Request) -> web.Response:
+    """`version` is the Judge0 release this layer follows: the SDK picks its language table by it."""
+    docs = f"{request.scheme}://{request.host}/docs"  # this deployment's own API documentation
     return web.json_response(
-        {"version": catalog.VERSION, "homepage": HOMEPAGE, "source_code": HOMEPAGE, "maintainer": "cellblock"}
+        {"version": catalog.VERSION, "homepage": docs, "source_code": docs, "maintainer": "cellblock"}
     )
 
 
