@@ -85,7 +85,8 @@ def test_accepted_wrong_answer_and_nzec(j0: Judge0) -> None:
 
 
 def test_time_limit_and_memory_limit(j0: Judge0) -> None:
-    tle = j0.run({"language_id": 71, "source_code": "while True: pass", "cpu_time_limit": "0.5"})
+    # the CPU limit stops it (the wall limit far enough that a busy machine cannot reach it first)
+    tle = j0.run({"language_id": 71, "source_code": "while True: pass", "cpu_time_limit": "0.5", "wall_time_limit": 10})
     assert tle["status"]["id"] == 5 and tle["message"] == "Time limit exceeded"
     assert float(tle["time"]) >= 0.5 and tle["cpu_time_limit"] == 0.5
     # memory_limit in KB, sent as a float the way the SDK types it

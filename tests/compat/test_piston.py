@@ -83,7 +83,8 @@ def test_run_statuses(cstack: Stack, token: str) -> None:
     }  # fmt: skip
     segv = run("c", "int main(){ volatile int *p = 0; return *p; }")
     assert (segv["status"], segv["signal"], segv["code"]) == ("SG", "SIGSEGV", None)
-    slow = run("python3", "while True: pass", run_timeout=1000, run_cpu_time=500)
+    # the CPU limit stops it: the wall limit is far enough that a busy machine cannot reach it first
+    slow = run("python3", "while True: pass", run_timeout=10000, run_cpu_time=500)
     assert (slow["status"], slow["signal"], slow["code"]) == ("TO", "SIGKILL", None) and slow["cpu_time"] >= 500
     hog = run("python", "x = bytearray(300 << 20)", run_memory_limit=64 << 20)
     assert (hog["status"], hog["signal"], hog["message"]) == ("SG", "SIGKILL", "Memory limit exceeded"), hog
