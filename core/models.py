@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -60,6 +61,14 @@ def b64(data: bytes) -> str:
 
 def unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def signal_number(name: str | None) -> int | None:
+    """A signal's number from its name as results carry it ("SIGSEGV" -> 11); None if unknown."""
+    try:
+        return int(signal.Signals[name]) if name else None
+    except KeyError:
+        return None
 
 
 def encode_output(data: bytes, encoding: str) -> str:

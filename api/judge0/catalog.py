@@ -3,11 +3,10 @@ and which status and message a cellblock outcome is."""
 
 from __future__ import annotations
 
-import signal as signals
 from dataclasses import dataclass
 
 from api.versions import semver
-from core.models import EXEC_FAILED, Result, TestResult, Verdict
+from core.models import EXEC_FAILED, Result, TestResult, Verdict, signal_number
 from policies.languages import Language
 
 VERSION = "1.13.1"  # the Judge0 CE release whose behaviour this layer follows
@@ -81,13 +80,6 @@ _VERDICT_STATUS = {
     Verdict.CHECKER_ERROR: 13,
     Verdict.INTERNAL_ERROR: 13,
 }
-
-
-def signal_number(name: str | None) -> int | None:
-    try:
-        return int(signals.Signals[name]) if name else None
-    except KeyError:
-        return None
 
 
 def status_of(result: Result, shown: TestResult | None) -> tuple[int, str | None]:

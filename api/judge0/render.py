@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from api.judge0.catalog import IN_QUEUE, PROCESSING, STATUSES, signal_number, status_of
-from core.models import State, TestResult, Verdict, b64
+from api.judge0.catalog import IN_QUEUE, PROCESSING, STATUSES, status_of
+from core.models import State, TestResult, Verdict, b64, signal_number
 from core.views import Stored
 
 # Rendered as base64 when `base64_encoded=true` (`additional_files` always is).

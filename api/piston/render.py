@@ -5,24 +5,16 @@ streams apart, so it cannot interleave them in arrival order as Piston does."""
 
 from __future__ import annotations
 
-import signal as signals
 from typing import Any
 
-from core.models import EXEC_FAILED, Result, TestResult, Verdict
+from core.models import EXEC_FAILED, Result, TestResult, Verdict, encode_output, signal_number
 from core.views import Stored
 
 _KILLED = "SIGKILL"
 
 
 def _text(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
-
-
-def _signal_number(name: str) -> int | str:
-    try:
-        return int(signals.Signals[name])
-    except KeyError:
-        return name
+    return encode_output(data, "utf-8")
 
 
 def _stage(stdout: bytes, stderr: bytes, **rest: Any) -> dict[str, Any]:
@@ -38,7 +30,7 @@ def _outcome(result: Result, test: TestResult) -> tuple[int | None, str | None, 
         if test.status == EXEC_FAILED:
             return 126, None, "RE", test.message
         if test.signal:
-            return None, test.signal, "SG", f"Caught fatal signal {_signal_number(test.signal)}"
+            return None, test.signal, "SG", f"Caught fatal signal {signal_number(test.signal) or test.signal}"
         return test.exit_code, None, "RE", f"Exited with error status {test.exit_code}"
     if v is Verdict.TIME_LIMIT_EXCEEDED:
         return None, _KILLED, "TO", "Time limit exceeded"
