@@ -77,7 +77,8 @@ def result_json(result: RunResult) -> dict[str, object]:
     bytes too (`stdout_base64`, `stderr_base64`), which the text can only show replaced."""
     out = asdict(result)
     out["status"] = str(result.status)
-    out.pop("files")
+    out.pop("files")  # the command line collects nothing
+    out.pop("files_truncated")
     for name in ("stdout", "stderr"):
         data: bytes = out[name]
         try:

@@ -15,6 +15,7 @@ files copied in come on top: a run's own input never fills its disk).
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import stat
@@ -215,52 +216,148 @@ def copy_in(root: str, files: dict[str, bytes], host_uid: int) -> None:
             os.close(fd)
 
 
-def collect(root: str, names: list[str], limit: int) -> dict[str, bytes]:
-    """Read files the program left under /box, never following its symlinks.
+def collect_parts(pattern: str) -> list[str]:
+    """The components of a collect pattern, relative to /box: JailError for an empty or
+    absolute pattern, a NUL, or a '..' ('.' and empty components are dropped)."""
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    if not parts or pattern.startswith("/") or ".." in parts or "\0" in pattern:
+        raise JailError(f"collect pattern {pattern!r} must be relative to /box without '..' or NUL")
+    return parts
 
-    Each path component is opened relative to its parent with O_NOFOLLOW, so a link
-    planted by the program (say box/a.out -> /etc/shadow) cannot make the host read a
-    host file; FIFOs and devices are skipped (O_NONBLOCK, then a type check).
-    A directory is collected recursively. At most `limit` bytes in total.
+
+@dataclass
+class Collected:
+    """What one collect has read so far, against its caps (files left, bytes left)."""
+
+    files: dict[str, bytes]
+    files_left: int | None  # None: no cap of its own (the run's tmpfs bounds its inodes)
+    bytes_left: int
+    truncated: bool = False
+
+
+def collect(root: str, patterns: list[str], max_files: int | None, max_bytes: int) -> Collected:
+    """Read the regular files under the run's /box that `patterns` match, never following a
+    symlink the program planted.
+
+    A pattern is a path relative to /box whose components are shell-style globs (`*`, `?`,
+    `[...]`, fnmatch rules, case-sensitive; `*` never crosses a `/` and also matches names
+    that start with a dot); a component without them is an exact name. A match that is a
+    directory is collected whole, recursively (at most MAX_DEPTH levels below /box).
+
+    Every component is opened relative to its parent's fd with O_NOFOLLOW after an lstat of
+    it, so neither a file link (box/leak -> /etc/shadow) nor a directory link (box/out -> /etc)
+    is followed, however chained; symlinks, FIFOs, sockets and devices are skipped without
+    being opened. Files come in pattern order, then name order; a file two patterns match once.
+
+    Bounded: at most `max_files` files and `max_bytes` bytes (a hard link counts every time it
+    is found). The first file over a cap (or a directory deeper than MAX_DEPTH) stops the
+    collect and sets `truncated`: that is not an error. A bad pattern raises JailError before
+    anything is read.
     """
-    out: dict[str, bytes] = {}
-    box = os.open(f"{root}/box", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    split = [collect_parts(p) for p in patterns]
+    got = Collected({}, max_files, max_bytes)
+    box = os.open(f"{root}/box", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        for name in names:
-            parts = [p for p in os.path.normpath(name).split("/") if p not in ("", ".")]
-            if not parts or ".." in parts:
-                raise JailError(f"collect path {name!r} must be relative to /box without '..'")
-            _collect(box, parts, "", out, limit, 0)
+        for parts in split:
+            if got.truncated:
+                break
+            _walk(box, parts, "", got, 0)
     finally:
         os.close(box)
-    return out
+    return got
 
 
-def _collect(dirfd: int, parts: list[str], prefix: str, out: dict[str, bytes], limit: int, depth: int) -> None:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_GLOB_MAGIC = frozenset("*?[")
+
+
+def _walk(dirfd: int, parts: list[str], prefix: str, got: Collected, depth: int) -> None:
+    """Collect what `parts` match below the directory `dirfd` (whose path is `prefix`)."""
+    head = parts[0]
+    if _GLOB_MAGIC.isdisjoint(head):
+        names = [head]
+    else:
+        names = [n for n in _entries(dirfd) if fnmatch.fnmatchcase(n, head)]
+    for name in names:
+        if got.truncated:
+            return
+        _visit(dirfd, name, parts[1:], prefix + name, got, depth)
+
+
+def _visit(dirfd: int, name: str, rest: list[str], rel: str, got: Collected, depth: int) -> None:
+    """One matched entry `name` of `dirfd`: a directory is walked into (by `rest`, or whole
+    when `rest` is empty), a regular file read when it ends the pattern, anything else skipped."""
     try:
-        fd = os.open(parts[0], flags, dir_fd=dirfd)
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
     except OSError:
-        return  # missing, or a symlink (ELOOP): nothing to collect
-    try:
-        st = os.fstat(fd)
-        rel = prefix + parts[0]
-        if stat.S_ISDIR(st.st_mode) and depth < MAX_DEPTH:
-            if len(parts) > 1:
-                _collect(fd, parts[1:], rel + "/", out, limit, depth + 1)
+        return  # missing: nothing to collect
+    if stat.S_ISDIR(st.st_mode):
+        if depth >= MAX_DEPTH:
+            got.truncated = True
+            return
+        fd = _open_same(dirfd, name, st, os.O_DIRECTORY)
+        if fd is None:
+            return
+        try:
+            if rest:
+                _walk(fd, rest, rel + "/", got, depth + 1)
             else:
-                for entry in sorted(os.listdir(fd)):
-                    _collect(fd, [entry], rel + "/", out, limit, depth + 1)
-        elif stat.S_ISREG(st.st_mode) and len(parts) == 1:
-            used = sum(len(v) for v in out.values())
-            if used + st.st_size > limit:
-                raise JailError(f"collected files exceed {limit} bytes at {rel}")
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            out[rel] = b"".join(chunks)
-    finally:
+                for entry in _entries(fd):
+                    if got.truncated:
+                        return
+                    _visit(fd, entry, [], f"{rel}/{entry}", got, depth + 1)
+        finally:
+            os.close(fd)
+    elif stat.S_ISREG(st.st_mode) and not rest and rel not in got.files:
+        if got.files_left == 0 or st.st_size > got.bytes_left:
+            got.truncated = True
+            return
+        fd = _open_same(dirfd, name, st, 0)
+        if fd is None:
+            return
+        try:
+            data = _read_at_most(fd, got.bytes_left + 1)
+        finally:
+            os.close(fd)
+        if len(data) > got.bytes_left:
+            got.truncated = True
+            return
+        got.files[rel] = data
+        got.bytes_left -= len(data)
+        if got.files_left is not None:
+            got.files_left -= 1
+    # else: a symlink, FIFO, socket or device (never opened), or a file where the pattern
+    # goes on: nothing to collect
+
+
+def _open_same(dirfd: int, name: str, seen: os.stat_result, flags: int) -> int | None:
+    """`name` in `dirfd` opened without following a link, and only if it is still the file that
+    was lstat'ed (the program is dead by now; this holds even if it were not)."""
+    flags |= os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, dir_fd=dirfd)
+    except OSError:
+        return None  # gone, or (a worker without CAP_DAC_OVERRIDE) a mode the program took away
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino, stat.S_IFMT(st.st_mode)) != (seen.st_dev, seen.st_ino, stat.S_IFMT(seen.st_mode)):
         os.close(fd)
+        return None
+    return fd
+
+
+def _entries(dirfd: int) -> list[str]:
+    """The names in the directory `dirfd`, sorted; none when it cannot be listed."""
+    try:
+        return sorted(os.listdir(dirfd))
+    except OSError:
+        return []
+
+
+def _read_at_most(fd: int, n: int) -> bytes:
+    chunks = []
+    while n > 0 and (chunk := os.read(fd, min(n, 1 << 20))):
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
 
 
 def unmount_root(root: str) -> None:

@@ -5,6 +5,10 @@ With CELLBLOCK_JAIL_WARM > 0 (the default) containers come from a builder proces
 starting its program; with 0 each run builds its container in this process, which
 suits single-threaded callers such as the command line. Either way a container
 serves exactly one job and is torn down after it.
+
+`Jail.start` is the live form of `run`: it returns at the program's execve with a
+Running, whose stdin the caller may write as the program runs (RunSpec.stdin = PIPE)
+and whose output may go to an OutputSink as it is read (jail/supervise.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from .errors import JailError
 from .host import Host
 from .rootfs import sandbox_path
 from .sandbox import Sandbox, Shape
-from .spec import RunResult, RunSpec
+from .spec import OutputSink, RunResult, RunSpec, Status
 from .zygote import Builder
 
 
@@ -37,13 +41,20 @@ class Jail:
 
     def run(self, spec: RunSpec) -> RunResult:
         """Run spec.argv isolated. Raises JailError for sandbox faults only."""
+        with self.start(spec) as running:
+            return running.finish()
+
+    def start(self, spec: RunSpec) -> Running:
+        """Start spec.argv isolated and return at its execve: a live run (see Running), to be
+        used as a context manager. Raises JailError for sandbox faults only."""
         validate(spec)
         sb = self._take(spec)
         try:
             started, setup_cpu = sandbox.start(sb, spec)
-            return sandbox.finish(sb, spec, started, setup_cpu)
-        finally:
+        except BaseException:
             sb.release()
+            raise
+        return Running(sb, spec, started, setup_cpu)
 
     def _take(self, spec: RunSpec) -> Sandbox:
         shape = Shape.of(spec)
@@ -66,6 +77,66 @@ class Jail:
         if self._builder is not None:
             self._builder.close()
             self._builder = None
+
+
+class Running:
+    """A started program: its live stdin, a stop from any thread, its end.
+
+    `finish` watches it to its end (its output also to an OutputSink, as it is read) and
+    accounts for it; leaving the `with` block tears the container down, killing the program
+    if it still runs. It is also the watch's `Stop`: `fd` turns readable on `stop`.
+    """
+
+    def __init__(self, sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float) -> None:
+        self._sb, self._spec, self._started, self._setup_cpu = sb, spec, started, setup_cpu
+        self._lock = threading.Lock()
+        self._closed = False
+        self._stdin_taken = False
+        self.fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.reason = Status.SIGNALED
+
+    def take_stdin(self) -> int:
+        """The write end of the program's stdin pipe (RunSpec.stdin = PIPE), once, before
+        `finish`: the caller's to write and to close, and its close is the program's EOF."""
+        if not self._sb.shape.live_stdin:
+            raise JailError("this run's stdin is not a pipe (RunSpec.stdin = PIPE)")
+        if self._stdin_taken:
+            raise JailError("this run's stdin was taken already")
+        self._stdin_taken = True
+        fd = os.dup(self._sb.stdin)
+        sandbox.close_in_place(self._sb.stdin)
+        return fd
+
+    def stop(self, reason: Status = Status.SIGNALED) -> None:
+        """End the run now, from any thread; it then reports `reason`. Nothing once it is over."""
+        with self._lock:
+            if not self._closed:
+                self.reason = reason
+                os.eventfd_write(self.fd, 1)
+
+    def finish(self, sink: OutputSink | None = None) -> RunResult:
+        """Watch the program to its end and account for it. A live stdin nobody took is
+        closed first: the program reads EOF."""
+        if self._sb.shape.live_stdin and not self._stdin_taken:
+            self._stdin_taken = True
+            sandbox.close_in_place(self._sb.stdin)
+        return sandbox.finish(self._sb, self._spec, self._started, self._setup_cpu, sink, self)
+
+    def close(self) -> None:
+        """Kill what still runs (if `finish` was never called) and tear the container down."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            os.close(self.fd)
+        self._sb.kill()
+        self._sb.release()
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def validate(spec: RunSpec) -> None:
@@ -97,3 +168,8 @@ def default_jail() -> Jail:
 def run(spec: RunSpec) -> RunResult:
     """Run one command isolated with the process-wide Jail (see Jail.run)."""
     return default_jail().run(spec)
+
+
+def start(spec: RunSpec) -> Running:
+    """Start one command isolated with the process-wide Jail (see Jail.start)."""
+    return default_jail().start(spec)

@@ -26,7 +26,7 @@ from . import cgroup, libc, rlimits, rootfs, seccomp, supervise, userns
 from .accounting import account
 from .errors import ChildSetupError, CommandNotFound, JailError, Step
 from .launch import Launch, encode_launch, encode_plan
-from .spec import DEFAULT_ENV, Bind, RunResult, RunSpec
+from .spec import DEFAULT_ENV, Bind, OutputSink, Pipe, RunResult, RunSpec
 
 SETUP_TIMEOUT = 10.0
 PIPE_SIZE = 1 << 20
@@ -37,15 +37,17 @@ REPORT = struct.Struct("=ii")  # init.c's struct report: step, errno; then the d
 
 @dataclass(frozen=True)
 class Shape:
-    """What a container is built with before its job is known: binds, loopback, seccomp profile."""
+    """What a container is built with before its job is known: binds, loopback, seccomp profile,
+    and whether its stdin is a file or a pipe."""
 
     binds: tuple[Bind, ...] = ()
     loopback: bool = False
     profile: str = "default"
+    live_stdin: bool = False  # stdin is a pipe the caller writes while the program runs (else a memfd)
 
     @classmethod
     def of(cls, spec: RunSpec) -> Shape:
-        return cls(tuple(spec.binds), spec.loopback, spec.profile)
+        return cls(tuple(spec.binds), spec.loopback, spec.profile, isinstance(spec.stdin, Pipe))
 
 
 class FdSet:
@@ -75,9 +77,9 @@ class FdSet:
 class Sandbox:
     """A built container waiting for (or done with) its one job.
 
-    The fds are this process's: the init's pidfd, the parent ends of the pipes and
-    the stdin memfd. `release` throws the container away (in this process, or by
-    telling the builder process that made it).
+    The fds are this process's: the init's pidfd, the parent ends of the pipes and the
+    stdin memfd (or, for a live stdin, its pipe's write end). `release` throws the
+    container away (in this process, or by telling the builder process that made it).
     """
 
     slot: int
@@ -147,16 +149,20 @@ def prepare(
             _grow_pipe(fd)
         for fd in (out_r, err_r):  # supervise.watch drains them as poll says, never blocking
             os.set_blocking(fd, False)
-        # One open file for both: the parent fills it, the program reads it.
-        stdin = fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
+        if shape.live_stdin:  # the program reads what the caller writes, as it comes
+            stdin_r, stdin = pipe()
+        else:  # one open file for both: the parent fills it, the program reads it
+            stdin = stdin_r = fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
         cg_fd = cg.clone_fd()
         try:
-            launcher = spawn_init(init, [stdin, out_w, err_w], [sync_r, report_w, status_w, cg_fd])
+            launcher = spawn_init(init, [stdin_r, out_w, err_w], [sync_r, report_w, status_w, cg_fd])
         finally:
             if cg_fd >= 0:
                 os.close(cg_fd)
         for fd in (sync_r, report_w, status_w, out_w, err_w):
             fds.close(fd)
+        if stdin_r != stdin:
+            fds.close(stdin_r)
         pid = init_pid(launcher, report_r)
         pidfd = fds.add(os.pidfd_open(pid))
         undo.callback(_reap, pid, pidfd)
@@ -198,7 +204,8 @@ def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
     size = limits.disk + rootfs.footprint(spec.files)
     libc.mount(None, sb.root, None, libc.MS_REMOUNT | libc.MS_NOSUID, f"size={size}")
     rootfs.copy_in(sb.root, spec.files, sb.host_uid)
-    fill_stdin(sb.stdin, spec.stdin)
+    if not isinstance(spec.stdin, Pipe):
+        fill_stdin(sb.stdin, spec.stdin)
     launch = Launch(
         argv=list(spec.argv),
         env=dict(DEFAULT_ENV) if spec.env is None else dict(spec.env),
@@ -217,22 +224,39 @@ def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
     return time.monotonic(), sb.cg.cpu_usage()
 
 
-def finish(sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float) -> RunResult:
-    """Watch the started program to its end and account for it."""
+def finish(
+    sb: Sandbox,
+    spec: RunSpec,
+    started: float,
+    setup_cpu: float,
+    sink: OutputSink | None = None,
+    stop: supervise.Stop | None = None,
+) -> RunResult:
+    """Watch the started program to its end (its output also to `sink`; `stop` may end it
+    early) and account for it."""
     limits = spec.limits
+
+    def stream(fd: int, name: str) -> supervise.Stream:
+        keep = sink is None or name in sink.keeps
+        return supervise.Stream(fd, limits.output, name, keep=keep, capped=keep or sink is None or sink.capped)
+
     seen = supervise.watch(
         sb.pidfd,
-        supervise.Stream(sb.out_r, limits.output),
-        supervise.Stream(sb.err_r, limits.output),
+        stream(sb.out_r, "stdout"),
+        stream(sb.err_r, "stderr"),
         sb.cg,
         limits,
         started,
         setup_cpu,
         sb.status_r,
+        sink,
+        stop,
     )
     result = account(seen, sb.cg, limits, setup_cpu)
-    if spec.collect:
-        result.files = rootfs.collect(sb.root, spec.collect, limits.disk)
+    if spec.collect:  # read back before teardown: the tmpfs goes with the container
+        max_bytes = limits.disk if spec.collect_bytes is None else spec.collect_bytes
+        got = rootfs.collect(sb.root, spec.collect, spec.collect_files, max_bytes)
+        result.files, result.files_truncated = got.files, got.truncated
     return result
 
 
@@ -295,6 +319,17 @@ def check_exec(report_fd: int, command: str) -> None:
     if step is Step.EXECVE and code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR):
         raise CommandNotFound(f"cannot execute {command!r} in the sandbox: {os.strerror(code)}")
     raise ChildSetupError(step, code, report[REPORT.size :].decode(errors="replace"))
+
+
+def close_in_place(fd: int) -> None:
+    """Close the file `fd` refers to (a pipe's write end: its reader sees EOF once no other
+    copy is open) but keep the number, now /dev/null, until whoever owns it closes it:
+    closing the number itself could close another thread's reuse of it."""
+    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.dup2(null, fd, inheritable=False)
+    finally:
+        os.close(null)
 
 
 def _grow_pipe(fd: int) -> None:

@@ -11,6 +11,7 @@ import enum
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -139,20 +140,58 @@ class Bind:
     writable: bool = False
 
 
+class Pipe:
+    """`RunSpec.stdin = PIPE`: the program's stdin is a pipe whose write end the caller takes
+    (`Jail.start(spec).take_stdin()`) and writes while the program runs; its close is the EOF."""
+
+    def __repr__(self) -> str:
+        return "PIPE"
+
+
+PIPE = Pipe()
+
+
+class OutputSink(Protocol):
+    """Where a live run's output goes as it is read, besides (or instead of) the result."""
+
+    keeps: tuple[str, ...]  # the streams ("stdout", "stderr") also kept for the RunResult, capped
+    capped: bool  # the output limit applies to the streams it does not keep too
+
+    def write(self, stream: str, data: bytes) -> bool:
+        """Take `data` of "stdout" or "stderr" (kept ones too); False: read no more output until `ready`. A
+        sink takes what it is given even while it is paused (the pipes' last contents after
+        the program ended): bounded by the pipes' size."""
+        ...
+
+    def waker(self) -> tuple[int, int]:
+        """The fd and poll events that mean a paused sink may take more."""
+        ...
+
+    def ready(self) -> bool:
+        """Called when the waker fires: True once the sink takes output again."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class RunSpec:
     """One command to run isolated.
 
     `files` are copied into the sandbox before the run (sandbox path -> content);
     `collect` names files under /box to read back after the run (e.g. a compiled
-    binary); they come back in RunResult.files.
+    binary, or what a program wrote): paths relative to /box whose components may be
+    shell-style globs, a directory collected whole (jail/rootfs.py: collect). They come back
+    in RunResult.files, never through a link the program planted, at most `collect_files`
+    files and `collect_bytes` bytes (None: the run's tmpfs bounds the count, its `disk`
+    limit the bytes); past a cap, RunResult.files_truncated.
     """
 
     argv: list[str]
     limits: Limits = field(default_factory=Limits)
-    stdin: bytes | str | None = None  # bytes, or a host file path (str)
+    stdin: bytes | str | Pipe | None = None  # bytes, a host file path (str), or PIPE (live)
     files: dict[str, bytes] = field(default_factory=dict)
     collect: list[str] = field(default_factory=list)
+    collect_files: int | None = None
+    collect_bytes: int | None = None
     env: dict[str, str] | None = None  # None: a minimal default PATH/HOME/LANG
     cwd: str = "/box"
     binds: list[Bind] = field(default_factory=list)
@@ -177,3 +216,4 @@ class RunResult:
     stderr_truncated: bool = False
     syscall: str | None = None  # for security_violation, when it can be known
     files: dict[str, bytes] = field(default_factory=dict)
+    files_truncated: bool = False  # a collect cap was reached: not every match is in `files`

@@ -6,6 +6,12 @@ comes, with a hard cap per stream (the program is killed at the first byte over)
 CPU time is read from the cgroup (threads and children included) at the earliest
 instant the limit could have been reached at full speed on every CPU, so checks are
 few while the program is far from its limit and dense as it nears it.
+
+A live run (jail.Running) also hands each chunk of output, as it is read, to an
+OutputSink (a session's client, an interactor's stdin). A sink that cannot take more
+pauses the reading: the program then blocks on a full pipe and nothing grows anywhere,
+until the sink's waker says it may go on. The loop also wakes on a stop request from
+another thread (`stop_fd`).
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ import signal
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from . import libc
 from .cgroup import RunCgroup
-from .spec import Limits, Status
+from .spec import Limits, OutputSink, Status
 
 MIN_CPU_CHECK = 0.005  # seconds between CPU reads near the limit
 DRAIN_TIMEOUT = 1.0  # after exit, how long to wait for pipe EOF
@@ -32,26 +39,31 @@ class Stream:
 
     fd: int
     cap: int
+    name: str = "stdout"
     data: bytearray = field(default_factory=bytearray)
     truncated: bool = False
     open: bool = True
+    keep: bool = True  # hold what is read for the result (else only count it)
+    capped: bool = True  # past `cap` bytes read, the run is over its output limit (kept output always is)
+    seen: int = 0  # bytes read so far
 
-    def read(self) -> bool:
-        """Read what is there; False at EOF. Sets `truncated` past the cap."""
+    def read(self) -> bytes | None:
+        """Read what is there: the bytes within the cap (maybe none), None at EOF.
+        Sets `truncated` past the cap."""
         try:
             chunk = os.read(self.fd, READ_CHUNK)
         except BlockingIOError:
-            return True
+            return b""
         if not chunk:
             self.open = False
-            return False
-        room = self.cap - len(self.data)
-        if len(chunk) > room:
-            self.data += chunk[: max(room, 0)]
+            return None
+        self.seen += len(chunk)
+        if self.capped and self.seen > self.cap:
+            chunk = chunk[: max(self.cap - (self.seen - len(chunk)), 0)]
             self.truncated = True
-        else:
+        if self.keep:
             self.data += chunk
-        return True
+        return chunk
 
 
 @dataclass
@@ -72,6 +84,13 @@ def max_cpu_rate() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+class Stop(Protocol):
+    """A request from another thread to end the run: `fd` turns readable, `reason` says why."""
+
+    fd: int
+    reason: Status
+
+
 def watch(
     pidfd: int,
     out: Stream,
@@ -81,14 +100,17 @@ def watch(
     started: float,
     setup_cpu: float,
     status_fd: int,
+    sink: OutputSink | None = None,
+    stop: Stop | None = None,
 ) -> Watched:
-    """Supervise until the program has ended (or was killed at a limit).
+    """Supervise until the program has ended (or was killed at a limit, or stopped).
 
     The run is over when the sandbox's init reports the program's wait status on
     `status_fd` (it has killed and reaped everything else by then, so the output pipes
     are at EOF), or when the init itself dies (`pidfd`, which may be another process's
     child: it is reaped by whoever built the container) — e.g. killed by us at a limit.
     `setup_cpu` is what the cgroup had counted before execve, not the program's.
+    Output goes to `sink` as it is read, if there is one; `stop` ends the run early.
     """
     poller = select.poll()
     streams = {out.fd: out, err.fd: err}
@@ -96,6 +118,10 @@ def watch(
         poller.register(fd, select.POLLIN)
     poller.register(pidfd, select.POLLIN)
     poller.register(status_fd, select.POLLIN)
+    if stop is not None:
+        poller.register(stop.fd, select.POLLIN)
+    waker = sink.waker() if sink is not None else (-1, 0)
+    paused = False
     rate = max_cpu_rate()
     deadline = started + limits.wall_time
     next_cpu_check = started + limits.cpu_time / rate
@@ -127,28 +153,50 @@ def watch(
         for fd, _ in poller.poll(wait_ms):
             if fd in (pidfd, status_fd):
                 exited = True
-                continue
-            stream = streams[fd]
-            if not stream.read():
+            elif stop is not None and fd == stop.fd:
                 poller.unregister(fd)
-            elif stream.truncated:
-                kill(Status.OUTPUT_LIMIT)
+                kill(stop.reason)
+            elif fd == waker[0]:
+                assert sink is not None
+                if paused and sink.ready():
+                    paused = False
+                    poller.unregister(fd)
+                    for s in streams.values():
+                        if s.open:
+                            poller.register(s.fd, select.POLLIN)
+            elif fd in streams and not paused:
+                stream = streams[fd]
+                chunk = stream.read()
+                if chunk is None:
+                    poller.unregister(fd)
+                elif stream.truncated:
+                    kill(Status.OUTPUT_LIMIT)
+                if chunk and sink is not None and not sink.write(stream.name, chunk):
+                    paused = True
+                    for s in streams.values():
+                        if s.open:
+                            poller.unregister(s.fd)
+                    poller.register(*waker)
     wall = time.monotonic() - started
     if killed_for is not None:  # the init may not have seen the end: wait until it is gone
         select.select([pidfd], [], [])
     report = os.read(status_fd, 8)
     status, syscall = struct.unpack("ii", report) if len(report) == 8 else (signal.SIGKILL, -1)
-    drain(out, err)
+    drain(sink, out, err)
     return Watched(status, len(report) == 8, None if syscall < 0 else syscall, killed_for, wall, out, err)
 
 
-def drain(*streams: Stream) -> None:
-    """Read the pipes to EOF; every writer is dead, so EOF comes at once."""
+def drain(sink: OutputSink | None, *streams: Stream) -> None:
+    """Read the pipes to EOF (into the sink too, paused or not); every writer is dead, so
+    EOF comes at once."""
     end = time.monotonic() + DRAIN_TIMEOUT
     for s in streams:
         while s.open and time.monotonic() < end:
-            if not s.read():
+            chunk = s.read()
+            if chunk is None:
                 break
+            if chunk and sink is not None:
+                sink.write(s.name, chunk)
             if s.truncated:
                 return
             select.select([s.fd], [], [], max(0.0, end - time.monotonic()))

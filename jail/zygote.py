@@ -40,7 +40,7 @@ from .cgroup import RunCgroup
 from .config import JailConfig
 from .errors import JailError
 from .host import Host
-from .sandbox import Sandbox, Shape
+from .sandbox import Sandbox, Shape, close_in_place
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 1 << 16
@@ -94,6 +94,8 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
         meta = Meta(next(ids), sb.slot, sb.root, sb.host_uid, sb.shape, sb.cg)
         handed[meta.id] = sb  # from here the finally below tears it down, whatever happens
         socket.send_fds(sock, [pack(Msg.SANDBOX, n, meta)], sb.fds())
+        if sb.shape.live_stdin:  # the worker holds the one write end: its close is the program's EOF
+            close_in_place(sb.stdin)
         if n == 0:
             unused.add(meta.id)
 
