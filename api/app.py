@@ -12,7 +12,7 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from api import auth, browsers, callbacks, handlers, metrics, middleware, streams
+from api import auth, browsers, callbacks, handlers, metrics, middleware, sessions, streams
 from api.backpressure import QueueDepth
 from api.judge0 import handlers as judge0
 from api.piston import handlers as piston
@@ -140,6 +140,7 @@ def make_app(cfg: Config) -> web.Application:
         web.get("/v1/submissions", handlers.list_submissions),
         web.get(f"/v1/submissions/{{id:{SUBMISSION_ID}}}", handlers.get_submission),
         web.get(f"/v1/submissions/{{id:{SUBMISSION_ID}}}/events", streams.submission_events),
+        web.get("/v1/sessions", sessions.open_session),
         web.get("/v1/languages", handlers.languages),
         web.get("/v1/health", handlers.health),
         web.get("/v1/ready", handlers.ready),

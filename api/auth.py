@@ -24,7 +24,7 @@ from core import apikeys, store
 from core.apikeys import Principal
 from core.keys import Keys
 
-PROTECTED = "/v1/submissions"
+PROTECTED = ("/v1/submissions", "/v1/sessions")
 # Prometheus scrapes with a key too (`authorization: credentials_file` in its scrape config):
 # the counters say what runs here and how much, which is not for everyone once keys are on.
 METRICS = "/metrics"

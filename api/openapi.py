@@ -6,8 +6,10 @@ import html as _html
 import json
 from typing import Any
 
+from core.inputs import MAX_COLLECT, MAX_COLLECT_LEN
+from core.limits import COLLECT_BYTES, COLLECT_FILES
 from core.models import SUBMISSION_ID
-from jail.spec import BOUNDS
+from jail.spec import BOUNDS, format_size
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -93,6 +95,31 @@ _SUBMISSION: dict[str, Any] = {
             "public addresses only, unless CELLBLOCK_CALLBACK_ALLOW; redirects are not followed)",
         },
         "stop_on_first_failure": {"type": "boolean"},
+        "collect": {
+            "type": "array",
+            "maxItems": MAX_COLLECT,
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_COLLECT_LEN},
+            "description": "files to return from each test's run, e.g. report.json, out/*.png: paths "
+            "relative to the work dir /box, each component a shell-style glob (*, ?, [...]; * stays within one "
+            "component), a directory collected whole; no '..', no leading '/'. Symbolic links, FIFOs and devices "
+            "are never followed nor read. Each test's result carries `files` (path -> base64, whatever the "
+            f"`encoding`) and `files_truncated`: at most {COLLECT_FILES} files and {format_size(COLLECT_BYTES)} "
+            "per test, within CELLBLOCK_MAX_RESULT with the outputs",
+        },
+        "stream_output": {
+            "type": "boolean",
+            "description": "send `output` events (test, stream, offset, size, data) on the event stream "
+            "while each test runs",
+        },
+        "interactor": {
+            "type": "object",
+            "required": ["language", "source"],
+            "additionalProperties": False,
+            "properties": {"language": {"type": "string"}, "source": {"type": "string"}},
+            "description": "an interactor problem (needs tests; expected_output may be left out): the "
+            "interactor runs as `interactor input.txt output.txt answer.txt`, its stdin the program's stdout "
+            "and back; exit 0 accepted, 1/2/4/8 wrong answer, anything else checker_error",
+        },
     },
 }
 
@@ -117,10 +144,21 @@ _RESULT = {
             ]
         },
         "compile_output": {"type": "string"},
-        "tests": {"type": "array", "items": {"type": "object"}},
+        "tests": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "per test: verdict, outputs, accounting, and `files` / `files_truncated` (collect)",
+        },
         "stdout": {"type": "string", "description": "run mode only"},
         "stderr": {"type": "string", "description": "run mode only"},
         "exit_code": {"type": ["integer", "null"], "description": "run mode only"},
+        "files": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "contentEncoding": "base64"},
+            "description": "run mode only: what `collect` matched, path under /box -> base64 (in judge mode "
+            "each test carries its own `files`)",
+        },
+        "files_truncated": {"type": "boolean", "description": "run mode only: a collect cap left files out"},
     },
 }
 
@@ -200,11 +238,25 @@ SPEC: dict[str, Any] = {
         },
         "/v1/submissions/{id}/events": {
             "get": {
-                "summary": "Server-Sent Events: state (queued, compiling, running k of n), test "
-                "(per-test verdict), finished. Replays from the start; honours Last-Event-ID.",
+                "summary": "Server-Sent Events: state (queued, compiling, running k of n), output (with "
+                "stream_output), test (per-test verdict), finished. Replays from the start; honours Last-Event-ID.",
                 "parameters": [_ID],
                 "responses": {"200": {"description": "text/event-stream"}, "404": _resp("unknown or expired", _ERROR)},
             },
+        },
+        "/v1/sessions": {
+            "get": {
+                "summary": "WebSocket: an interactive run. First message: the session as JSON (language, "
+                "source or files, args, compile_options, limits, encoding, idle_timeout). Then binary frames or "
+                "{type: stdin, data} to the program's stdin, {type: eof}, {type: kill}; the server sends "
+                "{type: session, id}, {type: state}, {type: output, stream, data, offset}, {type: error, error} "
+                "and {type: result, result}, then closes (a refused session: close 4000 + HTTP status).",
+                "responses": {
+                    "101": {"description": "switching to the WebSocket"},
+                    "426": _resp("not a WebSocket upgrade", _ERROR),
+                    "429": _resp("CELLBLOCK_MAX_SESSIONS open sessions for this key", _ERROR),
+                },
+            }
         },
         "/v1/languages": {
             "get": {

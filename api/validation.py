@@ -20,7 +20,7 @@ from api.errors import ApiError, invalid, refused
 from core import destinations, inputs, limits
 from core.apikeys import Principal
 from core.inputs import InputError
-from core.models import Checker, CheckerKind, Submission, TestCase, unb64
+from core.models import Checker, CheckerKind, Interactor, Submission, TestCase, unb64
 from core.settings import Config
 from policies.languages import Language
 
@@ -38,7 +38,13 @@ SUBMISSION_FIELDS = {
     "wait",
     "callback_url",
     "stop_on_first_failure",
+    "collect",
+    "stream_output",
+    "interactor",
 }
+# What the first message of an interactive session (api/sessions.py) may hold: one run, its
+# stdin typed live.
+SESSION_FIELDS = {"language", "source", "files", "args", "compile_options", "limits", "encoding", "idle_timeout"}
 
 
 @dataclass(slots=True)
@@ -135,7 +141,7 @@ def _files(body: dict[str, Any], language: Language, cfg: Config, encoding: str)
     return inputs.normalize_files(language, decoded)
 
 
-def _tests(body: dict[str, Any], cfg: Config, encoding: str) -> list[TestCase]:
+def _tests(body: dict[str, Any], cfg: Config, encoding: str, answers_optional: bool = False) -> list[TestCase]:
     tests, stdin = body.get("tests"), body.get("stdin")
     if tests is None:
         text = _text(stdin, "stdin", encoding) if stdin is not None else b""
@@ -155,6 +161,8 @@ def _tests(body: dict[str, Any], cfg: Config, encoding: str) -> list[TestCase]:
         if unknown:
             raise invalid(f"tests[{i}].{sorted(unknown)[0]}", "unknown field")
         inp = _text(t.get("input", ""), f"tests[{i}].input", encoding)
+        if "expected_output" not in t and answers_optional:  # an interactor's answer.txt: may be empty
+            t = {**t, "expected_output": ""}
         if "expected_output" not in t:
             raise invalid(f"tests[{i}].expected_output", "missing", "missing")
         out.append(TestCase(inp, _text(t["expected_output"], f"tests[{i}].expected_output", encoding)))
@@ -195,6 +203,30 @@ def _checker(value: Any, languages: dict[str, Language], encoding: str, p: Princ
         checker.files = {lang.source: _text(value.get("source"), "checker.source", encoding)}
         checker.limits = limits.checker_overrides(p.max_limits if p else None)
     return checker
+
+
+def _interactor(value: Any, languages: dict[str, Language], encoding: str, p: Principal | None) -> Interactor | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid("interactor", "must be an object {language, source}")
+    unknown = set(value) - {"language", "source"}
+    if unknown:
+        raise invalid(f"interactor.{sorted(unknown)[0]}", "unknown field; known: language, source", "unknown_field")
+    # Like a custom checker: the key's language and ceilings bind it too.
+    lang = _language(value.get("language"), languages, p, "interactor.language")
+    if value.get("source") is None:
+        raise invalid("interactor.source", "missing", "missing")
+    source = _text(value["source"], "interactor.source", encoding)
+    return Interactor(lang.id, {lang.source: source}, limits.checker_overrides(p.max_limits if p else None))
+
+
+def _idle_timeout(value: Any, cfg: Config) -> float:
+    if value is None:
+        return cfg.session_idle_timeout
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= cfg.session_idle_timeout:
+        raise invalid("idle_timeout", f"must be a number of seconds in (0, {cfg.session_idle_timeout:g}]")
+    return float(value)
 
 
 def _wait(value: Any, cfg: Config) -> float:
@@ -247,7 +279,7 @@ def parse_submission(
     """Validate one submission object for the API key `principal` (None: no keys). `prefix`
     (e.g. "submissions[3].") places the refused field in a batch."""
     try:
-        return _parse(body, cfg, languages, principal)
+        return _parse(body, cfg, languages, principal, SUBMISSION_FIELDS)
     except InputError as exc:
         raise refused(exc, prefix) from None
     except ApiError as exc:
@@ -256,14 +288,31 @@ def parse_submission(
         raise
 
 
-def _parse(body: Any, cfg: Config, languages: dict[str, Language], p: Principal | None) -> Accepted:
+def parse_session(body: Any, cfg: Config, languages: dict[str, Language], principal: Principal | None) -> Accepted:
+    """Validate the first message of an interactive session: an interactive submission."""
+    try:
+        accepted = _parse(body, cfg, languages, principal, SESSION_FIELDS)
+    except InputError as exc:
+        raise refused(exc, "") from None
+    sub = accepted.submission
+    sub.interactive = True
+    sub.idle_timeout = _idle_timeout(body.get("idle_timeout"), cfg)
+    # A session lasts while its user types: unless it asks for less, as long as the language
+    # (and the key) allow, not the language's default run time of a few seconds.
+    if "wall_time" not in sub.limits:
+        longest = accepted.language.run_limits.maximum.wall_time
+        if principal is not None and "wall_time" in principal.max_limits:
+            longest = min(longest, principal.max_limits["wall_time"])
+        sub.limits["wall_time"] = longest
+    return accepted
+
+
+def _parse(body: Any, cfg: Config, languages: dict[str, Language], p: Principal | None, fields: set[str]) -> Accepted:
     if not isinstance(body, dict):
         raise ApiError(400, "malformed", "the body must be a JSON object", "body")
-    unknown = set(body) - SUBMISSION_FIELDS
+    unknown = set(body) - fields
     if unknown:
-        raise invalid(
-            sorted(unknown)[0], f"unknown field; known: {', '.join(sorted(SUBMISSION_FIELDS))}", "unknown_field"
-        )
+        raise invalid(sorted(unknown)[0], f"unknown field; known: {', '.join(sorted(fields))}", "unknown_field")
     language = _language(body.get("language"), languages, p, "language")
     encoding = body.get("encoding", "utf-8")
     if encoding not in ("utf-8", "base64"):
@@ -272,7 +321,7 @@ def _parse(body: Any, cfg: Config, languages: dict[str, Language], p: Principal 
         id=uuid.uuid4().hex,
         language=language.id,
         files=_files(body, language, cfg, encoding),
-        tests=_tests(body, cfg, encoding),
+        tests=_tests(body, cfg, encoding, answers_optional=body.get("interactor") is not None),
         args=inputs.check_args(_strings(body.get("args"), "args")),
         compile_options=inputs.check_options(language, _strings(body.get("compile_options"), "compile_options")),
         limits=limits.overrides(body.get("limits"), language, p.max_limits if p else None),
@@ -280,8 +329,15 @@ def _parse(body: Any, cfg: Config, languages: dict[str, Language], p: Principal 
         encoding=encoding,
         callback_url=_callback(body.get("callback_url"), cfg),
         stop_on_first_failure=_bool(body.get("stop_on_first_failure"), "stop_on_first_failure"),
+        collect=inputs.check_collect(_strings(body.get("collect"), "collect")),
         created_at=time.time(),
+        stream_output=_bool(body.get("stream_output"), "stream_output"),
+        interactor=_interactor(body.get("interactor"), languages, encoding, p),
     )
+    if sub.interactor is not None and "tests" not in body:
+        raise invalid("interactor", "an interactor needs tests (each one's input is its input.txt)")
+    if sub.interactor is not None and "checker" in body:
+        raise invalid("checker", "give either a checker or an interactor: the interactor gives the verdict")
     if sub.checker.kind is not CheckerKind.EXACT and not sub.judge_mode:
         raise invalid("checker", "a checker needs tests with expected_output")
     return Accepted(sub, language, cfg.job_grace, _wait(body.get("wait"), cfg))

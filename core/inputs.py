@@ -1,4 +1,5 @@
-"""The rules a submission's own inputs obey: file names, program arguments, compiler options.
+"""The rules a submission's own inputs obey: file names, program arguments, compiler options,
+the patterns of the files it wants back (`collect`).
 
 Stated once here; the API refuses what breaks them (422 naming the field), and the worker's
 toolchain applies the same functions to whatever enters a compile or a run. The jail guards
@@ -16,6 +17,8 @@ MAX_FILES = 32
 MAX_ARGS = 64
 MAX_ARG_LEN = 4096
 MAX_OPTION_LEN = 128
+MAX_COLLECT = 16  # patterns in `collect`
+MAX_COLLECT_LEN = 256  # characters of one pattern
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
 
 
@@ -66,3 +69,22 @@ def check_options(language: Language, options: Sequence[str]) -> list[str]:
         if not opt or len(opt) > MAX_OPTION_LEN or not language.options.permits(opt):
             raise InputError(f"compile_options[{i}]", f"option {opt!r} is not allowed for {language.id}")
     return options
+
+
+def check_collect(patterns: Sequence[str]) -> list[str]:
+    """The `collect` patterns: each a path relative to /box (no leading '/', no '..' component,
+    no NUL, not empty, at most MAX_COLLECT_LEN characters) whose components may be shell-style
+    globs (`*`, `?`, `[...]` by fnmatch's rules, within one component); at most MAX_COLLECT.
+    The jail reads what they match (jail/rootfs.py: collect) and checks the same on its side."""
+    if len(patterns) > MAX_COLLECT:
+        raise InputError("collect", f"at most {MAX_COLLECT} patterns, got {len(patterns)}")
+    for i, p in enumerate(patterns):
+        field = f"collect[{i}]"
+        if not isinstance(p, str) or not p or len(p) > MAX_COLLECT_LEN or "\0" in p:
+            raise InputError(field, f"must be a non-empty string of at most {MAX_COLLECT_LEN} characters, without NUL")
+        parts = p.split("/")
+        if p.startswith("/") or ".." in parts:
+            raise InputError(field, f"{p!r} must be relative to the work directory /box, without '..'")
+        if all(part in ("", ".") for part in parts):
+            raise InputError(field, f"{p!r} names no file: give a name or a pattern such as '*.json'")
+    return list(patterns)

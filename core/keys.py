@@ -31,6 +31,25 @@ class Keys:
         stream (wakes its SSE readers, api/wakeups.py)."""
         return f"{self.prefix}:events:{sid}"
 
+    def stdin(self, sid: str) -> str:
+        """Stream of what a session's client typed (`d`: bytes, or `eof`, or `kill`), in order;
+        the worker deletes each entry once written to the program (api/sessions.py)."""
+        return f"{self.prefix}:sub:{sid}:stdin"
+
+    def acked(self, sid: str) -> str:
+        """String: bytes of a session's output its client has received (the worker's window)."""
+        return f"{self.prefix}:sub:{sid}:acked"
+
+    def lease(self, sid: str) -> str:
+        """String with a short TTL, renewed by the worker that runs session `sid`: gone while
+        the session is unfinished means that worker died."""
+        return f"{self.prefix}:sub:{sid}:lease"
+
+    def sessions(self, owner: str) -> str:
+        """Sorted set: the open sessions of one API key (or "anonymous"), scored by when to
+        forget them (the per-key session limit)."""
+        return f"{self.prefix}:sessions:{owner}"
+
     def callbacks(self) -> str:
         """Stream of finished submissions that have a callback_url; the API delivers them."""
         return f"{self.prefix}:callbacks"

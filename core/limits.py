@@ -17,7 +17,7 @@ from typing import Any
 
 from core.inputs import InputError
 from core.models import CheckerKind, Submission
-from jail.spec import BOUNDS, Limits, parse_size
+from jail.spec import BOUNDS, Limits, MiB, parse_size
 from policies.languages import Language
 
 LIMIT_NAMES = tuple(BOUNDS)
@@ -28,8 +28,17 @@ _UNIT_WORDS = {"s": "seconds", "bytes": "bytes", "": "items"}
 # A custom checker is the task author's program, not the submission's: these are its limits
 # per test. An API key's ceilings bound them too (`checker_overrides`).
 CHECKER_LIMITS = Limits(cpu_time=5.0, wall_time=10.0)
-# Seconds a job may take beyond its tests' wall times: compiling a custom checker.
+# Seconds a job may take beyond its tests' wall times: compiling a custom checker (or interactor).
 CHECKER_COMPILE_S = 60.0
+# An interactor's limits per test, like a checker's; its wall time is at least the program's
+# plus INTERACTOR_WALL_MARGIN, so a program that stops answering runs out of time first.
+INTERACTOR_LIMITS = CHECKER_LIMITS
+INTERACTOR_WALL_MARGIN = 2.0
+# What a test's `collect` may bring back: at most this many files and bytes (base64 adds a
+# third on the wire). Reaching either stops the collect with `files_truncated`, not an error;
+# the result's CELLBLOCK_MAX_RESULT budget (shared with the outputs) may keep less.
+COLLECT_FILES = 64
+COLLECT_BYTES = 4 * MiB
 
 
 def _typed(name: str, value: float) -> Any:
@@ -94,6 +103,13 @@ def checker_limits(stored: Mapping[str, float]) -> Limits:
     return dataclasses.replace(CHECKER_LIMITS, **{name: _typed(name, value) for name, value in stored.items()})
 
 
+def interactor_limits(stored: Mapping[str, float], program: Limits) -> Limits:
+    """An interactor's limits for one test: INTERACTOR_LIMITS with the stored overrides, its wall
+    time stretched to outlast the program's."""
+    own = dataclasses.replace(INTERACTOR_LIMITS, **{name: _typed(name, value) for name, value in stored.items()})
+    return dataclasses.replace(own, wall_time=max(own.wall_time, program.wall_time + INTERACTOR_WALL_MARGIN))
+
+
 def ceiling(text: str) -> tuple[str, float]:
     """'memory=256M' -> ('memory', 268435456): an API key's ceiling for one limit (sizes in the
     one size grammar, times in seconds), within what the jail can honour. ValueError says why."""
@@ -120,6 +136,9 @@ def job_timeout(sub: Submission, language: Language, grace: int) -> int:
     per_test = run_limits(language, sub.limits).wall_time + 1.0
     if sub.checker.kind is CheckerKind.CUSTOM:
         per_test += checker_limits(sub.checker.limits).wall_time
+        total += CHECKER_COMPILE_S
+    if sub.interactor is not None:  # runs beside the program: its wall time is the test's
+        per_test = interactor_limits(sub.interactor.limits, run_limits(language, sub.limits)).wall_time + 1.0
         total += CHECKER_COMPILE_S
     total += per_test * max(1, len(sub.tests))
     return int(total) + 1

@@ -126,6 +126,24 @@ class Checker:
 
 
 @dataclass(slots=True)
+class Interactor:
+    """A judge that talks with the program turn by turn (worker/interactor.py), in a jail of
+    its own, testlib-style: `interactor input.txt output.txt answer.txt`, its stdin the
+    program's stdout and back; its exit code is the test's verdict."""
+
+    language: str
+    files: dict[str, bytes]
+    limits: dict[str, float] = field(default_factory=dict)  # overrides of core.limits.INTERACTOR_LIMITS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"language": self.language, "files": {k: b64(v) for k, v in self.files.items()}, "limits": self.limits}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Interactor:
+        return cls(d["language"], {k: unb64(v) for k, v in d["files"].items()}, dict(d.get("limits", {})))
+
+
+@dataclass(slots=True)
 class Submission:
     """A validated request. `tests` holds one case without expected output in run mode."""
 
@@ -140,14 +158,22 @@ class Submission:
     encoding: str = "utf-8"
     callback_url: str | None = None
     stop_on_first_failure: bool = False
+    # Files to return from each test's run: patterns relative to /box (core.inputs.check_collect).
+    collect: list[str] = field(default_factory=list)
     created_at: float = 0.0
     # What a compatibility layer (api/judge0, api/piston) was asked in its own terms and renders
     # back; {"api": name, ...}. Opaque to the core and the worker: it never changes a run.
     compat: dict[str, Any] = field(default_factory=dict)
+    stream_output: bool = False  # `output` events while each test runs (GET .../events)
+    interactor: Interactor | None = None
+    # An interactive session (/v1/sessions): one run whose stdin comes from the client as it
+    # types, ended after `idle_timeout` seconds with neither input nor output.
+    interactive: bool = False
+    idle_timeout: float = 0.0
 
     @property
     def judge_mode(self) -> bool:
-        return any(t.expected_output is not None for t in self.tests)
+        return self.interactor is not None or any(t.expected_output is not None for t in self.tests)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -162,8 +188,13 @@ class Submission:
             "encoding": self.encoding,
             "callback_url": self.callback_url,
             "stop_on_first_failure": self.stop_on_first_failure,
+            "collect": self.collect,
             "created_at": self.created_at,
             "compat": self.compat,
+            "stream_output": self.stream_output,
+            "interactor": None if self.interactor is None else self.interactor.to_json(),
+            "interactive": self.interactive,
+            "idle_timeout": self.idle_timeout,
         }
 
     @classmethod
@@ -180,8 +211,13 @@ class Submission:
             encoding=d["encoding"],
             callback_url=d.get("callback_url"),
             stop_on_first_failure=bool(d["stop_on_first_failure"]),
+            collect=list(d.get("collect") or []),
             created_at=float(d["created_at"]),
             compat=dict(d.get("compat") or {}),
+            stream_output=bool(d.get("stream_output", False)),
+            interactor=None if d.get("interactor") is None else Interactor.from_json(d["interactor"]),
+            interactive=bool(d.get("interactive", False)),
+            idle_timeout=float(d.get("idle_timeout", 0.0)),
         )
 
 
@@ -192,7 +228,9 @@ EXEC_FAILED = "exec_failed"
 
 @dataclass(slots=True)
 class TestResult:
-    """What one test did. stdout/stderr are raw bytes; the API encodes them on the way out."""
+    """What one test did. stdout/stderr are raw bytes; the API encodes them on the way out.
+    `files` are what the submission's `collect` brought back (path under /box -> content),
+    `files_truncated` whether a cap (core.limits.COLLECT_*, CELLBLOCK_MAX_RESULT) left some out."""
 
     index: int
     verdict: Verdict
@@ -206,8 +244,13 @@ class TestResult:
     stderr: bytes = b""
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    files: dict[str, bytes] = field(default_factory=dict)
+    files_truncated: bool = False
     message: str = ""
     jail_time: float = 0.0  # wall seconds spent in jail.run (for the latency breakdown)
+    # With an interactor: how its run ended and what it used (status, exit_code, signal,
+    # cpu_time, wall_time, peak_memory).
+    interactor: dict[str, Any] | None = None
 
     @classmethod
     def of_run(cls, index: int, run: RunResult, jail_time: float) -> TestResult:
@@ -217,7 +260,8 @@ class TestResult:
 
     def public(self, encoding: str) -> dict[str, Any]:
         """What clients see of a test (every field but the internal `jail_time`); outputs
-        as text or base64 by the submission's `encoding`."""
+        as text or base64 by the submission's `encoding`; `files` always base64 (they are
+        rarely text)."""
         d = self.to_json()
         del d["jail_time"]
         d["stdout"] = encode_output(self.stdout, encoding)
@@ -229,6 +273,7 @@ class TestResult:
         d["verdict"] = str(self.verdict)
         d["stdout"] = b64(self.stdout)
         d["stderr"] = b64(self.stderr)
+        d["files"] = {name: b64(data) for name, data in self.files.items()}
         return d
 
     @classmethod
@@ -237,6 +282,7 @@ class TestResult:
         d["verdict"] = Verdict(d["verdict"])
         d["stdout"] = unb64(d["stdout"])
         d["stderr"] = unb64(d["stderr"])
+        d["files"] = {name: unb64(data) for name, data in d.get("files", {}).items()}
         return cls(**d)
 
 
@@ -244,7 +290,7 @@ class TestResult:
 # the outputs), named once: the rest (index, verdict, message, jail_time) are the judge's.
 _FROM_THE_JAIL = (
     "exit_code", "signal", "cpu_time", "wall_time", "peak_memory",
-    "stdout", "stderr", "stdout_truncated", "stderr_truncated",
+    "stdout", "stderr", "stdout_truncated", "stderr_truncated", "files", "files_truncated",
 )  # fmt: skip
 
 

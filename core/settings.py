@@ -73,7 +73,8 @@ SETTINGS: list[Setting] = [
     Setting(
         "CELLBLOCK_MAX_RESULT",
         "4M",
-        "most bytes of program output (every test's stdout and stderr) a result keeps; the rest is cut, flagged",
+        "most bytes of program output (every test's stdout, stderr and collected files) a result keeps; "
+        "the rest is cut, flagged",
         size=True,
     ),
     Setting("CELLBLOCK_MAX_WAIT", "60", "longest `wait` a request may ask for, seconds"),
@@ -93,6 +94,17 @@ SETTINGS: list[Setting] = [
         "web origins whose pages may call /v1 (CORS), comma-separated, e.g. https://ide.example.org",
     ),
     Setting("CELLBLOCK_MAX_STREAMS", "1000", "event streams (SSE) one API process holds open at once (503 above)"),
+    Setting("CELLBLOCK_MAX_SESSIONS", "4", "interactive sessions (/v1/sessions) one API key may hold open at once"),
+    Setting(
+        "CELLBLOCK_SESSION_IDLE_TIMEOUT",
+        "60",
+        "seconds a session may go without input or output before it ends (a session's own idle_timeout may be less)",
+    ),
+    Setting(
+        "CELLBLOCK_SESSIONS_PER_WORKER",
+        "16",
+        "sessions one worker process runs at once, beside its jobs (more wait in the queue)",
+    ),
     Setting(
         "CELLBLOCK_REDIS_CONNECTIONS",
         "64",
@@ -147,6 +159,9 @@ class Config:
     allowed_hosts: str
     allowed_origins: str
     max_streams: int
+    max_sessions: int
+    session_idle_timeout: float
+    sessions_per_worker: int
     redis_connections: int
     max_queue: int
     callback_attempts: int

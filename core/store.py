@@ -90,16 +90,28 @@ def finish(
 ) -> None:
     """Write the `events` not yet written, store the result, mark finished, publish `finished`
     (stream and channel), queue the callback: one transaction."""
+    with r.pipeline(transaction=True) as pipe:
+        stage_finish(pipe, keys, sub, result, ttl, events)
+        pipe.execute()
+
+
+def stage_finish(
+    pipe: Any,
+    keys: Keys,
+    sub: Submission,
+    result: Result,
+    ttl: int,
+    events: Sequence[tuple[str, dict[str, Any]]] = (),
+) -> None:
+    """`finish`'s commands, queued on a transaction's pipeline (sync or asyncio)."""
     result.timings["finished_at"] = time.time()
     body = json.dumps(result.to_json())
-    with r.pipeline(transaction=True) as pipe:
-        finished = ("finished", {"state": str(State.FINISHED), "verdict": str(result.verdict)})
-        stage_events(pipe, keys, sub.id, [*events, finished], ttl)  # before the state below: it is the last
-        key = keys.submission(sub.id)
-        pipe.hset(key, mapping={"state": str(State.FINISHED), "result": body})
-        pipe.expire(key, ttl)
-        pipe.publish(keys.finished(), sub.id)
-        if sub.callback_url:
-            pipe.xadd(keys.callbacks(), {"id": sub.id, "url": sub.callback_url}, maxlen=100_000, approximate=True)
-        metrics.stage_finished(pipe, keys, sub, result)  # counted in the same transaction as the result
-        pipe.execute()
+    finished = ("finished", {"state": str(State.FINISHED), "verdict": str(result.verdict)})
+    stage_events(pipe, keys, sub.id, [*events, finished], ttl)  # before the state below: it is the last
+    key = keys.submission(sub.id)
+    pipe.hset(key, mapping={"state": str(State.FINISHED), "result": body})
+    pipe.expire(key, ttl)
+    pipe.publish(keys.finished(), sub.id)
+    if sub.callback_url:
+        pipe.xadd(keys.callbacks(), {"id": sub.id, "url": sub.callback_url}, maxlen=100_000, approximate=True)
+    metrics.stage_finished(pipe, keys, sub, result)  # counted in the same transaction as the result

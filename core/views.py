@@ -82,6 +82,7 @@ def submission_view(fields: dict[bytes, bytes]) -> dict[str, Any]:
     )
     judge_mode = any(t.get("expected_output") is not None for t in spec["tests"])  # Submission.judge_mode
     if not judge_mode and tests:
-        # Run mode: one run; lift its output to the top for convenience.
-        view.update({name: tests[0][name] for name in ("stdout", "stderr", "exit_code", "signal")})
+        # Run mode: one run; lift its output (and the files it left, if `collect` asked) to the top.
+        lifted = ("stdout", "stderr", "exit_code", "signal", "files", "files_truncated")
+        view.update({name: tests[0][name] for name in lifted})
     return view

@@ -1,6 +1,7 @@
 """The thin RQ glue: process a queued submission id, turn final failures into internal_error.
 
 The job is enqueued by core/queue.py, which names `process` and `on_failure` by import path.
+An interactive session's job only hands it over to the process's session host (worker/sessions.py).
 Failure handling is RQ's own: an exception (a sandbox fault) or a worker that died
 mid-job (StartedJobRegistry cleanup: AbandonedJobError) retries the job while
 `Retry(max=CELLBLOCK_JOB_RETRIES)` allows; after the last attempt `on_failure` stores
@@ -22,8 +23,10 @@ from core import metrics, store
 from core import settings as config_mod
 from core.keys import Keys
 from core.logctx import SUBMISSION
-from core.models import Result, State, Verdict
+from core.models import Result, State, Submission, Verdict
+from worker import sessions
 from worker.judge import SandboxFault, judge
+from worker.live import LiveOutput
 
 log = logging.getLogger("cellblock.worker")
 
@@ -55,13 +58,16 @@ def _process(sid: str) -> str:
     sub, state = loaded
     if state == State.FINISHED:
         return "already finished"  # a retry of a job whose first run did finish
+    if sub.interactive:  # a live session: this process's session host runs it from here
+        sessions.admit(r, cfg, keys, sub)
+        return "session"
     started = time.time()
     attempt = 1 + (cfg.job_retries - (job.retries_left or 0) if job is not None and job.retries_left is not None else 0)
 
     # Every line names the submission already (logging context, cli/logs.py).
     log.info("started (attempt %d, %s, queued %.3fs)", attempt, sub.language, started - sub.created_at)
 
-    events = HeldEvents(r, keys, sid, cfg.submission_ttl)
+    events = HeldEvents(r, keys, sub, cfg.submission_ttl)
     try:
         result = judge(sub, events, cfg.max_result)
     except SandboxFault as exc:
@@ -78,11 +84,17 @@ def _process(sid: str) -> str:
 class HeldEvents:
     """The judge's EventSink: events wait in `held` until `flush` or the final transaction.
     A cached compile's `compiling` goes out with the first `running`, and a test's result
-    with the next `running` or the result: one Redis transaction per test."""
+    with the next `running` or the result: one Redis transaction per test. A submission
+    that asked for `stream_output` gets its output as it comes (worker/live.py)."""
 
-    def __init__(self, r: redis.Redis, keys: Keys, sid: str, ttl: int) -> None:
-        self.r, self.keys, self.sid, self.ttl = r, keys, sid, ttl
+    def __init__(self, r: redis.Redis, keys: Keys, sub: Submission, ttl: int) -> None:
+        self.r, self.keys, self.sub, self.sid, self.ttl = r, keys, sub, sub.id, ttl
         self.held: list[tuple[str, dict[str, Any]]] = []
+
+    def live(self, test: int) -> LiveOutput | None:
+        if not self.sub.stream_output:
+            return None
+        return LiveOutput(self.r, self.keys, self.sid, self.ttl, self.sub.encoding, test)
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
         self.held.append((kind, data))

@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from core.limits import checker_limits, run_limits
+from core.limits import checker_limits, interactor_limits, run_limits
 from core.models import EXEC_FAILED, CheckerKind, Result, State, Submission, TestCase, TestResult, Verdict
 from jail.errors import CommandNotFound, JailError
-from jail.spec import Limits, RunResult, Status
+from jail.spec import Limits, OutputSink, RunResult, Status
 from policies.languages import Language, available_languages
-from worker import checkers
+from worker import checkers, interactor
 from worker.toolchain import compile_source, run_program
 
 
@@ -28,6 +28,16 @@ class EventSink(Protocol):
     def emit(self, kind: str, data: dict[str, Any]) -> None: ...
 
     def flush(self) -> None: ...
+
+    def live(self, test: int) -> LiveSink | None:
+        """Where test `test`'s output goes as it is produced (`stream_output`), or None."""
+        ...
+
+
+class LiveSink(OutputSink, Protocol):
+    """An OutputSink to close once its run is over (it sends what it holds)."""
+
+    def close(self) -> None: ...
 
 
 # jail Status -> verdict, for every status that ends a test without checking its output.
@@ -84,18 +94,8 @@ def _verdict(
     checker_artifact: dict[str, bytes],
 ) -> tuple[Verdict, str]:
     """A test's verdict and message: how the run ended, else its output checked."""
-    if run.status is not Status.OK:
-        if run.status is Status.SECURITY_VIOLATION and run.syscall:
-            message = f"forbidden system call: {run.syscall}"
-        elif run.signal:
-            message = f"killed by {run.signal}"
-        elif run.exit_code:
-            message = f"exit code {run.exit_code}"
-        else:
-            message = ""
-        return _STATUS_VERDICT[run.status], message
-    if test.expected_output is None:
-        return Verdict.ACCEPTED, ""
+    if run.status is not Status.OK or test.expected_output is None:
+        return run_verdict(run)
     if checker_lang is not None:
         return _custom_check(
             checker_lang,
@@ -108,6 +108,21 @@ def _verdict(
     if not checkers.builtin(sub.checker.kind, run.stdout, test.expected_output, sub.checker.tolerance):
         return Verdict.WRONG_ANSWER, ""
     return Verdict.ACCEPTED, ""
+
+
+def run_verdict(run: RunResult) -> tuple[Verdict, str]:
+    """A run's verdict and message by how it ended alone (run mode: no output to check)."""
+    if run.status is Status.OK:
+        return Verdict.ACCEPTED, ""
+    if run.status is Status.SECURITY_VIOLATION and run.syscall:
+        message = f"forbidden system call: {run.syscall}"
+    elif run.signal:
+        message = f"killed by {run.signal}"
+    elif run.exit_code:
+        message = f"exit code {run.exit_code}"
+    else:
+        message = ""
+    return _STATUS_VERDICT[run.status], message
 
 
 class OutputBudget:
@@ -123,6 +138,24 @@ class OutputBudget:
         kept = data[: self.left]
         self.left -= len(kept)
         return kept, len(kept) < len(data)
+
+    def keep_files(self, files: dict[str, bytes]) -> tuple[dict[str, bytes], bool]:
+        """The collected `files` that fit, whole and in order (a cut file is a corrupt one), and
+        whether any was left out: the first that does not fit ends them. A name that is not
+        UTF-8 (a glob matched the program's own bytes) cannot be a JSON key: left out too."""
+        kept: dict[str, bytes] = {}
+        cut = False
+        for name, data in files.items():
+            if len(data) > self.left:
+                return kept, True
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                cut = True
+                continue
+            kept[name] = data
+            self.left -= len(data)
+        return kept, cut
 
 
 def judge(sub: Submission, events: EventSink, keep_output: int) -> Result:
@@ -164,6 +197,19 @@ def judge(sub: Submission, events: EventSink, keep_output: int) -> Result:
                 return result
             checker_artifact = c_out.artifact
 
+        interactor_artifact: dict[str, bytes] = {}
+        interactor_lang: Language | None = None
+        if sub.interactor is not None:
+            interactor_lang = languages.get(sub.interactor.language)
+            if interactor_lang is None:
+                raise SandboxFault(f"interactor language {sub.interactor.language!r} not available")
+            i_out = compile_source(interactor_lang, sub.interactor.files, [], before_compiling=events.flush)
+            if not i_out.ok:
+                result.verdict = Verdict.CHECKER_ERROR
+                result.message = "the interactor did not compile: " + i_out.output[:4000]
+                return result
+            interactor_artifact = i_out.artifact
+
         budget = OutputBudget(keep_output)
         limits = run_limits(language, sub.limits)
         n = len(sub.tests)
@@ -171,8 +217,27 @@ def judge(sub: Submission, events: EventSink, keep_output: int) -> Result:
             events.emit("state", {"state": str(State.RUNNING), "test": k, "of": n})
             events.flush()
             t0 = time.monotonic()
+            sink = events.live(k)
             try:
-                run = run_program(language, outcome.artifact, test.input, sub.args, limits)
+                if interactor_lang is not None and sub.interactor is not None:
+                    i_limits = interactor_limits(sub.interactor.limits, limits)
+                    run, judged, gap = interactor.run_test(
+                        language, outcome.artifact, sub.args, limits,
+                        interactor_lang, interactor_artifact, i_limits, test, sub.collect, budget.left,
+                    )  # fmt: skip
+                    said = interactor.verdict(run, judged, judge_first=gap < 0)
+                else:
+                    judged, said = None, None
+                    run = run_program(
+                        language,
+                        outcome.artifact,
+                        test.input,
+                        sub.args,
+                        limits,
+                        sink,
+                        collect=sub.collect,
+                        collect_budget=budget.left,
+                    )
             except CommandNotFound as exc:
                 if not _runs_own_file(language):
                     raise
@@ -181,12 +246,19 @@ def judge(sub: Submission, events: EventSink, keep_output: int) -> Result:
             else:
                 spent = time.monotonic() - t0
                 tr = TestResult.of_run(k, run, spent)
-                tr.verdict, tr.message = _verdict(sub, run, test, checker_lang, checker_artifact)
+                if judged is not None:
+                    tr.interactor = interactor.accounting(judged)
+                tr.verdict, tr.message = said or _verdict(sub, run, test, checker_lang, checker_artifact)
+            finally:
+                if sink is not None:
+                    sink.close()
             jail_time += spent
             tr.stdout, cut = budget.keep(tr.stdout)
             tr.stdout_truncated |= cut
             tr.stderr, cut = budget.keep(tr.stderr)
             tr.stderr_truncated |= cut
+            tr.files, cut = budget.keep_files(tr.files)  # after the outputs: they are the verdict's
+            tr.files_truncated |= cut
             result.tests.append(tr)
             events.emit(
                 "test",

@@ -19,9 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core import settings
-from core.inputs import InputError, check_args, check_options, normalize_files
-from jail import run
-from jail.spec import DEFAULT_ENV, Limits, MiB, RunResult, RunSpec, Status
+from core.inputs import InputError, check_args, check_collect, check_options, normalize_files
+from core.limits import COLLECT_BYTES, COLLECT_FILES
+from jail import run, start
+from jail.spec import DEFAULT_ENV, Limits, MiB, OutputSink, Pipe, RunResult, RunSpec, Status
 from policies.languages import Language
 from worker.compile_cache import CompileCache, cache_key
 
@@ -127,6 +128,40 @@ def set_cache(cache: CompileCache | None) -> None:
 # --------------------------------------------------------------------------- stages
 
 
+def stage_spec(
+    language: Language,
+    argv: list[str],
+    limits: Limits,
+    files: Mapping[str, bytes],
+    stdin: bytes | Pipe | None = None,
+    collect: Sequence[str] = (),
+    collect_files: int | None = None,
+    collect_bytes: int | None = None,
+) -> RunSpec:
+    """One compile or run stage's RunSpec: the language's env, binds and profile; `collect`
+    and its caps as jail.spec.RunSpec takes them (None: the jail's own bounds)."""
+    return RunSpec(
+        argv=argv,
+        limits=limits,
+        stdin=stdin,
+        files={f"{BOX}/{n}": d for n, d in files.items()},
+        collect=list(collect),
+        collect_files=collect_files,
+        collect_bytes=collect_bytes,
+        env=build_env(language, limits),
+        binds=list(language.binds),
+        profile=language.profile,
+    )
+
+
+def settled(language: Language, res: RunResult, limits: Limits) -> RunResult:
+    """A stage's result, with a runtime that died of its own out-of-memory error (javac/kotlinc's
+    OutOfMemoryError, cc1's "out of memory", V8's heap limit...) reported as memory_limit."""
+    if is_runtime_oom(language, res, limits):
+        res.status = Status.MEMORY_LIMIT
+    return res
+
+
 def _run_stage(
     language: Language,
     argv: list[str],
@@ -135,26 +170,8 @@ def _run_stage(
     stdin: bytes | None = None,
     collect: Sequence[str] = (),
 ) -> RunResult:
-    """One compile or run stage in the jail, with the language's env, binds and profile.
-
-    A runtime that dies of its own out-of-memory error (javac/kotlinc's OutOfMemoryError,
-    cc1's "out of memory", V8's heap limit...) is reported as memory_limit.
-    """
-    res = run(
-        RunSpec(
-            argv=argv,
-            limits=limits,
-            stdin=stdin,
-            files={f"{BOX}/{n}": d for n, d in files.items()},
-            collect=list(collect),
-            env=build_env(language, limits),
-            binds=list(language.binds),
-            profile=language.profile,
-        )
-    )
-    if is_runtime_oom(language, res, limits):
-        res.status = Status.MEMORY_LIMIT
-    return res
+    """One compile or run stage in the jail."""
+    return settled(language, run(stage_spec(language, argv, limits, files, stdin, collect)), limits)
 
 
 def _has_artifacts(language: Language, collected: Mapping[str, bytes]) -> bool:
@@ -208,7 +225,9 @@ def compile_source(
         collect=language.artifacts,
     )
     output = _cap(res.stderr + res.stdout)
-    if res.status is Status.OK and _has_artifacts(language, res.files):
+    # A truncated collect (artifacts above the compile's disk limit, or nested too deep) would
+    # be a partial program, and cached: the compile's failure, as any other it causes.
+    if res.status is Status.OK and _has_artifacts(language, res.files) and not res.files_truncated:
         artifact = {n: d for n, d in res.files.items()}
         if cache is not None:
             try:
@@ -216,7 +235,9 @@ def compile_source(
             except OSError as e:
                 log.warning("compile cache write failed: %s", e)
         return CompileOutcome(ok=True, artifact=artifact, output=output, result=res)
-    if res.status is Status.OK:
+    if res.status is Status.OK and res.files_truncated:
+        reason = f"the compiler's {', '.join(language.artifacts)} are too large to read back"
+    elif res.status is Status.OK:
         reason = f"the compiler produced no {', '.join(language.artifacts)}"
     elif res.status is Status.NONZERO_EXIT:
         reason = ""
@@ -243,12 +264,51 @@ def is_runtime_oom(language: Language, res: RunResult, limits: Limits) -> bool:
     return any(p.search(tail) for p in language.oom_patterns)
 
 
-def run_program(
-    language: Language, artifact_or_sources: Mapping[str, bytes], stdin: bytes, args: Sequence[str], limits: Limits
-) -> RunResult:
-    """Run the compiled artifact (or the sources, for interpreted languages) once."""
+def program_spec(
+    language: Language,
+    artifact_or_sources: Mapping[str, bytes],
+    stdin: bytes | Pipe,
+    args: Sequence[str],
+    limits: Limits,
+    collect: Sequence[str] = (),
+    collect_budget: int | None = None,
+) -> RunSpec:
+    """The RunSpec that runs the compiled artifact (or the sources, for interpreted languages).
+
+    `collect`: the submission's patterns of files to read back after the run (rules:
+    core.inputs.check_collect), at most COLLECT_FILES files and COLLECT_BYTES bytes, or
+    `collect_budget` bytes when that is less (what the result may still keep)."""
     args = check_args(args)
     files = dict(artifact_or_sources)
     if language.compile is None:
         files = normalize_files(language, files)
-    return _run_stage(language, build_argv(language.run, limits, args=args), limits, files, stdin=stdin)
+    most = COLLECT_BYTES if collect_budget is None else max(0, min(COLLECT_BYTES, collect_budget))
+    return stage_spec(
+        language,
+        build_argv(language.run, limits, args=args),
+        limits,
+        files,
+        stdin=stdin,
+        collect=check_collect(collect),
+        collect_files=COLLECT_FILES,
+        collect_bytes=most,
+    )
+
+
+def run_program(
+    language: Language,
+    artifact_or_sources: Mapping[str, bytes],
+    stdin: bytes,
+    args: Sequence[str],
+    limits: Limits,
+    sink: OutputSink | None = None,
+    collect: Sequence[str] = (),
+    collect_budget: int | None = None,
+) -> RunResult:
+    """Run the compiled artifact (or the sources) once; its output also to `sink` as it comes;
+    the files `collect` matches come back in RunResult.files (see program_spec)."""
+    spec = program_spec(language, artifact_or_sources, stdin, args, limits, collect, collect_budget)
+    if sink is None:
+        return settled(language, run(spec), limits)
+    with start(spec) as running:
+        return settled(language, running.finish(sink), limits)

@@ -287,6 +287,13 @@ GOOD: dict[str, Any] = {"language": "python3", "source": PY_ECHO}
         ({"args": ["ok", "\ud800"]}, "args[1]", "invalid"),
         ({"language": "c", "source": "int main(){}", "compile_options": ["-D\udfff"]}, "compile_options[0]", "invalid"),
         ({"unexpected": 1}, "unexpected", "unknown_field"),
+        ({"stream_output": "yes"}, "stream_output", "invalid"),
+        ({"idle_timeout": 5}, "idle_timeout", "unknown_field"),  # a session's (/v1/sessions) only
+        (
+            {"interactor": {"language": "python3", "source": "\ud800"}, "tests": [{"input": ""}]},
+            "interactor.source",
+            "invalid",
+        ),
     ],
 )
 def test_bad_input_is_422_naming_the_field(stack: Stack, change: dict[str, Any], field: str, code: str) -> None:

@@ -45,7 +45,7 @@ class Sink:
 
 
 def test_stdin_written_as_the_program_runs_and_its_close_is_eof() -> None:
-    spec = RunSpec(argv=[SH, "-c", "while read line; do echo \"got $line\"; done; echo end"], stdin=PIPE)
+    spec = RunSpec(argv=[SH, "-c", 'while read line; do echo "got $line"; done; echo end'], stdin=PIPE)
     sink = Sink(keeps=("stdout",))
     with start(spec) as running:
         fd = running.take_stdin()

@@ -1,0 +1,303 @@
+"""GET /v1/sessions: an interactive run over a WebSocket.
+
+The client's first message (text, within INIT_TIMEOUT_S) is the session as JSON: a run-mode
+submission (language, source or files, args, compile_options, limits, encoding) and
+`idle_timeout`. It is validated like a submission and queued like one (the run happens on a
+worker, worker/sessions.py). Then, both ways at once:
+
+  client -> server   binary frame: bytes for the program's stdin
+                     {"type": "stdin", "data": "..."} (text, or base64 with encoding base64)
+                     {"type": "eof"} closes the program's stdin; {"type": "kill"} ends the run
+  server -> client   {"type": "session", "id"}, {"type": "state", "state", ...},
+                     {"type": "output", "stream", "data", "offset"},
+                     {"type": "result", "result": <the submission's view>}, then close 1000;
+                     {"type": "error", "error": {...}} for a refused message; a refused
+                     session then closes with 4000 + the HTTP status the refusal would have.
+
+Before the upgrade, a session is refused as any request is (401, 429...), and also past the
+key's CELLBLOCK_MAX_SESSIONS open sessions (429). Back-pressure both ways: input waits in
+Redis at most MAX_PENDING entries (then this stops reading the socket: TCP holds the client
+back); output runs at most the worker's window ahead of what the client has received, which
+this counts in `Keys.acked`. A client that leaves ends the run (a `kill`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from api import intake, streams
+from api.errors import ApiError, TooMany, invalid, refusal_of
+from api.state import CONFIG, EVENTS, KEYS, LANGUAGES, PRINCIPAL, REDIS
+from api.validation import parse_session
+from api.wakeups import Wake
+from core import store
+from core.keys import Keys
+from core.models import Result, State, Submission, Verdict, unb64
+from core.views import read_view
+
+log = logging.getLogger("cellblock.api")
+
+INIT_TIMEOUT_S = 10.0  # for the first message
+MAX_FRAME = 1 << 20  # the largest message a client may send
+PIECE = 64 * 1024  # input bytes per Redis entry
+MAX_PENDING = 16  # input entries the program has not read yet, before the socket waits
+PENDING_POLL_S = 0.02  # how often a held-back client's input looks for room
+CHECK_S = 2.0  # with nothing heard, look at the session's state (and its worker's lease) this often
+SESSION_SLACK_S = 120  # a session's place is forgotten this long after it could last at most
+ANONYMOUS = "anonymous"  # whose sessions they are when the API runs without keys
+
+# Take a place among a key's open sessions: drop the forgotten, refuse at the limit, add.
+_PLACE_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+# Sends one of the session's events ("state", "output", "result": the view, or "error": a
+# refused message's error object) to the client.
+Render = Callable[[str, dict[str, Any]], Awaitable[None]]
+# One text message of the client -> bytes for the program's stdin, "eof" or "kill", or None;
+# raises Refused (the session goes on) or Close for a message it cannot take.
+Parse = Callable[[str], bytes | str | None]
+
+
+class Refused(Exception):
+    """A message the session refuses: sent to the client as an error, the session goes on."""
+
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
+
+
+class Close(Exception):
+    """A message that ends the session: `notice` is sent, then the socket closes with `code`
+    (and the run is killed)."""
+
+    def __init__(self, code: int, reason: str, notice: dict[str, Any] | None = None) -> None:
+        self.code, self.reason, self.notice = code, reason, notice
+
+
+def error_message(error: ApiError) -> dict[str, Any]:
+    return {"type": "error", "error": {"status": error.status, "code": error.code, "field": error.field,
+                                       "reason": error.reason}}  # fmt: skip
+
+
+async def open_session(request: web.Request) -> web.StreamResponse:
+    """GET /v1/sessions (WebSocket)."""
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_FRAME)
+    place = await hold_place(request, ws)
+    try:
+        await ws.prepare(request)
+        try:
+            first = await ws.receive(timeout=INIT_TIMEOUT_S)
+        except TimeoutError:
+            await refuse(ws, invalid("session", f"send the session as JSON within {INIT_TIMEOUT_S:g} s", "timeout"))
+            return ws
+        if first.type is not WSMsgType.TEXT:
+            if first.type in (WSMsgType.BINARY, WSMsgType.PING, WSMsgType.PONG):
+                await refuse(ws, invalid("session", "the first message must be the session as JSON text"))
+            return ws
+        try:
+            accepted = parse_session(_json(first.data), request.app[CONFIG], request.app[LANGUAGES], request[PRINCIPAL])
+            await intake.take(request, [accepted])
+        except Exception as exc:
+            refusal = refusal_of(exc, MAX_FRAME)
+            if refusal is None:
+                raise
+            await refuse(ws, refusal)
+            return ws
+        await ws.send_json({"type": "session", "id": accepted.submission.id})
+        await relay(request, ws, accepted.submission, _input_v1(accepted.submission), _render_v1(ws))
+        await ws.close()
+        return ws
+    finally:
+        await release_place(request, place)
+
+
+async def hold_place(request: web.Request, ws: web.WebSocketResponse) -> tuple[str, str]:
+    """Before the upgrade: refuse what is no WebSocket, or past the process's streams or the key's
+    sessions. Returns the place taken (owner, member), to release when the session ends."""
+    if not ws.can_prepare(request).ok:
+        raise ApiError(426, "upgrade_required", "this is a WebSocket endpoint: connect with Upgrade: websocket")
+    cfg, r, keys = request.app[CONFIG], request.app[REDIS], request.app[KEYS]
+    if request.app[EVENTS].watching >= cfg.max_streams:
+        raise TooMany(f"{cfg.max_streams} streams open on this API process; retry later", 5, 503, "overloaded")
+    p = request[PRINCIPAL]
+    owner, member = p.id if p else ANONYMOUS, uuid.uuid4().hex
+    now = time.time()
+    longest = 86400 * 2 + SESSION_SLACK_S  # the jail's longest wall time, and the longest idle wait
+    if not int(await r.eval(_PLACE_LUA, 1, keys.sessions(owner), str(now), str(cfg.max_sessions),
+                            str(now + longest), member, str(int(longest)))):  # fmt: skip
+        raise TooMany(f"{cfg.max_sessions} sessions open for this key, at most {cfg.max_sessions}", 5,
+                      code="too_many_sessions")  # fmt: skip
+    return owner, member
+
+
+async def release_place(request: web.Request, place: tuple[str, str]) -> None:
+    owner, member = place
+    try:
+        await request.app[REDIS].zrem(request.app[KEYS].sessions(owner), member)
+    except Exception as exc:  # forgotten on its own when its time is up
+        log.warning("releasing a session place: %s", exc)
+
+
+async def refuse(ws: web.WebSocketResponse, error: ApiError) -> None:
+    """Tell the client why, then close with 4000 + the HTTP status of the refusal."""
+    await ws.send_json(error_message(error))
+    await ws.close(code=4000 + error.status, message=error.code.encode()[:120])
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "malformed_json", "the message is not valid JSON", "body") from None
+
+
+def _input_v1(sub: Submission) -> Parse:
+    def parse(text: str) -> bytes | str | None:
+        try:
+            message = _json(text)
+        except ApiError as exc:
+            raise Refused(exc) from None
+        if not isinstance(message, dict) or message.get("type") not in ("stdin", "eof", "kill"):
+            raise Refused(invalid("type", "a message is {type: stdin, data}, {type: eof} or {type: kill}"))
+        if message["type"] != "stdin":
+            return str(message["type"])
+        data = message.get("data")
+        if not isinstance(data, str):
+            raise Refused(invalid("data", "must be a string"))
+        if sub.encoding == "base64":
+            try:
+                return unb64(data)
+            except (binascii.Error, ValueError, UnicodeEncodeError):
+                raise Refused(invalid("data", "is not valid base64", "invalid_base64")) from None
+        try:
+            return data.encode()
+        except UnicodeEncodeError:
+            raise Refused(invalid("data", "is not valid UTF-8 (lone surrogate)")) from None
+
+    return parse
+
+
+def _render_v1(ws: web.WebSocketResponse) -> Render:
+    async def render(kind: str, data: dict[str, Any]) -> None:
+        if kind == "output":
+            await ws.send_json({"type": "output", "stream": data["stream"], "data": data["data"],
+                                "offset": data["offset"]})  # fmt: skip
+        elif kind == "state":
+            await ws.send_json({"type": "state", **data})
+        elif kind == "result":
+            await ws.send_json({"type": "result", "result": data})
+        elif kind == "error":
+            await ws.send_json({"type": "error", "error": data})
+
+    return render
+
+
+async def relay(request: web.Request, ws: web.WebSocketResponse, sub: Submission, parse: Parse, render: Render) -> None:
+    """Both ways until the session's result is sent (or the client left: the run is killed)."""
+    r, keys = request.app[REDIS], request.app[KEYS]
+    async with request.app[EVENTS].watch(sub.id) as waiter:  # before the first read: nothing is missed
+        inbound = asyncio.create_task(_client_to_program(ws, r, keys, sub.id, parse, render))
+        outbound = asyncio.create_task(_program_to_client(request, sub, render, waiter))
+        try:
+            await asyncio.wait([inbound, outbound], return_when=asyncio.FIRST_COMPLETED)
+            for task in (inbound, outbound):
+                if task.done():
+                    task.result()  # its failure, if it failed
+        finally:
+            for task in (inbound, outbound):
+                task.cancel()
+            await asyncio.gather(inbound, outbound, return_exceptions=True)
+            if not outbound.done() or outbound.cancelled() or outbound.exception() is not None:
+                # The client left, or this API is going away, before the result: end the run.
+                await asyncio.shield(_tell(r, keys, sub.id, {"kill": b"1"}))
+
+
+async def _tell(r: Any, keys: Keys, sid: str, entry: dict[str, bytes]) -> int:
+    """Append `entry` to the session's input; how many entries wait there now."""
+    async with r.pipeline(transaction=True) as pipe:
+        pipe.xadd(keys.stdin(sid), entry)
+        pipe.expire(keys.stdin(sid), 86400)
+        pipe.xlen(keys.stdin(sid))
+        return int((await pipe.execute())[-1])
+
+
+async def _client_to_program(
+    ws: web.WebSocketResponse, r: Any, keys: Keys, sid: str, parse: Parse, render: Render
+) -> None:
+    """The client's messages to the program's stdin, in order, until the client leaves."""
+    async for msg in ws:
+        if msg.type is WSMsgType.BINARY:
+            data: bytes | str | None = msg.data
+        elif msg.type is WSMsgType.TEXT:
+            try:
+                data = parse(msg.data)
+            except Refused as exc:
+                await render("error", error_message(exc.error)["error"])
+                continue
+            except Close as exc:
+                if exc.notice is not None:
+                    await ws.send_json(exc.notice)
+                await ws.close(code=exc.code, message=exc.reason.encode())
+                return
+        else:
+            continue
+        if data is None:
+            continue
+        if isinstance(data, str):  # eof or kill
+            await _tell(r, keys, sid, {data: b"1"})
+            continue
+        for at in range(0, len(data), PIECE):
+            pending = await _tell(r, keys, sid, {"d": data[at : at + PIECE]})
+            while pending >= MAX_PENDING:  # the program is not reading: hold the client back
+                await asyncio.sleep(PENDING_POLL_S)
+                pending = await r.xlen(keys.stdin(sid))
+
+
+async def _program_to_client(request: web.Request, sub: Submission, render: Render, waiter: Any) -> None:
+    """The session's events to the client until its result; counts what the client received."""
+    r, keys = request.app[REDIS], request.app[KEYS]
+    stream, last, received = keys.events(sub.id), "0-0", 0
+    while True:
+        entries, _ = await streams._read(r, stream, last, request.app[EVENTS].generation)
+        for entry_id, fields in entries:
+            last = entry_id.decode()
+            kind, data = fields[b"event"].decode(), json.loads(fields[b"data"])
+            if kind == "finished":
+                view = await read_view(r, keys, sub.id)
+                await render("result", view or {"id": sub.id, "state": "finished"})
+                return
+            await render(kind, data)
+            received += data.get("size", 0) if kind == "output" else 0
+        if entries:
+            await r.set(keys.acked(sub.id), received, ex=86400)
+        if len(entries) == streams.BATCH:
+            continue
+        if await waiter.next(CHECK_S) is Wake.TIMEOUT:
+            await _check_worker(r, keys, sub, request.app[CONFIG].submission_ttl)
+
+
+async def _check_worker(r: Any, keys: Keys, sub: Submission, ttl: int) -> None:
+    """A session that is compiling or running without its worker's lease lost its worker: finish
+    it with internal_error (the client then gets that result)."""
+    state, lease = await asyncio.gather(r.hget(keys.submission(sub.id), "state"), r.exists(keys.lease(sub.id)))
+    if lease or state not in (State.COMPILING.encode(), State.RUNNING.encode()):
+        return
+    log.error("session %s: its worker stopped renewing its lease", sub.id)
+    result = Result(sub.id, Verdict.INTERNAL_ERROR, message="the worker running this session stopped; "
+                    "this is not the program's fault")  # fmt: skip
+    async with r.pipeline(transaction=True) as pipe:
+        store.stage_finish(pipe, keys, sub, result, ttl)
+        await pipe.execute()

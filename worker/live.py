@@ -1,0 +1,156 @@
+"""A run's output as it is produced: `output` events on the submission's event stream.
+
+SSE readers (GET /v1/submissions/{id}/events) and a session's client (api/sessions.py) read
+them. The jail hands each chunk to `LiveOutput.write` from its watch loop, which must never
+block; a publisher thread sends what has gathered, one event per stream, each time it wakes:
+a trickle goes out at once, a flood coalesces into few events (at most PIECE bytes each).
+
+With a `window` (sessions), the program's output may run at most that many bytes ahead of
+what the client has received, which the API counts in `Keys.acked(sid)`: past it `write`
+answers False, the jail stops reading, the program blocks on its full pipe, and nothing
+grows anywhere until the client reads again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import select
+import threading
+import time
+from typing import Any
+
+import redis
+
+from core import store
+from core.keys import Keys
+from core.models import encode_output
+
+log = logging.getLogger("cellblock.worker")
+
+PIECE = 256 * 1024  # most bytes of one stream in one event
+ACK_POLL_S = 0.01  # how often a paused window looks at what the client has received
+
+
+class LiveOutput:
+    """The jail's OutputSink for one run: output events for test `test` of submission `sid`."""
+
+    capped = True
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        keys: Keys,
+        sid: str,
+        ttl: int,
+        encoding: str,
+        test: int,
+        keeps: tuple[str, ...] = ("stdout", "stderr"),
+        window: int | None = None,
+    ) -> None:
+        self.r, self.keys, self.sid, self.ttl, self.encoding, self.test = r, keys, sid, ttl, encoding, test
+        self.keeps = keeps
+        self.window = window
+        self.produced = 0  # bytes handed to us, both streams
+        self.acked = 0  # bytes the client has received (window only)
+        self.last_write = time.monotonic()
+        self._pending: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self._offsets = {"stdout": 0, "stderr": 0}
+        self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in self._pending}
+        self._cond = threading.Condition()
+        self._closing = False
+        self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._thread = threading.Thread(target=self._publish, name=f"live-{sid[:8]}", daemon=True)
+        self._thread.start()
+
+    # The jail's side (its watch loop): never blocks.
+
+    def write(self, stream: str, data: bytes) -> bool:
+        with self._cond:
+            self._pending[stream] += data
+            self.produced += len(data)
+            self.last_write = time.monotonic()
+            self._cond.notify()
+            return self._open()
+
+    def waker(self) -> tuple[int, int]:
+        return self._wake, select.POLLIN
+
+    def ready(self) -> bool:
+        try:
+            os.eventfd_read(self._wake)
+        except BlockingIOError:
+            pass
+        with self._cond:
+            return self._open()
+
+    def _open(self) -> bool:
+        return self.window is None or self.produced - self.acked < self.window
+
+    # The publisher thread.
+
+    def _publish(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closing and not any(self._pending.values()) and self._open():
+                    self._cond.wait()
+                taken = {name: bytes(buf) for name, buf in self._pending.items() if buf}
+                for buf in self._pending.values():
+                    buf.clear()
+                closing, paused = self._closing, not self._open()
+            names = self._pending if closing else taken  # the last round ends every stream's text
+            events = [e for name in names for e in self._events(name, taken.get(name, b""), closing)]
+            if events:
+                try:
+                    store.write_events(self.r, self.keys, self.sid, events, self.ttl)
+                except redis.RedisError as exc:  # readers miss output; the result still has it
+                    log.warning("output events of %s not sent: %s", self.sid, exc)
+            if closing:
+                return
+            if paused:
+                self._await_client()
+
+    def _events(self, name: str, data: bytes, final: bool) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        for at in range(0, max(len(data), 1), PIECE):
+            piece = data[at : at + PIECE]
+            last = final and at + PIECE >= len(data)
+            if self.encoding == "base64":
+                text = encode_output(piece, "base64")
+            else:  # a character cut between two chunks is decoded whole, with the second
+                text = self._decoders[name].decode(piece, last)
+            if piece or text:
+                out.append(("output", {"test": self.test, "stream": name, "offset": self._offsets[name],
+                                       "size": len(piece), "data": text}))  # fmt: skip
+            self._offsets[name] += len(piece)
+        return out
+
+    def _await_client(self) -> None:
+        """Paused: look at what the client has received until the window opens (or the run ends)."""
+        while True:
+            try:
+                raw = self.r.get(self.keys.acked(self.sid))
+            except redis.RedisError:
+                raw = None
+            with self._cond:
+                if raw is not None:
+                    self.acked = max(self.acked, int(raw))
+                if self._open() or self._closing:
+                    break
+                self._cond.wait(ACK_POLL_S)
+        os.eventfd_write(self._wake, 1)
+
+    def close(self) -> None:
+        """Send what is left and stop the publisher (after the run)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join()
+        os.close(self._wake)
+
+    def __enter__(self) -> LiveOutput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
