@@ -12,7 +12,7 @@ from aiohttp import web
 
 from api import admission, auth, intake, middleware
 from api.errors import ApiError
-from api.piston import render, requests, runtimes
+from api.piston import connect, render, requests, runtimes
 from api.piston.requests import PistonError
 from api.state import CONFIG, KEYS, LANGUAGES, PRINCIPAL, REDIS
 from core.models import State
@@ -98,6 +98,7 @@ def routes(prefix: str) -> list[web.AbstractRouteDef]:
         ("GET", "/", version),
         ("GET", "/api/v2/runtimes", list_runtimes),
         ("POST", "/api/v2/execute", execute),
+        ("GET", "/api/v2/connect", connect.connect),
         ("GET", "/api/v2/packages", packages),
         ("POST", "/api/v2/packages", manage_packages),
         ("DELETE", "/api/v2/packages", manage_packages),
