@@ -28,6 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--stdin", type=Path)
     s.add_argument("--tests", type=Path, help="directory of NAME.in / NAME.out pairs")
     s.add_argument("--json", action="store_true", help="print the raw JSON result")
+    s.add_argument(
+        "--interactive",
+        "-i",
+        action="store_true",
+        help="a live session: type the program's stdin, see its output as it comes (Ctrl-C kills the run)",
+    )
+    s.add_argument("--idle-timeout", type=float, help="with --interactive: end the run after this many idle seconds")
     s.add_argument("--url", help="API base URL (default http://CELLBLOCK_HOST:CELLBLOCK_PORT)")
     s.add_argument(
         "--key",
@@ -35,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         help="API key, sent as a Bearer token (default: $CELLBLOCK_API_KEY)",
     )
     args = parser.parse_args(argv)
+    if args.command == "submit" and args.interactive and (args.stdin or args.tests or args.json):
+        s.error("--interactive takes stdin from the terminal and prints as it goes: not with --stdin, --tests, --json")
+    if args.command == "submit" and args.idle_timeout is not None and not args.interactive:
+        s.error("--idle-timeout is for --interactive sessions")
 
     cfg = config_mod.load()
     if args.command == "config":
@@ -46,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         from cli.submit import submit
 
         url = args.url or f"http://{cfg.host}:{cfg.port}"
+        if args.interactive:
+            from cli.session import interactive
+
+            return interactive(args.file, args.language, args.idle_timeout, url, args.key)
         return submit(args.file, args.language, args.stdin, args.tests, args.json, url, args.key)
 
     logs.setup(cfg, args.command)

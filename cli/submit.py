@@ -3,7 +3,8 @@ wait for the result, print it. Exit status 0 when accepted, 1 otherwise, 2 on a 
 
 The API key comes from --key or CELLBLOCK_API_KEY. A 429 or 503 is retried after its
 Retry-After, RETRIES times. Files that are not UTF-8 go as base64 (`encoding`), and the
-outputs come back and are printed as the bytes they are.
+outputs come back and are printed as the bytes they are. `--interactive` is a live session
+instead: cli/session.py.
 """
 
 from __future__ import annotations
@@ -109,21 +110,17 @@ def submit(
             *([stdin_data] if stdin_data is not None else []),
             *(v for case in cases or [] for v in case.values()),
         ]
-        encoding = "utf-8" if all(_is_utf8(b) for b in blobs) else "base64"
-
-        def text(data: bytes) -> str:
-            return data.decode() if encoding == "utf-8" else base64.b64encode(data).decode("ascii")
-
+        encoding = encoding_of(blobs)
         body: dict[str, Any] = {
             "language": language or guess_language(file, base),
-            "source": text(source),
+            "source": as_text(source, encoding),
             "encoding": encoding,
             "wait": True,
         }
         if stdin_data is not None:
-            body["stdin"] = text(stdin_data)
+            body["stdin"] = as_text(stdin_data, encoding)
         if cases is not None:
-            body["tests"] = [{k: text(v) for k, v in case.items()} for case in cases]
+            body["tests"] = [{k: as_text(v, encoding) for k, v in case.items()} for case in cases]
         status, result = _request("POST", f"{base}/v1/submissions", body, key=key)
         while status < 400 and result.get("state") != "finished":
             time.sleep(0.2)
@@ -139,6 +136,16 @@ def submit(
     else:
         _print_human(_decoded(result))
     return 0 if result.get("verdict") == "accepted" else 1
+
+
+def encoding_of(blobs: list[bytes]) -> str:
+    """The request's `encoding`: utf-8 when every one of `blobs` is UTF-8, else base64."""
+    return "utf-8" if all(_is_utf8(b) for b in blobs) else "base64"
+
+
+def as_text(data: bytes, encoding: str) -> str:
+    """`data` as a JSON string of a request in `encoding` (utf-8 or base64)."""
+    return data.decode() if encoding == "utf-8" else base64.b64encode(data).decode("ascii")
 
 
 def _is_utf8(data: bytes) -> bool:
