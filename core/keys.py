@@ -32,7 +32,7 @@ class Keys:
         return f"{self.prefix}:events:{sid}"
 
     def stdin(self, sid: str) -> str:
-        """Stream of what a session's client typed (`d`: bytes, or `eof`, or `kill`), in order;
+        """Stream of what a session's client typed (`d`: bytes, or `eof`), in order;
         the worker deletes each entry once written to the program (api/sessions.py)."""
         return f"{self.prefix}:sub:{sid}:stdin"
 
@@ -45,10 +45,19 @@ class Keys:
         the session is unfinished means that worker died."""
         return f"{self.prefix}:sub:{sid}:lease"
 
+    def kill(self, sid: str) -> str:
+        """String, set when a session's client asks for its run's end (or leaves): a flag, not a
+        stream entry, so that it cannot pile up and overtakes input the program does not read."""
+        return f"{self.prefix}:sub:{sid}:kill"
+
     def sessions(self, owner: str) -> str:
         """Sorted set: the open sessions of one API key (or "anonymous"), scored by when to
-        forget them (the per-key session limit)."""
+        forget them unless their API process renews them (the per-key session limit)."""
         return f"{self.prefix}:sessions:{owner}"
+
+    def all_sessions(self) -> str:
+        """Sorted set: every open session, scored as in `sessions` (the deployment's limit)."""
+        return f"{self.prefix}:sessions"
 
     def callbacks(self) -> str:
         """Stream of finished submissions that have a callback_url; the API delivers them."""

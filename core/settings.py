@@ -103,7 +103,7 @@ SETTINGS: list[Setting] = [
     Setting(
         "CELLBLOCK_SESSIONS_PER_WORKER",
         "16",
-        "sessions one worker process runs at once, beside its jobs (more wait in the queue)",
+        "sessions per live worker the deployment runs at once, beside the jobs (one more is a 503)",
     ),
     Setting(
         "CELLBLOCK_REDIS_CONNECTIONS",
@@ -173,6 +173,10 @@ class Config:
     log_format: str
 
     def __post_init__(self) -> None:
+        if self.sessions_per_worker < 1:
+            raise ValueError(f"CELLBLOCK_SESSIONS_PER_WORKER={self.sessions_per_worker}: at least 1")
+        if not self.session_idle_timeout > 0:
+            raise ValueError(f"CELLBLOCK_SESSION_IDLE_TIMEOUT={self.session_idle_timeout:g}: above 0 seconds")
         # A malformed allowlist stops the service at start, not at its first callback.
         try:
             parse_networks(self.callback_allow)

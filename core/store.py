@@ -25,8 +25,9 @@ def text(reply: bytes | str) -> str:
     return reply.decode() if isinstance(reply, bytes) else reply
 
 
-# A stream per submission never holds more than a few hundred events (2 per test + a few);
-# cap it anyway so a pathological submission cannot grow one key without bound.
+# A stream per submission holds 2 events per test and a few, and with `stream_output` its
+# output events (their bytes bounded by CELLBLOCK_MAX_RESULT, worker/live.py); cap the count
+# anyway so that no submission can grow one key without bound (the oldest go first).
 EVENTS_MAXLEN = 10_000
 
 

@@ -50,11 +50,18 @@ class Jail:
         validate(spec)
         sb = self._take(spec)
         try:
-            started, setup_cpu = sandbox.start(sb, spec)
+            stop = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         except BaseException:
             sb.release()
             raise
-        return Running(sb, spec, started, setup_cpu)
+        try:
+            started, setup_cpu = sandbox.start(sb, spec)
+            return Running(sb, spec, started, setup_cpu, stop)
+        except BaseException:
+            os.close(stop)
+            sb.kill()  # it may have started: nothing watches it
+            sb.release()
+            raise
 
     def _take(self, spec: RunSpec) -> Sandbox:
         shape = Shape.of(spec)
@@ -87,12 +94,12 @@ class Running:
     if it still runs. It is also the watch's `Stop`: `fd` turns readable on `stop`.
     """
 
-    def __init__(self, sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float) -> None:
+    def __init__(self, sb: Sandbox, spec: RunSpec, started: float, setup_cpu: float, stop: int) -> None:
         self._sb, self._spec, self._started, self._setup_cpu = sb, spec, started, setup_cpu
         self._lock = threading.Lock()
         self._closed = False
         self._stdin_taken = False
-        self.fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.fd = stop  # an eventfd, ours: the watch polls it
         self.reason = Status.SIGNALED
 
     def take_stdin(self) -> int:

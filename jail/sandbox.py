@@ -306,8 +306,9 @@ def fill_stdin(fd: int, stdin: bytes | str | None) -> None:
 
 def check_exec(report_fd: int, command: str) -> None:
     """Block until the program exec'd (pipe closes empty) or a setup step reported failure."""
-    ready, _, _ = select.select([report_fd], [], [], SETUP_TIMEOUT)
-    if not ready:
+    poller = select.poll()  # not select: a process running many containers has fds above FD_SETSIZE
+    poller.register(report_fd, select.POLLIN)
+    if not poller.poll(int(SETUP_TIMEOUT * 1000)):
         raise JailError(f"the sandbox did not reach execve within {SETUP_TIMEOUT} s")
     report = os.read(report_fd, 4096)
     if not report:

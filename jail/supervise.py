@@ -11,7 +11,7 @@ A live run (jail.Running) also hands each chunk of output, as it is read, to an
 OutputSink (a session's client, an interactor's stdin). A sink that cannot take more
 pauses the reading: the program then blocks on a full pipe and nothing grows anywhere,
 until the sink's waker says it may go on. The loop also wakes on a stop request from
-another thread (`stop_fd`).
+another thread (`stop`).
 """
 
 from __future__ import annotations
@@ -155,7 +155,8 @@ def watch(
                 exited = True
             elif stop is not None and fd == stop.fd:
                 poller.unregister(fd)
-                kill(stop.reason)
+                if not exited:  # a stop that comes with the end changes nothing
+                    kill(stop.reason)
             elif fd == waker[0]:
                 assert sink is not None
                 if paused and sink.ready():
@@ -179,7 +180,9 @@ def watch(
                     poller.register(*waker)
     wall = time.monotonic() - started
     if killed_for is not None:  # the init may not have seen the end: wait until it is gone
-        select.select([pidfd], [], [])
+        gone = select.poll()  # poll, not select: a busy process's fds may be above FD_SETSIZE
+        gone.register(pidfd, select.POLLIN)
+        gone.poll()
     report = os.read(status_fd, 8)
     status, syscall = struct.unpack("ii", report) if len(report) == 8 else (signal.SIGKILL, -1)
     drain(sink, out, err)
@@ -191,6 +194,8 @@ def drain(sink: OutputSink | None, *streams: Stream) -> None:
     EOF comes at once."""
     end = time.monotonic() + DRAIN_TIMEOUT
     for s in streams:
+        readable = select.poll()
+        readable.register(s.fd, select.POLLIN)
         while s.open and time.monotonic() < end:
             chunk = s.read()
             if chunk is None:
@@ -199,4 +204,4 @@ def drain(sink: OutputSink | None, *streams: Stream) -> None:
                 sink.write(s.name, chunk)
             if s.truncated:
                 return
-            select.select([s.fd], [], [], max(0.0, end - time.monotonic()))
+            readable.poll(max(0, int((end - time.monotonic()) * 1000)))

@@ -10,7 +10,9 @@ When a side ends, the other's stdin is closed (it reads EOF).
 The verdict, as contest judges give it (exit codes of testlib):
 - the interactor ended first with anything but 0: its verdict, and the program is stopped
   (its end is a consequence);
-- else the program's own end, if it was not clean (time, memory, output, runtime error...);
+- else the program's own end, if it was not clean (time, memory, output, runtime error...),
+  except when it ran out of wall time waiting for an interactor that ran out of its own: the
+  judge hung, checker_error;
 - else the interactor's exit code: 0 accepted; 1 wrong answer; 2 presentation error, 4
   ("dirt") and 8 (unexpected EOF) wrong answer too, named in the message; 3 (testlib's
   fail) or any other end (a crash, a signal, its own limits) checker_error: the problem's
@@ -50,6 +52,7 @@ class Forward:
         os.set_blocking(fd, False)
         self.pending = bytearray()
         self.broken = False  # the other side is gone: what comes now is dropped
+        self.unread = False  # it went with output it had not read
 
     def write(self, stream: str, data: bytes) -> bool:
         if stream == "stdout" and not self.broken:
@@ -71,7 +74,7 @@ class Forward:
         except BlockingIOError:
             pass
         except BrokenPipeError:
-            self.broken = True
+            self.broken, self.unread = True, bool(self.pending)
             self.pending.clear()
 
     def close(self) -> None:
@@ -111,7 +114,12 @@ def run_test(
     i_spec = program_spec(interactor, files, PIPE, ["input.txt", "output.txt", "answer.txt"], interactor_limits)
     p_spec = program_spec(program, artifact, PIPE, args, limits, collect, collect_budget)
     with start(i_spec) as judge_run, start(p_spec) as program_run:
-        to_program, to_judge = Forward(program_run.take_stdin()), Forward(judge_run.take_stdin())
+        to_program = Forward(program_run.take_stdin())
+        try:
+            to_judge = Forward(judge_run.take_stdin())
+        except BaseException:
+            to_program.close()
+            raise
         side = Ended()
 
         def interact() -> None:
@@ -127,10 +135,19 @@ def run_test(
                 to_program.close()
 
         thread = threading.Thread(target=interact, name="interactor", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            to_program.close()
+            to_judge.close()
+            raise
         try:
             ran = program_run.finish(to_judge)
             ended = time.monotonic()
+            if ran.status is not Status.OK and (to_program.pending or to_program.unread):
+                # It ended while not reading what the interactor had written: its own fault,
+                # and the interactor, unanswered, has nothing more to say.
+                judge_run.stop()
         finally:
             to_judge.close()
             thread.join()
@@ -142,6 +159,9 @@ def run_test(
 
 def verdict(ran: RunResult, judged: RunResult, judge_first: bool) -> tuple[Verdict, str] | None:
     """The interactor's say on a test, or None when the program's own end decides it."""
+    hung = judged.status in (Status.TIME_LIMIT, Status.WALL_TIME_LIMIT)
+    if ran.status is Status.WALL_TIME_LIMIT and hung:  # each waited for the other: the judge did not answer
+        return Verdict.CHECKER_ERROR, _joined(f"the interactor failed ({judged.status})", _note(judged))
     if ran.status is not Status.OK and not (judge_first and judged.status is not Status.OK):
         return None
     if judged.status is Status.OK:

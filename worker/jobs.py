@@ -67,7 +67,7 @@ def _process(sid: str) -> str:
     # Every line names the submission already (logging context, cli/logs.py).
     log.info("started (attempt %d, %s, queued %.3fs)", attempt, sub.language, started - sub.created_at)
 
-    events = HeldEvents(r, keys, sub, cfg.submission_ttl)
+    events = HeldEvents(r, keys, sub, cfg.submission_ttl, cfg.max_result)
     try:
         result = judge(sub, events, cfg.max_result)
     except SandboxFault as exc:
@@ -87,14 +87,19 @@ class HeldEvents:
     with the next `running` or the result: one Redis transaction per test. A submission
     that asked for `stream_output` gets its output as it comes (worker/live.py)."""
 
-    def __init__(self, r: redis.Redis, keys: Keys, sub: Submission, ttl: int) -> None:
+    def __init__(self, r: redis.Redis, keys: Keys, sub: Submission, ttl: int, live_budget: int) -> None:
         self.r, self.keys, self.sub, self.sid, self.ttl = r, keys, sub, sub.id, ttl
         self.held: list[tuple[str, dict[str, Any]]] = []
+        self.live_budget = live_budget  # output bytes the `output` events may still carry
+        self._live: LiveOutput | None = None
 
     def live(self, test: int) -> LiveOutput | None:
         if not self.sub.stream_output:
             return None
-        return LiveOutput(self.r, self.keys, self.sid, self.ttl, self.sub.encoding, test)
+        if self._live is not None:
+            self.live_budget -= self._live.sent
+        self._live = LiveOutput(self.r, self.keys, self.sid, self.ttl, self.sub.encoding, test, budget=self.live_budget)
+        return self._live
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
         self.held.append((kind, data))

@@ -3,7 +3,9 @@
 SSE readers (GET /v1/submissions/{id}/events) and a session's client (api/sessions.py) read
 them. The jail hands each chunk to `LiveOutput.write` from its watch loop, which must never
 block; a publisher thread sends what has gathered, one event per stream, each time it wakes:
-a trickle goes out at once, a flood coalesces into few events (at most PIECE bytes each).
+a trickle goes out at once, a flood coalesces into few events (at most PIECE bytes each). A
+submission's events carry at most its `budget` (CELLBLOCK_MAX_RESULT over all its tests: they
+are kept with it); the last one says `truncated`.
 
 With a `window` (sessions), the program's output may run at most that many bytes ahead of
 what the client has received, which the API counts in `Keys.acked(sid)`: past it `write`
@@ -29,7 +31,7 @@ from core.models import encode_output
 
 log = logging.getLogger("cellblock.worker")
 
-PIECE = 256 * 1024  # most bytes of one stream in one event
+PIECE = 16 * 1024  # most bytes of one stream in one event (its JSON may be up to 6 times that)
 ACK_POLL_S = 0.01  # how often a paused window looks at what the client has received
 
 
@@ -48,10 +50,13 @@ class LiveOutput:
         test: int,
         keeps: tuple[str, ...] = ("stdout", "stderr"),
         window: int | None = None,
+        budget: int | None = None,
     ) -> None:
         self.r, self.keys, self.sid, self.ttl, self.encoding, self.test = r, keys, sid, ttl, encoding, test
         self.keeps = keeps
         self.window = window
+        self.budget = budget  # bytes the events may carry at most (None: no bound but the output limit)
+        self.sent = 0  # bytes the events carried
         self.produced = 0  # bytes handed to us, both streams
         self.acked = 0  # bytes the client has received (window only)
         self.last_write = time.monotonic()
@@ -112,18 +117,28 @@ class LiveOutput:
                 self._await_client()
 
     def _events(self, name: str, data: bytes, final: bool) -> list[tuple[str, dict[str, Any]]]:
-        out = []
+        out: list[tuple[str, dict[str, Any]]] = []
         for at in range(0, max(len(data), 1), PIECE):
             piece = data[at : at + PIECE]
-            last = final and at + PIECE >= len(data)
+            offset = self._offsets[name]
+            self._offsets[name] += len(piece)
+            if self.budget is not None and self.sent >= self.budget:
+                continue  # spent: the result has the whole output
+            cut = self.budget is not None and self.sent + len(piece) > self.budget
+            if cut:
+                assert self.budget is not None
+                piece = piece[: self.budget - self.sent]
+            self.sent += len(piece)
+            last = cut or (final and at + PIECE >= len(data))
             if self.encoding == "base64":
                 text = encode_output(piece, "base64")
             else:  # a character cut between two chunks is decoded whole, with the second
                 text = self._decoders[name].decode(piece, last)
-            if piece or text:
-                out.append(("output", {"test": self.test, "stream": name, "offset": self._offsets[name],
-                                       "size": len(piece), "data": text}))  # fmt: skip
-            self._offsets[name] += len(piece)
+            event = {"test": self.test, "stream": name, "offset": offset, "size": len(piece), "data": text}
+            if cut:
+                event["truncated"] = True  # no more output events: CELLBLOCK_MAX_RESULT is spent
+            if piece or text or cut:
+                out.append(("output", event))
         return out
 
     def _await_client(self) -> None:

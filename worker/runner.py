@@ -142,4 +142,9 @@ def run_worker(cfg: Config, burst: bool = False) -> None:
     )
     if isinstance(worker, CellblockWorker):
         worker.drain_timeout = cfg.drain_timeout
-    worker.work(burst=burst, logging_level=cfg.log_level, with_scheduler=False)
+    try:
+        worker.work(burst=burst, logging_level=cfg.log_level, with_scheduler=False)
+    finally:
+        from worker import sessions
+
+        sessions.shutdown()  # the sessions this process holds end before it does

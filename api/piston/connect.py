@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from api import intake, sessions
-from api.errors import ApiError
+from api.errors import refusal_of
 from api.piston import requests
 from api.piston.requests import PistonError
 from api.sessions import Close, Render
@@ -39,7 +39,7 @@ INIT_TIMEOUT_S = 1.0  # Piston's
 
 async def connect(request: web.Request) -> web.StreamResponse:
     """GET /api/v2/connect (WebSocket)."""
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=sessions.MAX_FRAME)
+    ws = sessions.socket()
     place = await sessions.hold_place(request, ws)
     try:
         await ws.prepare(request)
@@ -59,15 +59,22 @@ async def connect(request: web.Request) -> web.StreamResponse:
             sub = execution.accepted.submission
             _as_session(sub, request.app[CONFIG].session_idle_timeout)
             await intake.take(request, [execution.accepted])
-        except (PistonError, ApiError) as exc:
-            text = exc.message if isinstance(exc, PistonError) else requests.refusal(exc).message
+        except Exception as exc:
+            if isinstance(exc, PistonError):
+                text = exc.message
+            elif (refusal := refusal_of(exc, sessions.MAX_FRAME)) is not None:  # a refusal, Redis away
+                text = requests.refusal(refusal).message
+            else:
+                raise
             await ws.send_json({"type": "error", "message": text})
             await ws.close(code=4002, message=b"Notified Error")
             return ws
         runtime = execution.runtime
         await ws.send_json({"type": "runtime", "language": runtime.language, "version": runtime.version})
-        await sessions.relay(request, ws, sub, _parse, _render(ws, runtime.cellblock.compiled))
-        await ws.close(code=4999, message=b"Job Completed")
+        delivered = await sessions.relay(request, ws, place, sub, _parse, _render(ws, runtime.cellblock.compiled))
+        await sessions.release_place(request, place)  # the session is over: not after the closing handshake
+        if delivered:
+            await ws.close(code=4999, message=b"Job Completed")
         return ws
     finally:
         await sessions.release_place(request, place)

@@ -42,6 +42,12 @@ class Session:
         self.messages.append(data)
         return data
 
+    async def next_of(self, kind: str) -> dict[str, Any]:
+        """The next message of type `kind` (state changes come whenever they come)."""
+        while (m := await self.next())["type"] != kind:
+            assert m["type"] == "state", m
+        return m
+
     async def output_until(self, text: str, within: float = TIMEOUT) -> str:
         """The program's stdout from here until it holds `text`."""
         seen = ""
@@ -157,6 +163,31 @@ def test_eof_kill_and_results(live: Stack) -> None:
     assert result["verdict"] == "runtime_error" and result["tests"][0]["signal"] == "SIGKILL", result
 
 
+def test_kill_overtakes_input_the_program_does_not_read(live: Stack, redis_server: RedisServer) -> None:
+    """Input waits in Redis at most 16 entries, whatever the client sends (eof too), and a kill
+    ends the run at once although that input is still unread (up to 1 MiB more waits in the API,
+    which reads on to see a kill)."""
+    spec = {"language": "python3", "source": "import time\nprint('up', flush=True)\ntime.sleep(30)\n",
+            "limits": {"wall_time": 40}, "idle_timeout": 30}  # fmt: skip
+    r = redis_server.client()
+
+    async def flood(s: Session) -> tuple[int, float, dict[str, Any]]:
+        await s.output_until("up")
+        for _ in range(20):
+            await s.ws.send_bytes(b"x" * 70000)  # two entries each: 1 MiB in Redis, the rest in the API
+        for _ in range(100):
+            await s.ws.send_json({"type": "eof"})
+        await asyncio.sleep(1.5)
+        pending = r.xlen(f"{live.env['CELLBLOCK_KEY_PREFIX']}:sub:{s.messages[0]['id']}:stdin")
+        t0 = time.monotonic()
+        await s.ws.send_json({"type": "kill"})
+        return pending, time.monotonic() - t0, await s.result()
+
+    pending, _, result = asyncio.run(session(live, spec, flood))
+    assert pending <= 16, pending
+    assert result["tests"][0]["signal"] == "SIGKILL" and result["tests"][0]["wall_time"] < 15, json.dumps(result)[:3000]
+
+
 def test_idle_timeout_ends_the_run(live: Stack) -> None:
     spec = {"language": "python3", "source": "input()", "idle_timeout": 1}
 
@@ -208,9 +239,9 @@ def test_refusals(live: Stack) -> None:
 def test_a_bad_message_is_refused_and_the_session_goes_on(live: Stack) -> None:
     async def drive(s: Session) -> dict[str, Any]:
         await s.ws.send_str("{not json")
-        assert (await s.next())["error"]["code"] == "malformed_json"
+        assert (await s.next_of("error"))["error"]["code"] == "malformed_json"
         await s.ws.send_json({"type": "paste"})
-        assert (await s.next())["error"]["field"] == "type"
+        assert (await s.next_of("error"))["error"]["field"] == "type"
         await s.ws.send_json({"type": "stdin", "data": "ok\n"})
         return await s.result()
 
@@ -219,8 +250,14 @@ def test_a_bad_message_is_refused_and_the_session_goes_on(live: Stack) -> None:
     assert result["verdict"] == "accepted" and result["tests"][0]["stdout"] == "", result
 
 
-def test_sessions_per_key_are_limited(live: Stack) -> None:
+def test_sessions_per_key_are_limited(live: Stack, redis_server: RedisServer) -> None:
     spec = {"language": "python3", "source": "input()"}
+    # The earlier tests' sessions give their places back as their handlers end, after the close.
+    places = f"{live.env['CELLBLOCK_KEY_PREFIX']}:sessions:anonymous"
+    deadline = time.monotonic() + 15
+    while redis_server.client().zcard(places):
+        assert time.monotonic() < deadline, redis_server.client().zrange(places, 0, -1, withscores=True)
+        time.sleep(0.1)
 
     async def three() -> int:
         async with aiohttp.ClientSession() as http:
@@ -237,8 +274,16 @@ def test_sessions_per_key_are_limited(live: Stack) -> None:
                     await ws.close()
 
     assert asyncio.run(three()) == 429
-    # The places are given back when the sessions end: one more is let in.
-    asyncio.run(session(live, {"language": "python3", "source": "pass"}, Session.result))
+    # The places are given back when the sessions end (their handlers run on after the close
+    # handshake): one more is let in soon.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            asyncio.run(session(live, {"language": "python3", "source": "pass"}, Session.result))
+            break
+        except aiohttp.WSServerHandshakeError as exc:
+            assert exc.status == 429 and time.monotonic() < deadline, exc
+            time.sleep(0.1)
 
 
 def rss(pid: int) -> int:
@@ -276,3 +321,23 @@ def test_a_flood_to_a_slow_client_grows_no_memory(live: Stack, redis_server: Red
     grown = [max(s[i] for s in samples[1:]) - samples[0][i] for i in range(len(pids))]
     assert all(g < 16 << 20 for g in grown), f"RSS grew by {grown} (API, worker, Redis): {samples}"
     assert received < 16 << 20, f"the client read only a little, yet {received} bytes came"
+
+
+def test_the_deployment_holds_sessions_per_live_worker(redis_server: RedisServer, tmp_path: Path) -> None:
+    """CELLBLOCK_SESSIONS_PER_WORKER=1 with one worker: a second session at once is a 503."""
+    small = make_stack(redis_server, tmp_path, "one-session", workers=1,
+                       extra_env={"CELLBLOCK_SESSIONS_PER_WORKER": "1"})  # fmt: skip
+
+    async def two() -> int:
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{small.base}/v1/sessions") as held:
+            await held.send_json({"language": "python3", "source": "input()"})
+            try:
+                async with http.ws_connect(f"{small.base}/v1/sessions"):
+                    return 101
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+
+    try:
+        assert asyncio.run(two()) == 503
+    finally:
+        small.stop()

@@ -101,6 +101,10 @@ def test_config_defaults_and_errors() -> None:
     assert load({"CELLBLOCK_MAX_BODY": "1.5M", "CELLBLOCK_COMPILE_CACHE_MAX": "2G"}).max_body == 3 << 19
     with pytest.raises(ValueError, match="CELLBLOCK_MAX_INPUT"):
         load({"CELLBLOCK_MAX_INPUT": "lots"})
+    with pytest.raises(ValueError, match="CELLBLOCK_SESSIONS_PER_WORKER"):
+        load({"CELLBLOCK_SESSIONS_PER_WORKER": "0"})
+    with pytest.raises(ValueError, match="CELLBLOCK_SESSION_IDLE_TIMEOUT"):
+        load({"CELLBLOCK_SESSION_IDLE_TIMEOUT": "0"})
 
 
 def test_keys_share_a_prefix() -> None:
@@ -122,12 +126,27 @@ def test_wire_types_round_trip() -> None:
         callback_url="http://h/",
         stop_on_first_failure=True,
         created_at=1.5,
+        stream_output=True,
+        interactor=models.Interactor("python3", {"main.py": b"\xfe"}, {"cpu_time": 2.0}),
+        interactive=True,
+        idle_timeout=7.5,
+        collect=["out/*.png"],
     )
     assert Submission.from_json(sub.to_json()) == sub
     res = Result(
         "i",
         Verdict.WRONG_ANSWER,
-        [models.TestResult(1, Verdict.WRONG_ANSWER, stdout=b"\x01", stderr=b"e")],
+        [
+            models.TestResult(
+                1,
+                Verdict.WRONG_ANSWER,
+                stdout=b"\x01",
+                stderr=b"e",
+                interactor={"exit_code": 1},
+                files={"a": b"\x00"},
+                files_truncated=True,
+            )
+        ],
         compile_output=b"warn",
         timings={"jail": 0.1},
     )
