@@ -55,6 +55,7 @@ log = logging.getLogger("cellblock.api")
 INIT_TIMEOUT_S = 10.0  # for the first message
 HEARTBEAT_S = 20.0
 CLOSE_TIMEOUT_S = 2.0
+TEARDOWN_S = 2.0  # the most a session's tasks are waited for once cancelled
 MAX_FRAME = 1 << 20  # the largest message a client may send
 PIECE = 64 * 1024  # input bytes per Redis entry
 MAX_PENDING = 16  # input entries the program has not read yet, before more input waits here...
@@ -277,7 +278,7 @@ async def relay(
         finally:
             for task in (inbound, outbound):
                 task.cancel()
-            await asyncio.gather(inbound, outbound, return_exceptions=True)
+            await asyncio.wait([inbound, outbound], timeout=TEARDOWN_S)
             if not delivered:  # the client left, or this API is going away, before the result
                 await asyncio.shield(_kill(r, keys, sub.id))
     return delivered
@@ -290,15 +291,15 @@ async def _kill(r: Any, keys: Keys, sid: str) -> None:
         log.warning("session %s: asking for its end: %s", sid, exc)
 
 
-async def _tell(r: Any, keys: Keys, sid: str, entry: dict[str, bytes]) -> None:
+async def _tell(r: Any, keys: Keys, sid: str, entry: dict[str, bytes], over: asyncio.Event) -> None:
     """Append `entry` to the session's input, then wait while the program has MAX_PENDING
-    entries unread."""
+    entries unread (and the session is not `over`)."""
     async with r.pipeline(transaction=True) as pipe:
         pipe.xadd(keys.stdin(sid), entry)
         pipe.expire(keys.stdin(sid), FLAG_TTL_S)
         pipe.xlen(keys.stdin(sid))
         pending = int((await pipe.execute())[-1])
-    while pending >= MAX_PENDING:
+    while pending >= MAX_PENDING and not over.is_set():
         await asyncio.sleep(PENDING_POLL_S)
         pending = int(await r.xlen(keys.stdin(sid)))
 
@@ -312,20 +313,25 @@ async def _client_to_program(
     ahead: asyncio.Queue[bytes | str] = asyncio.Queue()
     waiting = [0]  # bytes in `ahead`
     moved = asyncio.Condition()
+    # Set when this ends: the writer stops waiting for room. Not only a cancel: a cancel that
+    # comes during a Redis command was seen to be lost (redis-py), leaving the writer polling
+    # for room that never comes, and this function waiting for it.
+    over = asyncio.Event()
 
     async def to_redis() -> None:
-        while True:
+        while not over.is_set():
             data = await ahead.get()
             if isinstance(data, str):
-                await _tell(r, keys, sid, {"eof": b"1"})
+                await _tell(r, keys, sid, {"eof": b"1"}, over)
             else:
                 for at in range(0, len(data), PIECE):
-                    await _tell(r, keys, sid, {"d": data[at : at + PIECE]})
+                    await _tell(r, keys, sid, {"d": data[at : at + PIECE]}, over)
             async with moved:
                 waiting[0] -= len(data)
                 moved.notify_all()
 
     writer = asyncio.create_task(to_redis())
+    writer.add_done_callback(lambda t: t.cancelled() or t.exception())  # seen: no "never retrieved"
     try:
         async for msg in ws:
             if writer.done():
@@ -353,8 +359,9 @@ async def _client_to_program(
                     waiting[0] += len(data)
                 ahead.put_nowait(data)
     finally:
+        over.set()
         writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+        await asyncio.wait([writer], timeout=TEARDOWN_S)
 
 
 async def _program_to_client(request: web.Request, place: Place, sub: Submission, render: Render, waiter: Any) -> None:
