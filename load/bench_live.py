@@ -1,13 +1,16 @@
 """Live runs' figures: how soon what a program writes reaches its client, and how many
 interactive sessions one worker holds.
 
-    .venv/bin/python load/bench_live.py [--lines 200] [--sessions 8,32,56] [--rounds 5]
+    .venv/bin/python load/bench_live.py [--lines 200] [--queries 20000] [--sessions 8,32,48] [--rounds 5]
 
 1. Write-to-client latency, no other load: a Python program prints its clock (time.time())
    every 20 ms; the client takes its own clock when the line arrives. Through streamed output
    (`stream_output`, read over SSE) and through a session's WebSocket (/v1/sessions), one
    after the other on the same stack; p50/p99/max of every line.
-2. Sessions held by one worker: N sessions at once (an echo loop in bash, each waiting on
+2. Interactor round trips: a C program asks a C interactor N questions, one line each way;
+   the test's wall time over N (the program and the interactor relay through the worker's
+   watch loops, each turn costing both of them a wake-up).
+3. Sessions held by one worker: N sessions at once (an echo loop in bash, each waiting on
    its user), then `rounds` rounds of one line to every session in turn, timed to its echo;
    and what holding them costs while they idle: the worker's and its builder's memory, the
    CPU the stack spends per second doing nothing but holding them.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,6 +35,35 @@ from stack import Stack, running
 CLOCK = "import time\nfor _ in range({n}):\n    print(repr(time.time()), flush=True)\n    time.sleep(0.02)\n"
 ECHO = "while IFS= read -r line; do printf '%s\\n' \"$line\"; done\n"
 IDLE_S = 5.0
+ASKER = r"""
+#include <stdio.h>
+int main(void) {
+    int n, answer;
+    if (scanf("%d", &n) != 1) return 1;
+    for (int i = 0; i < n; i++) {
+        printf("%d\n", i);
+        fflush(stdout);
+        if (scanf("%d", &answer) != 1 || answer != i + 1) return 2;
+    }
+    return 0;
+}
+"""
+ANSWERER = r"""
+#include <stdio.h>
+int main(int argc, char **argv) {
+    FILE *in = fopen(argv[1], "r");
+    int n, q;
+    if (!in || fscanf(in, "%d", &n) != 1) return 3;
+    printf("%d\n", n);
+    fflush(stdout);
+    for (int i = 0; i < n; i++) {
+        if (scanf("%d", &q) != 1) return 1;
+        printf("%d\n", q + 1);
+        fflush(stdout);
+    }
+    return 0;
+}
+"""
 
 
 def pct(values: list[float], p: float) -> float:
@@ -75,6 +108,19 @@ async def session_latency(http: aiohttp.ClientSession, base: str, n: int) -> lis
             elif m["type"] == "result":
                 break
     return out
+
+
+async def interactor_turns(http: aiohttp.ClientSession, base: str, n: int) -> tuple[float, float, float]:
+    """(wall seconds of the test, the program's CPU seconds, the interactor's) for n questions."""
+    body = {"language": "c", "source": ASKER, "tests": [{"input": str(n)}], "wait": 60,
+            "limits": {"wall_time": 30, "cpu_time": 10},
+            "interactor": {"language": "c", "source": ANSWERER}}  # fmt: skip
+    async with http.post(f"{base}/v1/submissions", json=body) as resp:
+        view = await resp.json()
+    test = view["tests"][0]
+    if view["verdict"] != "accepted":
+        raise SystemExit(f"the interactor run failed: {view['verdict']} {test['message']}")
+    return test["wall_time"], test["cpu_time"], test["interactor"]["cpu_time"]
 
 
 async def open_session(http: aiohttp.ClientSession, base: str) -> aiohttp.ClientWebSocketResponse:
@@ -136,6 +182,14 @@ async def main_async(stack: Stack, args: argparse.Namespace) -> None:
     print("|---|---:|---:|---:|---:|")
     for name, values in (("streamed output (SSE)", sse), ("session (WebSocket)", ws)):
         print(f"| {name} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 99):.1f} | {max(values) * 1000:.1f} |")
+    async with aiohttp.ClientSession() as http:
+        await interactor_turns(http, stack.base, 10)  # compiles both (then cached)
+        turns = [await interactor_turns(http, stack.base, args.queries) for _ in range(3)]
+    wall, cpu, judge_cpu = (statistics.median(t[i] for t in turns) for i in range(3))
+    print(f"\ninteractor round trips, {args.queries} questions, median of 3 runs\n")
+    print("| questions | test wall s | per question µs | program CPU s | interactor CPU s |")
+    print("|---:|---:|---:|---:|---:|")
+    print(f"| {args.queries} | {wall:.2f} | {wall / args.queries * 1e6:.0f} | {cpu:.2f} | {judge_cpu:.2f} |")
     print(f"\nsessions held by one worker (bash echo loops), {args.rounds} echo rounds each\n")
     print("| sessions | opened in s | echo p50 ms | echo p99 ms | worker+builder RSS MiB | idle CPU (CPU-s/s) |")
     print("|---:|---:|---:|---:|---:|---:|")
@@ -149,7 +203,8 @@ async def main_async(stack: Stack, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=200)
-    parser.add_argument("--sessions", default="8,32,56", help="comma-separated session counts")
+    parser.add_argument("--queries", type=int, default=20000)
+    parser.add_argument("--sessions", default="8,32,48", help="comma-separated session counts")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     args.sessions = [int(n) for n in args.sessions.split(",")]

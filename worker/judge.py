@@ -17,7 +17,7 @@ from jail.errors import CommandNotFound, JailError
 from jail.spec import Limits, OutputSink, RunResult, Status
 from policies.languages import Language, available_languages
 from worker import checkers, interactor
-from worker.toolchain import compile_source, run_program
+from worker.toolchain import CompileOutcome, compile_source, run_program
 
 
 class EventSink(Protocol):
@@ -125,6 +125,33 @@ def run_verdict(run: RunResult) -> tuple[Verdict, str]:
     return _STATUS_VERDICT[run.status], message
 
 
+def record_compile(result: Result, outcome: CompileOutcome, spent: float) -> None:
+    """The compile stage's part of a result: its output, time and accounting; a failed
+    compile is the result's verdict."""
+    result.compile_time = spent
+    result.compile_output = outcome.output.encode()
+    if outcome.result is not None:
+        result.compile_exit_code = outcome.result.exit_code
+        result.compile_cpu_time = outcome.result.cpu_time
+        result.compile_memory = outcome.result.peak_memory
+    if not outcome.ok:
+        result.verdict = Verdict.COMPILATION_ERROR
+
+
+def _judging_program(
+    what: str, language_id: str, files: dict[str, bytes], events: EventSink
+) -> tuple[Language, dict[str, bytes]] | str:
+    """A custom checker or an interactor compiled: its language and artifact, or why it failed
+    (the submission's checker_error). A language this worker lacks is a sandbox fault."""
+    language = available_languages().get(language_id)
+    if language is None:
+        raise SandboxFault(f"{what}'s language {language_id!r} not available")
+    outcome = compile_source(language, files, [], before_compiling=events.flush)
+    if not outcome.ok:
+        return f"{what} did not compile: " + outcome.output[:4000]
+    return language, outcome.artifact
+
+
 class OutputBudget:
     """How much program output a result may still keep (CELLBLOCK_MAX_RESULT). Outputs are
     checked whole, then cut to what is left, so a worker never holds more than the budget and
@@ -161,8 +188,7 @@ class OutputBudget:
 def judge(sub: Submission, events: EventSink, keep_output: int) -> Result:
     """Compile once, run every test, check each output; keep at most `keep_output` bytes of
     the programs' outputs in the result. Raises SandboxFault on jail faults."""
-    languages = available_languages()
-    language = languages.get(sub.language)
+    language = available_languages().get(sub.language)
     if language is None:
         return Result(sub.id, Verdict.INTERNAL_ERROR, message=f"language {sub.language!r} not on this worker")
     jail_time = 0.0
@@ -172,43 +198,29 @@ def judge(sub: Submission, events: EventSink, keep_output: int) -> Result:
         events.emit("state", {"state": str(State.COMPILING)})
         t0 = time.monotonic()
         outcome = compile_source(language, sub.files, sub.compile_options, before_compiling=events.flush)
-        result.compile_time = time.monotonic() - t0
+        record_compile(result, outcome, time.monotonic() - t0)
         jail_time += result.compile_time
-        result.compile_output = outcome.output.encode()
-        if outcome.result is not None:
-            result.compile_exit_code = outcome.result.exit_code
-            result.compile_cpu_time = outcome.result.cpu_time
-            result.compile_memory = outcome.result.peak_memory
         if not outcome.ok:
-            result.verdict = Verdict.COMPILATION_ERROR
             result.timings["jail"] = jail_time
             return result
 
-        checker_artifact: dict[str, bytes] = {}
         checker_lang: Language | None = None
+        checker_artifact: dict[str, bytes] = {}
         if sub.checker.kind is CheckerKind.CUSTOM:
-            checker_lang = languages.get(sub.checker.language or "")
-            if checker_lang is None:
-                raise SandboxFault(f"checker language {sub.checker.language!r} not available")
-            c_out = compile_source(checker_lang, sub.checker.files, [], before_compiling=events.flush)
-            if not c_out.ok:
-                result.verdict = Verdict.CHECKER_ERROR
-                result.message = "the custom checker did not compile: " + c_out.output[:4000]
+            judging = _judging_program("the custom checker", sub.checker.language or "", sub.checker.files, events)
+            if isinstance(judging, str):
+                result.verdict, result.message = Verdict.CHECKER_ERROR, judging
                 return result
-            checker_artifact = c_out.artifact
+            checker_lang, checker_artifact = judging
 
-        interactor_artifact: dict[str, bytes] = {}
         interactor_lang: Language | None = None
+        interactor_artifact: dict[str, bytes] = {}
         if sub.interactor is not None:
-            interactor_lang = languages.get(sub.interactor.language)
-            if interactor_lang is None:
-                raise SandboxFault(f"interactor language {sub.interactor.language!r} not available")
-            i_out = compile_source(interactor_lang, sub.interactor.files, [], before_compiling=events.flush)
-            if not i_out.ok:
-                result.verdict = Verdict.CHECKER_ERROR
-                result.message = "the interactor did not compile: " + i_out.output[:4000]
+            judging = _judging_program("the interactor", sub.interactor.language, sub.interactor.files, events)
+            if isinstance(judging, str):
+                result.verdict, result.message = Verdict.CHECKER_ERROR, judging
                 return result
-            interactor_artifact = i_out.artifact
+            interactor_lang, interactor_artifact = judging
 
         budget = OutputBudget(keep_output)
         limits = run_limits(language, sub.limits)

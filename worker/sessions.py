@@ -43,7 +43,7 @@ from jail import PIPE, Running, start
 from jail.errors import CommandNotFound
 from jail.spec import Status
 from policies.languages import available_languages
-from worker.judge import run_verdict
+from worker.judge import record_compile, run_verdict
 from worker.live import LiveOutput
 from worker.toolchain import compile_source, program_spec, settled
 
@@ -119,15 +119,9 @@ def run_session(r: redis.Redis, keys: Keys, sub: Submission, ttl: int, keeper: K
     store.write_events(r, keys, sub.id, [("state", {"state": str(State.COMPILING)})], ttl)
     t0 = time.monotonic()
     outcome = compile_source(language, sub.files, sub.compile_options)
-    result = Result(
-        sub.id, Verdict.ACCEPTED, compile_output=outcome.output.encode(), compile_time=time.monotonic() - t0
-    )
-    if outcome.result is not None:
-        result.compile_exit_code = outcome.result.exit_code
-        result.compile_cpu_time = outcome.result.cpu_time
-        result.compile_memory = outcome.result.peak_memory
+    result = Result(sub.id, Verdict.ACCEPTED)
+    record_compile(result, outcome, time.monotonic() - t0)
     if not outcome.ok:
-        result.verdict = Verdict.COMPILATION_ERROR
         return result
     store.write_events(r, keys, sub.id, [("state", {"state": str(State.RUNNING), "test": 1, "of": 1})], ttl)
     limits = run_limits(language, sub.limits)
