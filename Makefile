@@ -33,7 +33,9 @@ test-host: host-extra venv clients
 # In the VM: TCG only (no KVM on these machines), some 15-20x slower than the host, so the
 # per-test hang guard is 600 s there (README: "cgroup v2"). KERNELS: 6.1 (Debian 12's own)
 # and 6.12 (its backports: memory.peak resets per run); `make test-v2 KERNELS=6.12` for one.
-# V2_PYTEST_ARGS go to the VM's pytest (PYTEST_ARGS to this host's).
+# V2_PYTEST_ARGS go to the VM's pytest (PYTEST_ARGS to this host's). The guest runs 15-20x
+# slower (TCG) and imports everything over 9p, cold: its per-test timeout is 5x the host's,
+# and so are the waits for a stack to come up (TESTS_TIME_SCALE, tests/conftest.py).
 V2_TESTS ?= tests/jail tests/security tests/e2e/test_judge.py tests/e2e/test_delegated_worker.py
 V2_PYTEST_ARGS ?=
 KERNELS ?= 6.1 6.12
@@ -41,7 +43,7 @@ test-v2: host-vm venv
 	@if [ -z "$(strip $(KERNELS))" ]; then echo "make test-v2: KERNELS is empty: nothing would run" >&2; exit 1; fi
 	@set +e; failed=0; for kernel in $(KERNELS); do \
 	  $(VENV)/bin/python tests/vm/run.py --kernel $$kernel -- \
-	    $(VENV)/bin/python -m pytest $(V2_TESTS) -p no:cacheprovider -o timeout=600 $(V2_PYTEST_ARGS); rc=$$?; \
+	    env TESTS_TIME_SCALE=5 $(VENV)/bin/python -m pytest $(V2_TESTS) -p no:cacheprovider -o timeout=600 $(V2_PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test-v2: no test ran in the VM (pytest exit 5): failing" >&2; fi; \
 	  if [ $$rc -ne 0 ]; then failed=1; fi; \
 	done; exit $$failed

@@ -94,13 +94,15 @@ def test_a_paused_sink_blocks_the_program_not_memory() -> None:
     """A sink that takes no more stops the reading: the program blocks on its full pipe
     (its output stays at the pipe's size), and goes on when the sink resumes."""
     sink = Sink(room=1)
-    spec = RunSpec(argv=[SH, "-c", "yes | head -c 50000000; echo done >&2"], limits=Limits(output=1 << 30))
+    # 5 MB: more than the pipe holds (1 MiB), little enough for the (TCG) test VM's CPU.
+    spec = RunSpec(argv=[SH, "-c", "yes | head -c 5000000; echo done >&2"],
+                   limits=Limits(output=1 << 30, cpu_time=20, wall_time=60))  # fmt: skip
     with start(spec) as running:
         threading.Timer(1.0, sink.resume).start()
         result = running.finish(sink)
     paused = [t for _, _, t in sink.got]
     assert result.status is Status.OK and result.stdout == b""  # not kept
-    assert sink.taken == 50000000 + len("done\n")
+    assert sink.taken == 5000000 + len("done\n")
     assert paused[1] - paused[0] > 0.8, "read on while the sink was paused"
 
 
