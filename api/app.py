@@ -12,7 +12,7 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from api import auth, browsers, callbacks, handlers, metrics, middleware, sessions, streams
+from api import auth, browsers, callbacks, dashboard, handlers, metrics, middleware, sessions, streams
 from api.backpressure import QueueDepth
 from api.judge0 import handlers as judge0
 from api.piston import handlers as piston
@@ -145,6 +145,7 @@ def make_app(cfg: Config) -> web.Application:
         web.get("/v1/health", handlers.health),
         web.get("/v1/ready", handlers.ready),
         web.get("/metrics", metrics.handler),
+        web.get("/v1/dashboard", dashboard.handler),
         web.get("/v1/openapi.json", handlers.openapi_json),
         web.get("/docs", handlers.docs),
         web.get("/", handlers.index),

@@ -4,7 +4,8 @@ When CELLBLOCK_AUTH requires keys, every request under /v1/submissions must carr
 (`Authorization: Bearer <token>` or `X-Auth-Token`); the middleware looks it up
 (core/apikeys.py), applies its rate limit, leaves the key in request[PRINCIPAL] (None when
 the API runs without keys), and answers 404 for another key's submission — so no handler has
-to remember to. /metrics needs a key too (any key); languages, health and the docs stay open.
+to remember to. /metrics needs a key too (any key); the operators' dashboard an admin key
+(`admin`, called by its handler); languages, health and the docs stay open.
 A key's lookup is kept a second per process (KeyCache): a revoked key is refused within it.
 """
 
@@ -19,7 +20,7 @@ from aiohttp.typedefs import Middleware
 
 from api.errors import ApiError, TooMany, not_found
 from api.middleware import Handler
-from api.state import KEYS, PRINCIPAL, REDIS
+from api.state import CONFIG, KEYS, PRINCIPAL, REDIS
 from core import apikeys, store
 from core.apikeys import Principal
 from core.keys import Keys
@@ -111,6 +112,20 @@ async def authenticate(request: web.Request, token: str | None) -> Principal:
     if p is None:
         raise _unauthorized("unknown or revoked API key")
     await _check_rate(r, keys, p)
+    return p
+
+
+async def admin(request: web.Request) -> Principal | None:
+    """The admin key an operators' request (GET /v1/dashboard) carries; None when the API runs
+    without keys (open, as the rest of the loopback API). 401 without a live key (as
+    `authenticate`), 403 for a key that is not an admin's (`cellblock keys create --admin`)."""
+    if not request.app[CONFIG].auth_required:
+        return None
+    p = await authenticate(request, token_of(request))
+    if not p.admin:
+        raise ApiError(
+            403, "admin_required", "the dashboard needs an admin key (cellblock keys create --admin)", "Authorization"
+        )
     return p
 
 

@@ -14,7 +14,7 @@ from api.auth import visible
 from api.errors import ApiError, invalid, not_found
 from api.state import CONFIG, KEYS, LANGUAGES, PRINCIPAL, REDIS, SYNC_REDIS
 from api.validation import parse_submission
-from core.limits import LIMIT_NAMES
+from core.limits import LIMIT_NAMES, LIMIT_UNITS
 from core.models import SUBMISSION_ID
 from core.views import read_view
 from jail.spec import Limits
@@ -22,10 +22,10 @@ from jail.spec import Limits
 _SUBMISSION_ID = re.compile(SUBMISSION_ID)
 
 
-async def _view(request: web.Request, sid: str) -> dict[str, Any] | None:
+async def _view(request: web.Request, sid: str, with_request: bool = False) -> dict[str, Any] | None:
     """The view of `sid`; None when unknown or expired. The request's own submission, or one
     whose id is in the path (the auth middleware checked it is this key's)."""
-    return await read_view(request.app[REDIS], request.app[KEYS], sid)
+    return await read_view(request.app[REDIS], request.app[KEYS], sid, with_request)
 
 
 async def create_submission(request: web.Request) -> web.Response:
@@ -69,9 +69,18 @@ async def create_batch(request: web.Request) -> web.Response:
     return web.json_response({"ids": taken.ids}, status=201)
 
 
+# What GET /v1/submissions/{id}?include= may add to the view.
+INCLUDES = ("request",)
+
+
 async def get_submission(request: web.Request) -> web.Response:
-    """GET /v1/submissions/{id}: state, and the full result once finished."""
-    view = await _view(request, request.match_info["id"])
+    """GET /v1/submissions/{id}: state, and the full result once finished; `?include=request`
+    adds the submission as it was asked (core.views.request_view)."""
+    include = [part for part in request.query.get("include", "").split(",") if part]
+    for part in include:
+        if part not in INCLUDES:
+            raise invalid("include", f"unknown: {part!r}; known: {', '.join(INCLUDES)}", "unknown_field")
+    view = await _view(request, request.match_info["id"], "request" in include)
     if view is None:
         raise not_found()
     return web.json_response(view)
@@ -95,7 +104,8 @@ async def list_submissions(request: web.Request) -> web.Response:
 
 
 async def languages(request: web.Request) -> web.Response:
-    """GET /v1/languages: what this deployment runs, with versions and limits."""
+    """GET /v1/languages: what this deployment runs, with versions and limits (and what each
+    limit's number counts: seconds, bytes or items)."""
     out = []
     for lang in sorted(request.app[LANGUAGES].values(), key=lambda lang: lang.id):
         out.append(
@@ -111,7 +121,7 @@ async def languages(request: web.Request) -> web.Response:
                 },
             }
         )
-    return web.json_response({"languages": out})
+    return web.json_response({"languages": out, "limit_units": LIMIT_UNITS})
 
 
 def _limits_json(limits: Limits) -> dict[str, float]:

@@ -9,6 +9,7 @@ queue and worker registries at scrape time, so every API process shows the same 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator
 
@@ -19,12 +20,30 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from rq import Queue, Worker
 from rq.job import Job
+from rq.worker import BaseWorker
 
 from api.state import CONFIG, KEYS, METRICS_REGISTRY, SYNC_REDIS
 from core import metrics as cm
 from core.keys import Keys
 from core.settings import Config
-from core.store import text
+
+
+def queue_state(r: redis.Redis, cfg: Config) -> tuple[int, float]:
+    """The queue's depth and the age in seconds of its oldest job (0: none waits)."""
+    q = Queue(cfg.queue, connection=r)
+    depth = q.count
+    oldest_age = 0.0
+    first = q.get_job_ids(0, 1)
+    if first:
+        job = Job.fetch(first[0], connection=r)
+        if job.enqueued_at is not None:
+            oldest_age = max(0.0, time.time() - job.enqueued_at.timestamp())
+    return depth, oldest_age
+
+
+def live_workers(r: redis.Redis, cfg: Config) -> list[BaseWorker]:
+    """The workers registered on the queue (RQ drops one whose heartbeat lapsed)."""
+    return Worker.all(queue=Queue(cfg.queue, connection=r))
 
 
 class RedisCollector(Collector):
@@ -38,12 +57,11 @@ class RedisCollector(Collector):
         subs = CounterMetricFamily(
             "cellblock_submissions", "Finished submissions by language and verdict", labels=["language", "verdict"]
         )
-        for field, n in sorted(r.hgetall(cm.submissions_key(self.keys)).items()):
-            lang, _, verdict = text(field).partition("|")
+        for (lang, verdict), n in sorted(cm.read_submissions(r, self.keys).items()):
             subs.add_metric([lang, verdict], float(n))
         yield subs
 
-        counters = {text(k): int(v) for k, v in r.hgetall(cm.counters_key(self.keys)).items()}
+        counters = cm.read_counters(r, self.keys)
         errs = CounterMetricFamily(
             "cellblock_internal_errors", "Internal errors (never blamed on the program)", labels=["source"]
         )
@@ -53,6 +71,14 @@ class RedisCollector(Collector):
         faults = CounterMetricFamily("cellblock_sandbox_faults", "Job attempts that hit a sandbox fault (retried)")
         faults.add_metric([], float(counters.get("sandbox_faults", 0)))
         yield faults
+        cache = CounterMetricFamily(
+            "cellblock_compile_cache",
+            "Compiles of submissions in languages that compile: from the compile cache (hit) or run (miss)",
+            labels=["result"],
+        )
+        cache.add_metric(["hit"], float(counters.get("compile_cache:hits", 0)))
+        cache.add_metric(["miss"], float(counters.get("compile_cache:misses", 0)))
+        yield cache
 
         hist = HistogramMetricFamily(
             "cellblock_stage_seconds",
@@ -60,31 +86,18 @@ class RedisCollector(Collector):
             "(created -> finished), jail_overhead (per test: jail.run minus the program)",
             labels=["stage"],
         )
-        for stage in cm.STAGES:
-            h = {text(k): v for k, v in r.hgetall(cm.histogram_key(self.keys, stage)).items()}
-            acc, buckets = 0, []
-            for i, le in enumerate(cm.BUCKETS):
-                acc += int(h.get(f"b{i}", 0))
-                buckets.append((repr(le), float(acc)))
-            acc += int(h.get(f"b{len(cm.BUCKETS)}", 0))
-            buckets.append(("+Inf", float(acc)))
-            hist.add_metric([stage], buckets, float(h.get("sum", 0) or 0))
+        for stage, h in cm.read_histograms(r, self.keys).items():
+            buckets = [("+Inf" if math.isinf(le) else repr(le), float(n)) for le, n in h.cumulative()]
+            hist.add_metric([stage], buckets, h.sum)
         yield hist
 
-        q = Queue(self.cfg.queue, connection=r)
-        depth = q.count
+        depth, oldest_age = queue_state(r, self.cfg)
         yield GaugeMetricFamily("cellblock_queue_depth", "Jobs waiting in the queue", value=depth)
-        oldest_age = 0.0
-        first = q.get_job_ids(0, 1)
-        if first:
-            job = Job.fetch(first[0], connection=r)
-            if job.enqueued_at is not None:
-                oldest_age = max(0.0, time.time() - job.enqueued_at.timestamp())
         yield GaugeMetricFamily(
             "cellblock_queue_oldest_age_seconds", "Age of the oldest queued job (0: none)", value=oldest_age
         )
 
-        workers = Worker.all(queue=q)
+        workers = live_workers(r, self.cfg)
         busy = sum(1 for w in workers if w.get_state() == "busy")
         yield GaugeMetricFamily("cellblock_workers", "Live workers on the queue", value=len(workers))
         yield GaugeMetricFamily("cellblock_workers_busy", "Workers running a job", value=busy)

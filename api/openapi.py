@@ -123,6 +123,83 @@ _SUBMISSION: dict[str, Any] = {
     },
 }
 
+_QUANTILES: dict[str, Any] = {
+    q: {"type": ["number", "null"], "description": f"{q[1:]}th percentile in seconds, from the buckets (null: none)"}
+    for q in ("p50", "p95", "p99")
+}
+_COUNT = {"type": "integer", "minimum": 0}
+_DASHBOARD: dict[str, Any] = {
+    "type": "object",
+    "required": ["now", "auth", "queue", "workers", "minutes", "verdicts", "totals", "stages"],
+    "properties": {
+        "now": {"type": "number", "description": "epoch seconds of this answer"},
+        "auth": {"type": "boolean", "description": "whether API keys are required"},
+        "queue": {
+            "type": "object",
+            "properties": {"depth": _COUNT, "oldest_age": {"type": "number", "description": "seconds (0: none)"}},
+        },
+        "workers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "hostname": {"type": ["string", "null"]},
+                    "pid": {"type": ["integer", "null"]},
+                    "state": {"type": "string", "description": "busy, idle or another RQ worker state"},
+                    "current_job": {"type": ["string", "null"], "description": "the submission it runs"},
+                    "successful_jobs": _COUNT,
+                    "failed_jobs": _COUNT,
+                    "last_heartbeat_age": {"type": ["number", "null"], "description": "seconds"},
+                    "started_at": {"type": ["number", "null"], "description": "epoch seconds"},
+                },
+            },
+        },
+        "minutes": {
+            "type": "array",
+            "minItems": 60,
+            "maxItems": 60,
+            "description": "the last 60 minutes, oldest first, the current one last",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "t": {"type": "integer", "description": "epoch seconds of the minute's start"},
+                    "finished": _COUNT,
+                    **_QUANTILES,
+                    "internal_errors": _COUNT,
+                    "sandbox_faults": _COUNT,
+                },
+            },
+        },
+        "verdicts": {
+            "type": "object",
+            "description": "language -> verdict -> finished submissions, all time",
+            "additionalProperties": {"type": "object", "additionalProperties": _COUNT},
+        },
+        "totals": {
+            "type": "object",
+            "properties": {
+                "finished": _COUNT,
+                "internal_errors": {"type": "object", "properties": {"worker": _COUNT, "api": _COUNT}},
+                "sandbox_faults": _COUNT,
+                "compile_cache": {
+                    "type": "object",
+                    "properties": {
+                        "hits": _COUNT,
+                        "misses": _COUNT,
+                        "hit_rate": {"type": ["number", "null"], "description": "null: no compile yet"},
+                    },
+                },
+            },
+        },
+        "stages": {
+            "type": "object",
+            "description": "queue_wait, compile, run, total, jail_overhead: observations and quantiles, all time",
+            "additionalProperties": {"type": "object", "properties": {"count": _COUNT, **_QUANTILES}},
+        },
+    },
+}
+
 _RESULT = {
     "type": "object",
     "properties": {
@@ -228,11 +305,21 @@ SPEC: dict[str, Any] = {
         },
         "/v1/submissions/{id}": {
             "get": {
-                "summary": "State and, once finished, the result",
-                "parameters": [_ID],
+                "summary": "State and, once finished, the result; include=request adds what was asked",
+                "parameters": [
+                    _ID,
+                    {
+                        "name": "include",
+                        "in": "query",
+                        "required": False,
+                        "description": "request: add `request`, the submission as it was asked (POST's shape)",
+                        "schema": {"type": "string", "enum": ["request"]},
+                    },
+                ],
                 "responses": {
                     "200": _resp("the submission", {"$ref": "#/components/schemas/Result"}),
                     "404": _resp("unknown or expired", _ERROR),
+                    "422": _resp("unknown include", _ERROR),
                 },
             },
         },
@@ -261,7 +348,7 @@ SPEC: dict[str, Any] = {
         "/v1/languages": {
             "get": {
                 "summary": "Languages, versions, default and maximum limits",
-                "responses": {"200": _resp("{languages: [...]}")},
+                "responses": {"200": _resp("{languages: [...], limit_units: {limit: seconds|bytes|items}}")},
             }
         },
         "/v1/health": {
@@ -281,6 +368,20 @@ SPEC: dict[str, Any] = {
                 "summary": "Prometheus text format: submissions by language and verdict, stage "
                 "latency histograms, queue depth and oldest age, workers and busy share",
                 "responses": {"200": {"description": "text/plain; version=0.0.4"}},
+            }
+        },
+        "/v1/dashboard": {
+            "get": {
+                "summary": "The operators' dashboard as JSON (polled by its page): queue, workers, the last 60 "
+                "minutes (finished, total-latency quantiles, internal errors, sandbox faults), verdicts per "
+                "language, totals with the compile cache's hit rate, per-stage quantiles. Read from the counters "
+                "/metrics shows. With keys required it needs an admin key (cellblock keys create --admin)",
+                "responses": {
+                    "200": _resp("the dashboard", _DASHBOARD),
+                    "401": _resp("missing, unknown or revoked API key (when CELLBLOCK_AUTH requires one)", _ERROR),
+                    "403": _resp("the key is not an admin key", _ERROR),
+                    "503": _resp("Redis unavailable", _ERROR),
+                },
             }
         },
         "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": _resp("OpenAPI")}}},

@@ -31,6 +31,7 @@ def add_parser(sub: Any) -> None:
         f"wall_time=10 (repeat it; limits: {', '.join(LIMIT_NAMES)})",
     )
     c.add_argument("--languages", default="", help="comma-separated language ids (empty: all)")
+    c.add_argument("--admin", action="store_true", help="an operator's key: may also read the dashboard")
     c.add_argument("--json", action="store_true")
     ks.add_parser("list", help="list keys (never their tokens)").add_argument("--json", action="store_true")
     ks.add_parser("revoke", help="revoke a key by id").add_argument("id")
@@ -59,13 +60,19 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             max_in_flight=args.max_in_flight,
             max_limits=ceilings,
             languages=langs,
+            admin=args.admin,
         )
         if args.json:
-            print(json.dumps({"id": new.id, "token": new.token, "webhook_secret": new.webhook_secret}))
+            print(
+                json.dumps(
+                    {"id": new.id, "token": new.token, "webhook_secret": new.webhook_secret, "admin": args.admin}
+                )
+            )
         else:
             print(
                 f"id:             {new.id}\ntoken:          {new.token}\nwebhook secret: {new.webhook_secret}\n"
-                "(the token is shown only now; it is stored hashed. The webhook secret verifies the "
+                + ("admin:          yes (may read the dashboard)\n" if args.admin else "")
+                + "(the token is shown only now; it is stored hashed. The webhook secret verifies the "
                 "signature of this key's callbacks: Standard Webhooks)"
             )
         return 0
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             return 0
         print(
             f"{'id':16}  {'name':16}  {'rps':>6}  {'in-flight':>9}  {'languages':16}  {'created':20}  "
-            f"{'revoked':7}  ceilings"
+            f"{'revoked':7}  {'admin':5}  ceilings"
         )
         for row in rows:
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(row.get("created_at", 0))))
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             print(
                 f"{row['id']:16}  {row.get('name', ''):16}  {row['rps']:>6}  {row['max_in_flight']:>9}  "
                 f"{row.get('languages') or '*':16}  {created:20}  {'yes' if row.get('revoked') == '1' else 'no':7}  "
-                f"{shown or '-'}"
+                f"{'yes' if row.get('admin') == '1' else 'no':5}  {shown or '-'}"
             )
         return 0
     if args.keys_command == "webhook-secret":

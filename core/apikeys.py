@@ -33,6 +33,7 @@ class Principal:
     max_in_flight: int = 0
     max_limits: dict[str, float] = field(default_factory=dict)  # limit name -> highest value it may ask
     languages: list[str] = field(default_factory=list)
+    admin: bool = False  # may also read the operators' dashboard (api/auth.py: admin); otherwise an ordinary key
 
     @classmethod
     def from_hash(cls, h: dict[bytes, bytes]) -> Principal:
@@ -45,6 +46,7 @@ class Principal:
             max_in_flight=int(s("max_in_flight") or 0),
             max_limits=json.loads(s("max_limits") or "{}"),
             languages=[x for x in s("languages").split(",") if x],
+            admin=s("admin") == "1",  # keys made before admin keys: "" (not an admin)
         )
 
     def may_use(self, language: str) -> bool:
@@ -101,10 +103,11 @@ def create_key(
     max_in_flight: int = 0,
     max_limits: dict[str, float] | None = None,
     languages: list[str] | None = None,
+    admin: bool = False,
 ) -> NewKey:
     """Store a new key (hashed). Returns its id, its token (not stored anywhere) and the secret
     that will sign its callbacks. `max_limits`: limit name -> the highest value the key may ask
-    for (core.limits.ceiling)."""
+    for (core.limits.ceiling). `admin`: the key may read the operators' dashboard too."""
     unknown = set(max_limits or {}) - set(LIMIT_NAMES)
     if unknown:
         raise ValueError(f"unknown limits {sorted(unknown)}; known: {', '.join(LIMIT_NAMES)}")
@@ -123,6 +126,7 @@ def create_key(
                 "max_in_flight": str(max_in_flight),
                 "max_limits": json.dumps(max_limits or {}),
                 "languages": ",".join(languages or []),
+                "admin": "1" if admin else "0",
                 "created_at": str(time.time()),
                 "revoked": "0",
                 WEBHOOK_SECRET: secret,
@@ -142,7 +146,9 @@ def list_keys(r: Any, keys: Keys) -> list[dict[str, str]]:
     for raw in sorted(r.smembers(keys.api_key_ids())):
         h = r.hgetall(keys.api_key(raw.decode()))
         if h:
-            out.append({k.decode(): v.decode() for k, v in h.items() if k not in _UNLISTED})
+            row = {k.decode(): v.decode() for k, v in h.items() if k not in _UNLISTED}
+            row.setdefault("admin", "0")  # a key made before admin keys
+            out.append(row)
     return out
 
 

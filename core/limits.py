@@ -24,6 +24,8 @@ LIMIT_NAMES = tuple(BOUNDS)
 SIZE_LIMITS = tuple(name for name, bound in BOUNDS.items() if bound.unit == "bytes")
 
 _UNIT_WORDS = {"s": "seconds", "bytes": "bytes", "": "items"}
+# What each limit's number counts, in words (GET /v1/languages says it to clients).
+LIMIT_UNITS = {name: _UNIT_WORDS[bound.unit] for name, bound in BOUNDS.items()}
 
 # A custom checker is the task author's program, not the submission's: these are its limits
 # per test. An API key's ceilings bound them too (`checker_overrides`).

@@ -306,6 +306,11 @@ class Result:
     compile_exit_code: int | None = None  # None: nothing was compiled (interpreted, or cached)
     compile_cpu_time: float = 0.0
     compile_memory: int = 0  # peak bytes
+    # The compile cache (counted by core/metrics.py, not shown to clients): the program came
+    # from it, or the compiler ran (a miss). Both False: nothing to compile (interpreted) or
+    # a source refused before compiling.
+    compile_cached: bool = False
+    compile_ran: bool = False
     message: str = ""
     attempts: int = 1
     timings: dict[str, float] = field(default_factory=dict)  # queued/started/finished, jail seconds
@@ -320,6 +325,8 @@ class Result:
             "compile_exit_code": self.compile_exit_code,
             "compile_cpu_time": self.compile_cpu_time,
             "compile_memory": self.compile_memory,
+            "compile_cached": self.compile_cached,
+            "compile_ran": self.compile_ran,
             "message": self.message,
             "attempts": self.attempts,
             "timings": self.timings,
@@ -336,6 +343,8 @@ class Result:
             compile_exit_code=d.get("compile_exit_code"),
             compile_cpu_time=float(d.get("compile_cpu_time", 0.0)),
             compile_memory=int(d.get("compile_memory", 0)),
+            compile_cached=bool(d.get("compile_cached", False)),  # results stored before it: False
+            compile_ran=bool(d.get("compile_ran", False)),
             message=d["message"],
             attempts=int(d["attempts"]),
             timings=dict(d["timings"]),

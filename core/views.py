@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.keys import Keys
-from core.models import Result, State, Submission, encode_output
+from core.models import CheckerKind, Result, State, Submission, encode_output
 
 
 @dataclass(slots=True)
@@ -42,12 +42,16 @@ def stored(fields: dict[bytes, bytes]) -> Stored:
     )
 
 
-async def read_view(r: Any, keys: Keys, sid: str) -> dict[str, Any] | None:
-    """The public view of submission `sid`, read from Redis; None when unknown or expired."""
+async def read_view(r: Any, keys: Keys, sid: str, with_request: bool = False) -> dict[str, Any] | None:
+    """The public view of submission `sid`, read from Redis (`with_request`: and, as `request`,
+    what was asked: request_view); None when unknown or expired."""
     fields = await r.hgetall(keys.submission(sid))
     if not fields or b"spec" not in fields:
         return None
-    return submission_view(fields)
+    view = submission_view(fields)
+    if with_request:
+        view["request"] = request_view(Submission.from_json(json.loads(fields[b"spec"])))
+    return view
 
 
 def submission_view(fields: dict[bytes, bytes]) -> dict[str, Any]:
@@ -86,3 +90,48 @@ def submission_view(fields: dict[bytes, bytes]) -> dict[str, Any]:
         lifted = ("stdout", "stderr", "exit_code", "signal", "files", "files_truncated")
         view.update({name: tests[0][name] for name in lifted})
     return view
+
+
+def request_view(sub: Submission) -> dict[str, Any]:
+    """The submission as it was asked, in the shape POST /v1/submissions takes (texts in its
+    `encoding`): what `GET /v1/submissions/{id}?include=request` adds, so that a shared link
+    shows the code it ran and a client can run it again."""
+    enc = sub.encoding
+
+    def texts(files: dict[str, bytes]) -> dict[str, str]:
+        return {name: encode_output(data, enc) for name, data in files.items()}
+
+    out: dict[str, Any] = {
+        "language": sub.language,
+        "files": texts(sub.files),
+        "args": sub.args,
+        "compile_options": sub.compile_options,
+        "limits": sub.limits,
+        "encoding": enc,
+        "stop_on_first_failure": sub.stop_on_first_failure,
+    }
+    if sub.judge_mode:
+        out["tests"] = [
+            {
+                "input": encode_output(t.input, enc),
+                "expected_output": None if t.expected_output is None else encode_output(t.expected_output, enc),
+            }
+            for t in sub.tests
+        ]
+    else:
+        out["stdin"] = encode_output(sub.tests[0].input if sub.tests else b"", enc)
+    checker: dict[str, Any] = {"type": str(sub.checker.kind)}
+    if sub.checker.kind is CheckerKind.FLOAT:
+        checker["tolerance"] = sub.checker.tolerance
+    if sub.checker.kind is CheckerKind.CUSTOM:
+        checker["language"] = sub.checker.language
+        checker["source"] = next(iter(texts(sub.checker.files).values()), "")
+    out["checker"] = checker
+    if sub.collect:
+        out["collect"] = sub.collect
+    if sub.interactor is not None:
+        out["interactor"] = {
+            "language": sub.interactor.language,
+            "source": next(iter(texts(sub.interactor.files).values()), ""),
+        }
+    return out

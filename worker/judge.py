@@ -130,6 +130,8 @@ def record_compile(result: Result, outcome: CompileOutcome, spent: float) -> Non
     compile is the result's verdict."""
     result.compile_time = spent
     result.compile_output = outcome.output.encode()
+    result.compile_cached = outcome.cached
+    result.compile_ran = outcome.result is not None  # the compiler ran: a compile cache miss
     if outcome.result is not None:
         result.compile_exit_code = outcome.result.exit_code
         result.compile_cpu_time = outcome.result.cpu_time
