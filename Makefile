@@ -8,7 +8,7 @@ PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.11*/bin/python3.11) \
                      $(shell command -v python3.11 2>/dev/null) /usr/bin/python3.11)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-host test-v2 install host host-extra host-vm venv clients lint bench load clean
+.PHONY: run test test-host test-v2 install host host-extra host-vm host-browser venv web clients lint bench load screenshots clean
 
 run: install
 	$(VENV)/bin/cellblock up
@@ -16,7 +16,7 @@ run: install
 # The suite twice: on this host, then on a pure cgroup v2 host (a QEMU VM of this host's own
 # root, tests/vm/run.py) with the tests that exercise the jail, the cgroups and the service;
 # both backends run for real. Both run whatever the other gave; make fails if either did.
-test: host-extra host-vm venv clients
+test: host-extra host-vm host-browser venv web clients
 	@set +e; $(MAKE) --no-print-directory test-host; host=$$?; \
 	$(MAKE) --no-print-directory test-v2; v2=$$?; \
 	echo "make test: this host $$([ $$host -eq 0 ] && echo passed || echo FAILED)," \
@@ -25,7 +25,7 @@ test: host-extra host-vm venv clients
 
 # pytest exits 5 when no test ran: make fails on any non-zero status, and we say why.
 # The tests cover every language, so they install the extra ones too.
-test-host: host-extra venv clients
+test-host: host-extra host-browser venv web clients
 	@set +e; $(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no test ran (pytest exit 5): failing" >&2; fi; \
 	exit $$rc
@@ -48,7 +48,19 @@ test-v2: host-vm venv
 	  if [ $$rc -ne 0 ]; then failed=1; fi; \
 	done; exit $$failed
 
-install: host venv
+install: host venv web
+
+# The playground's code editor (CodeMirror 6), bundled by esbuild from web/ (its versions pinned
+# by web/package-lock.json) into api/static/vendor, which the API serves: the pages load
+# nothing from elsewhere at run time. npm comes with Node.js (deploy/debian-packages.txt).
+web: api/static/vendor/.built
+
+api/static/vendor/.built: web/package.json web/package-lock.json web/editor.mjs
+	@command -v npm >/dev/null || { echo "make web: npm is missing (it builds the playground's editor)" >&2; exit 1; }
+	npm ci --prefix web --no-audit --no-fund
+	rm -rf api/static/vendor
+	npm run --prefix web --silent build
+	touch $@
 
 # The real clients of the APIs cellblock is compatible with, for tests/compat: npm's
 # piston-client, exactly as tests/clients/package-lock.json pins it (the judge0 SDK is a
@@ -67,6 +79,9 @@ host-extra:
 
 host-vm:
 	bash deploy/install-host-packages.sh deploy/test-vm-packages.txt
+
+host-browser:
+	bash deploy/install-host-packages.sh deploy/test-browser-packages.txt
 
 venv: $(VENV)/.installed
 
@@ -94,5 +109,10 @@ load: install
 	$(VENV)/bin/python load/run_load.py --duration $(DURATION)
 	$(VENV)/bin/python load/hostile.py --duration $(DURATION)
 
+# The pages' tests (tests/web, in headless Chromium) write their screenshots into docs/screenshots,
+# which the README shows, instead of var/screenshots.
+screenshots: host-browser venv web
+	CELLBLOCK_SCREENSHOTS=docs/screenshots $(VENV)/bin/python -m pytest tests/web -p no:cacheprovider
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache api/static/vendor web/node_modules

@@ -12,7 +12,7 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from api import auth, browsers, callbacks, dashboard, handlers, metrics, middleware, sessions, streams
+from api import auth, browsers, callbacks, dashboard, handlers, metrics, middleware, pages, sessions, streams
 from api.backpressure import QueueDepth
 from api.judge0 import handlers as judge0
 from api.piston import handlers as piston
@@ -134,6 +134,7 @@ def make_app(cfg: Config) -> web.Application:
     app[auth.KEY_CACHE] = auth.KeyCache()
     app.cleanup_ctx.extend([redis_ctx, languages_ctx, callbacks_ctx, layer_ports_ctx])
     metrics.setup(app)
+    pages.setup(app)
     routes: list[Any] = [
         web.post("/v1/submissions", handlers.create_submission),
         web.post("/v1/submissions/batch", handlers.create_batch),
@@ -148,7 +149,6 @@ def make_app(cfg: Config) -> web.Application:
         web.get("/v1/dashboard", dashboard.handler),
         web.get("/v1/openapi.json", handlers.openapi_json),
         web.get("/docs", handlers.docs),
-        web.get("/", handlers.index),
         *judge0.routes(JUDGE0_PREFIX),
         *piston.routes(PISTON_PREFIX),
     ]

@@ -165,7 +165,3 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 async def docs(request: web.Request) -> web.Response:
     return web.Response(text=openapi.html(), content_type="text/html")
-
-
-async def index(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/docs")

@@ -147,6 +147,10 @@ def up(cfg: Config) -> int:
             cfg.worker_count(),
             env.get("CELLBLOCK_REDIS_URL", cfg.redis_url),
         )
+        # The address a person types in a browser (a wildcard bind is reached on loopback).
+        host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+        page = f"http://{f'[{host}]' if ':' in host else host}:{cfg.port}"
+        log.info("open %s/ in a browser: the playground (%s/dashboard: the operations dashboard)", page, page)
         while True:
             time.sleep(0.5)
             if redis_child is not None and not redis_child.alive():

@@ -1,5 +1,5 @@
-"""`cellblock up` starts its own Redis (AOF, unix socket under var/), the API and workers;
-`cellblock submit` talks to it; SIGTERM stops every child."""
+"""`cellblock up` starts its own Redis (AOF, unix socket under var/), the API and workers, and
+says where the playground is; `cellblock submit` talks to it; SIGTERM stops every child."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -67,6 +68,10 @@ def test_up_submit_and_clean_stop(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert res.returncode == 0, res.stderr + (tmp_path / "up.log").read_text()
         assert "hello world" in res.stdout
+        # What a newcomer opens: the address `up` prints serves the playground.
+        assert f"open {url}/ in a browser" in (tmp_path / "up.log").read_text()
+        with urllib.request.urlopen(url + "/", timeout=10) as page:
+            assert b"<title>cellblock playground</title>" in page.read()
 
         tests = tmp_path / "tests"
         tests.mkdir()
