@@ -134,6 +134,7 @@ def make_app(cfg: Config) -> web.Application:
     app[auth.KEY_CACHE] = auth.KeyCache()
     app.cleanup_ctx.extend([redis_ctx, languages_ctx, callbacks_ctx, layer_ports_ctx])
     metrics.setup(app)
+    dashboard.setup(app)
     pages.setup(app)
     routes: list[Any] = [
         web.post("/v1/submissions", handlers.create_submission),
@@ -146,7 +147,6 @@ def make_app(cfg: Config) -> web.Application:
         web.get("/v1/health", handlers.health),
         web.get("/v1/ready", handlers.ready),
         web.get("/metrics", metrics.handler),
-        web.get("/v1/dashboard", dashboard.handler),
         web.get("/v1/openapi.json", handlers.openapi_json),
         web.get("/docs", handlers.docs),
         *judge0.routes(JUDGE0_PREFIX),

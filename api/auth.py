@@ -1,7 +1,8 @@
 """Who is asking: the authentication middleware and submission ownership.
 
 When CELLBLOCK_AUTH requires keys, every request under /v1/submissions must carry one
-(`Authorization: Bearer <token>` or `X-Auth-Token`); the middleware looks it up
+(`Authorization: Bearer <token>` or `X-Auth-Token`; a browser's WebSocket, which cannot send
+a header, offers it as the subprotocol `cellblock.key.<token>`); the middleware looks it up
 (core/apikeys.py), applies its rate limit, leaves the key in request[PRINCIPAL] (None when
 the API runs without keys), and answers 404 for another key's submission — so no handler has
 to remember to. /metrics needs a key too (any key); the operators' dashboard an admin key
@@ -54,12 +55,27 @@ return wait
 """
 
 
+# A browser's WebSocket cannot send a header of its own, only subprotocols: a page opening a
+# session offers WS_PROTOCOL and WS_KEY + its token (as Kubernetes' API server takes a bearer
+# token), and the server answers WS_PROTOCOL, never the one that carries the key.
+WS_PROTOCOL = "cellblock.v1"
+WS_KEY = "cellblock.key."
+
+
 def token_of(request: web.Request) -> str | None:
-    """The token of `Authorization: Bearer` or `X-Auth-Token`; None when neither is sent."""
+    """The token of `Authorization: Bearer`, `X-Auth-Token` or, on a WebSocket upgrade, the
+    subprotocol `cellblock.key.<token>`; None when none is sent."""
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
-    return request.headers.get("X-Auth-Token", "").strip() or None
+    token = request.headers.get("X-Auth-Token", "").strip()
+    if token:
+        return token
+    for offered in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        offered = offered.strip()
+        if offered.startswith(WS_KEY):
+            return offered[len(WS_KEY) :] or None
+    return None
 
 
 def _unauthorized(reason: str) -> ApiError:

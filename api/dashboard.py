@@ -106,9 +106,34 @@ def snapshot(r: redis.Redis, cfg: Config, keys: Keys, now: float | None = None) 
     }
 
 
+class Reader:
+    """One snapshot read at a time per process: requests that come while one is being read get
+    that one (several open dashboards, polling at once, cost Redis one read, and the thread
+    pool one thread)."""
+
+    def __init__(self) -> None:
+        self._reading: asyncio.Future[dict[str, Any]] | None = None
+
+    async def read(self, app: web.Application) -> dict[str, Any]:
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(asyncio.to_thread(snapshot, app[SYNC_REDIS], app[CONFIG], app[KEYS]))
+            self._reading.add_done_callback(self._done)
+        return await asyncio.shield(self._reading)
+
+    def _done(self, _: asyncio.Future[dict[str, Any]]) -> None:
+        self._reading = None
+
+
+READER = web.AppKey("dashboard_reader", Reader)
+
+
+def setup(app: web.Application) -> None:
+    app[READER] = Reader()
+    app.router.add_get("/v1/dashboard", handler)
+
+
 async def handler(request: web.Request) -> web.Response:
     """GET /v1/dashboard (JSON; never cached: it is polled)."""
     await auth.admin(request)
-    app = request.app
-    body = await asyncio.to_thread(snapshot, app[SYNC_REDIS], app[CONFIG], app[KEYS])
+    body = await request.app[READER].read(request.app)
     return web.json_response(body, headers={"Cache-Control": "no-store"})

@@ -79,7 +79,7 @@ async def get_submission(request: web.Request) -> web.Response:
     include = [part for part in request.query.get("include", "").split(",") if part]
     for part in include:
         if part not in INCLUDES:
-            raise invalid("include", f"unknown: {part!r}; known: {', '.join(INCLUDES)}", "unknown_field")
+            raise invalid("include", f"unknown: {part!r}; known: {', '.join(INCLUDES)}")
     view = await _view(request, request.match_info["id"], "request" in include)
     if view is None:
         raise not_found()

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.worker import BaseWorker
 
@@ -35,7 +36,10 @@ def queue_state(r: redis.Redis, cfg: Config) -> tuple[int, float]:
     oldest_age = 0.0
     first = q.get_job_ids(0, 1)
     if first:
-        job = Job.fetch(first[0], connection=r)
+        try:
+            job = Job.fetch(first[0], connection=r)
+        except NoSuchJobError:  # taken and gone since it was listed
+            return depth, oldest_age
         if job.enqueued_at is not None:
             oldest_age = max(0.0, time.time() - job.enqueued_at.timestamp())
     return depth, oldest_age

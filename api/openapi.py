@@ -236,6 +236,11 @@ _RESULT = {
             "each test carries its own `files`)",
         },
         "files_truncated": {"type": "boolean", "description": "run mode only: a collect cap left files out"},
+        "request": {
+            "type": "object",
+            "description": "with ?include=request: the submission as it was asked, in POST's shape (a session's: "
+            "its first message's, with idle_timeout)",
+        },
     },
 }
 
@@ -337,7 +342,9 @@ SPEC: dict[str, Any] = {
                 "source or files, args, compile_options, limits, encoding, idle_timeout). Then binary frames or "
                 "{type: stdin, data} to the program's stdin, {type: eof}, {type: kill}; the server sends "
                 "{type: session, id}, {type: state}, {type: output, stream, data, offset}, {type: error, error} "
-                "and {type: result, result}, then closes (a refused session: close 4000 + HTTP status).",
+                "and {type: result, result}, then closes (a refused session: close 4000 + HTTP status). A browser, "
+                "which cannot send a header, offers its key as the subprotocol cellblock.key.<token> beside "
+                "cellblock.v1.",
                 "responses": {
                     "101": {"description": "switching to the WebSocket"},
                     "426": _resp("not a WebSocket upgrade", _ERROR),

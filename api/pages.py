@@ -70,12 +70,33 @@ _CACHE_HASHED = "public, max-age=31536000, immutable"
 
 @dataclass(frozen=True, slots=True)
 class Asset:
-    """One file as it is served: its bytes, their gzip form (None: not worth it), type and tag."""
+    """One file as it is served: its bytes, their gzip form (None: not worth it), type and tag
+    (each form has its own: they are different bytes)."""
 
     body: bytes
     gzipped: bytes | None
     content_type: str
     etag: str
+
+    def form(self, request: web.Request) -> tuple[bytes, str, bool]:
+        """The bytes this request gets, their ETag, and whether they are the gzip form."""
+        if self.gzipped is not None and accepts_gzip(request):
+            return self.gzipped, self.etag[:-1] + '-gzip"', True
+        return self.body, self.etag, False
+
+
+def accepts_gzip(request: web.Request) -> bool:
+    """Whether Accept-Encoding takes gzip (named, or `*`, and not refused with q=0)."""
+    for part in request.headers.get("Accept-Encoding", "").lower().split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip() not in ("gzip", "*"):
+            continue
+        params = params.strip()
+        try:
+            return not params.startswith("q=") or float(params[2:]) > 0
+        except ValueError:
+            return True
+    return False
 
 
 def _asset(path: Path) -> Asset:
@@ -104,13 +125,13 @@ ASSETS = web.AppKey("assets", dict[str, Asset])
 
 
 def _send(request: web.Request, asset: Asset, name: str) -> web.Response:
+    body, etag, gzipped = asset.form(request)
     cache = _CACHE_HASHED if name.startswith(_HASHED) else _CACHE
-    headers = {**_HEADERS, "ETag": asset.etag, "Cache-Control": cache, "Vary": "Accept-Encoding"}
-    if asset.etag in request.headers.get("If-None-Match", ""):
+    headers = {**_HEADERS, "ETag": etag, "Cache-Control": cache, "Vary": "Accept-Encoding"}
+    if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
-    body = asset.body
-    if asset.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", ""):
-        body, headers["Content-Encoding"] = asset.gzipped, "gzip"
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
     return web.Response(body=body, headers=headers, content_type=asset.content_type)
 
 
@@ -121,7 +142,7 @@ def _page(name: str) -> Handler:
         nonce = secrets.token_urlsafe(18)
         body = request.app[ASSETS][name].body.replace(NONCE.encode(), nonce.encode())
         headers = {**_HEADERS, "Content-Security-Policy": CSP.replace(NONCE, nonce), "Cache-Control": "no-store"}
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
+        if accepts_gzip(request):
             body, headers["Content-Encoding"] = gzip.compress(body, 6), "gzip"
         return web.Response(body=body, headers=headers, content_type="text/html", charset="utf-8")
 
@@ -129,9 +150,10 @@ def _page(name: str) -> Handler:
 
 
 async def static(request: web.Request) -> web.Response:
-    """GET /static/{path}: an asset, or 404 (only files that were there at startup exist)."""
+    """GET /static/{path}: an asset, or 404 (only files that were there at startup exist; the
+    pages only at their own addresses, under their policy)."""
     name = request.match_info["path"]
-    asset = request.app[ASSETS].get(name)
+    asset = None if name in PAGES else request.app[ASSETS].get(name)
     if asset is None:
         raise web.HTTPNotFound(text="no such file\n")
     return _send(request, asset, name)

@@ -40,7 +40,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.client_exceptions import ClientConnectionResetError
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
-from api import intake, streams
+from api import auth, intake, streams
 from api.errors import ApiError, TooMany, invalid, refusal_of
 from api.state import CONFIG, EVENTS, KEYS, LANGUAGES, PRINCIPAL, REDIS
 from api.validation import parse_session
@@ -152,8 +152,11 @@ async def open_session(request: web.Request) -> web.StreamResponse:
 
 def socket() -> web.WebSocketResponse:
     """A session's socket: pinged every HEARTBEAT_S (a client gone silent is gone), its closing
-    handshake given CLOSE_TIMEOUT_S."""
-    return web.WebSocketResponse(heartbeat=HEARTBEAT_S, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_FRAME)
+    handshake given CLOSE_TIMEOUT_S; it answers the subprotocol `cellblock.v1` when offered
+    (by a browser, beside the one that carries its key: api/auth.py)."""
+    return web.WebSocketResponse(
+        heartbeat=HEARTBEAT_S, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_FRAME, protocols=(auth.WS_PROTOCOL,)
+    )
 
 
 async def hold_place(request: web.Request, ws: web.WebSocketResponse) -> Place:

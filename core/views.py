@@ -94,8 +94,9 @@ def submission_view(fields: dict[bytes, bytes]) -> dict[str, Any]:
 
 def request_view(sub: Submission) -> dict[str, Any]:
     """The submission as it was asked, in the shape POST /v1/submissions takes (texts in its
-    `encoding`): what `GET /v1/submissions/{id}?include=request` adds, so that a shared link
-    shows the code it ran and a client can run it again."""
+    `encoding`) — or, for an interactive session, the shape of its first message on
+    /v1/sessions (with `idle_timeout`): what `GET /v1/submissions/{id}?include=request` adds,
+    so that a shared link shows the code it ran and a client can run it again."""
     enc = sub.encoding
 
     def texts(files: dict[str, bytes]) -> dict[str, str]:
@@ -108,8 +109,11 @@ def request_view(sub: Submission) -> dict[str, Any]:
         "compile_options": sub.compile_options,
         "limits": sub.limits,
         "encoding": enc,
-        "stop_on_first_failure": sub.stop_on_first_failure,
     }
+    if sub.interactive:
+        out["idle_timeout"] = sub.idle_timeout
+        return out
+    out["stop_on_first_failure"] = sub.stop_on_first_failure
     if sub.judge_mode:
         out["tests"] = [
             {
@@ -120,15 +124,18 @@ def request_view(sub: Submission) -> dict[str, Any]:
         ]
     else:
         out["stdin"] = encode_output(sub.tests[0].input if sub.tests else b"", enc)
-    checker: dict[str, Any] = {"type": str(sub.checker.kind)}
-    if sub.checker.kind is CheckerKind.FLOAT:
-        checker["tolerance"] = sub.checker.tolerance
-    if sub.checker.kind is CheckerKind.CUSTOM:
-        checker["language"] = sub.checker.language
-        checker["source"] = next(iter(texts(sub.checker.files).values()), "")
-    out["checker"] = checker
+    if sub.interactor is None:  # an interactor is the checker: a submission names one or the other
+        checker: dict[str, Any] = {"type": str(sub.checker.kind)}
+        if sub.checker.kind is CheckerKind.FLOAT:
+            checker["tolerance"] = sub.checker.tolerance
+        if sub.checker.kind is CheckerKind.CUSTOM:
+            checker["language"] = sub.checker.language
+            checker["source"] = next(iter(texts(sub.checker.files).values()), "")
+        out["checker"] = checker
     if sub.collect:
         out["collect"] = sub.collect
+    if sub.stream_output:
+        out["stream_output"] = True
     if sub.interactor is not None:
         out["interactor"] = {
             "language": sub.interactor.language,

@@ -17,6 +17,7 @@ Needs root (the stack's worker runs the jail). Uses its own stack in a temp dir,
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -66,7 +67,8 @@ def load(driver: webdriver.Chrome, url: str) -> dict[str, Any]:
 
 
 def p90(values: list[float]) -> float:
-    return sorted(values)[max(0, round(0.9 * len(values)) - 1)]
+    """The nearest-rank 90th percentile."""
+    return sorted(values)[max(0, math.ceil(0.9 * len(values)) - 1)]
 
 
 def main() -> None:

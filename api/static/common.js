@@ -47,9 +47,12 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   return data;
 }
 
-/** A submission's Server-Sent Events, parsed: yields {event, id, data} until the stream ends. */
-export async function* events(path, { signal } = {}) {
-  const resp = await fetch(path, { signal, cache: "no-store", headers: headers({ Accept: "text/event-stream" }) });
+/** Open a submission's Server-Sent Events (after `lastEventId`, when resuming): ApiError when
+ * refused, else an async iterator of the events, {event, id, data}, until the stream ends. */
+export async function openEvents(path, { signal, lastEventId = null } = {}) {
+  const extra = { Accept: "text/event-stream" };
+  if (lastEventId) extra["Last-Event-ID"] = lastEventId;
+  const resp = await fetch(path, { signal, cache: "no-store", headers: headers(extra) });
   if (!resp.ok) {
     let data = null;
     try {
@@ -59,6 +62,10 @@ export async function* events(path, { signal } = {}) {
     }
     throw new ApiError(resp.status, data && data.error, resp.headers.get("Retry-After"));
   }
+  return readEvents(resp);
+}
+
+async function* readEvents(resp) {
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {

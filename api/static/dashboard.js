@@ -21,7 +21,8 @@ const VERDICTS = [
   "runtime_error", "compilation_error", "security_violation", "checker_error", "internal_error",
 ];
 
-const state = { okAt: 0, data: null, inFlight: false, paused: false, blocked: false, timer: 0, error: "" };
+// generation: counts pauses, so that an answer that comes after one is dropped.
+const state = { okAt: 0, data: null, inFlight: false, paused: false, blocked: false, timer: 0, error: "", generation: 0 };
 let ask = () => Promise.resolve(false);
 
 // ------------------------------------------------------------------ polling
@@ -38,8 +39,10 @@ async function poll() {
   if (state.inFlight || !running()) return;
   state.inFlight = true;
   let delay = POLL_MS;
+  const generation = state.generation;
   try {
     const data = await api("/v1/dashboard");
+    if (generation !== state.generation) return; // paused while it was on its way: not shown
     render(data);
     state.data = data;
     state.okAt = Date.now();
@@ -81,13 +84,15 @@ function toggle() {
   const button = $("refresh-toggle");
   button.setAttribute("aria-pressed", String(!state.paused));
   showUpdated();
-  if (state.paused) clearTimeout(state.timer);
-  else poll();
+  if (state.paused) {
+    state.generation += 1;
+    clearTimeout(state.timer);
+  } else poll();
 }
 
 // ------------------------------------------------------------------ status line and banner
 
-/** A coarse age, so that the live region changes (and is read out) at most every 5 s. */
+/** A coarse age (the line is not a live region: a screen reader is not told every 5 s). */
 function ago(ms) {
   const s = ms / 1000;
   if (s < 5) return "just now";
@@ -306,13 +311,21 @@ function renderLatency(d) {
   label(node, text, [yAxis(f, ticks, y, tickSeconds), xAxis(f), ...PERCENTILES.map((p) => series(f, d, p, y))]);
 }
 
-/** One percentile's line, broken where a minute has no value; a lone point is a dot. */
+/** A lone point of a series, its shape telling the series (not its colour alone): p50 a
+ * circle, p95 a square, p99 a diamond (as the legend shows). */
+function marker(key, x, y) {
+  if (key === "p50") return svg("circle", { class: "dot", cx: x, cy: y, r: 3.5 });
+  if (key === "p95") return svg("rect", { class: "dot", x: x - 3.5, y: y - 3.5, width: 7, height: 7 });
+  return svg("path", { class: "dot", d: `M${x} ${y - 4.5}L${x + 4.5} ${y}L${x} ${y + 4.5}L${x - 4.5} ${y}Z` });
+}
+
+/** One percentile's line, broken where a minute has no value; a lone point is a marker. */
 function series(f, d, key, y) {
   const g = svg("g", { class: `series ${key}` });
   let path = "";
   let run = [];
   const flush = () => {
-    if (run.length === 1) g.append(svg("circle", { class: "dot", cx: run[0][0], cy: run[0][1], r: 3 }));
+    if (run.length === 1) g.append(marker(key, run[0][0], run[0][1]));
     else if (run.length) path += `M${run.map(([x, py]) => `${x} ${py}`).join("L")}`;
     run = [];
   };

@@ -1,11 +1,12 @@
 // The playground: pick a language, write a program, run it on an input or judge it on tests,
 // and watch it go (queued -> compiling -> running test k of n -> the verdict) over the
-// submission's event stream. /s/{id} opens a finished submission (its code and its result).
+// submission's event stream — or, ticked Interactive, run it as a session over a WebSocket,
+// its input typed while it runs. /s/{id} opens a submission (its code and its result).
 // Texts travel as base64 both ways, so a program's output is shown byte for byte: as UTF-8
 // text when it is that, else with the bad bytes marked and a hex view. Nothing a program
 // printed is ever parsed as markup (common.js: el()).
 
-import { ApiError, api, el, events, formatBytes, formatSeconds, keyDialog } from "/static/common.js";
+import { ApiError, api, apiKey, el, formatBytes, formatSeconds, keyDialog, openEvents } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
 const LAST_LANGUAGE = "cellblock.language";
@@ -34,6 +35,12 @@ const state = {
   running: null, // the AbortController of the run being watched
 };
 let askKey = () => Promise.resolve(false);
+let shownPath = location.pathname; // what the page shows: a popstate elsewhere reloads it
+
+function showPath(path) {
+  history.pushState({}, "", path);
+  shownPath = path;
+}
 
 // ------------------------------------------------------------------ bytes and base64
 
@@ -204,19 +211,23 @@ function addTest(input = "", expected = "") {
 }
 
 function removeTest(item) {
-  const tests = readTests();
-  const index = [...$("tests").children].indexOf(item);
-  tests.splice(index, 1);
+  const rows = [...$("tests").children];
+  const tests = rows.map((li) => ({ input: li.querySelector(".test-input").value, expected_output: li.querySelector(".test-expected").value }));
+  tests.splice(rows.indexOf(item), 1);
   $("tests").replaceChildren();
   tests.forEach((t) => addTest(t.input, t.expected_output));
   $("add-test").focus();
 }
 
+/** The tests as typed (a row left empty is no test: it would turn a run into a judging). */
 function readTests() {
-  return [...$("tests").children].map((li) => ({
-    input: li.querySelector(".test-input").value,
-    expected_output: li.querySelector(".test-expected").value,
-  }));
+  return [...$("tests").children]
+    .map((li) => ({ input: li.querySelector(".test-input").value, expected_output: li.querySelector(".test-expected").value }))
+    .filter((t) => t.input !== "" || t.expected_output !== "");
+}
+
+function interactiveChanged() {
+  $("stdin-field").hidden = $("interactive").checked; // typed while it runs instead
 }
 
 function checkerChanged() {
@@ -274,7 +285,8 @@ function submission() {
     if (input.value === "") continue;
     const [, scale] = TIME_UNITS[state.units[input.name]] || ["", 1];
     const value = Number(input.value) * scale;
-    limits[input.name] = state.units[input.name] === "seconds" || input.name === "cpus" ? value : Math.round(value);
+    // MiB typed become whole bytes; anything else goes as typed (the API says if it must be whole).
+    limits[input.name] = state.units[input.name] === "bytes" ? Math.round(value) : value;
   }
   if (Object.keys(limits).length) body.limits = limits;
   return body;
@@ -289,7 +301,17 @@ function fillForm(request) {
   const files = request.files || {};
   const main = lang && lang.source_name in files ? lang.source_name : Object.keys(files)[0];
   state.editor.setValue(main ? text(files[main]) : "");
-  languageChanged({ keepSource: true });
+  languageChanged({ keepSource: true }).catch(() => {});
+  const unseen = [
+    Object.keys(files).length > 1 ? `${Object.keys(files).length - 1} more file(s)` : null,
+    (request.compile_options || []).length ? "compiler options" : null,
+    request.collect ? "files to collect" : null,
+    request.interactor ? "an interactor" : null,
+  ].filter(Boolean);
+  $("shared-note").textContent = unseen.length
+    ? `This submission also had ${unseen.join(", ")}, which the playground does not show: Run sends only what is shown.`
+    : "";
+  $("shared-note").hidden = !unseen.length;
   $("args").value = (request.args || []).join("\n");
   $("stdin").value = request.stdin === undefined ? "" : text(request.stdin);
   $("tests").replaceChildren();
@@ -303,6 +325,8 @@ function fillForm(request) {
   }
   checkerChanged();
   $("stop-on-failure").checked = Boolean(request.stop_on_first_failure);
+  $("interactive").checked = "idle_timeout" in request;
+  interactiveChanged();
   for (const [name, value] of Object.entries(request.limits || {})) {
     const input = $(`limit-${name}`);
     const [, scale] = TIME_UNITS[state.units[name]] || ["", 1];
@@ -317,7 +341,7 @@ function setStatus(text) {
 }
 
 function clearResult() {
-  for (const id of ["verdict", "compile", "run-output", "judge-output", "share"]) $(id).hidden = true;
+  for (const id of ["verdict", "compile", "terminal", "run-output", "judge-output", "share"]) $(id).hidden = true;
   $("test-table").tBodies[0].replaceChildren();
   document.querySelectorAll("#result .note").forEach((n) => n.remove());
 }
@@ -339,9 +363,17 @@ async function run() {
   setStatus("Sending…");
   $("result").scrollIntoView({ block: "nearest" }); // on a phone it is below the form
   try {
+    if ($("interactive").checked) {
+      if (readTests().length) {
+        setStatus("An interactive run takes no tests: remove them, or untick Interactive.");
+        return;
+      }
+      await runSession(sessionOf(submission()), controller.signal);
+      return;
+    }
     const body = submission();
     const created = await withKey(() => api("/v1/submissions", { method: "POST", body }));
-    history.pushState({ id: created.id }, "", `/s/${created.id}`);
+    showPath(`/s/${created.id}`);
     showShare(created.id);
     setStatus("Queued…");
     await watch(created.id, controller.signal);
@@ -350,18 +382,51 @@ async function run() {
   } finally {
     if (state.running === controller) state.running = null;
     $("run").disabled = false;
+    if (!document.activeElement || document.activeElement === document.body) $("run").focus(); // disabling dropped it
   }
 }
 
-/** Follow a submission's events until it finishes, then show its result. */
-async function watch(id, signal) {
-  for await (const { event, data } of events(`/v1/submissions/${id}/events`, { signal })) {
-    if (event === "state") setStatus(progressText(data));
-    else if (event === "test") addTestRow(data);
-    else if (event === "finished") break;
+const sleep = (ms, signal) =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), reject(new DOMException("aborted", "AbortError"))), { once: true });
+  });
+
+/** `call`, again after the answer's Retry-After while the API is busy (429, 503): the
+ * submission is queued and will finish, whether or not this page may look at it this second. */
+async function patiently(call, signal, tries = 6) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await call();
+    } catch (err) {
+      const busy = err instanceof ApiError && (err.status === 429 || err.status === 503);
+      if (!busy || attempt >= tries) throw err;
+      await sleep(1000 * Math.min(10, Number(err.retryAfter) || 1), signal);
+    }
   }
-  const view = await api(`/v1/submissions/${id}`, { signal });
-  showResult(view);
+}
+
+/** Follow a submission's events until it finishes (resuming after the last one seen when the
+ * stream breaks), then show its result. */
+async function watch(id, signal) {
+  let last = null;
+  for (let resumed = 0; ; resumed += 1) {
+    try {
+      const stream = await patiently(() => openEvents(`/v1/submissions/${id}/events`, { signal, lastEventId: last }), signal);
+      for await (const { event, id: eventId, data } of stream) {
+        last = eventId || last;
+        if (event === "state") setStatus(progressText(data));
+        else if (event === "test") addTestRow(data);
+        else if (event === "finished") {
+          showResult(await patiently(() => api(`/v1/submissions/${id}`, { signal }), signal));
+          return;
+        }
+      }
+    } catch (err) {
+      if (err.name === "AbortError" || err instanceof ApiError || resumed >= 5) throw err;
+    }
+    await sleep(1000, signal); // the stream broke off before `finished`: resume after `last`
+  }
 }
 
 function failed(err) {
@@ -488,6 +553,162 @@ function showResult(view) {
   return true;
 }
 
+// ------------------------------------------------------------------ interactive sessions
+
+const SESSION_FIELDS = ["language", "files", "args", "compile_options", "limits", "encoding"];
+let session = null; // the open session's socket
+
+/** A session's first message: the run-mode submission's fields that a session takes. */
+function sessionOf(body) {
+  return Object.fromEntries(Object.entries(body).filter(([name]) => SESSION_FIELDS.includes(name)));
+}
+
+/** A session's socket. A browser's WebSocket cannot send a header: the key, if any, is offered
+ * as a subprotocol beside cellblock.v1, which is the one the server answers. */
+function openSocket() {
+  const key = apiKey.get();
+  const protocols = ["cellblock.v1", ...(key ? [`cellblock.key.${key}`] : [])];
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  return new WebSocket(`${scheme}://${location.host}/v1/sessions`, protocols);
+}
+
+function terminalWrite(text, cls = null) {
+  if (!text) return;
+  const out = $("terminal-output");
+  out.append(cls ? el("span", { class: cls }, text) : document.createTextNode(text));
+  out.scrollTop = out.scrollHeight;
+}
+
+function terminalOpen(open, { input = open } = {}) {
+  for (const id of ["terminal-input", "terminal-send", "terminal-eof"]) $(id).disabled = !input;
+  $("terminal-kill").disabled = !open;
+}
+
+function sessionSend(message) {
+  if (session && session.readyState === WebSocket.OPEN) session.send(JSON.stringify(message));
+}
+
+function sendLine(event) {
+  event.preventDefault();
+  const input = $("terminal-input");
+  if (input.disabled) return;
+  const line = `${input.value}\n`;
+  sessionSend({ type: "stdin", data: toBase64(line) });
+  terminalWrite(line, "stdin"); // a terminal echoes what is typed
+  input.value = "";
+}
+
+function sendEof() {
+  sessionSend({ type: "eof" });
+  terminalOpen(true, { input: false });
+}
+
+/** Run `body` as a session (/v1/sessions): its output into the terminal as it comes, the lines
+ * typed below it to its stdin, then its result. Resolves when the socket is closed. */
+function runSession(body, signal) {
+  return new Promise((resolve) => {
+    let ws;
+    try {
+      ws = openSocket();
+    } catch (err) {
+      setStatus(`Could not open a session: ${err.message}`);
+      resolve();
+      return;
+    }
+    session = ws;
+    let opened = false;
+    let ended = false;
+    let refusal = null;
+    const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+    $("terminal-output").replaceChildren();
+    $("terminal-facts").textContent = "";
+    $("terminal").hidden = false;
+    signal.addEventListener("abort", () => {
+      sessionSend({ type: "kill" });
+      ws.close();
+    });
+    ws.addEventListener("open", () => {
+      opened = true;
+      ws.send(JSON.stringify(body));
+      setStatus("Queued…");
+    });
+    ws.addEventListener("message", (e) => {
+      const m = JSON.parse(e.data);
+      if (m.type === "session") {
+        showPath(`/s/${m.id}`);
+        showShare(m.id);
+      } else if (m.type === "state") {
+        const running = m.state === "running";
+        setStatus(running ? "Running: type its input below." : progressText(m));
+        if (running && $("terminal-input").disabled) {
+          terminalOpen(true);
+          $("terminal-input").focus();
+        }
+      } else if (m.type === "output") {
+        const text = decoders[m.stream].decode(bytesOf(m.data, body.encoding), { stream: true });
+        terminalWrite(text, m.stream === "stderr" ? "stderr" : null);
+      } else if (m.type === "error") {
+        refusal = m.error;
+        setStatus(`Refused: ${new ApiError(m.error.status, m.error).message}.`);
+      } else if (m.type === "result") {
+        ended = true;
+        for (const [stream, decoder] of Object.entries(decoders)) terminalWrite(decoder.decode(), stream === "stderr" ? "stderr" : null);
+        showSessionResult(m.result);
+      }
+    });
+    ws.addEventListener("close", async (e) => {
+      if (session === ws) session = null;
+      terminalOpen(false);
+      if (!ended && !signal.aborted) {
+        if (refusal) setStatus(`Refused (${e.code - 4000}): ${new ApiError(refusal.status, refusal).message}.`);
+        else if (!opened) {
+          // Refused before the upgrade: a browser is told nothing, so ask the API why (a key?).
+          const retry = await whyNoSession();
+          if (retry) {
+            resolve(runSession(body, signal));
+            return;
+          }
+        } else setStatus(`The session ended without a result (${e.code}${e.reason ? `: ${e.reason}` : ""}).`);
+      }
+      resolve();
+    });
+  });
+}
+
+/** Why a session could not open: a key missing or refused (then ask for one: true to retry),
+ * else the API's limits on open sessions. */
+async function whyNoSession() {
+  try {
+    await api(`/v1/submissions?ids=${"0".repeat(32)}`); // a key is checked here as for a session
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      return askKey(`${err.message}. Enter an API key to continue.`);
+    }
+    failed(err);
+    return false;
+  }
+  setStatus("The API refused the session: too many sessions are open (for this key, or for the workers). Try again soon.");
+  return false;
+}
+
+function showSessionResult(view) {
+  const t = (view.tests || [])[0];
+  const verdict = $("verdict");
+  verdict.replaceChildren(verdictBadge(view.verdict));
+  verdict.hidden = false;
+  const what = view.verdict === "compilation_error" ? "It did not compile." : exitText(t || {});
+  setStatus(`Finished: ${VERDICT_WORDS[view.verdict] || view.verdict}. ${what}${view.message ? ` ${view.message}` : ""}`);
+  if (bytesOf(view.compile_output || "", view.encoding).length) {
+    showOutput($("compile-output"), view.compile_output, view.encoding, false);
+    $("compile").hidden = false;
+  }
+  $("terminal-facts").textContent = t
+    ? `CPU ${formatSeconds(t.cpu_time)}, wall ${formatSeconds(t.wall_time)}, memory ${formatBytes(t.peak_memory)}.`
+    : "";
+  $("terminal").hidden = false;
+  showShare(view.id);
+}
+
 /** /s/{id}: the submission's code and result (or its progress, then its result). */
 async function openShared(id) {
   setStatus("Loading the submission…");
@@ -495,12 +716,22 @@ async function openShared(id) {
     const view = await withKey(() => api(`/v1/submissions/${id}?include=request`));
     if (view.request) fillForm(view.request);
     if (view.request && view.request.tests) $("tab-judge").click();
+    if (view.request && "idle_timeout" in view.request && view.state === "finished") {
+      showSessionResult(view); // an interactive session: its output went to its client only
+      $("terminal-output").replaceChildren(el("span", { class: "note" }, "An interactive session's output is not kept."));
+      return;
+    }
     if (!showResult(view)) {
       const controller = new AbortController();
       state.running = controller;
-      await watch(id, controller.signal);
+      try {
+        await watch(id, controller.signal);
+      } finally {
+        if (state.running === controller) state.running = null;
+      }
     }
   } catch (err) {
+    if (err.name === "AbortError") return; // a new run took over
     if (err instanceof ApiError && err.status === 404) {
       setStatus("No such submission: it expired, or it belongs to another API key.");
     } else failed(err);
@@ -516,7 +747,17 @@ async function start() {
     addTest().querySelector("textarea").focus();
   });
   $("checker").addEventListener("change", checkerChanged);
-  $("language").addEventListener("change", () => languageChanged());
+  $("interactive").addEventListener("change", interactiveChanged);
+  $("terminal-form").addEventListener("submit", sendLine);
+  $("terminal-input").addEventListener("keydown", (e) => {
+    if (e.key === "d" && e.ctrlKey) {
+      e.preventDefault();
+      sendEof();
+    }
+  });
+  $("terminal-eof").addEventListener("click", sendEof);
+  $("terminal-kill").addEventListener("click", () => sessionSend({ type: "kill" }));
+  $("language").addEventListener("change", () => languageChanged().catch(() => {}));
   $("run").addEventListener("click", run);
   document.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !e.defaultPrevented) {
@@ -524,7 +765,9 @@ async function start() {
       run();
     }
   });
-  window.addEventListener("popstate", () => location.reload());
+  window.addEventListener("popstate", () => {
+    if (location.pathname !== shownPath) location.reload(); // not for a #fragment (the skip link)
+  });
   await setUpEditor();
   try {
     await withKey(loadLanguages);
@@ -533,10 +776,13 @@ async function start() {
     return;
   }
   await languageChanged().catch(() => {}); // without its syntax the editor still edits
-  $("run").disabled = false;
   const shared = location.pathname.match(/^\/s\/([^/]+)$/);
-  if (shared) await openShared(shared[1]);
-  else selectTab($("tab-run"));
+  if (shared) {
+    // Its code and result first: a run started before they came would be painted over.
+    const opening = openShared(shared[1]);
+    await Promise.race([opening, new Promise((resolve) => setTimeout(resolve, 2000))]);
+  } else selectTab($("tab-run"));
+  $("run").disabled = false;
   document.body.dataset.ready = "1";
   performance.mark("cellblock-ready"); // when the page can be used (load/bench_web.py)
 }

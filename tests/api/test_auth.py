@@ -4,6 +4,7 @@ Idempotency-Key."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import subprocess
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis
 
@@ -372,3 +374,26 @@ def test_cli_submit_sends_the_key_retries_429_and_takes_any_bytes(astack: Stack,
     assert second.returncode == 0 and b"HTTP 429, trying again" in second.stderr, second
     view = json.loads(second.stdout)
     assert view["encoding"] == "base64" and view["verdict"] == "accepted"
+
+
+def test_a_browser_session_offers_its_key_as_a_subprotocol(astack: Stack) -> None:
+    """A browser's WebSocket cannot send a header: its key comes as the subprotocol
+    `cellblock.key.<token>`, and the server answers `cellblock.v1`, never the key."""
+    _, hdrs = new_key(astack)
+    token = hdrs["Authorization"].removeprefix("Bearer ")
+    url = f"{astack.base}/v1/sessions"
+
+    async def go() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as http:
+            for offered in ((), ("cellblock.v1", "cellblock.key.cb_not_a_key")):
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await http.ws_connect(url, protocols=offered)
+                assert refused.value.status == 401
+            async with http.ws_connect(url, protocols=("cellblock.v1", f"cellblock.key.{token}")) as ws:
+                assert ws.protocol == "cellblock.v1"
+                await ws.send_json({"language": "python3", "source": "print('hi')"})
+                return [json.loads(m.data) async for m in ws]
+
+    got = asyncio.run(go())
+    assert "".join(m["data"] for m in got if m["type"] == "output") == "hi\n"
+    assert got[-1]["type"] == "result" and got[-1]["result"]["verdict"] == "accepted"

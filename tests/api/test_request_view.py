@@ -85,6 +85,28 @@ def test_judge_mode_keeps_tests_and_checker_in_its_encoding(stack: Stack) -> Non
     assert asked(stack, floats["id"])["checker"] == {"type": "float", "tolerance": 0.001}
 
 
+def test_an_interactor_submission_comes_back_without_a_checker_and_runs_again(stack: Stack) -> None:
+    body = {
+        "language": "python3",
+        "source": "input()\nprint('ok', flush=True)\n",
+        "tests": [{"input": "1"}],
+        "interactor": {
+            "language": "python3",
+            "source": "import sys\nprint('q', flush=True)\nsys.exit(input() != 'ok')\n",
+        },
+        "collect": ["*.txt"],
+        "stream_output": True,
+    }
+    first = stack.submit(body)
+    assert first["verdict"] == "accepted", first
+    request = asked(stack, first["id"])
+    assert "checker" not in request  # the interactor is the checker: POST takes one or the other
+    assert request["interactor"] == body["interactor"]
+    assert request["tests"] == [{"input": "1", "expected_output": ""}]  # stored as an empty answer
+    assert request["collect"] == ["*.txt"] and request["stream_output"] is True
+    assert stack.submit(request)["verdict"] == "accepted"
+
+
 def test_an_unknown_include_is_refused_naming_the_field(stack: Stack) -> None:
     sid = stack.submit({"language": "python3", "source": "print(1)"})["id"]
     resp = stack.request("GET", f"/v1/submissions/{sid}?include=request,secrets")

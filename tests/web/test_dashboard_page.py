@@ -34,7 +34,8 @@ def test_the_dashboard_shows_the_submissions_just_made(page: WebDriver, stack: S
     ready(page, stack.base + "/dashboard")
     assert text(page, "tile-finished-hour") == "3"
     assert text(page, "tile-queue-depth") == "0"
-    assert text(page, "tile-workers") == "0 / 2"  # busy / live
+    # busy / live: RQ marks a worker idle a moment after its job's result is out
+    wait_for(page, lambda d: text(d, "tile-workers") == "0 / 2", 15, "both workers idle")
     assert text(page, "tile-internal-errors") == "0"
     assert verdict_cell(page, "python3", "accepted") == "2"
     assert verdict_cell(page, "c", "wrong_answer") == "1"
@@ -63,9 +64,13 @@ def test_pausing_stops_the_polls(page: WebDriver, stack: Stack) -> None:
     toggle = page.find_element(By.ID, "refresh-toggle")
     toggle.click()
     assert toggle.get_attribute("aria-pressed") == "false"
+    # Paused: an answer still on its way is dropped, and no poll goes out (in two polls' time).
     seen = page.execute_script("return document.body.dataset.updated")
+    polls = "return performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/dashboard')).length"
+    sent = page.execute_script(polls)
     stack.submit({"language": "python3", "source": "print(1)"})
-    page.execute_script("return new Promise(r => setTimeout(r, 5000))")  # two polls' time
+    page.execute_script("return new Promise(r => setTimeout(r, 5000))")
     assert page.execute_script("return document.body.dataset.updated") == seen
+    assert page.execute_script(polls) <= sent + 1  # at most the one in flight at the click
     toggle.click()
     wait_for(page, lambda d: d.execute_script("return document.body.dataset.updated") != seen, 10, "a poll")

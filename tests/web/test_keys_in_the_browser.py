@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys as Key
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from core import apikeys
@@ -63,6 +64,26 @@ def test_a_run_asks_for_a_key_once_and_the_link_is_the_keys_alone(
     page.execute_script("localStorage.setItem('cellblock.apiKey', arguments[0])", new_key(keyed))
     ready(page, link)
     assert "No such submission" in page.find_element(By.ID, "status").text
+    page.execute_script("localStorage.clear()")
+
+
+def test_an_interactive_run_sends_the_key_it_cannot_put_in_a_header(page: WebDriver, keyed: Stack) -> None:
+    ready(page, keyed.base + "/")
+    page.execute_script("localStorage.clear()")
+    ready(page, keyed.base + "/")
+    write_program(page, "python3", 'print("got", input())')
+    page.find_element(By.ID, "interactive").click()
+    page.find_element(By.ID, "run").click()
+    # The socket is refused before its upgrade, which a page is not told: it asks the API why.
+    give_key(page, new_key(keyed))
+    refused = [e["message"] for e in page.get_log("browser") if e["level"] == "SEVERE"]
+    assert refused and all("WebSocket connection" in m or "status of 401" in m for m in refused), refused
+    line = page.find_element(By.ID, "terminal-input")
+    wait_for(page, lambda d: line.is_enabled(), 60, "the session to run")
+    line.send_keys("it", Key.ENTER)
+    status = run_and_wait(page, click=False)
+    assert "Accepted" in status, status
+    assert page.find_element(By.ID, "terminal-output").text == "it\ngot it"
     page.execute_script("localStorage.clear()")
 
 

@@ -40,13 +40,14 @@ def write_program(d: WebDriver, language: str, code: str) -> None:
     assert typed.rstrip("\n") == code, typed
 
 
-def run_and_wait(d: WebDriver, shortcut: bool = False) -> str:
-    """Run (the button, or Ctrl+Enter in the editor) and wait for the verdict; the status line."""
+def run_and_wait(d: WebDriver, shortcut: bool = False, click: bool = True, timeout: float = 90) -> str:
+    """Run (the button, or Ctrl+Enter in the editor; or neither: a run already going) and wait
+    for the verdict; the status line."""
     if shortcut:
         d.find_element(By.CSS_SELECTOR, "#editor .cm-content").send_keys(Keys.CONTROL, Keys.ENTER)
-    else:
+    elif click:
         d.find_element(By.ID, "run").click()
-    wait_for(d, lambda d: d.find_element(By.ID, "status").text.startswith("Finished"), 90, "the run to finish")
+    wait_for(d, lambda d: d.find_element(By.ID, "status").text.startswith("Finished"), timeout, "the run to finish")
     return str(d.find_element(By.ID, "status").text)
 
 
@@ -129,6 +130,46 @@ def test_a_shared_link_shows_the_code_and_the_result(page: WebDriver, stack: Sta
     assert Select(page.find_element(By.ID, "language")).first_selected_option.get_attribute("value") == "python3"
 
 
+def test_an_interactive_run_takes_its_input_as_it_is_typed(page: WebDriver, stack: Stack) -> None:
+    ready(page, stack.base + "/")
+    write_program(page, "python3", 'print("name?", flush=True);print("hello", input());print("bye", input())')
+    page.find_element(By.ID, "interactive").click()
+    assert not page.find_element(By.ID, "stdin").is_displayed()  # typed while it runs instead
+    page.find_element(By.ID, "run").click()
+    terminal = page.find_element(By.ID, "terminal-output")
+    wait_for(page, lambda d: "name?" in terminal.text, 60, "the program's question")
+    line = page.find_element(By.ID, "terminal-input")
+    wait_for(page, lambda d: line.is_enabled(), 10, "the input line")
+    line.send_keys("world", Keys.ENTER)
+    wait_for(page, lambda d: "hello world" in terminal.text, 20, "the answer to the first line")
+    line.send_keys("again", Keys.ENTER)
+    status = run_and_wait(page, click=False)
+    assert "Accepted" in status and "Exit code 0" in status, status
+    assert terminal.text == "name?\nworld\nhello world\nagain\nbye again"
+    link = page.find_element(By.ID, "share").get_attribute("href")
+    shoot(page, "playground-interactive")
+    # Its link reopens the code, ticked interactive; the output went to this page only.
+    ready(page, link)
+    assert page.find_element(By.ID, "interactive").is_selected()
+    assert "Accepted" in page.find_element(By.ID, "status").text
+    assert "not kept" in page.find_element(By.ID, "terminal-output").text
+
+
+def test_an_interactive_run_can_be_stopped(page: WebDriver, stack: Stack) -> None:
+    ready(page, stack.base + "/")
+    write_program(page, "python3", "import time;print(input(), flush=True);time.sleep(60)")
+    page.find_element(By.ID, "interactive").click()
+    page.find_element(By.ID, "run").click()
+    line = page.find_element(By.ID, "terminal-input")
+    wait_for(page, lambda d: line.is_enabled(), 60, "the input line")
+    line.send_keys("first", Keys.ENTER)
+    terminal = page.find_element(By.ID, "terminal-output")
+    wait_for(page, lambda d: terminal.text.count("first") == 2, 20, "the echo and the program's line")
+    page.find_element(By.ID, "terminal-kill").click()
+    status = run_and_wait(page, click=False, timeout=20)
+    assert "Finished" in status and "Accepted" not in status, status
+
+
 def test_an_unknown_link_says_so(page: WebDriver, stack: Stack) -> None:
     ready(page, stack.base + "/s/" + "0" * 32)
     assert "No such submission" in page.find_element(By.ID, "status").text
@@ -163,8 +204,9 @@ def test_pages_are_served_compressed_under_a_strict_policy(stack: Stack) -> None
             assert "script-src 'self';" in policy and "unsafe" not in policy
             if path != "/dashboard":  # the playground's editor needs it
                 assert f'nonce="{nonce.group(1)}"' in body.decode()
-    missing = stack.request("GET", "/static/../api/pages.py")
-    assert missing.status == 404
+    assert stack.request("GET", "/static/../api/pages.py").status == 404
+    # A page only at its own address, under its policy; not as a plain asset.
+    assert stack.request("GET", "/static/playground.html").status == 404
 
 
 def test_nothing_is_loaded_from_elsewhere(page: WebDriver, stack: Stack) -> None:
