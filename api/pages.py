@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import logging
 import mimetypes
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,12 @@ from core.models import SUBMISSION_ID
 log = logging.getLogger("cellblock.api")
 
 STATIC = Path(__file__).parent / "static"
-PAGES = ("playground.html", "dashboard.html")
+# Each page and the address it is served at (its link in the navigation is marked current).
+PAGES = {"playground.html": "/", "dashboard.html": "/dashboard"}
+# What the pages share (the navigation, the key dialog), written once: `<!--#include NAME-->`
+# in a page is replaced by partials/NAME when the pages are read. Partials are not served.
+PARTIALS = "partials"
+_INCLUDE = re.compile(rb"<!--#include ([a-z-]+\.html)-->")
 # The editor's bundle, built from web/ (`make web`); without it the playground has a textarea.
 VENDOR = STATIC / "vendor"
 # The policy; NONCE is replaced by each page's own (style elements only: scripts need none).
@@ -108,14 +114,27 @@ def _asset(path: Path) -> Asset:
     return Asset(body, packed, ctype, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
 
+def _page_body(root: Path, name: str) -> bytes:
+    """A page's markup with its partials in, its own link in them (the navigation's) marked."""
+    link = f'<a href="{PAGES[name]}">'.encode()
+
+    def include(m: re.Match[bytes]) -> bytes:
+        part = (root / PARTIALS / m.group(1).decode()).read_bytes().rstrip(b"\n")
+        return part.replace(link, link[:-1] + b' aria-current="page">')
+
+    return _INCLUDE.sub(include, (root / name).read_bytes())
+
+
 def load_assets(root: Path = STATIC) -> dict[str, Asset]:
     """Every file under `root` by its path relative to it ('vendor/editor.js'), but dot files
-    (the build's stamp)."""
+    (the build's stamp) and partials; the pages as they are served (`_page_body`)."""
     files = [p for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")]
-    assets = {str(p.relative_to(root)): _asset(p) for p in files}
+    assets = {str(p.relative_to(root)): _asset(p) for p in files if p.relative_to(root).parts[0] != PARTIALS}
     missing = [name for name in PAGES if name not in assets]
     if missing:
         raise FileNotFoundError(f"the pages {missing} are not in {root}")
+    for name in PAGES:  # read whole (no gzip form: each response has its own nonce)
+        assets[name] = Asset(_page_body(root, name), None, "text/html", "")
     if not (root / VENDOR.name / "editor.js").is_file():
         log.warning("the playground's editor is not built (make web): the page falls back to a plain text box")
     return assets
@@ -161,9 +180,9 @@ async def static(request: web.Request) -> web.Response:
 
 def routes() -> list[web.RouteDef]:
     return [
-        web.get("/", _page(PAGES[0])),
-        web.get(f"/s/{{id:{SUBMISSION_ID}}}", _page(PAGES[0])),
-        web.get("/dashboard", _page(PAGES[1])),
+        web.get("/", _page("playground.html")),
+        web.get(f"/s/{{id:{SUBMISSION_ID}}}", _page("playground.html")),
+        web.get("/dashboard", _page("dashboard.html")),
         web.get("/static/{path:.+}", static),
     ]
 

@@ -171,6 +171,19 @@ class Stack:
             assert time.monotonic() < deadline, f"not {sorted(states)} after {timeout}s: {view}\n{self.logs()}"
             time.sleep(0.05)
 
+    def keys(self, *args: str) -> str:
+        """`cellblock keys ARGS` on this stack's Redis and prefix; its stdout (exit 0 asserted)."""
+        out = subprocess.run(
+            [sys.executable, "-m", "cli", "keys", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
     def start_worker(self, wrap: Callable[[list[str]], list[str]] | None = None) -> subprocess.Popen[bytes]:
         """A worker; its command through `wrap` if given (e.g. tests.cgroup_layout.in_cgroup)."""
         n = len(self.workers)

@@ -109,17 +109,7 @@ def test_key_runs_and_x_auth_token_alias(astack: Stack) -> None:
 
 
 def test_cli_create_list_revoke_webhook_secret(astack: Stack) -> None:
-    def cli(*args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "cli", "keys", *args],
-            cwd=ROOT,
-            env=astack.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+    cli = astack.keys
 
     created = json.loads(
         cli(

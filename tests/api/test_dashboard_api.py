@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from core.models import Result, Submission, Verdict
 from core.settings import load as load_settings
 from jail.spec import RunResult, Status
 from tests.api.test_observability import scrape
-from tests.conftest import ROOT, RedisServer, Stack, error_of, isolated_api, make_stack
+from tests.conftest import RedisServer, Stack, error_of, isolated_api, make_stack
 from worker.judge import record_compile
 from worker.toolchain import CompileOutcome
 
@@ -333,19 +331,6 @@ def test_dashboard_counts_api_errors_in_the_minute(dstack: Stack, redis_server: 
 # --------------------------------------------------------------------------- who may see it
 
 
-def keys_cli(stack: Stack, *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "cli", "keys", *args],
-        cwd=ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
 def test_dashboard_needs_an_admin_key_when_keys_are_required(redis_server: RedisServer, tmp_path: Path) -> None:
     api = isolated_api(redis_server, tmp_path, "dash-auth", CELLBLOCK_AUTH="required")
     try:
@@ -354,14 +339,14 @@ def test_dashboard_needs_an_admin_key_when_keys_are_required(redis_server: Redis
         wrong = api.request("GET", "/v1/dashboard", headers={"Authorization": "Bearer cb_nope"})
         assert wrong.status == 401 and error_of(wrong)["code"] == "unauthorized", wrong.body
 
-        plain = json.loads(keys_cli(api, "create", "--name", "plain", "--json"))
+        plain = json.loads(api.keys("create", "--name", "plain", "--json"))
         plain_hdrs = {"Authorization": f"Bearer {plain['token']}"}
         refused = api.request("GET", "/v1/dashboard", headers=plain_hdrs)
         assert refused.status == 403, refused.body
         err = error_of(refused)
         assert err["code"] == "admin_required" and "admin key" in err["reason"], err
 
-        admin = json.loads(keys_cli(api, "create", "--name", "ops", "--admin", "--json"))
+        admin = json.loads(api.keys("create", "--name", "ops", "--admin", "--json"))
         assert admin["admin"] is True and plain["admin"] is False
         admin_hdrs = {"X-Auth-Token": admin["token"]}
         d = dashboard_of(api, admin_hdrs)
@@ -375,9 +360,9 @@ def test_dashboard_needs_an_admin_key_when_keys_are_required(redis_server: Redis
         assert api.request("GET", "/metrics", headers=admin_hdrs).status == 200
         assert dashboard_of(api, admin_hdrs)["queue"]["depth"] == 1  # no worker here: it waits
 
-        listed = {row["id"]: row for row in json.loads(keys_cli(api, "list", "--json"))}
+        listed = {row["id"]: row for row in json.loads(api.keys("list", "--json"))}
         assert listed[admin["id"]]["admin"] == "1" and listed[plain["id"]]["admin"] == "0"
-        table = keys_cli(api, "list")
+        table = api.keys("list")
         assert "admin" in table.splitlines()[0]
 
         # the key's hash says so: Principal reads it back, and a key made before admin keys is not one
