@@ -9,6 +9,7 @@ loopback API; with keys required it needs an admin key (api/auth.py: `admin`).
 
     now       epoch seconds of the answer
     auth      whether keys are required
+    quantile_ceiling  the histograms' highest bound: a quantile there means "at least that"
     queue     {depth, oldest_age}
     workers   [{name, hostname, pid, state, current_job, successful_jobs, failed_jobs,
                 last_heartbeat_age, started_at}]
@@ -76,6 +77,7 @@ def snapshot(r: redis.Redis, cfg: Config, keys: Keys, now: float | None = None) 
     return {
         "now": now,
         "auth": cfg.auth_required,
+        "quantile_ceiling": cm.BUCKETS[-1],
         "queue": {"depth": depth, "oldest_age": oldest_age},
         "workers": _workers(r, cfg, now),
         "minutes": [

@@ -130,10 +130,14 @@ _QUANTILES: dict[str, Any] = {
 _COUNT = {"type": "integer", "minimum": 0}
 _DASHBOARD: dict[str, Any] = {
     "type": "object",
-    "required": ["now", "auth", "queue", "workers", "minutes", "verdicts", "totals", "stages"],
+    "required": ["now", "auth", "quantile_ceiling", "queue", "workers", "minutes", "verdicts", "totals", "stages"],
     "properties": {
         "now": {"type": "number", "description": "epoch seconds of this answer"},
         "auth": {"type": "boolean", "description": "whether API keys are required"},
+        "quantile_ceiling": {
+            "type": "number",
+            "description": "the latency histograms' highest bound (s): a quantile equal to it means at least that",
+        },
         "queue": {
             "type": "object",
             "properties": {"depth": _COUNT, "oldest_age": {"type": "number", "description": "seconds (0: none)"}},

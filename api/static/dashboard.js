@@ -43,8 +43,8 @@ async function poll() {
   try {
     const data = await api("/v1/dashboard");
     if (generation !== state.generation) return; // paused while it was on its way: not shown
-    render(data);
     state.data = data;
+    render(data);
     state.okAt = Date.now();
     showError("");
   } catch (err) {
@@ -133,6 +133,12 @@ function formatAge(s) {
   if (s < 60) return formatSeconds(s);
   if (s < HOUR_S) return `${Math.floor(s / 60)} min ${Math.floor(s % 60)} s`;
   return `${Math.floor(s / HOUR_S)} h ${Math.floor((s % HOUR_S) / 60)} min`;
+}
+
+/** A quantile of the stage histograms: at their highest bound it is "at least" that. */
+function formatQuantile(s) {
+  const top = state.data?.quantile_ceiling;
+  return typeof s === "number" && top && s >= top ? `≥ ${formatAge(top)}` : formatSeconds(s);
 }
 
 function percent(rate) {
@@ -343,9 +349,9 @@ function latencySummary(minutes, values) {
   const head = "Latency per minute over the last hour";
   if (!values.length) return `${head}: nothing finished`;
   const latest = [...minutes].reverse().find((m) => PERCENTILES.some((p) => typeof m[p] === "number"));
-  const now = PERCENTILES.map((p) => `${p} ${formatSeconds(latest[p])}`).join(", ");
+  const now = PERCENTILES.map((p) => `${p} ${formatQuantile(latest[p])}`).join(", ");
   const p99s = minutes.map((m) => m.p99).filter((v) => typeof v === "number");
-  const worst = p99s.length ? `; highest p99 ${formatSeconds(Math.max(...p99s))}` : "";
+  const worst = p99s.length ? `; highest p99 ${formatQuantile(Math.max(...p99s))}` : "";
   return `${head}: latest minute with data ${now}${worst}`;
 }
 
@@ -444,7 +450,7 @@ function renderStages(stages) {
         { "data-stage": name },
         el("th", { scope: "row" }, human(name)),
         el("td", { class: "num" }, count(s.count)),
-        PERCENTILES.map((p) => el("td", { class: "num" }, formatSeconds(s[p]))),
+        PERCENTILES.map((p) => el("td", { class: "num" }, formatQuantile(s[p]))),
       );
     }),
   );

@@ -380,7 +380,9 @@ def test_dashboard_needs_an_admin_key_when_keys_are_required(redis_server: Redis
 def test_dashboard_is_open_with_keys_off(dstack: Stack) -> None:
     d = dashboard_of(dstack)
     assert d["auth"] is False
-    assert {"now", "auth", "queue", "workers", "minutes", "verdicts", "totals", "stages"} == set(d)
+    fields = {"now", "auth", "quantile_ceiling", "queue", "workers", "minutes", "verdicts", "totals", "stages"}
+    assert fields == set(d)
+    assert d["quantile_ceiling"] == metrics.BUCKETS[-1]
     spec = dstack.request("GET", "/v1/openapi.json").body
     op = spec["paths"]["/v1/dashboard"]["get"]
     assert {"200", "401", "403"} <= set(op["responses"])
