@@ -56,7 +56,7 @@ install: host venv web
 web: api/static/vendor/.built
 
 api/static/vendor/.built: web/package.json web/package-lock.json web/editor.mjs
-	@command -v npm >/dev/null || { echo "make web: npm is missing (it builds the playground's editor)" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "make web: npm is missing (it builds the playground's editor): apt-get install npm" >&2; exit 1; }
 	npm ci --prefix web --no-audit --no-fund
 	rm -rf api/static/vendor
 	npm run --prefix web --silent build
