@@ -58,6 +58,7 @@ export function createEditor(parent, { doc = "", label = "Source code", onRun = 
       extensions: [
         basicSetup,
         syntaxHighlighting(COLOURS),
+        EditorView.lineWrapping, // a long line stays in view, on a phone too
         // Mod-Enter runs: above the basic setup's own (which inserts a blank line).
         Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => (onRun(), true) }])),
         // Tab indents; Escape then Tab leaves the editor (CodeMirror's rule for keyboard users).
