@@ -145,7 +145,7 @@ def up(cfg: Config) -> int:
             f"http://{cfg.host}:{cfg.judge0_port}" if cfg.judge0_port else f"{base}/judge0",
             f"http://{cfg.host}:{cfg.piston_port}" if cfg.piston_port else f"{base}/piston",
             cfg.worker_count(),
-            env.get("CELLBLOCK_REDIS_URL", cfg.redis_url),
+            cfg.shown_redis_url(),
         )
         # The address a person types in a browser (a wildcard bind is reached on loopback).
         host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host

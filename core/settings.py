@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import urllib.parse
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -29,7 +30,12 @@ class Setting:
 
 
 SETTINGS: list[Setting] = [
-    Setting("CELLBLOCK_REDIS_URL", "", "Redis to use; empty: `cellblock up` starts its own under var/redis"),
+    Setting(
+        "CELLBLOCK_REDIS_URL",
+        "",
+        "Redis to use (redis://[user:password@]host:port/db, rediss:// for TLS, ?ssl_ca_certs=CA file); "
+        "empty: `cellblock up` starts its own under var/redis",
+    ),
     Setting("CELLBLOCK_VAR_DIR", str(PROJECT_ROOT / "var"), "state dir (Redis data, AOF, socket)"),
     Setting("CELLBLOCK_REDIS_PORT", "0", "port of the Redis `up` starts; 0: a unix socket in var/redis"),
     Setting(
@@ -204,6 +210,16 @@ class Config:
 
     def effective_redis_url(self) -> str:
         return self.redis_url or self.own_redis_url()
+
+    def shown_redis_url(self) -> str:
+        """The Redis URL as logs may show it: without its password."""
+        given = self.effective_redis_url()
+        url = urllib.parse.urlsplit(given)
+        if url.password is None:
+            return given
+        user = f"{url.username}:" if url.username else ":"
+        host = url.netloc.rpartition("@")[2]
+        return url._replace(netloc=f"{user}***@{host}").geturl()
 
     def worker_count(self) -> int:
         return self.workers or (os.cpu_count() or 1)
