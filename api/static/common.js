@@ -36,15 +36,23 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     init.body = JSON.stringify(body);
   }
   const resp = await fetch(path, init);
-  const text = await resp.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!resp.ok) throw new ApiError(resp.status, data && data.error, resp.headers.get("Retry-After"));
+  const data = await jsonOf(resp);
+  if (!resp.ok) throw refusal(resp, data);
   return data;
+}
+
+/** A response's JSON body; null when it has none (or it is not JSON). */
+async function jsonOf(resp) {
+  const text = await resp.text();
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return null;
+  }
+}
+
+function refusal(resp, data) {
+  return new ApiError(resp.status, data && data.error, resp.headers.get("Retry-After"));
 }
 
 /** Open a submission's Server-Sent Events (after `lastEventId`, when resuming): ApiError when
@@ -53,15 +61,7 @@ export async function openEvents(path, { signal, lastEventId = null } = {}) {
   const extra = { Accept: "text/event-stream" };
   if (lastEventId) extra["Last-Event-ID"] = lastEventId;
   const resp = await fetch(path, { signal, cache: "no-store", headers: headers(extra) });
-  if (!resp.ok) {
-    let data = null;
-    try {
-      data = await resp.json();
-    } catch {
-      data = null;
-    }
-    throw new ApiError(resp.status, data && data.error, resp.headers.get("Retry-After"));
-  }
+  if (!resp.ok) throw refusal(resp, await jsonOf(resp));
   return readEvents(resp);
 }
 

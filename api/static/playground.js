@@ -26,7 +26,9 @@ const HELLO = {
   rust: 'fn main() {\n    println!("Hello, world!");\n}\n',
   typescript: 'const greeting: string = "Hello, world!";\nconsole.log(greeting);\n',
 };
-const TIME_UNITS = { seconds: ["s", 1], bytes: ["MiB", 1024 * 1024], items: ["", 1] };
+// How a limit is typed, by what it counts (/v1/languages: limit_units): its label, and what one
+// typed unit is in the API's number.
+const LIMIT_UNITS = { seconds: ["s", 1], bytes: ["MiB", 1024 * 1024], items: ["", 1] };
 
 const state = {
   languages: new Map(), // id -> the language as /v1/languages describes it
@@ -169,7 +171,7 @@ function renderLimits(lang) {
   const kept = new Map([...box.querySelectorAll("input")].map((i) => [i.name, i.value]));
   box.replaceChildren();
   for (const [name, dflt] of Object.entries(lang.limits.default)) {
-    const [unit, scale] = TIME_UNITS[state.units[name]] || ["", 1];
+    const [unit, scale] = LIMIT_UNITS[state.units[name]] || ["", 1];
     const max = lang.limits.max[name] / scale;
     const id = `limit-${name}`;
     const words = name.replace("_", " ");
@@ -210,10 +212,17 @@ function addTest(input = "", expected = "") {
   return item;
 }
 
+/** Every test row as typed, empty ones too. */
+function testRows() {
+  return [...$("tests").children].map((li) => ({
+    input: li.querySelector(".test-input").value,
+    expected_output: li.querySelector(".test-expected").value,
+  }));
+}
+
 function removeTest(item) {
-  const rows = [...$("tests").children];
-  const tests = rows.map((li) => ({ input: li.querySelector(".test-input").value, expected_output: li.querySelector(".test-expected").value }));
-  tests.splice(rows.indexOf(item), 1);
+  const tests = testRows();
+  tests.splice([...$("tests").children].indexOf(item), 1);
   $("tests").replaceChildren();
   tests.forEach((t) => addTest(t.input, t.expected_output));
   $("add-test").focus();
@@ -221,9 +230,7 @@ function removeTest(item) {
 
 /** The tests as typed (a row left empty is no test: it would turn a run into a judging). */
 function readTests() {
-  return [...$("tests").children]
-    .map((li) => ({ input: li.querySelector(".test-input").value, expected_output: li.querySelector(".test-expected").value }))
-    .filter((t) => t.input !== "" || t.expected_output !== "");
+  return testRows().filter((t) => t.input !== "" || t.expected_output !== "");
 }
 
 function interactiveChanged() {
@@ -283,7 +290,7 @@ function submission() {
   const limits = {};
   for (const input of $("limits").querySelectorAll("input")) {
     if (input.value === "") continue;
-    const [, scale] = TIME_UNITS[state.units[input.name]] || ["", 1];
+    const [, scale] = LIMIT_UNITS[state.units[input.name]] || ["", 1];
     const value = Number(input.value) * scale;
     // MiB typed become whole bytes; anything else goes as typed (the API says if it must be whole).
     limits[input.name] = state.units[input.name] === "bytes" ? Math.round(value) : value;
@@ -329,7 +336,7 @@ function fillForm(request) {
   interactiveChanged();
   for (const [name, value] of Object.entries(request.limits || {})) {
     const input = $(`limit-${name}`);
-    const [, scale] = TIME_UNITS[state.units[name]] || ["", 1];
+    const [, scale] = LIMIT_UNITS[state.units[name]] || ["", 1];
     if (input) input.value = String(+(value / scale).toFixed(6));
   }
 }
@@ -521,27 +528,15 @@ function showResult(view) {
     return false;
   }
   const enc = view.encoding;
-  const verdict = $("verdict");
-  verdict.replaceChildren(verdictBadge(view.verdict));
-  verdict.hidden = false;
   const tests = view.tests || [];
   const passed = tests.filter((t) => t.verdict === "accepted").length;
   const runMode = "stdout" in view; // the view lifts a run's output to the top in run mode only
-  const summary = view.verdict === "compilation_error" ? "It did not compile." :
-    runMode ? exitText(tests[0] || {}) : `${passed} of ${tests.length} tests accepted.`;
-  setStatus(`Finished: ${VERDICT_WORDS[view.verdict] || view.verdict}. ${summary}${view.message ? ` ${view.message}` : ""}`);
-  const compileOut = bytesOf(view.compile_output || "", enc);
-  if (compileOut.length) {
-    showOutput($("compile-output"), view.compile_output, enc, false);
-    $("compile").hidden = false;
-  }
+  showFinished(view, runMode ? exitText(tests[0] || {}) : `${passed} of ${tests.length} tests accepted.`);
   if (runMode) {
     const t = tests[0];
     showOutput($("stdout"), view.stdout, enc, t && t.stdout_truncated);
     showOutput($("stderr"), view.stderr, enc, t && t.stderr_truncated);
-    $("run-facts").textContent = t
-      ? `${exitText(t)} CPU ${formatSeconds(t.cpu_time)}, wall ${formatSeconds(t.wall_time)}, memory ${formatBytes(t.peak_memory)}.`
-      : "";
+    $("run-facts").textContent = t ? `${exitText(t)} ${accounting(t)}` : "";
     $("run-output").hidden = false;
     $("judge-output").hidden = true; // the run's `test` event drew a row while it went
   } else {
@@ -549,8 +544,22 @@ function showResult(view) {
     tests.forEach((t) => addTestRow(t, enc));
     $("judge-output").hidden = tests.length === 0;
   }
-  showShare(view.id);
   return true;
+}
+
+/** What every finished submission shows: its verdict, a status line (`summary` of how it went,
+ * unless it did not compile), the compiler's output if any, and its link. */
+function showFinished(view, summary) {
+  const verdict = $("verdict");
+  verdict.replaceChildren(verdictBadge(view.verdict));
+  verdict.hidden = false;
+  const how = view.verdict === "compilation_error" ? "It did not compile." : summary;
+  setStatus(`Finished: ${VERDICT_WORDS[view.verdict] || view.verdict}. ${how}${view.message ? ` ${view.message}` : ""}`);
+  if (bytesOf(view.compile_output || "", view.encoding).length) {
+    showOutput($("compile-output"), view.compile_output, view.encoding, false);
+    $("compile").hidden = false;
+  }
+  showShare(view.id);
 }
 
 // ------------------------------------------------------------------ interactive sessions
@@ -693,20 +702,13 @@ async function whyNoSession() {
 
 function showSessionResult(view) {
   const t = (view.tests || [])[0];
-  const verdict = $("verdict");
-  verdict.replaceChildren(verdictBadge(view.verdict));
-  verdict.hidden = false;
-  const what = view.verdict === "compilation_error" ? "It did not compile." : exitText(t || {});
-  setStatus(`Finished: ${VERDICT_WORDS[view.verdict] || view.verdict}. ${what}${view.message ? ` ${view.message}` : ""}`);
-  if (bytesOf(view.compile_output || "", view.encoding).length) {
-    showOutput($("compile-output"), view.compile_output, view.encoding, false);
-    $("compile").hidden = false;
-  }
-  $("terminal-facts").textContent = t
-    ? `CPU ${formatSeconds(t.cpu_time)}, wall ${formatSeconds(t.wall_time)}, memory ${formatBytes(t.peak_memory)}.`
-    : "";
+  showFinished(view, exitText(t || {}));
+  $("terminal-facts").textContent = t ? accounting(t) : "";
   $("terminal").hidden = false;
-  showShare(view.id);
+}
+
+function accounting(t) {
+  return `CPU ${formatSeconds(t.cpu_time)}, wall ${formatSeconds(t.wall_time)}, memory ${formatBytes(t.peak_memory)}.`;
 }
 
 /** /s/{id}: the submission's code and result (or its progress, then its result). */
