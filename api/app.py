@@ -8,8 +8,6 @@ import resource
 from collections.abc import AsyncIterator
 from typing import Any
 
-import redis
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from api import auth, browsers, callbacks, dashboard, handlers, metrics, middleware, pages, sessions, streams
@@ -18,6 +16,7 @@ from api.judge0 import handlers as judge0
 from api.piston import handlers as piston
 from api.state import CONFIG, EVENTS, FINISHED, KEYS, LANGUAGES, QUEUE_DEPTH, REDIS, SYNC_REDIS
 from api.wakeups import LISTEN_TIMEOUT_S, EventWakeups, FinishedWaiters
+from core import redis_client
 from core.keys import Keys
 from core.models import SUBMISSION_ID
 from core.settings import Config
@@ -38,12 +37,11 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     # instead of opening connections without end. The API's longest blocking read is a
     # subscription's (LISTEN_TIMEOUT_S); the socket timeout must be longer or redis-py takes a
     # quiet channel for a dead server.
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=cfg.redis_connections, timeout=POOL_WAIT_S, socket_timeout=LISTEN_TIMEOUT_S + 20
+    app[REDIS] = redis_client.async_client(
+        url, cfg.redis_connections, POOL_WAIT_S, socket_timeout=LISTEN_TIMEOUT_S + 20
     )
-    app[REDIS] = aioredis.Redis(connection_pool=pool)
     # Enqueueing goes through RQ, which is synchronous: it runs in a thread on this client.
-    app[SYNC_REDIS] = redis.Redis.from_url(url)
+    app[SYNC_REDIS] = redis_client.sync_client(url)
     app[FINISHED] = FinishedWaiters(app[REDIS], app[KEYS])
     app[EVENTS] = EventWakeups(app[REDIS], app[KEYS])
     for wakeups in (app[FINISHED], app[EVENTS]):
@@ -51,8 +49,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     for wakeups in (app[FINISHED], app[EVENTS]):
         await wakeups.stop()
-    await app[REDIS].aclose()
-    await pool.aclose()
+    await app[REDIS].aclose(close_connection_pool=True)
     app[SYNC_REDIS].close()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import redis.exceptions
 from aiohttp import web
 
+from core import queue
 from core.inputs import InputError
 
 
@@ -74,6 +75,8 @@ def refusal_of(exc: BaseException, max_body: int) -> ApiError | None:
         return ApiError(413, "body_too_large", f"request body above {max_body} bytes", "body")
     if redis_unavailable(exc):
         return TooMany("the queue (Redis) is unavailable; retry later", 1, status=503, code="unavailable")
+    if isinstance(exc, queue.NotReplicated):
+        return TooMany(f"{exc}: nothing was queued; retry later", 1, status=503, code="unavailable")
     return None
 
 
@@ -82,5 +85,8 @@ def redis_unavailable(exc: BaseException) -> bool:
     to persist: MISCONF), so the request deserves a 503 and a retry, not a 500."""
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, *_REDIS_REFUSALS)):
         return True
-    # MISCONF has no class of its own; inside a pipeline the reply text is prefixed.
-    return isinstance(exc, redis.exceptions.ResponseError) and "MISCONF" in str(exc)
+    # MISCONF (cannot persist) and NOREPLICAS (min-replicas-to-write unmet) have no class of
+    # their own; inside a pipeline the reply text is prefixed.
+    return isinstance(exc, redis.exceptions.ResponseError) and any(
+        reply in str(exc) for reply in ("MISCONF", "NOREPLICAS")
+    )

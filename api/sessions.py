@@ -412,7 +412,5 @@ async def _check_worker(r: Any, keys: Keys, sub: Submission, ttl: int) -> None:
     log.error("session %s: its worker stopped renewing its lease", sub.id)
     result = Result(sub.id, Verdict.INTERNAL_ERROR, message="the worker running this session stopped; "
                     "this is not the program's fault")  # fmt: skip
-    async with r.pipeline(transaction=True) as pipe:
-        pipe.set(keys.kill(sub.id), "1", ex=FLAG_TTL_S)
-        store.stage_finish(pipe, keys, sub, result, ttl)
-        await pipe.execute()
+    await r.set(keys.kill(sub.id), "1", ex=FLAG_TTL_S)
+    await store.finish_async(r, keys, sub, result, ttl)  # unless the worker's result came first

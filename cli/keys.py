@@ -7,9 +7,7 @@ import json
 import time
 from typing import Any
 
-import redis
-
-from core import apikeys
+from core import apikeys, redis_client
 from core.keys import Keys
 from core.limits import LIMIT_NAMES, ceiling
 from core.settings import Config
@@ -43,7 +41,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
-    r = redis.Redis.from_url(cfg.effective_redis_url())
+    r = redis_client.sync_client(cfg.effective_redis_url())
     keys = Keys(cfg.key_prefix)
     if args.keys_command == "create":
         try:

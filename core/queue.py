@@ -3,6 +3,12 @@
 The API calls `submit`; the job names the worker's entry points by their import path, so
 the API never imports the worker. An RQ job carries only the submission id; everything
 else is in the submission hash.
+
+Redis replicates asynchronously: a primary that dies can take its last writes with it. With
+CELLBLOCK_REDIS_REPLICAS = n > 0, `submit` returns only once n replicas have the submissions
+(WAIT), so an accepted submission survives a failover to one of them; if they do not
+acknowledge within REPLICATION_WAIT_S, the submissions are taken back and NotReplicated
+raised (the API answers 503: nothing was accepted).
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ ON_FAILURE = "worker.jobs.on_failure"
 # The result lives in our own hash. RQ keeps its finished job a minute: deleting it at once
 # costs the worker six more Redis round trips per job.
 FINISHED_JOB_TTL = 60
+# How long `submit` waits for CELLBLOCK_REDIS_REPLICAS replicas to acknowledge a submission.
+REPLICATION_WAIT_S = 1.0
+
+
+class NotReplicated(Exception):
+    """The submissions did not reach enough replicas in time, and were taken back."""
 
 
 def queue_key(cfg: Config) -> str:
@@ -32,7 +44,19 @@ def queue_key(cfg: Config) -> str:
 def submit(r: redis.Redis, cfg: Config, subs: list[tuple[Submission, int]], owner: str | None = None) -> None:
     """Store each submission (and its owner, the API key's id) and queue its job (job id =
     submission id), all in ONE transaction: a crash between the two can neither lose a job
-    nor orphan a submission. `subs` pairs each submission with its job timeout in seconds."""
+    nor orphan a submission. `subs` pairs each submission with its job timeout in seconds.
+    With CELLBLOCK_REDIS_REPLICAS, returns once that many replicas have them (module doc)."""
+    _enqueue(r, cfg, subs, owner)
+    if not cfg.redis_replicas or replicated(r, Keys(cfg.key_prefix).submission(subs[-1][0].id), cfg):
+        return
+    taken = [sub for sub, _ in subs if withdraw(r, cfg, sub.id)]
+    if len(taken) == len(subs):
+        raise NotReplicated(f"the submission did not reach {cfg.redis_replicas} Redis replica(s) in time")
+    # A worker started one meanwhile: it runs, so the request is accepted after all, whole.
+    _enqueue(r, cfg, [(sub, timeout) for sub, timeout in subs if sub in taken], owner)
+
+
+def _enqueue(r: redis.Redis, cfg: Config, subs: list[tuple[Submission, int]], owner: str | None) -> None:
     keys = Keys(cfg.key_prefix)
     q = Queue(cfg.queue, connection=r)
     with r.pipeline(transaction=True) as pipe:
@@ -51,6 +75,18 @@ def submit(r: redis.Redis, cfg: Config, subs: list[tuple[Submission, int]], owne
                 pipeline=pipe,
             )
         pipe.execute()
+
+
+def replicated(r: redis.Redis, key: str, cfg: Config) -> bool:
+    """Whether every write made before this call is on CELLBLOCK_REDIS_REPLICAS replicas (within
+    REPLICATION_WAIT_S). WAIT counts the replicas that have its connection's last write: the
+    pipeline's first command is a write (the submission `key`'s TTL set again), so that WAIT,
+    on the same connection, covers everything before it."""
+    with r.pipeline(transaction=False) as pipe:
+        pipe.expire(key, cfg.submission_ttl)
+        pipe.wait(cfg.redis_replicas, int(REPLICATION_WAIT_S * 1000))
+        acked = pipe.execute()[-1]
+    return int(acked) >= cfg.redis_replicas
 
 
 def withdraw(r: redis.Redis, cfg: Config, sid: str) -> bool:

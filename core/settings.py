@@ -33,8 +33,9 @@ SETTINGS: list[Setting] = [
     Setting(
         "CELLBLOCK_REDIS_URL",
         "",
-        "Redis to use (redis://[user:password@]host:port/db, rediss:// for TLS, ?ssl_ca_certs=CA file); "
-        "empty: `cellblock up` starts its own under var/redis",
+        "Redis to use (redis://[user:password@]host:port/db, rediss:// for TLS, ?ssl_ca_certs=CA file; "
+        "redis+sentinel://[user:password@]host:port,host:port/service[/db] for the primary Sentinel names, "
+        "?sentinel_password= for the Sentinels' own); empty: `cellblock up` starts its own under var/redis",
     ),
     Setting("CELLBLOCK_VAR_DIR", str(PROJECT_ROOT / "var"), "state dir (Redis data, AOF, socket)"),
     Setting("CELLBLOCK_REDIS_PORT", "0", "port of the Redis `up` starts; 0: a unix socket in var/redis"),
@@ -116,6 +117,18 @@ SETTINGS: list[Setting] = [
         "64",
         "Redis connections one API process may open; more requests wait for one (5 s, then 503)",
     ),
+    Setting(
+        "CELLBLOCK_REDIS_RETRY",
+        "30",
+        "seconds a worker keeps retrying a Redis command whose connection failed (a failover, a cut network) "
+        "before its job fails; the API does not wait that long: it answers 503 with Retry-After",
+    ),
+    Setting(
+        "CELLBLOCK_REDIS_REPLICAS",
+        "0",
+        "replicas a submission must reach (Redis WAIT, 1 s) before the API accepts it, so that a failover "
+        "keeps it; not reached: 503, nothing queued. 0: accept once the primary has it",
+    ),
     Setting("CELLBLOCK_MAX_QUEUE", "1000", "queue depth at which POST answers 503 with Retry-After (0: no cap)"),
     Setting("CELLBLOCK_CALLBACK_ATTEMPTS", "5", "delivery attempts of a callback"),
     Setting("CELLBLOCK_CALLBACK_TIMEOUT", "10", "seconds per callback attempt"),
@@ -169,6 +182,8 @@ class Config:
     session_idle_timeout: float
     sessions_per_worker: int
     redis_connections: int
+    redis_retry: float
+    redis_replicas: int
     max_queue: int
     callback_attempts: int
     callback_timeout: float
@@ -213,13 +228,15 @@ class Config:
 
     def shown_redis_url(self) -> str:
         """The Redis URL as logs may show it: without its password."""
-        given = self.effective_redis_url()
-        url = urllib.parse.urlsplit(given)
-        if url.password is None:
-            return given
-        user = f"{url.username}:" if url.username else ":"
-        host = url.netloc.rpartition("@")[2]
-        return url._replace(netloc=f"{user}***@{host}").geturl()
+        url = urllib.parse.urlsplit(self.effective_redis_url())
+        if url.password is not None:
+            user = f"{url.username}:" if url.username else ":"
+            url = url._replace(netloc=f"{user}***@{url.netloc.rpartition('@')[2]}")
+        query = urllib.parse.parse_qsl(url.query, keep_blank_values=True)
+        if any("password" in key for key, _ in query):  # a Sentinel's own (sentinel_password=)
+            shown = [(key, "***" if "password" in key else value) for key, value in query]
+            url = url._replace(query=urllib.parse.urlencode(shown, safe="/*"))
+        return url.geturl()
 
     def worker_count(self) -> int:
         return self.workers or (os.cpu_count() or 1)

@@ -4,6 +4,12 @@ The `stage_*` functions only queue commands on a pipeline, so they work with bot
 sync client (worker) and redis.asyncio (API): the caller executes the pipeline, and a
 multi-key change is always one MULTI/EXEC. Events go to a stream per submission, so a
 late SSE reader replays everything from the start.
+
+The first result wins. A worker cut off from Redis past its job's heartbeat has its job run
+again elsewhere; when it comes back, its late events and result must not touch the
+submission the other attempt finished. So no event is written to a finished submission (a
+script checks the state and writes in one step, `stage_events`), and `finish` writes only if
+the submission is still unfinished when its transaction runs (WATCH).
 """
 
 from __future__ import annotations
@@ -52,31 +58,49 @@ def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, s
     return Submission.from_json(json.loads(spec)), text(state)
 
 
+# Append events and move the state, unless the submission is finished: one step in Redis.
+# KEYS: the hash, the stream. ARGV: the finished state, TTL, stream cap, channel ('' when no
+# one is to be woken), the id (the wake-up's message), new state ('' none), progress ('' none),
+# then each event's kind and data.
+# EVAL (not EVALSHA): a Redis that just took over after a failover has no script cache.
+_EVENTS_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'state') == ARGV[1] then return 0 end
+for i = 8, #ARGV, 2 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[i], 'data', ARGV[i + 1])
+end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'state', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[7]) end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+return 1
+"""
+
+
 def stage_events(
     pipe: Any, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]], ttl: int, wake: bool = True
 ) -> None:
     """Append `events` (kind: state, test, finished; data) to the submission's stream, and
     set its TTL once; a `state` event also moves the hash's `state` (and `progress`, for a
-    test's run). `wake`: tell the stream's readers (api/wakeups.py), if any."""
-    stream = keys.events(sid)
-    moved: dict[str, str] = {}  # one HSET for all of them: the last state (and progress) wins
+    test's run). `wake`: tell the stream's readers (api/wakeups.py), if any. Nothing is
+    written to a finished submission (the module's docstring says why)."""
+    if not events:
+        return
+    state = progress = ""  # the last state (and progress) wins
+    flat: list[str] = []
     for kind, data in events:
         if kind == "state":
-            moved["state"] = data["state"]
+            state = data["state"]
             if "test" in data:
-                moved["progress"] = json.dumps({"test": data["test"], "of": data["of"]})
-        pipe.xadd(stream, {"event": kind, "data": json.dumps(data)}, maxlen=EVENTS_MAXLEN, approximate=True)
-    if moved:
-        pipe.hset(keys.submission(sid), mapping=moved)
-    if events:
-        pipe.expire(stream, ttl)
-        if wake:
-            pipe.publish(keys.events_channel(sid), sid)
+                progress = json.dumps({"test": data["test"], "of": data["of"]})
+        flat += [kind, json.dumps(data)]
+    channel = keys.events_channel(sid) if wake else ""
+    args = [str(State.FINISHED), ttl, EVENTS_MAXLEN, channel, sid, state, progress, *flat]
+    pipe.eval(_EVENTS_SCRIPT, 2, keys.submission(sid), keys.events(sid), *args)
 
 
 def write_events(r: redis.Redis, keys: Keys, sid: str, events: Sequence[tuple[str, dict[str, Any]]], ttl: int) -> None:
-    """`stage_events` in one transaction of its own."""
-    with r.pipeline(transaction=True) as pipe:
+    """`stage_events` on its own."""
+    with r.pipeline(transaction=False) as pipe:
         stage_events(pipe, keys, sid, events, ttl)
         pipe.execute()
 
@@ -88,12 +112,41 @@ def finish(
     result: Result,
     ttl: int,
     events: Sequence[tuple[str, dict[str, Any]]] = (),
-) -> None:
+) -> bool:
     """Write the `events` not yet written, store the result, mark finished, publish `finished`
-    (stream and channel), queue the callback: one transaction."""
-    with r.pipeline(transaction=True) as pipe:
-        stage_finish(pipe, keys, sub, result, ttl, events)
-        pipe.execute()
+    (stream and channel), queue the callback: one transaction, if the submission is still
+    unfinished when it runs. False: it was finished already (or is gone); nothing written."""
+    key = keys.submission(sub.id)
+    written = False
+
+    def write(pipe: Any) -> None:  # run again by redis-py if the hash changed before EXEC
+        nonlocal written
+        written = unfinished(pipe.hget(key, "state"))
+        if written:
+            pipe.multi()
+            stage_finish(pipe, keys, sub, result, ttl, events)
+
+    r.transaction(write, key)
+    return written
+
+
+async def finish_async(r: Any, keys: Keys, sub: Submission, result: Result, ttl: int) -> bool:
+    """`finish` on a redis.asyncio client."""
+    key = keys.submission(sub.id)
+
+    async def write(pipe: Any) -> bool:
+        if not unfinished(await pipe.hget(key, "state")):
+            return False
+        pipe.multi()
+        stage_finish(pipe, keys, sub, result, ttl)
+        return True
+
+    return bool(await r.transaction(write, key, value_from_callable=True))
+
+
+def unfinished(state: bytes | str | None) -> bool:
+    """Whether a submission in `state` (None: gone) may still get its result."""
+    return state is not None and text(state) != State.FINISHED
 
 
 def stage_finish(

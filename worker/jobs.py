@@ -19,7 +19,7 @@ import redis
 from rq import get_current_job
 from rq.job import Job
 
-from core import metrics, store
+from core import metrics, redis_client, store
 from core import settings as config_mod
 from core.keys import Keys
 from core.logctx import SUBMISSION
@@ -50,7 +50,8 @@ def process(sid: str) -> str:
 def _process(sid: str) -> str:
     cfg, keys = _context()
     job = get_current_job()
-    r: redis.Redis = job.connection if job is not None else redis.Redis.from_url(cfg.effective_redis_url())
+    url = cfg.effective_redis_url()
+    r: redis.Redis = job.connection if job is not None else redis_client.worker_client(url, cfg.redis_retry)
     loaded = store.load_submission(r, keys, sid)
     if loaded is None:
         log.warning("submission %s expired before it ran", sid)
@@ -76,7 +77,10 @@ def _process(sid: str) -> str:
         raise
     result.attempts = attempt
     result.timings.update({"enqueued_at": sub.created_at, "started_at": started})
-    store.finish(r, keys, sub, result, cfg.submission_ttl, events.held)
+    if not store.finish(r, keys, sub, result, cfg.submission_ttl, events.held):
+        # This worker was cut off long enough for the job to run again elsewhere: first result wins.
+        log.warning("attempt %d: the submission was finished by another attempt; this result is dropped", attempt)
+        return "finished by another attempt"
     log.info("finished: %s in %.3fs", result.verdict, time.time() - started)
     return str(result.verdict)
 

@@ -18,11 +18,11 @@ import threading
 import time
 from typing import Any
 
-import redis
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 from rq.worker import WorkerStatus
 
+from core import redis_client
 from core.settings import Config
 
 log = logging.getLogger("cellblock.worker")
@@ -129,7 +129,7 @@ def run_worker(cfg: Config, burst: bool = False) -> None:
     langs = available_languages()
     log.info("worker languages: %s", ", ".join(sorted(langs)))
     warm_up_jail()
-    conn = redis.Redis.from_url(cfg.effective_redis_url())
+    conn = redis_client.worker_client(cfg.effective_redis_url(), cfg.redis_retry)
     queue = Queue(cfg.queue, connection=conn)
     cls: type[Worker] | type[SimpleWorker] = CellblockWorker if cfg.worker_mode == "simple" else Worker
     # rq runs maintenance (the abandoned-job check) only between dequeues; a dequeue blocks

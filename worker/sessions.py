@@ -88,8 +88,7 @@ class SessionHost:
             result = Result(sub.id, Verdict.INTERNAL_ERROR, message="the worker shut down during the session; "
                             "this is not the program's fault")  # fmt: skip
         try:
-            if store.text(r.hget(keys.submission(sub.id), "state") or b"") != State.FINISHED:  # else the API did
-                store.finish(r, keys, sub, result, cfg.submission_ttl)
+            store.finish(r, keys, sub, result, cfg.submission_ttl)  # unless the API finished it first
             r.delete(keys.stdin(sub.id), keys.acked(sub.id), keys.lease(sub.id), keys.kill(sub.id))
         except redis.RedisError as exc:  # the API finishes it when the lease lapses
             log.error("session %s: storing its result: %s", sub.id, exc)

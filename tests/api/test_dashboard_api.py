@@ -115,7 +115,10 @@ def finished(
     record_compile(result, compile_outcome, 0.01)
     result.verdict = verdict  # whatever the compile's outcome would make it
     result.timings.update({"enqueued_at": sub.created_at, "started_at": sub.created_at + 0.001})
-    store.finish(r, keys, sub, result, ttl=60)
+    with r.pipeline(transaction=True) as pipe:
+        store.stage_new(pipe, keys, sub, ttl=60)
+        pipe.execute()
+    assert store.finish(r, keys, sub, result, ttl=60)
     return result
 
 
