@@ -8,7 +8,7 @@ PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.11*/bin/python3.11) \
                      $(shell command -v python3.11 2>/dev/null) /usr/bin/python3.11)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-host test-v2 install host host-extra host-vm host-browser venv web clients lint bench load screenshots clean
+.PHONY: run test test-host test-v2 install host host-extra host-vm host-browser host-test venv web clients lint bench load screenshots clean
 
 run: install
 	$(VENV)/bin/cellblock up
@@ -16,7 +16,7 @@ run: install
 # The suite twice: on this host, then on a pure cgroup v2 host (a QEMU VM of this host's own
 # root, tests/vm/run.py) with the tests that exercise the jail, the cgroups and the service;
 # both backends run for real. Both run whatever the other gave; make fails if either did.
-test: host-extra host-vm host-browser venv web clients
+test: host-extra host-vm host-browser host-test venv web clients
 	@set +e; $(MAKE) --no-print-directory test-host; host=$$?; \
 	$(MAKE) --no-print-directory test-v2; v2=$$?; \
 	echo "make test: this host $$([ $$host -eq 0 ] && echo passed || echo FAILED)," \
@@ -25,7 +25,7 @@ test: host-extra host-vm host-browser venv web clients
 
 # pytest exits 5 when no test ran: make fails on any non-zero status, and we say why.
 # The tests cover every language, so they install the extra ones too.
-test-host: host-extra host-browser venv web clients
+test-host: host-extra host-browser host-test venv web clients
 	@set +e; $(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no test ran (pytest exit 5): failing" >&2; fi; \
 	exit $$rc
@@ -82,6 +82,9 @@ host-vm:
 
 host-browser:
 	bash deploy/install-host-packages.sh deploy/test-browser-packages.txt
+
+host-test:
+	bash deploy/install-host-packages.sh deploy/test-host-packages.txt
 
 venv: $(VENV)/.installed
 

@@ -120,10 +120,11 @@ class Stack:
     log_dir: Path
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    address: str = "127.0.0.1"  # where the API listens
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
     def request(
         self,
@@ -134,7 +135,7 @@ class Stack:
         headers: dict[str, str] | None = None,
         timeout: float = 90,
     ) -> Response:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection(self.address, self.port, timeout=timeout)
         try:
             data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
             hdrs = {"Content-Type": "application/json", **(headers or {})}
@@ -328,3 +329,13 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
     s = make_stack(redis_server, tmp_path_factory.mktemp("stack"), "main", workers=2)
     yield s
     s.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures the fault tests on many hosts measured (tests/hosts.py), whatever the outcome."""
+    from tests.hosts import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("faults on many hosts")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

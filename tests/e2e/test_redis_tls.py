@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,32 +18,11 @@ import pytest
 import redis
 
 from tests.conftest import ROOT, RedisServer, Stack, free_port, make_stack, spawn, start_api_only
+from tests.tls import certificates
 
 pytestmark = pytest.mark.slow
 
 USER, PASSWORD = "cellblock", "not-the-default-3f9c"
-
-
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def certificates(where: Path) -> dict[str, Path]:
-    """A CA, and a server certificate it signed for 127.0.0.1; and another CA (not the server's)."""
-    p = {
-        name: where / name
-        for name in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt", "ext", "other.key", "other.crt")
-    }
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(p["ca.key"]), "-out", str(p["ca.crt"]),
-            "-days", "2", "-subj", "/CN=cellblock test CA")  # fmt: skip
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(p["srv.key"]), "-out", str(p["srv.csr"]),
-            "-subj", "/CN=127.0.0.1")  # fmt: skip
-    p["ext"].write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", str(p["srv.csr"]), "-CA", str(p["ca.crt"]), "-CAkey", str(p["ca.key"]),
-            "-CAcreateserial", "-out", str(p["srv.crt"]), "-days", "2", "-extfile", str(p["ext"]))  # fmt: skip
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(p["other.key"]), "-out",
-            str(p["other.crt"]), "-days", "2", "-subj", "/CN=another CA")  # fmt: skip
-    return p
 
 
 @pytest.fixture(scope="module")

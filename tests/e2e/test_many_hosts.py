@@ -1,0 +1,574 @@
+"""cellblock spread over several hosts, proven with faults. The hosts are network namespaces on
+one bridge (tests/hosts.py: 198.18.0.0/24, nothing routed out): Redis in one (TLS and an ACL
+user; for the failover a primary, two replicas and three Sentinels, all with passwords), the
+API in another, and two worker hosts, each with its own jail state dir, cgroup parent, sandbox
+uid range and cgroup (its "machine", which `Hosts.kill` SIGKILLs whole). The test talks to the
+API and Redis from a client host, like any client, with an API key (the API is not on loopback).
+
+Each test keeps a load of submissions going through its fault, then checks that every accepted
+submission finished exactly once (one `finished` event; its own output) and reports what it
+measured — in flight at the fault, time to recover, lost, duplicated — at the end of the run
+(`pytest_terminal_summary`, tests/conftest.py) and in README "Running on many hosts".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from rq import Worker
+
+from jail.cgroup_v1 import v1_mounts
+from jail.config import JailConfig
+from jail.host import Host
+from tests.cgroup_layout import CGROUP2, rmdir_tree
+from tests.conftest import ROOT, Response, Stack, spawn
+from tests.hosts import FIGURES, Hosts
+from tests.tls import certificates
+
+pytestmark = pytest.mark.slow
+
+USER, PASSWORD = "cellblock", "bed-3c1f9e"
+SENTINEL_PASSWORD = "sentinels-77a2"
+SERVICE = "cellblock"
+REDIS_PORT, API_PORT = 6379, 8080  # each host has its own network: no port is taken
+SENTINEL_PORTS = (26379, 26380, 26381)
+WORKERS = ("w1", "w2")
+# Each submission of the load sleeps this long in the jail, so that jobs are in flight when a
+# fault strikes; wall_time 2 s makes its job timeout 4 s (core/limits.py, with JOB_GRACE 1),
+# so a job whose worker went silent runs again after 4 + 5 s (worker/runner.py) at most.
+# The load's rate is below what one worker host alone gets through (about 1.1 a second), so
+# that a fault leaves no backlog growing behind it: the time to recover is the fault's.
+NAP_S = 0.8
+RATE = 1.0
+BURST = 8  # submissions posted at once just before each fault
+PROGRAM = "import time\ntime.sleep({nap})\nprint({token!r})\n"
+LIMITS = {"wall_time": 2}
+
+
+@dataclass
+class RedisSide:
+    """How services reach Redis (`url`), and how the test does (`local`: a unix socket, for
+    checks that must not wait on the bridge)."""
+
+    url: str
+    local: str
+    procs: list[subprocess.Popen[bytes]]
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.local, socket_timeout=10)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+
+
+def acl_lines() -> str:
+    return f"user default off\nuser {USER} on >{PASSWORD} ~* &* +@all\n"
+
+
+def wait_for_redis(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with redis.Redis.from_url(url) as r:
+                r.ping()
+            return
+        except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+
+
+def redis_server(hosts: Hosts, where: Path, name: str, conf: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server in the redis host with `conf`, a unix socket of its own for the test;
+    the socket's URL once it answers."""
+    exe = shutil.which("redis-server")
+    assert exe is not None, "redis-server not found: `make test` installs deploy/host-packages.txt"
+    (where / name).mkdir()
+    sock = where / name / "redis.sock"
+    path = where / name / "redis.conf"
+    path.write_text(f'{conf}dir {where / name}\nunixsocket {sock}\nsave ""\nappendonly no\n{acl_lines()}')
+    log = where / f"{name}.log"
+    proc = spawn(hosts.argv("redis", [exe, str(path)]), dict(os.environ), log)
+    local = f"unix://{USER}:{PASSWORD}@{sock}?db=0"
+    wait_for_redis(local, proc, log)
+    return proc, local
+
+
+def tls_redis(hosts: Hosts, where: Path) -> RedisSide:
+    """One Redis, TLS only on the bridge, an ACL user instead of the open default user."""
+    address = hosts.address["redis"]
+    certs = certificates(where, address)
+    conf = (
+        f"port 0\nbind {address}\ntls-port {REDIS_PORT}\ntls-cert-file {certs['srv.crt']}\n"
+        f"tls-key-file {certs['srv.key']}\ntls-ca-cert-file {certs['ca.crt']}\ntls-auth-clients no\n"
+    )
+    proc, local = redis_server(hosts, where, "redis", conf)
+    url = f"rediss://{USER}:{PASSWORD}@{address}:{REDIS_PORT}/0?ssl_ca_certs={certs['ca.crt']}"
+    return RedisSide(url, local, [proc])
+
+
+@dataclass
+class Watched(RedisSide):
+    """A primary, two replicas and three Sentinels; the unix socket URL of each data node."""
+
+    nodes: dict[int, str] = field(default_factory=dict)  # port -> its socket's URL
+    sentinels: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def primary_port(self) -> int:
+        """The primary's port as the Sentinels name it now (asked from the client host)."""
+        for port in SENTINEL_PORTS:
+            try:
+                with redis.Redis(self.address, port, password=SENTINEL_PASSWORD, socket_timeout=2) as s:
+                    return int(s.sentinel_get_master_addr_by_name(SERVICE)[1])
+            except (redis.RedisError, TypeError):
+                continue
+        return 0
+
+    address: str = ""
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+        super().stop()
+
+
+def watched_redis(hosts: Hosts, where: Path) -> Watched:
+    address = hosts.address["redis"]
+    auth = f"masteruser {USER}\nmasterauth {PASSWORD}\n"
+    primary, local = redis_server(hosts, where, "primary", f"bind {address}\nport {REDIS_PORT}\n{auth}")
+    nodes = {REDIS_PORT: local}
+    procs = [primary]
+    for port in (REDIS_PORT + 1, REDIS_PORT + 2):
+        conf = f"bind {address}\nport {port}\n{auth}replicaof {address} {REDIS_PORT}\n"
+        proc, nodes[port] = redis_server(hosts, where, f"replica-{port}", conf)
+        procs.append(proc)
+    exe = shutil.which("redis-server")
+    assert exe is not None
+    sentinels = []
+    for port in SENTINEL_PORTS:
+        conf = where / f"sentinel-{port}.conf"  # Sentinel rewrites its file: one each, writable
+        conf.write_text(
+            f"port {port}\nbind {address}\ndir {where}\nrequirepass {SENTINEL_PASSWORD}\n"
+            f"sentinel sentinel-pass {SENTINEL_PASSWORD}\n"
+            f"sentinel monitor {SERVICE} {address} {REDIS_PORT} 2\n"
+            f"sentinel auth-user {SERVICE} {USER}\nsentinel auth-pass {SERVICE} {PASSWORD}\n"
+            f"sentinel down-after-milliseconds {SERVICE} 1000\nsentinel failover-timeout {SERVICE} 10000\n"
+        )
+        sentinels.append(spawn(hosts.argv("redis", [exe, str(conf), "--sentinel"]), dict(os.environ),
+                               where / f"sentinel-{port}.log"))  # fmt: skip
+    hosts_list = ",".join(f"{address}:{p}" for p in SENTINEL_PORTS)
+    url = f"redis+sentinel://{USER}:{PASSWORD}@{hosts_list}/{SERVICE}/0?sentinel_password={SENTINEL_PASSWORD}"
+    side = Watched(url, local, procs, nodes, sentinels, address)
+    try:
+        wait_until(lambda: hosts.call(side.primary_port) == REDIS_PORT, 20, "the Sentinels to name the primary")
+        for port in (REDIS_PORT + 1, REDIS_PORT + 2):
+            with redis.Redis.from_url(nodes[port]) as r:
+                wait_until(lambda r=r: r.info("replication")["master_link_status"] == "up", 20, f"replica {port}")
+    except BaseException:
+        side.stop()
+        raise
+    return side
+
+
+def wait_until(check: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if check():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        assert time.monotonic() < deadline, f"not within {seconds}s: {what}"
+        time.sleep(0.1)
+
+
+@dataclass
+class BedStack(Stack):
+    """The stack of tests/conftest.py spread over the hosts: the API in `api`, a worker in each
+    worker host; every request from the client host, with the API key."""
+
+    hosts: Hosts | None = None
+    token: str = ""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 90,
+    ) -> Response:
+        assert self.hosts is not None
+        hdrs = {"Authorization": f"Bearer {self.token}", **(headers or {})}
+        return self.hosts.call(Stack.request, self, method, path, body, raw, hdrs, timeout)
+
+    def start_api(self) -> None:
+        assert self.hosts is not None
+        argv = self.hosts.argv("api", [sys.executable, "-m", "cli", "api"])
+        self.api = spawn(argv, self.env, self.log_dir / "api.log")
+
+    def start_host(self, host: str) -> subprocess.Popen[bytes]:
+        assert self.hosts is not None
+        proc = spawn(self.hosts.argv(host, [sys.executable, "-m", "cli", "worker"]), host_env(self, host),
+                     self.log_dir / f"{host}.log")  # fmt: skip
+        self.workers.append(proc)
+        return proc
+
+    def log_of(self, host: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (self.log_dir / f"{host}.log").read_text().splitlines()
+                if line.startswith("{")]  # fmt: skip
+
+
+def jail_config(stack: Stack, host: str) -> JailConfig:
+    """The worker host's own jail: state dir, cgroup parent and sandbox uids of its own."""
+    assert isinstance(stack, BedStack) and stack.hosts is not None
+    n = WORKERS.index(host) + 1
+    return JailConfig(
+        state_dir=f"/run/{stack.hosts.tag}-{host}",
+        uid_base=300_000 + 1000 * n,
+        slots=8,
+        cgroup_parent=f"{stack.hosts.tag}-{host}",
+    )
+
+
+def host_env(stack: BedStack, host: str) -> dict[str, str]:
+    return {
+        **stack.env,
+        **jail_config(stack, host).to_env(),
+        "CELLBLOCK_CACHE_DIR": str(stack.log_dir / f"cache-{host}"),
+    }
+
+
+def remove_jail_state(stack: BedStack, host: str) -> None:
+    """What a worker host's jail keeps on this machine, gone: a killed worker's slots (root
+    mounts, run cgroups: the jail's own sweep), its cgroup parent, its state dir."""
+    cfg = jail_config(stack, host)
+    if not os.path.isdir(cfg.state_dir):
+        return
+    Host(cfg)  # sweeps every slot no live process holds
+    for mount in {*v1_mounts().values(), *([CGROUP2] if CGROUP2 else [])}:
+        if os.path.isdir(f"{mount}/{cfg.cgroup_parent}"):
+            rmdir_tree(f"{mount}/{cfg.cgroup_parent}")
+    shutil.rmtree(cfg.state_dir)
+
+
+@contextmanager
+def bed(hosts: Hosts, where: Path, side: RedisSide, **env: str) -> Iterator[BedStack]:
+    """The API and a worker per worker host on `side`'s Redis, an API key for the client; all
+    of it stopped and its jail state removed afterwards."""
+    environ = dict(os.environ)
+    environ.update(
+        {
+            "CELLBLOCK_REDIS_URL": side.url,
+            "CELLBLOCK_HOST": hosts.address["api"],
+            "CELLBLOCK_PORT": str(API_PORT),
+            "CELLBLOCK_AUTH": "required",
+            "CELLBLOCK_MAINTENANCE_INTERVAL": "2",
+            "CELLBLOCK_JOB_GRACE": "1",
+            "CELLBLOCK_LOG_FORMAT": "json",
+            "PYTHONPATH": str(ROOT),
+            **env,
+        }
+    )
+    stack = BedStack(API_PORT, environ, side.url, where, address=hosts.address["api"], hosts=hosts)
+    try:
+        keys = subprocess.run([sys.executable, "-m", "cli", "keys", "create", "--name", "bed", "--json"], cwd=ROOT,
+                              env={**environ, "CELLBLOCK_REDIS_URL": side.local}, capture_output=True, text=True,
+                              timeout=60, check=True)  # fmt: skip
+        stack.token = json.loads(keys.stdout)["token"]
+        hosts.group("api")  # its "machine", so that the API host can die whole
+        stack.start_api()
+        for host in WORKERS:
+            hosts.group(host)
+            stack.start_host(host)
+        stack.wait_healthy(len(WORKERS))
+        yield stack
+    finally:
+        stack.stop()
+        for host in WORKERS:
+            remove_jail_state(stack, host)
+
+
+@dataclass
+class Load:
+    """Submissions posted at `rate` a second from the client host while it runs, each printing
+    its own token. `accepted`: id -> token of each POST answered 201 (and of any submission the
+    test found stored without its answer: None); `answers`: (time, status or the exception's
+    name) of every POST."""
+
+    stack: BedStack
+    rate: float = RATE
+    accepted: dict[str, str | None] = field(default_factory=dict)  # None: its output unknown to the test
+    answers: list[tuple[float, int | str]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Load:
+        self._thread = threading.Thread(target=self._run, name="load", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        i = 0
+        start = time.monotonic()
+        while not self._stop.is_set():
+            i += 1
+            self._post(f"load-{i}")
+            self._stop.wait(max(0.0, start + i / self.rate - time.monotonic()))
+
+    def burst(self, n: int = BURST) -> None:
+        """`n` more at once, so that the fault finds a queue."""
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(self._post, [f"burst-{i}" for i in range(n)]))
+
+    def _post(self, token: str) -> None:
+        body = {"language": "python3", "source": PROGRAM.format(nap=NAP_S, token=token), "limits": LIMITS}
+        try:
+            resp = self.stack.request("POST", "/v1/submissions", body, timeout=15)
+        except OSError as exc:
+            self.answers.append((time.monotonic(), type(exc).__name__))
+            return
+        self.answers.append((time.monotonic(), resp.status))
+        if resp.status == 201:
+            self.accepted[resp.body["id"]] = token
+        else:
+            assert resp.status == 503 and "retry-after" in resp.headers, (resp.status, resp.body)
+
+    def refusals(self) -> list[tuple[float, int | str]]:
+        return [(t, a) for t, a in self.answers if a != 201]
+
+
+@dataclass
+class Outcome:
+    finished: int
+    lost: list[str]  # accepted, and never finished (or finished with another's output)
+    duplicated: list[str]  # more than one `finished` event
+
+
+def settle(stack: BedStack, load: Load, r: redis.Redis, timeout: float = 120) -> Outcome:
+    """Wait for every accepted submission to finish; which were lost, which finished twice."""
+    prefix = stack.env.get("CELLBLOCK_KEY_PREFIX", "cellblock")
+    deadline = time.monotonic() + timeout
+    waiting = dict(load.accepted)
+    views: dict[str, dict[str, Any]] = {}
+    while waiting and time.monotonic() < deadline:
+        states = [r.hget(f"{prefix}:sub:{sid}", "state") for sid in waiting]
+        for sid, state in zip(list(waiting), states, strict=True):
+            if state == b"finished":
+                views[sid] = stack.request("GET", f"/v1/submissions/{sid}").body
+                del waiting[sid]
+        time.sleep(0.2)
+    lost = sorted(waiting)
+    lost += [sid for sid, view in views.items() if load.accepted[sid] not in (None, view["stdout"].removesuffix("\n"))]
+    duplicated = []
+    for sid in views:
+        events = r.xrange(f"{prefix}:sub:{sid}:events")
+        if sum(1 for _, fields in events if fields[b"event"] == b"finished") != 1:
+            duplicated.append(sid)
+    return Outcome(len(views), lost, duplicated)
+
+
+def unfinished(r: redis.Redis, stack: BedStack, sids: list[str]) -> int:
+    prefix = stack.env.get("CELLBLOCK_KEY_PREFIX", "cellblock")
+    with r.pipeline(transaction=False) as pipe:
+        for sid in sids:
+            pipe.hget(f"{prefix}:sub:{sid}", "state")
+        return sum(1 for state in pipe.execute() if state != b"finished")
+
+
+def busy_on(r: redis.Redis, stack: BedStack, worker: subprocess.Popen[bytes], fresh: float = 0.3) -> str:
+    """The id of a job `worker` started less than `fresh` seconds ago (so that it still runs)."""
+    queue = stack.env.get("CELLBLOCK_QUEUE", "cellblock")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for w in Worker.all(connection=r):
+            if w.pid != worker.pid or queue not in w.queue_names():
+                continue
+            job = w.get_current_job()
+            if job is not None and job.started_at is not None:
+                age = time.time() - job.started_at.timestamp()
+                if age < fresh:
+                    return str(job.id)
+        time.sleep(0.02)
+    raise AssertionError(f"worker {worker.pid} started no job in 30 s:\n{stack.logs()}")
+
+
+def stored_ids(r: redis.Redis, prefix: str = "cellblock") -> set[str]:
+    """The ids of every submission in Redis."""
+    return {k.decode().split(":")[2] for k in r.scan_iter(f"{prefix}:sub:*") if k.count(b":") == 2}
+
+
+def report(fault: str, in_flight: int, recovered_s: float, outcome: Outcome, note: str = "") -> None:
+    FIGURES.append(
+        f"{fault}: in flight {in_flight}, recovered in {recovered_s:.1f} s, finished {outcome.finished}, "
+        f"lost {len(outcome.lost)}, duplicated {len(outcome.duplicated)}" + (f"; {note}" if note else "")
+    )
+    print(FIGURES[-1])
+
+
+def test_a_worker_host_dies_mid_job(tmp_path: Path) -> None:
+    with Hosts("redis", "api", *WORKERS) as hosts:
+        side = tls_redis(hosts, tmp_path)
+        try:
+            with bed(hosts, tmp_path, side) as stack, side.client() as r:
+                with Load(stack) as load:
+                    time.sleep(3)
+                    load.burst()
+                    victim = busy_on(r, stack, stack.workers[0])
+                    in_flight = unfinished(r, stack, list(load.accepted))
+                    t0 = time.monotonic()
+                    hosts.kill("w1")  # the worker, its jail's builder and the run: every process of the host
+                    view = stack.wait_state(victim, timeout=60)
+                    recovered = time.monotonic() - t0
+                    time.sleep(3)  # the load goes on, on w2 alone
+                outcome = settle(stack, load, r)
+        finally:
+            side.stop()
+    report("worker host SIGKILLed mid-job", in_flight, recovered, outcome,
+           "recovered = its job finished on the other host")  # fmt: skip
+    assert view["verdict"] == "accepted" and view["attempts"] == 2, view
+    assert not outcome.lost and not outcome.duplicated, outcome
+    assert not load.refusals(), load.refusals()
+
+
+def test_a_worker_host_cut_off_past_the_job_timeout(tmp_path: Path) -> None:
+    """Its job runs again elsewhere; when the host is back, its late result is dropped (the
+    first result wins, core/store.py) and the host takes jobs again."""
+    with Hosts("redis", "api", *WORKERS) as hosts:
+        side = tls_redis(hosts, tmp_path)
+        try:
+            with bed(hosts, tmp_path, side) as stack, side.client() as r:
+                with Load(stack) as load:
+                    time.sleep(3)
+                    load.burst()
+                    victim = busy_on(r, stack, stack.workers[0])
+                    in_flight = unfinished(r, stack, list(load.accepted))
+                    t0 = time.monotonic()
+                    hosts.cut("w1")
+                    view = stack.wait_state(victim, timeout=60)
+                    recovered = time.monotonic() - t0
+                    time.sleep(2)
+                    mended = time.time()
+                    hosts.mend("w1")
+                    cut_for = time.monotonic() - t0
+
+                    def late_attempt_ended() -> bool:
+                        """w1 wrote of the victim's job again: its store.finish found it finished (or
+                        its job timeout fired first, and its retry found it finished)."""
+                        return any(e["ts"] > mended and (victim in e["msg"] or e.get("submission") == victim)
+                                   for e in stack.log_of("w1"))  # fmt: skip
+
+                    wait_until(late_attempt_ended, 90, f"w1 to come back to its late attempt\n{stack.logs()}")
+
+                    def working_again() -> bool:
+                        return any(e["msg"].startswith("started (") and e.get("submission") != victim
+                                   and e["ts"] > time.time() - 30 for e in stack.log_of("w1"))  # fmt: skip
+
+                    wait_until(working_again, 60, "w1 to take jobs again")
+                again = stack.request("GET", f"/v1/submissions/{victim}").body
+                outcome = settle(stack, load, r)
+        finally:
+            side.stop()
+    report("worker host cut off from Redis", in_flight, recovered, outcome,
+           f"cut for {cut_for:.1f} s (job timeout 4 s); its late result dropped")  # fmt: skip
+    assert view["attempts"] == 2 and view["stdout"] == load.accepted[victim] + "\n", view
+    assert again == view, (again, view)  # the late result changed nothing
+    assert not outcome.lost and not outcome.duplicated, outcome
+
+
+def test_the_redis_primary_dies_and_sentinel_promotes_a_replica(tmp_path: Path) -> None:
+    """With CELLBLOCK_REDIS_REPLICAS=1 every accepted submission is on a replica before the API
+    answers 201, so the promoted replica has it: nothing accepted is lost. The API answers 503
+    with Retry-After while there is no primary, and recovers by itself."""
+    with Hosts("redis", "api", *WORKERS) as hosts:
+        side = watched_redis(hosts, tmp_path)
+        try:
+            with bed(hosts, tmp_path, side, CELLBLOCK_REDIS_REPLICAS="1") as stack:
+                with Load(stack) as load:
+                    time.sleep(3)
+                    load.burst()
+                    with side.client() as r:
+                        in_flight = unfinished(r, stack, list(load.accepted))
+                    t0 = time.monotonic()
+                    side.procs[0].send_signal(signal.SIGKILL)
+                    side.procs[0].wait(timeout=10)
+                    wait_until(lambda: hosts.call(side.primary_port) != REDIS_PORT, 60, "a promotion")
+                    promoted = time.monotonic() - t0
+                    wait_until(lambda: any(t > t0 + promoted and a == 201 for t, a in load.answers), 60,
+                               f"the API to accept again\n{stack.logs()}")  # fmt: skip
+                    accepting = min(t for t, a in load.answers if t > t0 and a == 201) - t0
+                    time.sleep(3)
+                with redis.Redis.from_url(side.nodes[hosts.call(side.primary_port)]) as r:
+                    outcome = settle(stack, load, r)
+        finally:
+            side.stop()
+    refused = [t - t0 for t, a in load.refusals()]
+    report("Redis primary SIGKILLed, Sentinel failover", in_flight, accepting, outcome,
+           f"promoted after {promoted:.1f} s; {len(refused)} POSTs refused with 503 + Retry-After, "
+           f"the last {max(refused, default=0):.1f} s after the kill")  # fmt: skip
+    assert not outcome.lost and not outcome.duplicated, outcome
+    assert all(a == 503 for _, a in load.refusals()), load.refusals()  # never a 5xx but 503, no dropped connection
+
+
+def test_the_api_host_restarts_while_clients_wait(tmp_path: Path) -> None:
+    """Clients waiting on POST `wait` lose their connection; the submissions they sent are not
+    lost: they finish, once, and the restarted API serves them."""
+    with Hosts("redis", "api", *WORKERS) as hosts:
+        side = tls_redis(hosts, tmp_path)
+        try:
+            with bed(hosts, tmp_path, side) as stack, side.client() as r:
+                with Load(stack) as load:
+                    # Programs that run past the API's end, so that their clients are still waiting.
+                    slow = {"language": "python3", "source": PROGRAM.format(nap=4, token="waited"),
+                            "limits": {"wall_time": 6}, "wait": 30}  # fmt: skip
+                    waiting: list[Future[Response]] = [
+                        hosts.submit(stack.request, "POST", "/v1/submissions", slow) for _ in range(4)
+                    ]
+                    time.sleep(2)
+                    load.burst()
+                    in_flight = unfinished(r, stack, list(load.accepted)) + sum(1 for w in waiting if not w.done())
+                    t0 = time.monotonic()
+                    hosts.kill("api")
+                    assert stack.api is not None and stack.api.wait(timeout=10) == -signal.SIGKILL
+                    stored = stored_ids(r)  # the API is gone: nothing more is stored until it is back
+                    stack.start_api()
+                    stack.wait_healthy(len(WORKERS))
+                    wait_until(lambda: any(t > t0 and a == 201 for t, a in load.answers), 30, "a 201 again")
+                    recovered = min(t for t, a in load.answers if t > t0 and a == 201) - t0
+                    time.sleep(2)
+                answered = [w.result() for w in waiting if w.exception() is None]
+                # Every submission stored before the API died counts, whether its client heard or not.
+                load.accepted.update({sid: None for sid in stored if sid not in load.accepted})
+                outcome = settle(stack, load, r)
+        finally:
+            side.stop()
+    report("API host SIGKILLed and restarted", in_flight, recovered, outcome,
+           f"{4 - len(answered)} of 4 clients waiting on `wait` lost their connection, and their "
+           "submissions finished all the same")  # fmt: skip
+    assert all(resp.status == 200 and resp.body["stdout"] == "waited\n" for resp in answered), answered
+    assert not outcome.lost and not outcome.duplicated, outcome
