@@ -77,6 +77,9 @@ def refusal_of(exc: BaseException, max_body: int) -> ApiError | None:
         return TooMany("the queue (Redis) is unavailable; retry later", 1, status=503, code="unavailable")
     if isinstance(exc, queue.NotReplicated):
         return TooMany(f"{exc}: nothing was queued; retry later", 1, status=503, code="unavailable")
+    if isinstance(exc, queue.Unconfirmed):
+        return TooMany(f"{exc}: the submission may run; retry with the same Idempotency-Key to learn its id",
+                       1, status=503, code="unavailable")  # fmt: skip
     return None
 
 

@@ -49,6 +49,8 @@ async def _enqueue(request: web.Request, accepted: list[Accepted]) -> None:
     p = request[PRINCIPAL]
     try:
         await asyncio.to_thread(queue.submit, request.app[SYNC_REDIS], cfg, pairs, p.id if p else None)
+    except queue.Unconfirmed:
+        raise  # they may run: the Idempotency-Key and the in-flight entries stay theirs
     except BaseException:
         await admission.undo(request, accepted)
         raise

@@ -6,9 +6,12 @@ else is in the submission hash.
 
 Redis replicates asynchronously: a primary that dies can take its last writes with it. With
 CELLBLOCK_REDIS_REPLICAS = n > 0, `submit` returns only once n replicas have the submissions
-(WAIT), so an accepted submission survives a failover to one of them; if they do not
-acknowledge within REPLICATION_WAIT_S, the submissions are taken back and NotReplicated
-raised (the API answers 503: nothing was accepted).
+(WAIT), so an accepted submission survives a failover to one of them. If they do not
+acknowledge within REPLICATION_WAIT_S, the submissions are taken back and NotReplicated raised
+(the API answers 503: nothing was queued). If a worker started one meanwhile, the request is
+accepted whole after all, once the replicas have it; if Redis fails while this is decided,
+Unconfirmed says that the submissions may or may not survive (the API answers 503 and keeps
+the request's Idempotency-Key, so that a retry with it gets these ids, not new ones).
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ class NotReplicated(Exception):
     """The submissions did not reach enough replicas in time, and were taken back."""
 
 
+class Unconfirmed(Exception):
+    """The submissions were queued, but Redis failed before their replicas acknowledged."""
+
+
 def queue_key(cfg: Config) -> str:
     """The Redis list RQ keeps the queue's waiting job ids in (its LLEN is the queue's depth)."""
     return Queue.redis_queue_namespace_prefix + cfg.queue
@@ -47,16 +54,26 @@ def submit(r: redis.Redis, cfg: Config, subs: list[tuple[Submission, int]], owne
     nor orphan a submission. `subs` pairs each submission with its job timeout in seconds.
     With CELLBLOCK_REDIS_REPLICAS, returns once that many replicas have them (module doc)."""
     _enqueue(r, cfg, subs, owner)
-    if not cfg.redis_replicas or replicated(r, Keys(cfg.key_prefix).submission(subs[-1][0].id), cfg):
+    if not cfg.redis_replicas:
         return
-    taken = [sub for sub, _ in subs if withdraw(r, cfg, sub.id)]
-    if len(taken) == len(subs):
-        raise NotReplicated(f"the submission did not reach {cfg.redis_replicas} Redis replica(s) in time")
-    # A worker started one meanwhile: it runs, so the request is accepted after all, whole.
-    _enqueue(r, cfg, [(sub, timeout) for sub, timeout in subs if sub in taken], owner)
+    keys = Keys(cfg.key_prefix)
+    try:
+        if replicated(r, keys.submission(subs[-1][0].id), cfg):
+            return
+        # Taken back, or gone (a failover took them): either way, not queued.
+        back = [(sub, t) for sub, t in subs if withdraw(r, cfg, sub.id) or not r.exists(keys.submission(sub.id))]
+        if len(back) == len(subs):
+            raise NotReplicated(f"the submission did not reach {cfg.redis_replicas} Redis replica(s) in time")
+        # A worker started one meanwhile: it runs, so the request is accepted whole after all.
+        _enqueue(r, cfg, back, owner)
+        if not replicated(r, keys.submission(subs[-1][0].id), cfg):
+            raise Unconfirmed(f"the submission did not reach {cfg.redis_replicas} Redis replica(s) in time")
+    except redis.RedisError as exc:
+        raise Unconfirmed(f"Redis failed before the replicas acknowledged the submission: {exc}") from exc
 
 
 def _enqueue(r: redis.Redis, cfg: Config, subs: list[tuple[Submission, int]], owner: str | None) -> None:
+    """The submissions stored and their jobs queued: one MULTI/EXEC."""
     keys = Keys(cfg.key_prefix)
     q = Queue(cfg.queue, connection=r)
     with r.pipeline(transaction=True) as pipe:
@@ -85,8 +102,10 @@ def replicated(r: redis.Redis, key: str, cfg: Config) -> bool:
     with r.pipeline(transaction=False) as pipe:
         pipe.expire(key, cfg.submission_ttl)
         pipe.wait(cfg.redis_replicas, int(REPLICATION_WAIT_S * 1000))
-        acked = pipe.execute()[-1]
-    return int(acked) >= cfg.redis_replicas
+        # Retried on another connection (a failover), EXPIRE finds no key there: nothing of its
+        # own to wait for, so WAIT would answer at once. Only a key still there counts.
+        touched, acked = pipe.execute()
+    return bool(touched) and int(acked) >= cfg.redis_replicas
 
 
 def withdraw(r: redis.Redis, cfg: Config, sid: str) -> bool:

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import math
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
 import redis.asyncio.sentinel as asentinel
 import redis.sentinel
 from redis.backoff import ExponentialBackoff
+from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.retry import Retry
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -38,20 +40,23 @@ RETRY_BASE_S = 0.05
 RETRY_CAP_S = 1.0
 # How long a worker's client waits for a TCP connection to Redis (a host that drops packets).
 WORKER_CONNECT_TIMEOUT_S = 5.0
+# How long any client waits for one Sentinel before it asks the next.
+SENTINEL_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class SentinelService:
     """What a redis+sentinel:// URL names."""
 
-    sentinels: list[tuple[str, int]]
+    sentinels: tuple[tuple[str, int], ...]
     service: str
     primary: dict[str, Any] = field(default_factory=dict)  # the primary's connection arguments
     sentinel: dict[str, Any] = field(default_factory=dict)  # the Sentinels' own
 
 
 def sentinel_service(url: str) -> SentinelService | None:
-    """The Sentinel service `url` names; None for any other URL. ValueError says what is wrong."""
+    """The Sentinel service `url` names; None for any other URL. ValueError says what is wrong
+    (without the URL: it holds passwords)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in SENTINEL_SCHEMES:
         return None
@@ -64,13 +69,13 @@ def sentinel_service(url: str) -> SentinelService | None:
         else:
             name, _, port = host.partition(":")
         if not name:
-            raise ValueError(f"{url!r}: a Sentinel address is empty")
+            raise ValueError("a Sentinel address is empty")
         if port and not port.isdigit():
-            raise ValueError(f"{url!r}: a Sentinel's port is a number, not {port!r}")
+            raise ValueError(f"a Sentinel's port is a number, not {port!r}")
         sentinels.append((name, int(port) if port else SENTINEL_PORT))
     path = [p for p in parts.path.split("/") if p]
-    if not path or len(path) > 2:
-        raise ValueError(f"{url!r}: give the service name, and a db if not 0: /service[/db]")
+    if not path or len(path) > 2 or not (len(path) == 1 or path[1].isdigit()):
+        raise ValueError("give the service name, and a db number if not 0: /service[/db]")
     primary: dict[str, Any] = {"db": int(path[1]) if len(path) > 1 else 0}
     if parts.username:
         primary["username"] = urllib.parse.unquote(parts.username)
@@ -82,9 +87,13 @@ def sentinel_service(url: str) -> SentinelService | None:
     for key, value in urllib.parse.parse_qsl(parts.query):
         if key in _SENTINEL_ONLY:
             sentinel[_SENTINEL_ONLY[key]] = value
-        else:
-            primary[key] = value
-    return SentinelService(sentinels, path[0], primary, sentinel)
+            continue
+        parse = cast("Callable[[str], Any] | None", URL_QUERY_ARGUMENT_PARSERS.get(key))  # as redis-py types its own
+        try:
+            primary[key] = parse(value) if parse else value
+        except ValueError as exc:
+            raise ValueError(f"{key}={value!r}: {exc}") from None
+    return SentinelService(tuple(sentinels), path[0], primary, sentinel)
 
 
 def retry_policy(seconds: float) -> Retry:
@@ -105,9 +114,9 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
     target = sentinel_service(url)
     if target is None:
         return redis.Redis.from_url(url, **options)
-    watched = redis.sentinel.Sentinel(target.sentinels, sentinel_kwargs=_sentinels(target, options))
+    watched = redis.sentinel.Sentinel(target.sentinels, sentinel_kwargs=_sentinels(target))
     kwargs = {**target.primary, **options}
-    kwargs["connection_class"] = _PrimarySSLConnection if kwargs.pop("ssl", False) else _PrimaryConnection
+    kwargs["connection_class"] = _AskFirstSSL if kwargs.pop("ssl", False) else _AskFirst
     primary: redis.Redis = watched.master_for(target.service, **kwargs)
     return primary
 
@@ -122,7 +131,7 @@ def async_client(url: str, max_connections: int, timeout: float, **options: Any)
             url, max_connections=max_connections, timeout=timeout, **options
         )
         return aioredis.Redis(connection_pool=pool)
-    watched = asentinel.Sentinel(target.sentinels, sentinel_kwargs=_sentinels(target, options))
+    watched = asentinel.Sentinel(target.sentinels, sentinel_kwargs=_sentinels(target))
     primary: aioredis.Redis = watched.master_for(
         target.service, **{**target.primary, **options, "max_connections": max_connections}
     )
@@ -137,20 +146,19 @@ class _AskFirst(redis.sentinel.SentinelManagedConnection):
     asks the Sentinels first."""
 
     def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
-        if retry_socket_connect:  # a reconnect of a command's; `connect_to` passes False
-            self.connect()  # type: ignore[no-untyped-call]  # the Sentinels' primary, then `connect_to` it
+        if retry_socket_connect:  # a reconnect of a command's (`connect_to` passes False)
+            # One ask and one connect: the command's own retries do the retrying (`connect`
+            # would retry too, and the two policies multiply).
+            self._connect_retry()  # type: ignore[no-untyped-call]
         else:
             super().connect_check_health(check_health, retry_socket_connect=False)
 
 
-class _PrimaryConnection(_AskFirst):
+class _AskFirstSSL(_AskFirst, redis.sentinel.SentinelManagedSSLConnection):
     pass
 
 
-class _PrimarySSLConnection(_AskFirst, redis.sentinel.SentinelManagedSSLConnection):
-    pass
-
-
-def _sentinels(target: SentinelService, options: dict[str, Any]) -> dict[str, Any]:
-    """The Sentinels' connection arguments: the socket options given, and their own auth."""
-    return {**{k: v for k, v in options.items() if k.startswith("socket_")}, **target.sentinel}
+def _sentinels(target: SentinelService) -> dict[str, Any]:
+    """The Sentinels' connection arguments: short timeouts of their own (a Sentinel that drops
+    packets is skipped for the next, not waited on for the primary's timeouts), their auth."""
+    return {"socket_timeout": SENTINEL_TIMEOUT_S, "socket_connect_timeout": SENTINEL_TIMEOUT_S, **target.sentinel}

@@ -13,6 +13,7 @@ import urllib.parse
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from core import redis_client
 from core.destinations import Network, parse_networks
 from jail.spec import parse_size
 
@@ -194,6 +195,14 @@ class Config:
     log_format: str
 
     def __post_init__(self) -> None:
+        try:
+            redis_client.sentinel_service(self.redis_url)
+        except ValueError as exc:
+            raise ValueError(f"CELLBLOCK_REDIS_URL: {exc}") from None
+        if self.redis_replicas < 0:
+            raise ValueError(f"CELLBLOCK_REDIS_REPLICAS={self.redis_replicas}: 0 or more")
+        if self.redis_retry < 0:
+            raise ValueError(f"CELLBLOCK_REDIS_RETRY={self.redis_retry:g}: 0 seconds or more")
         if self.sessions_per_worker < 1:
             raise ValueError(f"CELLBLOCK_SESSIONS_PER_WORKER={self.sessions_per_worker}: at least 1")
         if not self.session_idle_timeout > 0:

@@ -58,13 +58,13 @@ def load_submission(r: redis.Redis, keys: Keys, sid: str) -> tuple[Submission, s
     return Submission.from_json(json.loads(spec)), text(state)
 
 
-# Append events and move the state, unless the submission is finished: one step in Redis.
+# Append events and move the state, unless the submission is finished or gone: one step in Redis.
 # KEYS: the hash, the stream. ARGV: the finished state, TTL, stream cap, channel ('' when no
 # one is to be woken), the id (the wake-up's message), new state ('' none), progress ('' none),
 # then each event's kind and data.
 # EVAL (not EVALSHA): a Redis that just took over after a failover has no script cache.
 _EVENTS_SCRIPT = """
-if redis.call('HGET', KEYS[1], 'state') == ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'state') == ARGV[1] then return 0 end
 for i = 8, #ARGV, 2 do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[i], 'data', ARGV[i + 1])
 end
@@ -82,7 +82,8 @@ def stage_events(
     """Append `events` (kind: state, test, finished; data) to the submission's stream, and
     set its TTL once; a `state` event also moves the hash's `state` (and `progress`, for a
     test's run). `wake`: tell the stream's readers (api/wakeups.py), if any. Nothing is
-    written to a finished submission (the module's docstring says why)."""
+    written to a finished submission (the module's docstring says why), nor to one that is
+    gone (expired, or taken back)."""
     if not events:
         return
     state = progress = ""  # the last state (and progress) wins

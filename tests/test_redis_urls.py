@@ -14,10 +14,18 @@ def test_a_sentinel_url_names_its_sentinels_service_and_the_primarys_auth() -> N
     )
     target = redis_client.sentinel_service(url)
     assert target is not None
-    assert target.sentinels == [("10.0.0.1", 26379), ("10.0.0.2", 26379), ("::1", 26380)]
+    assert target.sentinels == (("10.0.0.1", 26379), ("10.0.0.2", 26379), ("::1", 26380))
     assert target.service == "jobs"
     assert target.primary == {"db": 2, "username": "app", "password": "s3cret", "ssl": True, "ssl_ca_certs": "/ca"}
     assert target.sentinel == {"password": "sp"}
+
+
+def test_a_sentinel_urls_query_is_typed_as_redis_py_types_its_own() -> None:
+    target = redis_client.sentinel_service("redis+sentinel://h/svc?socket_timeout=5&ssl_check_hostname=false")
+    assert target is not None
+    assert target.primary == {"db": 0, "socket_timeout": 5.0, "ssl_check_hostname": False}
+    with pytest.raises(ValueError, match="socket_timeout"):
+        redis_client.sentinel_service("redis+sentinel://h/svc?socket_timeout=soon")
 
 
 def test_other_urls_are_redis_pys_own() -> None:
@@ -27,7 +35,12 @@ def test_other_urls_are_redis_pys_own() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["redis+sentinel://h:26379", "redis+sentinel://h:26379/", "redis+sentinel://h:26379/svc/0/extra"],
+    [
+        "redis+sentinel://h:26379",
+        "redis+sentinel://h:26379/",
+        "redis+sentinel://h:26379/svc/0/x",
+        "redis+sentinel://h/svc/x",
+    ],
 )
 def test_a_sentinel_url_without_its_service_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match="service"):
@@ -64,3 +77,11 @@ def test_a_worker_retries_for_at_least_the_time_it_is_given() -> None:
         policy = redis_client.retry_policy(seconds)
         waits = [policy._backoff.compute(n) for n in range(1, policy.get_retries() + 1)]
         assert sum(waits) >= seconds and max(waits) <= redis_client.RETRY_CAP_S
+
+
+def test_the_service_refuses_a_bad_redis_setting_at_start_without_showing_the_password() -> None:
+    with pytest.raises(ValueError, match="CELLBLOCK_REDIS_URL: a Sentinel's port") as bad:
+        settings.load({"CELLBLOCK_REDIS_URL": "redis+sentinel://app:s3cret@h:port/svc"})
+    assert "s3cret" not in str(bad.value)
+    with pytest.raises(ValueError, match="CELLBLOCK_REDIS_REPLICAS=-1"):
+        settings.load({"CELLBLOCK_REDIS_REPLICAS": "-1"})

@@ -50,15 +50,18 @@ def process(sid: str) -> str:
 def _process(sid: str) -> str:
     cfg, keys = _context()
     job = get_current_job()
-    url = cfg.effective_redis_url()
-    r: redis.Redis = job.connection if job is not None else redis_client.worker_client(url, cfg.redis_retry)
+    if job is not None:
+        r: redis.Redis = job.connection
+    else:
+        r = redis_client.worker_client(cfg.effective_redis_url(), cfg.redis_retry)
     loaded = store.load_submission(r, keys, sid)
     if loaded is None:
         log.warning("submission %s expired before it ran", sid)
         return "expired"
     sub, state = loaded
-    if state == State.FINISHED:
-        return "already finished"  # a retry of a job whose first run did finish
+    if state == State.FINISHED:  # a retry of a job whose first run, or another attempt, finished it
+        log.info("already finished: this attempt does nothing")
+        return "already finished"
     if sub.interactive:  # a live session: this process's session host runs it from here
         sessions.admit(r, cfg, keys, sub)
         return "session"
@@ -78,9 +81,10 @@ def _process(sid: str) -> str:
     result.attempts = attempt
     result.timings.update({"enqueued_at": sub.created_at, "started_at": started})
     if not store.finish(r, keys, sub, result, cfg.submission_ttl, events.held):
-        # This worker was cut off long enough for the job to run again elsewhere: first result wins.
-        log.warning("attempt %d: the submission was finished by another attempt; this result is dropped", attempt)
-        return "finished by another attempt"
+        # Another attempt finished it first (this worker was cut off long enough for the job to
+        # run again elsewhere), or this one did and its reply was lost: the first result wins.
+        log.warning("attempt %d: the submission is finished already; this result is dropped", attempt)
+        return "finished already"
     log.info("finished: %s in %.3fs", result.verdict, time.time() - started)
     return str(result.verdict)
 
@@ -121,7 +125,7 @@ def on_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
         return
     cfg, keys = _context()
     loaded = store.load_submission(connection, keys, job.id)
-    if loaded is None or loaded[1] == State.FINISHED:
+    if loaded is None:
         return
     sub = loaded[0]
     exc = exc_info[1] if len(exc_info) > 1 else None
@@ -133,7 +137,8 @@ def on_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
         attempts=cfg.job_retries + 1,
     )
     result.timings.update({"enqueued_at": sub.created_at})
-    store.finish(connection, keys, sub, result, cfg.submission_ttl)
+    if not store.finish(connection, keys, sub, result, cfg.submission_ttl):
+        return  # finished already (another attempt's result): the first result wins
     log.error(
         "submission %s: internal_error after %d attempts: %r",
         sub.id,

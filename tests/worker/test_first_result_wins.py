@@ -68,7 +68,7 @@ def test_no_result_for_a_submission_that_is_gone(r: redis.Redis) -> None:
     sub = Submission(uuid.uuid4().hex, "python3", {"main": b""}, [models.TestCase()])  # expired: never stored
     assert not store.finish(r, keys, sub, Result(sub.id, Verdict.ACCEPTED), ttl=60)
     store.write_events(r, keys, sub.id, [("state", {"state": str(State.RUNNING)})], ttl=60)
-    assert r.exists(keys.submission(sub.id)) == 0 or r.hget(keys.submission(sub.id), "spec") is None
+    assert r.exists(keys.submission(sub.id), keys.events(sub.id)) == 0
 
 
 def test_the_api_and_a_worker_race_to_finish_a_session(r: redis.Redis, redis_server: RedisServer) -> None:
