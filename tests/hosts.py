@@ -8,8 +8,9 @@ benchmarking range, with no default route anywhere, so no packet can leave the m
   namespace), so that the test's own HTTP and Redis connections cross the bridge too;
 - `cut(host)` / `mend(host)`: the host's link to the bridge goes down / up. A partition: its
   packets are dropped, not refused, so its TCP connections stall as over a broken network;
-- `group(host)`: a cgroup2 group of the host's own (its "machine"), for `kill(host)` — every
-  process of it, the jail's runs included, SIGKILLed at once (cgroup.kill).
+- `group(host)`: a cgroup2 group of the host's own (its "machine", beside the cgroups its jail
+  makes under its own parent), for `kill(host)` — every process of it, the jail's runs
+  included, SIGKILLed at once (cgroup.kill).
 
 Everything is removed on exit, whatever happened: the namespaces (and with them the links),
 the groups and what runs in them.
@@ -24,20 +25,23 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jail.libc import CLONE_NEWNET
 from tests.cgroup_layout import CGROUP2, remove_tree
+from tests.conftest import spawn
 
 T = TypeVar("T")
 
 SUBNET = "198.18.0"  # a /24 of 198.18.0.0/15 (RFC 2544: benchmarking, never routed)
 CLIENT = "client"
-CLONE_NEWNET = 0x40000000
 # What the tests on these hosts measured, one line each: printed at the end of the run
 # (tests/conftest.py: pytest_terminal_summary).
 FIGURES: list[str] = []
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 
 
 def ip(*args: str) -> None:
@@ -64,6 +68,7 @@ class Hosts:
         self.address = {name: f"{SUBNET}.{i + 1}" for i, name in enumerate(self.names)}
         self._made: list[str] = []
         self._groups: dict[str, str] = {}
+        self._started: list[subprocess.Popen[bytes]] = []
         self._client: ThreadPoolExecutor | None = None
 
     def netns(self, host: str) -> str:
@@ -97,15 +102,18 @@ class Hosts:
         self.close()
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.shutdown(wait=True, cancel_futures=True)
-            self._client = None
-        for group in self._groups.values():
-            remove_tree(group)
-        self._groups.clear()
-        for ns in reversed(self._made):  # the links go with the namespaces
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
-        self._made.clear()
+        """Everything made, undone: each step whatever the others do (ExitStack: the last made
+        goes first, and an error is raised once all have run)."""
+        with ExitStack() as undo:
+            for ns in self._made:  # the links go with the namespaces
+                undo.callback(subprocess.run, ["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            for proc in self._started:  # reaped once killed with their group
+                undo.callback(proc.wait, timeout=10)
+            for group in self._groups.values():  # before the namespaces: what runs there, killed
+                undo.callback(remove_tree, group)
+            if self._client is not None:
+                undo.callback(self._client.shutdown, wait=True, cancel_futures=True)
+            self._made, self._groups, self._client, self._started = [], {}, None, []
 
     def argv(self, host: str, argv: list[str]) -> list[str]:
         """`argv` started in `host`: its network, and its group if it has one."""
@@ -113,6 +121,13 @@ class Hosts:
         if host in self._groups:
             inner = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self._groups[host], *argv]
         return ["nsenter", f"--net=/run/netns/{self.netns(host)}", *inner]
+
+    def spawn(self, host: str, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        """`argv` started in `host` and in its group: it ends with the hosts (killed, reaped)."""
+        self.group(host)
+        proc = spawn(self.argv(host, argv), env, log)
+        self._started.append(proc)
+        return proc
 
     def group(self, host: str) -> str:
         """The host's own cgroup2 group (made on first use): what `argv` starts there after."""
@@ -128,7 +143,7 @@ class Hosts:
         path = self._groups[host]
         Path(path, "cgroup.kill").write_text("1")
         deadline = time.monotonic() + 10
-        while Path(path, "cgroup.procs").read_text().strip():
+        while "populated 1" in Path(path, "cgroup.events").read_text():  # the group and all below
             assert time.monotonic() < deadline, f"{host}: processes outlived cgroup.kill for 10 s"
             time.sleep(0.01)
 
