@@ -81,15 +81,23 @@ def start_redis(data: Path, port: int, *extra: str) -> RedisServer:
         log,
     )
     url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 15
+    wait_for_redis(url, proc, log)
+    return RedisServer(url, port, proc)
+
+
+def wait_for_redis(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 15) -> None:
+    """Until the redis-server `proc` answers PING at `url` (its AOF loaded); killed and the test
+    failed, with its log, if it exits or `seconds` pass first."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
             with redis.Redis.from_url(url) as r:
                 r.ping()
-            return RedisServer(url, port, proc)
+            return
         except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
+                proc.wait()
                 pytest.fail(f"redis-server did not start: {log.read_text()}")
             time.sleep(0.05)
 

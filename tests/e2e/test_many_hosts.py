@@ -37,7 +37,7 @@ from jail.cgroup_v1 import v1_mounts
 from jail.config import JailConfig
 from jail.host import Host
 from tests.cgroup_layout import CGROUP2, rmdir_tree
-from tests.conftest import ROOT, Response, Stack, spawn
+from tests.conftest import ROOT, Response, Stack, spawn, wait_for_redis
 from tests.hosts import FIGURES, Hosts
 from tests.tls import certificates
 
@@ -84,18 +84,6 @@ class RedisSide:
 
 def acl_lines() -> str:
     return f"user default off\nuser {USER} on >{PASSWORD} ~* &* +@all\n"
-
-
-def wait_for_redis(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with redis.Redis.from_url(url) as r:
-                r.ping()
-            return
-        except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
 
 
 def redis_server(hosts: Hosts, where: Path, name: str, conf: str) -> tuple[subprocess.Popen[bytes], str]:
