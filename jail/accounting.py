@@ -7,7 +7,6 @@ import signal
 
 from .cgroup import RunCgroup
 from .errors import JailError
-from .seccomp import syscall_name
 from .spec import Limits, RunResult, Status
 from .supervise import Watched
 
@@ -46,6 +45,8 @@ def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float) -> R
         seen.stdout.truncated or seen.stderr.truncated,
     )
     if result.status is Status.SECURITY_VIOLATION and seen.syscall is not None:
+        from .seccomp import syscall_name  # libseccomp, loaded only to name a denied call
+
         result.syscall = syscall_name(seen.syscall)
     return result
 

@@ -8,15 +8,13 @@ version it talks to.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
+from collections.abc import Iterable
 from typing import Protocol
 
 from .config import JailConfig
 from .errors import JailError
 from .spec import Limits
-
-log = logging.getLogger(__name__)
 
 CFS_PERIOD_US = 100_000
 
@@ -25,11 +23,12 @@ class RunCgroup(Protocol):
     """One run's cgroup: limits set, the child joined, accounting read, then removed."""
 
     def clone_fd(self) -> int:
-        """A directory fd for clone3(CLONE_INTO_CGROUP), or -1 when joining by pid."""
+        """A new directory fd for clone3(CLONE_INTO_CGROUP) (v2), or -1 (v1)."""
         ...
 
-    def join(self, pid: int) -> None:
-        """Move pid (not yet running user code) into this cgroup."""
+    def join_fds(self) -> list[int]:
+        """New fds of the `tasks` files the container's launcher writes "0" to, moving itself
+        into this cgroup before it clones the init (v1); none on v2."""
         ...
 
     def set_limits(self, limits: Limits) -> None:
@@ -76,6 +75,10 @@ class CgroupBackend(Protocol):
 
     def sweep(self, slot: int) -> None:
         """Kill and remove the run cgroups of `slot` that their makers left behind."""
+        ...
+
+    def leftover_slots(self) -> set[int]:
+        """The slots that have run cgroups their makers left behind (what `sweep` would remove)."""
         ...
 
     def describe(self) -> list[str]:
@@ -156,13 +159,23 @@ def left_behind(name: str, slot: int) -> bool:
         return True
 
 
+def leftover_slots(names: Iterable[str]) -> set[int]:
+    """The slots of the run cgroups among `names` that their makers left behind."""
+    found = set()
+    for name in names:
+        slot = slot_of(name)
+        if slot is not None and left_behind(name, slot):
+            found.add(slot)
+    return found
+
+
 def open_backend(config: JailConfig, root: str = "/sys/fs/cgroup") -> CgroupBackend:
     """Pick the cgroup version this host can give us, once, with our parent group at
     config.cgroup_parent.
 
     Tries v2 (a unified hierarchy that offers memory, pids and cpu), then v1 (those
-    controllers mounted as separate hierarchies); logs why each declined and fails
-    with both reasons when neither fits. config.cgroup_version "1" or "2" forces one.
+    controllers mounted as separate hierarchies); fails with both reasons when neither
+    fits (`python -m jail doctor` shows them). config.cgroup_version "1" or "2" forces one.
     """
     from .cgroup_v1 import CgroupV1
     from .cgroup_v2 import CgroupV2
@@ -175,5 +188,4 @@ def open_backend(config: JailConfig, root: str = "/sys/fs/cgroup") -> CgroupBack
             return backend.open(root, config.cgroup_parent)
         except JailError as e:
             reasons.append(f"cgroup v{name}: {e}")
-            log.debug("cgroup v%s declined: %s", name, e)
     raise JailError("no usable cgroup hierarchy: " + "; ".join(reasons))

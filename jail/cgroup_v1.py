@@ -11,7 +11,7 @@ import os
 import signal
 from dataclasses import dataclass
 
-from .cgroup import CFS_PERIOD_US, left_behind, read_file, read_keyed, remove_dir, write_file
+from .cgroup import CFS_PERIOD_US, left_behind, leftover_slots, read_file, read_keyed, remove_dir, write_file
 from .errors import JailError
 from .spec import Limits
 
@@ -62,9 +62,20 @@ class CgroupV1Run:
     def clone_fd(self) -> int:
         return -1
 
-    def join(self, pid: int) -> None:
-        for d in self._dirs():
-            write_file(f"{d}/cgroup.procs", str(pid))
+    def join_fds(self) -> list[int]:
+        # Not cgroup.procs with the init's pid: moving another process takes the host-wide
+        # threadgroup lock, which waits for an RCU grace period when none is under way
+        # (milliseconds, the slowest part of a container). The launcher moving its own one
+        # thread does not (jail/init.c).
+        fds: list[int] = []
+        try:
+            for d in self._dirs():
+                fds.append(os.open(f"{d}/tasks", os.O_WRONLY | os.O_CLOEXEC))
+        except OSError as e:
+            for fd in fds:
+                os.close(fd)
+            raise JailError(f"opening {d}/tasks failed: {e.strerror}") from e
+        return fds
 
     def cpu_usage(self) -> float:
         return int(read_file(f"{self.cpuacct}/cpuacct.usage")) / 1e9
@@ -150,6 +161,9 @@ class CgroupV1:
             if os.path.isdir(run.pids):
                 run.kill()
             run.remove()
+
+    def leftover_slots(self) -> set[int]:
+        return leftover_slots(n for p in set(self.parents.values()) for n in os.listdir(p))
 
     def _run(self, name: str) -> CgroupV1Run:
         p = self.parents

@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .cgroup import CFS_PERIOD_US, left_behind, read_file, read_keyed, remove_dir, write_file
+from .cgroup import CFS_PERIOD_US, left_behind, leftover_slots, read_file, read_keyed, remove_dir, write_file
 from .cgroup_v1 import v1_mounts
 from .errors import JailError
 from .spec import Limits
@@ -125,8 +125,8 @@ class CgroupV2Run:
     def clone_fd(self) -> int:
         return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
-    def join(self, pid: int) -> None:
-        write_file(f"{self.path}/cgroup.procs", str(pid))
+    def join_fds(self) -> list[int]:
+        return []
 
     def cpu_usage(self) -> float:
         return read_keyed(f"{self.path}/cpu.stat")["usage_usec"] / 1e6
@@ -266,6 +266,9 @@ class CgroupV2:
                 run = CgroupV2Run(f"{self.parent}/{name}")
                 run.kill()
                 run.remove()
+
+    def leftover_slots(self) -> set[int]:
+        return leftover_slots(os.listdir(self.parent))
 
     def describe(self) -> list[str]:
         return [f"cgroup v2, parent group: {self.parent}"]

@@ -70,10 +70,11 @@ def cgroups() -> tuple[bool, str, str]:
 
 
 def seccomp_filter() -> tuple[bool, str, str]:
-    from .seccomp import compiled
+    from .bpf_cache import compiled
 
+    config = JailConfig.from_env()
     try:
-        program = compiled(JailConfig.from_env().seccomp_dir, "default")
+        program = compiled(config.seccomp_dir, f"{config.state_dir}/seccomp", "default")
     except Exception as e:
         return (
             False,

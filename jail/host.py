@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import cgroup, init_binary, rootfs, sandbox
+from . import bpf_cache, cgroup, init_binary, rootfs, sandbox
 from .config import JailConfig
 from .errors import JailError
 from .sandbox import Sandbox, Shape
@@ -28,7 +28,8 @@ class Host:
         self.slots = SlotPool(config.state_dir, config.slots, config.uid_base)
         # A process killed mid-run leaves its slots' root mounts and cgroups behind;
         # whoever can lock such a slot now cleans it, so nothing lingers until reuse.
-        self.slots.sweep_unowned(self.clean_slot)
+        mounted = {slot for slot in range(config.slots) if os.path.ismount(self.slots.root(slot))}
+        self.slots.sweep_unowned(self.clean_slot, mounted | self.backend.leftover_slots())
 
     def clean_slot(self, slot: int) -> None:
         """Remove what a dead previous owner of `slot` left: its root mount, its cgroups."""
@@ -51,6 +52,7 @@ class Host:
     def build(self, shape: Shape) -> Sandbox:
         """A container of `shape` in a fresh slot; its release frees the slot (even if
         building fails half-way: prepare undoes what it did, then releases)."""
+        bpf = bpf_cache.compiled(self.config.seccomp_dir, f"{self.config.state_dir}/seccomp", shape.profile)
         slot = self.take_slot()
         return sandbox.prepare(
             self.backend,
@@ -59,7 +61,7 @@ class Host:
             self.slots.host_uid(slot),
             self.etc_dir,
             self.init,
-            self.config.seccomp_dir,
+            bpf,
             shape,
             lambda: self.slots.release(slot),
         )

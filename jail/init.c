@@ -4,18 +4,22 @@
  * The builder (jail/sandbox.py) starts this binary with posix_spawn: vfork-style, so the
  * Python builder's memory is neither copied nor torn down per container. Run as
  *
- *     cellblock-init SYNC_FD REPORT_FD STATUS_FD CGROUP_FD      (fds 0, 1, 2: the program's stdio)
+ *     cellblock-init SYNC_FD REPORT_FD STATUS_FD CGROUP_FD [TASKS_FD...]   (fds 0, 1, 2: the program's stdio)
  *
  * it is first the *launcher*, in the host's namespaces: it clone3()s the container's init
- * into new user, mount, pid, net, ipc, uts and time namespaces (on cgroup v2 straight into
- * the run's cgroup: CLONE_INTO_CGROUP on CGROUP_FD, -1 on v1), with CLONE_PARENT so the
- * init is the builder's child, writes the init's pid on REPORT_FD and exits.
+ * into new user, mount, pid, net, ipc, uts and time namespaces, with CLONE_PARENT so the
+ * init is the builder's child, writes the init's pid on REPORT_FD and exits. The init is
+ * born in the run's cgroup: on v2 by CLONE_INTO_CGROUP on CGROUP_FD; on v1 (CGROUP_FD -1)
+ * the launcher first moves itself into it, writing "0" to each hierarchy's `tasks` file
+ * (TASKS_FD...). Moving one's own single thread takes no host-wide lock; moving a process
+ * by pid (cgroup.procs) waits for an RCU grace period whenever none is under way, often
+ * milliseconds.
  *
  * The init, pid 1 of the new pid namespace, then works through flat steps (docs/jail.md,
  * "One run, step by step"):
  *   1. wait for the plan on SYNC_FD: "G", then the sandbox uid and gid, loopback, last
  *      cap, root, binds, the seccomp BPF program (the parent sends it once the id maps
- *      are written and, on v1, the cgroup joined); EOF means the parent gave up;
+ *      are written); EOF means the parent gave up;
  *   2. unshare(CLONE_NEWCGROUP), bind the tmpfs root onto itself, the read-only binds,
  *      a fresh /proc, pivot_root(".", ".") and detach the old root, hostname, `lo` up
  *      if asked;
@@ -417,9 +421,14 @@ static void init_main(int sync_fd, int status_fd) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) return 2;
+    if (argc < 5) return 2;
     int sync_fd = atoi(argv[1]), status_fd = atoi(argv[3]), cgroup_fd = atoi(argv[4]);
     report_fd = atoi(argv[2]);
+    for (int i = 5; i < argc; i++) { /* cgroup v1: join the run's group in each hierarchy */
+        int tasks_fd = atoi(argv[i]);
+        CHECK(write(tasks_fd, "0", 1) == 1 ? 0 : -1, STEP_WRITE, "\"0\" to the run cgroup's tasks file (fd %d)", tasks_fd);
+        close(tasks_fd);
+    }
     struct clone_args_ args;
     memset(&args, 0, sizeof args);
     /* CLONE_PARENT: the init is the builder's child, which reaps it; exit_signal must then

@@ -8,11 +8,12 @@ inside a container before its program is C (jail/init.c), not these.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library this process already runs on, by the process's own symbols: no search for
+# it (ctypes.util.find_library runs `ldconfig -p`, milliseconds of every command line).
+_libc = ctypes.CDLL(None, use_errno=True)
 
 # <asm/unistd_64.h> (x86_64)
 SYS_pidfd_send_signal = 424

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from . import sandbox
 from .config import JailConfig
@@ -23,7 +24,9 @@ from .host import Host
 from .rootfs import sandbox_path
 from .sandbox import Sandbox, Shape
 from .spec import OutputSink, RunResult, RunSpec, Status
-from .zygote import Builder
+
+if TYPE_CHECKING:
+    from .zygote import Builder
 
 
 class Jail:
@@ -35,7 +38,7 @@ class Jail:
         self._builder: Builder | None = None
         self._pid = os.getpid()
         if self.config.warm > 0:
-            self._builder = Builder(self.config)
+            self._builder = _start_builder(self.config)
         else:
             self._host = Host(self.config)
 
@@ -70,11 +73,11 @@ class Jail:
                 # A forked copy of the process that owns the builder: the containers it
                 # knows of are the parent's to use. Get a builder of our own.
                 self._pid = os.getpid()
-                self._builder = Builder(self.config)
+                self._builder = _start_builder(self.config)
             elif not self._builder.alive():
                 # Killed (its containers died with it): the next Host sweeps their slots.
                 self._builder.close()
-                self._builder = Builder(self.config)
+                self._builder = _start_builder(self.config)
             return self._builder.take(shape)
         assert self._host is not None
         return self._host.build(shape)
@@ -144,6 +147,14 @@ class Running:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _start_builder(config: JailConfig) -> Builder:
+    # Imported here: a process that builds its own containers (the command line) never
+    # loads what the builder's protocol needs (sockets, pickle, subprocess).
+    from .zygote import Builder
+
+    return Builder(config)
 
 
 def validate(spec: RunSpec) -> None:

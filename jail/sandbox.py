@@ -2,7 +2,7 @@
 
 `prepare` does everything that does not depend on the job: the tmpfs root, the
 cgroup, the pipes, the container's init (jail/init.c, started vfork-style; it clones
-itself into every namespace), the id maps, the cgroup join; the init then mounts,
+itself into every namespace and the cgroup), the id maps; the init then mounts,
 pivots, drops every privilege and waits for the job. `start` applies the
 job's limits, copies its files and stdin in, sends the Launch and waits until execve
 happened. `Sandbox.close` undoes everything, in reverse, whatever state it got to
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from . import cgroup, libc, rlimits, rootfs, seccomp, supervise, userns
+from . import cgroup, libc, rlimits, rootfs, supervise, userns
 from .accounting import account
 from .errors import ChildSetupError, CommandNotFound, JailError, Step
 from .launch import Launch, encode_launch, encode_plan
@@ -113,12 +113,12 @@ def prepare(
     host_uid: int,
     etc_dir: str,
     init: str,
-    seccomp_dir: str,
+    bpf: bytes,
     shape: Shape,
     on_release: Callable[[], None],
 ) -> Sandbox:
-    """Build a container up to the point where only the job is missing (its seccomp
-    profile read from `seccomp_dir`).
+    """Build a container up to the point where only the job is missing (`bpf`: its
+    seccomp program, compiled).
 
     The returned Sandbox's `release` kills the container's processes, reaps its init
     (a child of this process), removes its cgroup and unmounts its root, then calls
@@ -153,12 +153,14 @@ def prepare(
             stdin_r, stdin = pipe()
         else:  # one open file for both: the parent fills it, the program reads it
             stdin = stdin_r = fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
-        cg_fd = cg.clone_fd()
+        entry = [cg.clone_fd()]
         try:
-            launcher = spawn_init(init, [stdin_r, out_w, err_w], [sync_r, report_w, status_w, cg_fd])
+            entry += cg.join_fds()
+            launcher = spawn_init(init, [stdin_r, out_w, err_w], [sync_r, report_w, status_w, *entry])
         finally:
-            if cg_fd >= 0:
-                os.close(cg_fd)
+            for fd in entry:
+                if fd >= 0:
+                    os.close(fd)
         for fd in (sync_r, report_w, status_w, out_w, err_w):
             fds.close(fd)
         if stdin_r != stdin:
@@ -167,9 +169,6 @@ def prepare(
         pidfd = fds.add(os.pidfd_open(pid))
         undo.callback(_reap, pid, pidfd)
         userns.write_maps(pid, host_uid)
-        if cg_fd < 0:
-            cg.join(pid)
-        bpf = seccomp.compiled(seccomp_dir, shape.profile)
         plan = encode_plan(root, plans, shape.loopback, libc.cap_last_cap(), bpf)
         libc.write_all(sync_w, plan)
     except BaseException:
@@ -263,9 +262,10 @@ def finish(
 def spawn_init(init: str, stdio: list[int], control: list[int]) -> int:
     """posix_spawn the init's launcher with `stdio` as its 0, 1, 2; returns the launcher's pid.
 
-    The launcher (init.c) clones the init into the namespaces with CLONE_PARENT, so the
-    init is our child; it writes the init's pid on the report pipe and exits. `control`
-    (sync, report, status, cgroup fd or -1) keep their numbers, which go in argv.
+    The launcher (init.c) clones the init into the namespaces and the run's cgroup with
+    CLONE_PARENT, so the init is our child; it writes the init's pid on the report pipe and
+    exits. `control` (sync, report, status, the cgroup directory fd or -1, then any
+    `tasks` fds) keep their numbers, which go in argv.
     """
     actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)]
     actions += [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in control if fd >= 0]  # clears close-on-exec

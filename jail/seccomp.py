@@ -1,14 +1,15 @@
-"""Seccomp profiles: TOML under policies/seccomp/ compiled once to BPF, loaded last by the init.
+"""Seccomp profiles: TOML under policies/seccomp/ compiled to BPF, loaded last by the init.
 
 Compiling with libseccomp (through pyseccomp) costs milliseconds; loading a ready BPF
-program is one seccomp(2) call. So each profile is compiled on first use and kept for
-the life of the process, and the container's init (jail/init.c) loads the raw program.
+program is one seccomp(2) call. So a program is compiled once and kept, in the process
+and on disk (jail/bpf_cache.py), and the container's init (jail/init.c) loads it raw.
+This module is the one that loads libseccomp: import it only to compile, or to name a
+syscall number.
 """
 
 from __future__ import annotations
 
 import errno as errno_codes
-import functools
 import os
 import tempfile
 import tomllib
@@ -124,23 +125,26 @@ def build_filter(profile: Profile) -> sc.SyscallFilter:
     return f
 
 
-@functools.cache
-def compiled(directory: str, name: str) -> bytes:
-    """The profile `name` from `directory` (JailConfig.seccomp_dir) compiled to BPF
-    (struct sock_filter array), once per process."""
-    if not name.replace("-", "").replace("_", "").isalnum():
-        raise JailError(f"invalid seccomp profile name {name!r}")
-    path = os.path.join(directory, f"{name}.toml")
-    if not os.path.exists(path):
-        raise JailError(f"no seccomp profile {name!r} (looked for {path})")
+def compile_profile(path: str) -> bytes:
+    """The profile file at `path` compiled to BPF (struct sock_filter array)."""
     flt = build_filter(parse_profile(path))
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
         out.seek(0)
         bpf = out.read()
     if not bpf or len(bpf) % 8:
-        raise JailError(f"seccomp profile {name!r} compiled to {len(bpf)} bytes, not whole BPF instructions")
+        raise JailError(f"seccomp profile {path} compiled to {len(bpf)} bytes, not whole BPF instructions")
     return bpf
+
+
+def compiler_files() -> list[str]:
+    """The files whose code compiles profiles: libseccomp as this process mapped it, and
+    pyseccomp (jail/bpf_cache.py keeps a program only while they are unchanged)."""
+    with open("/proc/self/maps") as f:
+        libraries = {line.split(maxsplit=5)[5].strip() for line in f if "libseccomp" in line}
+    if len(libraries) != 1:
+        raise JailError(f"cannot tell which libseccomp this process loaded: {sorted(libraries)}")
+    return [libraries.pop(), os.path.abspath(sc.__file__)]
 
 
 def syscall_name(nr: int) -> str:

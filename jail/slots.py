@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .errors import JailError
 
@@ -53,10 +53,10 @@ class SlotPool:
                 return slot, True
         raise JailError(f"all {self.count} jail slots are in use on this host (CELLBLOCK_JAIL_SLOTS)")
 
-    def sweep_unowned(self, clean: Callable[[int], None]) -> None:
-        """Call clean(slot) for every slot no live process holds, under its lock."""
+    def sweep_unowned(self, clean: Callable[[int], None], slots: Iterable[int]) -> None:
+        """Call clean(slot) for each of `slots` that no live process holds, under its lock."""
         with self._lock:
-            for slot in range(self.count):
+            for slot in sorted(slots):
                 if slot in self._lock_fds:
                     continue
                 path = f"{self.state_dir}/slots/{slot}.lock"

@@ -130,17 +130,37 @@ def test_v2_peak_memory_restarts_at_reset_where_the_kernel_can(programs: dict[st
 def spin_capped_at_half_a_cpu(cg: RunCgroup) -> None:
     """A shell loop spins in `cg` (capped at 0.5 CPU) until it used 0.2 s; the cap held, no
     memory event was counted; cgroup.kill ends it."""
-    proc = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"])
+    proc = spawn_in(cg, "while :; do :; done")
     try:
         joined = time.monotonic()
-        cg.join(proc.pid)
         cg.reset_peak()
         used, elapsed = spin_until(cg, 0.2, joined)  # uncapped, that would take 0.2 s
         assert used <= 0.5 * elapsed + 0.05  # the 0.5 CPU cap held, however busy the host
         assert cg.memory_exhausted() == (False, False)
     finally:
         cg.kill()
-        assert proc.wait(timeout=5) == -signal.SIGKILL
+        try:
+            assert proc.wait(timeout=5) == -signal.SIGKILL
+        finally:
+            proc.kill()  # if it never got into the cgroup: no spinner outlives the test
+            proc.wait()
+
+
+def spawn_in(cg: RunCgroup, command: str) -> subprocess.Popen[bytes]:
+    """The shell `command`, in a shell that first moves itself into `cg`: on v1 by the run's
+    own `tasks` fds, as the container's launcher does; on v2 by writing 0 to cgroup.procs."""
+    fds = cg.join_fds()
+    try:
+        if fds:
+            enter = "".join(f"echo 0 >&{fd} && " for fd in fds)
+        else:
+            assert isinstance(cg, CgroupV2Run)
+            enter = f"echo 0 > {cg.path}/cgroup.procs && "
+        # bash: dash takes only one-digit fds after >&
+        return subprocess.Popen(["/bin/bash", "-c", f"{enter}exec /bin/sh -c '{command}'"], pass_fds=fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def spin_until(cg: RunCgroup, seconds: float, since: float) -> tuple[float, float]:
@@ -196,8 +216,7 @@ def test_v2_run_writes_the_v2_files(fake_v2: Path) -> None:
     assert (d / "memory.swap.max").read_text() == "0"
     assert (d / "pids.max").read_text() == "16"
     assert (d / "cpu.max").read_text() == "150000 100000"
-    cg.join(4242)
-    assert (d / "cgroup.procs").read_text() == "4242"
+    assert cg.join_fds() == []  # v2: the init is born in the group (clone_fd)
     assert cg.cpu_usage() == 1.5
     assert cg.peak_memory() == 12345678
     assert cg.memory_exhausted() == (True, True)
@@ -229,10 +248,12 @@ def test_v2_sweep_removes_only_the_slots_leftovers(fake_v2: Path) -> None:
     for name in (f"run-{gone.pid}-4-0", f"run-{os.getpid()}-4-1", f"run-{alive}-4-2", f"run-{gone.pid}-5-0"):
         backend.create(name)
     os.mkdir(fake_v2 / "supervisor")
+    assert backend.leftover_slots() == {4, 5}
     backend.sweep(4)
     assert sorted(p.name for p in fake_v2.iterdir()) == sorted(
         [f"run-{alive}-4-2", f"run-{gone.pid}-5-0", "supervisor"]
     )
+    assert backend.leftover_slots() == {5}
 
 
 @needs_cgroup2
@@ -242,9 +263,8 @@ def test_v2_core_files_for_real_on_the_cgroup2_mount() -> None:
     os.mkdir(path)
     cg = CgroupV2Run(path)
     try:
-        proc = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"])
+        proc = spawn_in(cg, "while :; do :; done")
         joined = time.monotonic()
-        cg.join(proc.pid)
         used, elapsed = spin_until(cg, 0.1, joined)
         assert used <= elapsed + 0.05  # one spinning process: one CPU at most
         cg.kill()
@@ -286,6 +306,43 @@ def test_init_is_cloned_straight_into_a_v2_cgroup() -> None:
         cg.close()
         cg.remove()
     assert not os.path.exists(path)
+
+
+@needs_v1
+def test_init_is_born_in_its_v1_cgroups_and_the_builder_stays() -> None:
+    """On v1 the launcher moves itself into the run's group of every hierarchy (writing 0 to
+    the `tasks` fds of CgroupV1Run.join_fds) before it clones the init, which is born there;
+    the process that started it stays where it was."""
+    backend = open_backend(replace(JailConfig.from_env(), cgroup_version="1"))
+    assert isinstance(backend, CgroupV1)
+    name = f"run-0-997-{os.getpid()}"
+    cg = backend.create(name)
+    ours: list[int] = []
+    before = Path("/proc/self/cgroup").read_text()
+    try:
+        fds = cg.join_fds()
+        assert len(fds) == len({cg.memory, cg.pids, cg.cpu, cg.cpuacct})
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        ours += [sync_w, report_r, status_r]
+        init = init_binary.executable(JailConfig.from_env().state_dir)
+        launcher = spawn_init(init, [null] * 3, [sync_r, report_w, status_w, -1, *fds])
+        for fd in (null, sync_r, report_w, status_w, *fds):
+            os.close(fd)
+        pid = init_pid(launcher, report_r)
+        for d in {cg.memory, cg.pids, cg.cpu, cg.cpuacct}:
+            assert Path(f"{d}/cgroup.procs").read_text().split() == [str(pid)]
+        assert Path("/proc/self/cgroup").read_text() == before
+        os.close(ours.pop(0))  # sync_w: the init reads EOF instead of "G"
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 126
+    finally:
+        for fd in ours:
+            os.close(fd)
+        cg.kill()
+        cg.remove()
 
 
 def test_v1_mounts_with_co_mounted_controllers(tmp_path: Path) -> None:
