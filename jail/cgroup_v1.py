@@ -65,7 +65,7 @@ class CgroupV1Run:
     def join_fds(self) -> list[int]:
         # Not cgroup.procs with the init's pid: moving another process takes the host-wide
         # threadgroup lock, which waits for an RCU grace period when none is under way
-        # (milliseconds, the slowest part of a container). The launcher moving its own one
+        # (milliseconds, the slowest part of a container). The init moving its own one
         # thread does not (jail/init.c).
         fds: list[int] = []
         try:

@@ -8,12 +8,14 @@
  *
  * it is first the *launcher*, in the host's namespaces: it clone3()s the container's init
  * into new user, mount, pid, net, ipc, uts and time namespaces, with CLONE_PARENT so the
- * init is the builder's child, writes the init's pid on REPORT_FD and exits. The init is
- * born in the run's cgroup: on v2 by CLONE_INTO_CGROUP on CGROUP_FD; on v1 (CGROUP_FD -1)
- * the launcher first moves itself into it, writing "0" to each hierarchy's `tasks` file
- * (TASKS_FD...). Moving one's own single thread takes no host-wide lock; moving a process
- * by pid (cgroup.procs) waits for an RCU grace period whenever none is under way, often
- * milliseconds.
+ * init is the builder's child, writes the init's pid on REPORT_FD and exits. The init
+ * gets into the run's cgroup as it starts: on v2 it is born there (CLONE_INTO_CGROUP on
+ * CGROUP_FD); on v1 (CGROUP_FD -1) its first act is to move itself there, writing "0" to
+ * each hierarchy's `tasks` file (TASKS_FD..., opened by the root builder: the write is
+ * checked against the opener's credentials). Moving one's own single thread takes no
+ * host-wide lock; moving a process by pid (cgroup.procs) waits for an RCU grace period
+ * whenever none is under way, often milliseconds. Either way the namespaces the clone
+ * made are charged to the builder's memory group, not to the run's.
  *
  * The init, pid 1 of the new pid namespace, then works through flat steps (docs/jail.md,
  * "One run, step by step"):
@@ -40,7 +42,7 @@
  * The Python side owns what both sides must agree on, and passes it as -D defines
  * (jail/init_binary.py): DEFAULT_PATH, the search path of a program whose environment has
  * no PATH (jail.spec.DEFAULT_PATH), and STEP_<NAME>, the number of each setup step
- * (jail.errors.Step). The binary is named after a digest of this file and those flags.
+ * (jail.errors.Step). The binary is named after a checksum of this file and those flags.
  *
  * Built statically against musl (jail/init_binary.py): glibc's start-up probes the CPU's
  * caches with dozens of cpuid instructions, each a trap to the hypervisor on a VM, about
@@ -424,11 +426,6 @@ int main(int argc, char **argv) {
     if (argc < 5) return 2;
     int sync_fd = atoi(argv[1]), status_fd = atoi(argv[3]), cgroup_fd = atoi(argv[4]);
     report_fd = atoi(argv[2]);
-    for (int i = 5; i < argc; i++) { /* cgroup v1: join the run's group in each hierarchy */
-        int tasks_fd = atoi(argv[i]);
-        CHECK(write(tasks_fd, "0", 1) == 1 ? 0 : -1, STEP_WRITE, "\"0\" to the run cgroup's tasks file (fd %d)", tasks_fd);
-        close(tasks_fd);
-    }
     struct clone_args_ args;
     memset(&args, 0, sizeof args);
     /* CLONE_PARENT: the init is the builder's child, which reaps it; exit_signal must then
@@ -447,6 +444,11 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     if (cgroup_fd >= 0) close(cgroup_fd);
+    for (int i = 5; i < argc; i++) { /* cgroup v1: the init moves itself into the run's groups */
+        int tasks_fd = atoi(argv[i]);
+        CHECK(write(tasks_fd, "0", 1) == 1 ? 0 : -1, STEP_WRITE, "\"0\" to the run cgroup's tasks file (fd %d)", tasks_fd);
+        close(tasks_fd);
+    }
     init_main(sync_fd, status_fd);
     return 125;
 }

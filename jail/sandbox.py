@@ -170,7 +170,11 @@ def prepare(
         undo.callback(_reap, pid, pidfd)
         userns.write_maps(pid, host_uid)
         plan = encode_plan(root, plans, shape.loopback, libc.cap_last_cap(), bpf)
-        libc.write_all(sync_w, plan)
+        try:
+            libc.write_all(sync_w, plan)
+        except BrokenPipeError:  # the init failed its first step (joining its cgroup) and is gone
+            check_exec(report_r, "")
+            raise JailError("the container's init died before its plan came") from None
     except BaseException:
         undo.close()
         raise
@@ -262,10 +266,11 @@ def finish(
 def spawn_init(init: str, stdio: list[int], control: list[int]) -> int:
     """posix_spawn the init's launcher with `stdio` as its 0, 1, 2; returns the launcher's pid.
 
-    The launcher (init.c) clones the init into the namespaces and the run's cgroup with
-    CLONE_PARENT, so the init is our child; it writes the init's pid on the report pipe and
-    exits. `control` (sync, report, status, the cgroup directory fd or -1, then any
-    `tasks` fds) keep their numbers, which go in argv.
+    The launcher (init.c) clones the init into the namespaces (and, on v2, the run's
+    cgroup) with CLONE_PARENT, so the init is our child; it writes the init's pid on the
+    report pipe and exits. `control` (sync, report, status, the cgroup directory fd or -1,
+    then any `tasks` fds, which the init writes to join the run's v1 cgroups) keep their
+    numbers, which go in argv.
     """
     actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(stdio)]
     actions += [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in control if fd >= 0]  # clears close-on-exec

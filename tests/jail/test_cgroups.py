@@ -8,6 +8,7 @@ cgroupfs tree adds what neither kernel shows: no memory.peak, no resettable peak
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -22,7 +23,8 @@ from jail.cgroup import RunCgroup, open_backend, read_keyed, slot_of
 from jail.cgroup_v1 import CgroupV1, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 from jail.config import JailConfig
-from jail.sandbox import init_pid, spawn_init
+from jail.errors import ChildSetupError, Step
+from jail.sandbox import check_exec, init_pid, spawn_init
 from tests.cgroup_layout import (
     BACKEND,
     CGROUP2,
@@ -148,7 +150,7 @@ def spin_capped_at_half_a_cpu(cg: RunCgroup) -> None:
 
 def spawn_in(cg: RunCgroup, command: str) -> subprocess.Popen[bytes]:
     """The shell `command`, in a shell that first moves itself into `cg`: on v1 by the run's
-    own `tasks` fds, as the container's launcher does; on v2 by writing 0 to cgroup.procs."""
+    own `tasks` fds, as the container's init does; on v2 by writing 0 to cgroup.procs."""
     fds = cg.join_fds()
     try:
         if fds:
@@ -309,10 +311,10 @@ def test_init_is_cloned_straight_into_a_v2_cgroup() -> None:
 
 
 @needs_v1
-def test_init_is_born_in_its_v1_cgroups_and_the_builder_stays() -> None:
-    """On v1 the launcher moves itself into the run's group of every hierarchy (writing 0 to
-    the `tasks` fds of CgroupV1Run.join_fds) before it clones the init, which is born there;
-    the process that started it stays where it was."""
+def test_init_moves_itself_into_its_v1_cgroups_and_the_builder_stays() -> None:
+    """On v1 the init's first act is to move itself into the run's group of every hierarchy
+    (writing 0 to the `tasks` fds of CgroupV1Run.join_fds); the process that started it stays
+    where it was. A `tasks` fd it cannot write is a setup failure that names the step."""
     backend = open_backend(replace(JailConfig.from_env(), cgroup_version="1"))
     assert isinstance(backend, CgroupV1)
     name = f"run-0-997-{os.getpid()}"
@@ -332,12 +334,31 @@ def test_init_is_born_in_its_v1_cgroups_and_the_builder_stays() -> None:
         for fd in (null, sync_r, report_w, status_w, *fds):
             os.close(fd)
         pid = init_pid(launcher, report_r)
-        for d in {cg.memory, cg.pids, cg.cpu, cg.cpuacct}:
-            assert Path(f"{d}/cgroup.procs").read_text().split() == [str(pid)]
+        deadline = time.monotonic() + 10  # the init joins as it starts, while we go on
+        dirs = {cg.memory, cg.pids, cg.cpu, cg.cpuacct}
+        while any(Path(f"{d}/cgroup.procs").read_text().split() != [str(pid)] for d in dirs):
+            assert time.monotonic() < deadline, "the init did not join its v1 cgroups"
+            time.sleep(0.001)
         assert Path("/proc/self/cgroup").read_text() == before
         os.close(ours.pop(0))  # sync_w: the init reads EOF instead of "G"
         _, status = os.waitpid(pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 126
+        # A tasks fd it cannot write (read-only): the init reports the step and exits.
+        unwritable = os.open(f"{cg.memory}/tasks", os.O_RDONLY | os.O_CLOEXEC)
+        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        ours += [sync_w, report_r, status_r]
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        launcher = spawn_init(init, [null] * 3, [sync_r, report_w, status_w, -1, unwritable])
+        for fd in (null, sync_r, report_w, status_w, unwritable):
+            os.close(fd)
+        pid = init_pid(launcher, report_r)
+        with pytest.raises(ChildSetupError, match="tasks file") as failed:
+            check_exec(report_r, "")
+        assert failed.value.step is Step.WRITE and failed.value.errno == errno.EBADF
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 127
     finally:
         for fd in ours:
             os.close(fd)
