@@ -277,6 +277,29 @@ def test_v2_core_files_for_real_on_the_cgroup2_mount() -> None:
     assert not os.path.exists(path)
 
 
+def start_bare_init(entry: list[int], ours: list[int]) -> tuple[int, int, int]:
+    """A container init that waits for its plan, started with `entry` (the cgroup directory fd
+    or -1, then any `tasks` fds; closed here): (its pid, our end of its sync pipe, our end of
+    its report pipe). Our ends of its pipes go into `ours`, for the caller to close."""
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    ours += [sync_w, report_r, status_r]
+    init = init_binary.executable(JailConfig.from_env().state_dir)
+    launcher = spawn_init(init, [null] * 3, [sync_r, report_w, status_w, *entry])
+    for fd in (null, sync_r, report_w, status_w, *(fd for fd in entry if fd >= 0)):
+        os.close(fd)
+    return init_pid(launcher, report_r), sync_w, report_r
+
+
+def exit_code(pid: int) -> int:
+    """The exit code of our child `pid` once it ends (it must exit, not die of a signal)."""
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status), f"wait status {status}"
+    return os.WEXITSTATUS(status)
+
+
 @needs_cgroup2
 def test_init_is_cloned_straight_into_a_v2_cgroup() -> None:
     """The launcher's clone3(CLONE_INTO_CGROUP), for real: the init is born in the run's v2
@@ -287,21 +310,11 @@ def test_init_is_cloned_straight_into_a_v2_cgroup() -> None:
     cg = CgroupV2Run(path)
     ours: list[int] = []
     try:
-        cg_fd = cg.clone_fd()
-        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
-        report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        ours += [sync_w, report_r, status_r]
-        init = init_binary.executable(JailConfig.from_env().state_dir)
-        launcher = spawn_init(init, [null] * 3, [sync_r, report_w, status_w, cg_fd])
-        for fd in (cg_fd, null, sync_r, report_w, status_w):
-            os.close(fd)
-        pid = init_pid(launcher, report_r)
+        pid, sync_w, _ = start_bare_init([cg.clone_fd()], ours)
         assert Path(f"{path}/cgroup.procs").read_text().split() == [str(pid)]
-        os.close(ours.pop(0))  # sync_w: the init reads EOF instead of "G"
-        _, status = os.waitpid(pid, 0)  # our child, though the launcher cloned it
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 126
+        ours.remove(sync_w)
+        os.close(sync_w)  # the init reads EOF instead of "G"
+        assert exit_code(pid) == 126  # our child, though the launcher cloned it
     finally:
         for fd in ours:
             os.close(fd)
@@ -324,41 +337,23 @@ def test_init_moves_itself_into_its_v1_cgroups_and_the_builder_stays() -> None:
     try:
         fds = cg.join_fds()
         assert len(fds) == len({cg.memory, cg.pids, cg.cpu, cg.cpuacct})
-        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
-        report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        ours += [sync_w, report_r, status_r]
-        init = init_binary.executable(JailConfig.from_env().state_dir)
-        launcher = spawn_init(init, [null] * 3, [sync_r, report_w, status_w, -1, *fds])
-        for fd in (null, sync_r, report_w, status_w, *fds):
-            os.close(fd)
-        pid = init_pid(launcher, report_r)
+        pid, sync_w, _ = start_bare_init([-1, *fds], ours)
         deadline = time.monotonic() + 10  # the init joins as it starts, while we go on
         dirs = {cg.memory, cg.pids, cg.cpu, cg.cpuacct}
         while any(Path(f"{d}/cgroup.procs").read_text().split() != [str(pid)] for d in dirs):
             assert time.monotonic() < deadline, "the init did not join its v1 cgroups"
             time.sleep(0.001)
         assert Path("/proc/self/cgroup").read_text() == before
-        os.close(ours.pop(0))  # sync_w: the init reads EOF instead of "G"
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 126
+        ours.remove(sync_w)
+        os.close(sync_w)  # the init reads EOF instead of "G"
+        assert exit_code(pid) == 126
         # A tasks fd it cannot write (read-only): the init reports the step and exits.
         unwritable = os.open(f"{cg.memory}/tasks", os.O_RDONLY | os.O_CLOEXEC)
-        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
-        report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        ours += [sync_w, report_r, status_r]
-        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        launcher = spawn_init(init, [null] * 3, [sync_r, report_w, status_w, -1, unwritable])
-        for fd in (null, sync_r, report_w, status_w, unwritable):
-            os.close(fd)
-        pid = init_pid(launcher, report_r)
+        pid, _, report_r = start_bare_init([-1, unwritable], ours)
         with pytest.raises(ChildSetupError, match="tasks file") as failed:
             check_exec(report_r, "")
         assert failed.value.step is Step.WRITE and failed.value.errno == errno.EBADF
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 127
+        assert exit_code(pid) == 127
     finally:
         for fd in ours:
             os.close(fd)
