@@ -27,8 +27,8 @@ class RunCgroup(Protocol):
         ...
 
     def join_fds(self) -> list[int]:
-        """New fds of the `tasks` files the container's init writes "0" to as its first act,
-        moving itself into this cgroup (v1); none on v2."""
+        """New fds of the `tasks` files the container's init writes "0" to once its plan
+        comes, moving itself into this cgroup (v1); none on v2."""
         ...
 
     def set_limits(self, limits: Limits) -> None:

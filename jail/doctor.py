@@ -70,11 +70,12 @@ def cgroups() -> tuple[bool, str, str]:
 
 
 def seccomp_filter() -> tuple[bool, str, str]:
-    from .bpf_cache import compiled
+    import os
 
-    config = JailConfig.from_env()
+    from .seccomp import compile_profile  # compiled here, not from the cache: is libseccomp there?
+
     try:
-        program = compiled(config.seccomp_dir, f"{config.state_dir}/seccomp", "default")
+        program = compile_profile(os.path.join(JailConfig.from_env().seccomp_dir, "default.toml"))
     except Exception as e:
         return (
             False,

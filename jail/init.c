@@ -9,19 +9,20 @@
  * it is first the *launcher*, in the host's namespaces: it clone3()s the container's init
  * into new user, mount, pid, net, ipc, uts and time namespaces, with CLONE_PARENT so the
  * init is the builder's child, writes the init's pid on REPORT_FD and exits. The init
- * gets into the run's cgroup as it starts: on v2 it is born there (CLONE_INTO_CGROUP on
- * CGROUP_FD); on v1 (CGROUP_FD -1) its first act is to move itself there, writing "0" to
- * each hierarchy's `tasks` file (TASKS_FD..., opened by the root builder: the write is
- * checked against the opener's credentials). Moving one's own single thread takes no
- * host-wide lock; moving a process by pid (cgroup.procs) waits for an RCU grace period
- * whenever none is under way, often milliseconds. Either way the namespaces the clone
+ * gets into the run's cgroup: on v2 it is born there (CLONE_INTO_CGROUP on CGROUP_FD); on
+ * v1 (CGROUP_FD -1) it moves itself there once the "G" of step 1 came, writing "0" to each
+ * hierarchy's `tasks` file (TASKS_FD..., opened by the root builder: the write is checked
+ * against the opener's credentials). Moving one's own single thread takes no
+ * host-wide lock (the kernel's shortcut for a single thread moving itself); moving a
+ * process by pid (cgroup.procs) waits for an RCU grace period whenever none is under
+ * way, often milliseconds. Either way the namespaces the clone
  * made are charged to the builder's memory group, not to the run's.
  *
  * The init, pid 1 of the new pid namespace, then works through flat steps (docs/jail.md,
  * "One run, step by step"):
- *   1. wait for the plan on SYNC_FD: "G", then the sandbox uid and gid, loopback, last
- *      cap, root, binds, the seccomp BPF program (the parent sends it once the id maps
- *      are written); EOF means the parent gave up;
+ *   1. wait for the plan on SYNC_FD: "G" (on v1, then join the run's cgroups), then the
+ *      sandbox uid and gid, loopback, last cap, root, binds, the seccomp BPF program (the
+ *      parent sends it once the id maps are written); EOF means the parent gave up;
  *   2. unshare(CLONE_NEWCGROUP), bind the tmpfs root onto itself, the read-only binds,
  *      a fresh /proc, pivot_root(".", ".") and detach the old root, hostname, `lo` up
  *      if asked;
@@ -356,12 +357,26 @@ static void serve_as_init(int program, int listener, int status_fd) {
     _exit(0);
 }
 
-static void init_main(int sync_fd, int status_fd) {
+/* cgroup v1: move ourselves (one thread, so the kernel takes no host-wide lock) into the
+   run's group of each hierarchy, writing "0" to the `tasks` fds the builder opened. */
+static void join_cgroups(char **tasks_fds, int n) {
+    for (int i = 0; i < n; i++) {
+        int fd = atoi(tasks_fds[i]);
+        CHECK(write(fd, "0", 1) == 1 ? 0 : -1, STEP_WRITE, "\"0\" to the run cgroup's tasks file (fd %d)", fd);
+        close(fd);
+    }
+}
+
+static void init_main(int sync_fd, int status_fd, char **tasks_fds, int ntasks) {
     /* If the builder dies, so does the run. */
     CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), STEP_PRCTL, "PR_SET_PDEATHSIG, SIGKILL");
     char go;
     struct reader plan;
-    if (!read_full(sync_fd, &go, 1) || go != 'G' || !read_message(sync_fd, &plan)) _exit(126);
+    /* "G" comes once the builder has our pid (a report before it would be read as the
+       pid) and has written our id maps; then the cgroups, then the plan's body. */
+    if (!read_full(sync_fd, &go, 1) || go != 'G') _exit(126);
+    join_cgroups(tasks_fds, ntasks);
+    if (!read_message(sync_fd, &plan)) _exit(126);
     uint32_t uid = take_u32(&plan), gid = take_u32(&plan);
     uint32_t loopback = take_u32(&plan);
     int last_cap = (int)take_u32(&plan);
@@ -444,11 +459,6 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     if (cgroup_fd >= 0) close(cgroup_fd);
-    for (int i = 5; i < argc; i++) { /* cgroup v1: the init moves itself into the run's groups */
-        int tasks_fd = atoi(argv[i]);
-        CHECK(write(tasks_fd, "0", 1) == 1 ? 0 : -1, STEP_WRITE, "\"0\" to the run cgroup's tasks file (fd %d)", tasks_fd);
-        close(tasks_fd);
-    }
-    init_main(sync_fd, status_fd);
+    init_main(sync_fd, status_fd, argv + 5, argc - 5);
     return 125;
 }

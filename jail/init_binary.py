@@ -1,11 +1,10 @@
 """The container init (jail/init.c): built once per host with musl-gcc, kept in the state dir.
 
-Built on first use rather than shipped, so the binary always matches its source: the
-file is named after a checksum (CRC-32) and the length of the source and the compiler's
-arguments, so a changed init.c, flag or define builds a new one. A checksum, not a
-cryptographic hash: it tells revisions of our own source apart (whoever could choose
-init.c runs as root already), and loading OpenSSL for SHA-256 cost every command line
-about 2.5 ms. What init.c shares with the Python side comes
+Built on first use rather than shipped, so the binary always matches its source: it is
+named after a checksum (CRC-32) and the length of the source and the compiler's arguments,
+and `NAME.key` beside it holds those exact bytes, compared whole before the binary is used;
+so a changed init.c, flag or define builds a new one, even one whose checksum collides. No
+SHA-256: hashlib loads OpenSSL, about 2.5 ms of every command line. What init.c shares with the Python side comes
 from here as -D defines, so it is stated once: the default PATH (jail.spec) and the
 numbers of the setup steps it reports (jail.errors.Step). Static
 musl, not glibc: glibc's start-up asks the CPU about its caches with dozens of cpuid
@@ -53,14 +52,23 @@ def path(state_dir: str) -> str:
     # The JSON list is self-delimiting, so no other (args, source) pair makes the same bytes.
     key = json.dumps(args).encode() + source
     binary = os.path.join(state_dir, f"init-{zlib.crc32(key):08x}-{len(key):x}")
-    if os.path.exists(binary):
-        return binary
-    build(binary, args, state_dir)
+    if not built(binary, key):
+        build(binary, key, args, state_dir)
     return binary
 
 
-def build(binary: str, args: list[str], state_dir: str) -> None:
-    """Compile init.c into `binary` (once, whoever else builds it at the same time)."""
+def built(binary: str, key: bytes) -> bool:
+    """Whether `binary` is there, built from exactly `key` (its `.key` file says so)."""
+    try:
+        with open(f"{binary}.key", "rb") as f:
+            return f.read() == key and os.path.exists(binary)
+    except FileNotFoundError:
+        return False
+
+
+def build(binary: str, key: bytes, args: list[str], state_dir: str) -> None:
+    """Compile init.c into `binary` and record `key` beside it (once, whoever else builds it
+    at the same time)."""
     import shutil  # only to build: not on the path of every process that starts containers
     import subprocess
 
@@ -70,13 +78,17 @@ def build(binary: str, args: list[str], state_dir: str) -> None:
     os.makedirs(state_dir, mode=0o711, exist_ok=True)  # the first use on a fresh host makes it (as Host does)
     with open(os.path.join(state_dir, "init.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building the same binary
-        if not os.path.exists(binary):
+        if not built(binary, key):
             partial = f"{binary}.{os.getpid()}"
             done = subprocess.run([compiler, *args, "-o", partial, SOURCE], capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise JailError(f"building the container init failed: {done.stderr.strip()}")
             os.chmod(partial, 0o755)
+            with open(f"{partial}.key", "wb") as f:
+                f.write(key)
+            # The binary first: until its key follows, a reader sees a mismatch and waits here.
             os.rename(partial, binary)
+            os.rename(f"{partial}.key", f"{binary}.key")
 
 
 @functools.cache

@@ -170,11 +170,7 @@ def prepare(
         undo.callback(_reap, pid, pidfd)
         userns.write_maps(pid, host_uid)
         plan = encode_plan(root, plans, shape.loopback, libc.cap_last_cap(), bpf)
-        try:
-            libc.write_all(sync_w, plan)
-        except BrokenPipeError:  # the init failed its first step (joining its cgroup) and is gone
-            check_exec(report_r, "")
-            raise JailError("the container's init died before its plan came") from None
+        libc.write_all(sync_w, plan)
     except BaseException:
         undo.close()
         raise

@@ -20,6 +20,9 @@ import pyseccomp as sc
 
 from .errors import JailError
 
+with open(__file__, "rb") as _self:
+    SOURCE = _self.read()  # this module's code as this process loaded it (jail/bpf_cache.py)
+
 # Syscall numbers above libseccomp's table but below this answer ENOSYS; the rest die.
 HIGHEST_SYSCALL = 512
 
@@ -36,12 +39,15 @@ class Profile:
     errno_if: tuple[dict[str, Any], ...]
 
 
-def parse_profile(path: str) -> Profile:
-    """Read and validate one profile file; errors name the file and the field."""
+def parse_profile(path: str, raw: bytes | None = None) -> Profile:
+    """Validate one profile (`raw`, the file's bytes, else read from `path`); errors name
+    the file and the field."""
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        if raw is None:
+            with open(path, "rb") as f:
+                raw = f.read()
+        data = tomllib.loads(raw.decode())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise JailError(f"seccomp profile {path}: {e}") from e
     arch = sc.Arch.X86_64
 
@@ -125,9 +131,10 @@ def build_filter(profile: Profile) -> sc.SyscallFilter:
     return f
 
 
-def compile_profile(path: str) -> bytes:
-    """The profile file at `path` compiled to BPF (struct sock_filter array)."""
-    flt = build_filter(parse_profile(path))
+def compile_profile(path: str, raw: bytes | None = None) -> bytes:
+    """The profile at `path` (`raw`: its bytes, already read) compiled to BPF (struct
+    sock_filter array)."""
+    flt = build_filter(parse_profile(path, raw))
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
         out.seek(0)

@@ -104,7 +104,7 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
         while True:
             # Top up the ready containers at once, also while a job runs: a judge's tests
             # come back to back, and waiting for the job's end left it waiting for a build
-            # (load/bench_jail.py: 2.16 -> 1.87 ms a run back to back; a lone run and
+            # (600 runs of /bin/true in a row: 2.16 -> 1.87 ms median; a lone run and
             # load/bench_service.py unchanged).
             busy = len(unused) < config.warm
             readable: list[int] = select.select([sock.fileno(), *dying], [], [], 0 if busy else None)[0]

@@ -72,16 +72,58 @@ def test_a_changed_compiler_or_a_broken_file_compiles_afresh(profiles: Path, tmp
     cache = tmp_path / "cache"
     _, program = in_new_process(profiles, cache)
     cached = cache / "default.bpf"
-    header, _, rest = cached.read_bytes().partition(b"\n")
-    files = json.loads(header)["files"]
-    assert [Path(f[0]).name.split(".so")[0] for f in files] == ["libseccomp", "pyseccomp.py"]
-    files[0][3] += 1  # libseccomp as if upgraded since (another mtime)
-    cached.write_bytes(json.dumps({"files": files, "inputs": json.loads(header)["inputs"]}).encode() + b"\n" + rest)
-    assert in_new_process(profiles, cache) == (True, program)
-    assert in_new_process(profiles, cache) == (False, program)  # and cached again
-    for broken in (cached.read_bytes()[:-3], b"", b"not json\n" + rest):
-        cached.write_bytes(broken)
+    line, _, rest = cached.read_bytes().partition(b"\n")
+    header = json.loads(line)
+    assert [Path(f[0]).name.split(".so")[0] for f in header["files"]] == ["libseccomp", "pyseccomp.py"]
+    assert header["pyseccomp"] == header["files"][1][0] and header["program"] == len(program)
+
+    def with_header(**changed: object) -> bytes:
+        return json.dumps({**header, **changed}).encode() + b"\n" + rest
+
+    upgraded = [list(f) for f in header["files"]]
+    upgraded[0][3] += 1  # libseccomp as if upgraded since (another mtime)
+    whole = cached.read_bytes()
+    for changed in (
+        with_header(files=upgraded),
+        with_header(pyseccomp="/elsewhere/pyseccomp.py"),  # another install's compiler
+        whole[:-8],  # cut at an instruction's end: a shorter program that still parses
+        whole[:-3],
+        b"",
+        b"not json\n" + rest,
+    ):
+        cached.write_bytes(changed)
         assert in_new_process(profiles, cache) == (True, program)
+        assert cached.read_bytes() == whole  # and cached again, whole
+    assert in_new_process(profiles, cache) == (False, program)
+
+
+def test_a_file_others_could_have_written_is_not_trusted(profiles: Path, tmp_path: Path) -> None:
+    """The init loads the program as it is: a cache file writable by others is compiled over."""
+    cache = tmp_path / "cache"
+    _, program = in_new_process(profiles, cache)
+    cached = cache / "default.bpf"
+    cached.chmod(0o666)
+    assert in_new_process(profiles, cache) == (True, program)
+    assert cached.stat().st_mode & 0o777 == 0o600
+    assert in_new_process(profiles, cache) == (False, program)
+
+
+@pytest.mark.parametrize("which", ["libseccomp unknown", "seccomp.py changed on disk since it was loaded"])
+def test_a_compiler_it_cannot_vouch_for_is_used_but_not_cached(
+    which: str, profiles: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if which == "libseccomp unknown":
+
+        def unknown() -> list[str]:
+            raise JailError("cannot tell which libseccomp this process loaded")
+
+        monkeypatch.setattr(seccomp, "compiler_files", unknown)
+    else:
+        monkeypatch.setattr(seccomp, "SOURCE", seccomp.SOURCE + b"# an older revision\n")
+    cache = tmp_path / "cache"
+    program = bpf_cache.compiled(str(profiles), str(cache), "default")
+    assert program == seccomp.compile_profile(str(profiles / "default.toml"))
+    assert not cache.exists() or not any(cache.iterdir())
 
 
 def test_bad_names_and_missing_profiles_are_errors(profiles: Path, tmp_path: Path) -> None:

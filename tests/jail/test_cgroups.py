@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from jail import JailError, Limits, MiB, init_binary
+from jail import Jail, JailError, Limits, MiB, RunSpec, Status, init_binary
 from jail.cgroup import RunCgroup, open_backend, read_keyed, slot_of
-from jail.cgroup_v1 import CgroupV1, v1_mounts
+from jail.cgroup_v1 import CgroupV1, CgroupV1Run, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 from jail.config import JailConfig
 from jail.errors import ChildSetupError, Step
@@ -325,7 +325,7 @@ def test_init_is_cloned_straight_into_a_v2_cgroup() -> None:
 
 @needs_v1
 def test_init_moves_itself_into_its_v1_cgroups_and_the_builder_stays() -> None:
-    """On v1 the init's first act is to move itself into the run's group of every hierarchy
+    """On v1 the init moves itself into the run's group of every hierarchy once its "G" came
     (writing 0 to the `tasks` fds of CgroupV1Run.join_fds); the process that started it stays
     where it was. A `tasks` fd it cannot write is a setup failure that names the step."""
     backend = open_backend(replace(JailConfig.from_env(), cgroup_version="1"))
@@ -338,18 +338,22 @@ def test_init_moves_itself_into_its_v1_cgroups_and_the_builder_stays() -> None:
         fds = cg.join_fds()
         assert len(fds) == len({cg.memory, cg.pids, cg.cpu, cg.cpuacct})
         pid, sync_w, _ = start_bare_init([-1, *fds], ours)
-        deadline = time.monotonic() + 10  # the init joins as it starts, while we go on
+        time.sleep(0.05)
+        assert all(Path(f"{d}/cgroup.procs").read_text() == "" for d in {cg.memory, cg.pids, cg.cpu})
+        os.write(sync_w, b"G")  # the plan's first byte: now the init joins, while we go on
+        deadline = time.monotonic() + 10
         dirs = {cg.memory, cg.pids, cg.cpu, cg.cpuacct}
         while any(Path(f"{d}/cgroup.procs").read_text().split() != [str(pid)] for d in dirs):
             assert time.monotonic() < deadline, "the init did not join its v1 cgroups"
             time.sleep(0.001)
         assert Path("/proc/self/cgroup").read_text() == before
         ours.remove(sync_w)
-        os.close(sync_w)  # the init reads EOF instead of "G"
+        os.close(sync_w)  # the init reads EOF instead of the rest of the plan
         assert exit_code(pid) == 126
         # A tasks fd it cannot write (read-only): the init reports the step and exits.
         unwritable = os.open(f"{cg.memory}/tasks", os.O_RDONLY | os.O_CLOEXEC)
-        pid, _, report_r = start_bare_init([-1, unwritable], ours)
+        pid, sync_w, report_r = start_bare_init([-1, unwritable], ours)
+        os.write(sync_w, b"G")
         with pytest.raises(ChildSetupError, match="tasks file") as failed:
             check_exec(report_r, "")
         assert failed.value.step is Step.WRITE and failed.value.errno == errno.EBADF
@@ -359,6 +363,26 @@ def test_init_moves_itself_into_its_v1_cgroups_and_the_builder_stays() -> None:
             os.close(fd)
         cg.kill()
         cg.remove()
+
+
+@needs_v1
+def test_an_init_that_cannot_join_its_v1_cgroups_fails_the_run_with_its_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever write reaches the init first after it died of it (the plan, or the job)
+    reports the step; the jail goes on working."""
+
+    def unwritable(run: CgroupV1Run) -> list[int]:
+        return [os.open(f"{run.memory}/tasks", os.O_RDONLY | os.O_CLOEXEC)]
+
+    jail = Jail(replace(JailConfig.from_env(), warm=0, cgroup_version="1"))
+    try:
+        monkeypatch.setattr(CgroupV1Run, "join_fds", unwritable)
+        with pytest.raises(ChildSetupError, match="tasks file") as failed:
+            jail.run(RunSpec(argv=["/bin/true"]))
+        assert failed.value.step is Step.WRITE
+        monkeypatch.undo()
+        assert jail.run(RunSpec(argv=["/bin/true"])).status is Status.OK
+    finally:
+        jail.close()
 
 
 def test_v1_mounts_with_co_mounted_controllers(tmp_path: Path) -> None:

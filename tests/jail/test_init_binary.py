@@ -44,6 +44,24 @@ def test_a_change_of_flags_or_defines_builds_a_new_binary(tmp_path: Path, monkey
     assert build(str(tmp_path)) == built[-1]  # the same inputs find the binary built before
 
 
+def test_a_binary_whose_key_differs_is_built_again(tmp_path: Path) -> None:
+    """The name is a checksum: the `.key` beside the binary, compared whole, decides (a
+    colliding revision, or a binary without its key, is rebuilt in place)."""
+    build = init_binary.path.__wrapped__
+    binary = Path(build(str(tmp_path)))
+    key = Path(f"{binary}.key")
+    source = Path(init_binary.SOURCE).read_bytes()
+    assert key.read_bytes().endswith(source)  # the exact inputs, not a digest of them
+    binary.write_bytes(b"not the init")
+    key.write_bytes(b"another revision")  # as if a revision with the same checksum built it
+    assert build(str(tmp_path)) == str(binary)
+    assert binary.read_bytes()[:4] == b"\x7fELF" and key.read_bytes().endswith(source)
+    binary.write_bytes(b"not the init")
+    key.unlink()  # a binary without its key: a build cut short, or one of an older tree
+    assert build(str(tmp_path)) == str(binary)
+    assert binary.read_bytes()[:4] == b"\x7fELF" and key.read_bytes().endswith(source)
+
+
 def test_the_first_build_on_a_fresh_host_makes_the_state_dir(tmp_path: Path) -> None:
     fresh = tmp_path / "run" / "cellblock"  # neither exists yet
     binary = init_binary.path.__wrapped__(str(fresh))
