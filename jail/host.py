@@ -24,6 +24,7 @@ class Host:
         self.etc_dir = f"{config.state_dir}/{ETC_VERSION}"
         rootfs.stage_etc(self.etc_dir)
         self.init = init_binary.executable(config.state_dir)
+        self.seccomp_cache = f"{config.state_dir}/seccomp"  # compiled programs (jail/bpf_cache.py)
         self.backend = cgroup.open_backend(config)
         self.slots = SlotPool(config.state_dir, config.slots, config.uid_base)
         # A process killed mid-run leaves its slots' root mounts and cgroups behind;
@@ -52,7 +53,7 @@ class Host:
     def build(self, shape: Shape) -> Sandbox:
         """A container of `shape` in a fresh slot; its release frees the slot (even if
         building fails half-way: prepare undoes what it did, then releases)."""
-        bpf = bpf_cache.compiled(self.config.seccomp_dir, f"{self.config.state_dir}/seccomp", shape.profile)
+        bpf = bpf_cache.compiled(self.config.seccomp_dir, self.seccomp_cache, shape.profile)
         slot = self.take_slot()
         return sandbox.prepare(
             self.backend,

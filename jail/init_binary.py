@@ -4,9 +4,9 @@ Built on first use rather than shipped, so the binary always matches its source:
 named after a checksum (CRC-32) and the length of the source and the compiler's arguments,
 and `NAME.key` beside it holds those exact bytes, compared whole before the binary is used;
 so a changed init.c, flag or define builds a new one, even one whose checksum collides. No
-SHA-256: hashlib loads OpenSSL, about 2.5 ms of every command line. What init.c shares with the Python side comes
-from here as -D defines, so it is stated once: the default PATH (jail.spec) and the
-numbers of the setup steps it reports (jail.errors.Step). Static
+SHA-256: hashlib loads OpenSSL, about 2.5 ms of every command line. What init.c shares
+with the Python side comes from here as -D defines, so it is stated once: the default
+PATH (jail.spec) and the numbers of the setup steps it reports (jail.errors.Step). Static
 musl, not glibc: glibc's start-up asks the CPU about its caches with dozens of cpuid
 instructions, each a trap to the hypervisor on a VM (about 0.5 ms per container).
 
