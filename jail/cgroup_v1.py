@@ -51,6 +51,19 @@ class CgroupV1Run:
         write_file(f"{self.pids}/pids.max", str(limits.pids))
         write_file(f"{self.cpu}/cpu.cfs_quota_us", str(max(1000, int(limits.cpus * CFS_PERIOD_US))))
 
+    def reset_limits(self) -> None:
+        if self.memsw:  # first: memory may never exceed memory+swap
+            write_file(f"{self.memory}/memory.memsw.limit_in_bytes", "-1")
+        write_file(f"{self.memory}/memory.limit_in_bytes", "-1")
+        write_file(f"{self.pids}/pids.max", "max")
+        write_file(f"{self.cpu}/cpu.cfs_quota_us", "-1")
+
+    def is_empty(self) -> bool:
+        return not read_file(f"{self.pids}/cgroup.procs").strip()
+
+    def memory_usage(self) -> int:
+        return int(read_file(f"{self.memory}/memory.usage_in_bytes"))
+
     def reset_peak(self) -> None:
         write_file(f"{self.memory}/memory.max_usage_in_bytes", "0")
         write_file(f"{self.memory}/memory.failcnt", "0")
@@ -111,6 +124,7 @@ class CgroupV1:
     """The v1 layout: our parent group in each needed hierarchy."""
 
     version = 1
+    keeps_groups = True  # max_usage_in_bytes resets by a write
 
     def __init__(self, parents: dict[str, str]) -> None:
         self.parents = parents

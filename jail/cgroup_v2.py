@@ -90,6 +90,22 @@ def delegated_group(root: str, parent: str) -> str:
     return own
 
 
+def peak_resettable(group: str) -> bool:
+    """Whether `group`'s memory.peak takes a reset (a write through an fd, Linux 6.12+): a probe
+    of our own, which changes nothing another fd reads."""
+    try:
+        fd = os.open(f"{group}/memory.peak", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        os.write(fd, b"reset")
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class CgroupV2Run:
     """One run's directory in the unified hierarchy."""
@@ -105,6 +121,17 @@ class CgroupV2Run:
             write_file(f"{self.path}/memory.swap.max", "0")
         write_file(f"{self.path}/pids.max", str(limits.pids))
         write_file(f"{self.path}/cpu.max", f"{max(1000, int(limits.cpus * CFS_PERIOD_US))} {CFS_PERIOD_US}")
+
+    def reset_limits(self) -> None:
+        write_file(f"{self.path}/memory.max", "max")
+        write_file(f"{self.path}/pids.max", "max")
+        write_file(f"{self.path}/cpu.max", f"max {CFS_PERIOD_US}")
+
+    def is_empty(self) -> bool:
+        return not read_file(f"{self.path}/cgroup.procs").strip()
+
+    def memory_usage(self) -> int:
+        return int(read_file(f"{self.path}/memory.current"))
 
     def reset_peak(self) -> None:
         self.events_before = read_keyed(f"{self.path}/memory.events")
@@ -164,6 +191,8 @@ class CgroupV2:
     def __init__(self, parent: str) -> None:
         self.parent = parent
         self._swap: bool | None = None  # memory.swap.max exists: a fact of the boot, looked up once
+        # A group serves another run only where its peak can start again (Linux 6.12+).
+        self.keeps_groups = peak_resettable(parent)
 
     @classmethod
     def open(cls, root: str, parent: str) -> CgroupV2:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 
 from . import bpf_cache, cgroup, init_binary, rootfs, sandbox
 from .config import JailConfig
@@ -26,11 +27,20 @@ class Host:
         self.init = init_binary.executable(config.state_dir)
         self.seccomp_cache = f"{config.state_dir}/seccomp"  # compiled programs (jail/bpf_cache.py)
         self.backend = cgroup.open_backend(config)
+        self.cgroups = cgroup.CgroupPool(self.backend)
         self.slots = SlotPool(config.state_dir, config.slots, config.uid_base)
         # A process killed mid-run leaves its slots' root mounts and cgroups behind;
         # whoever can lock such a slot now cleans it, so nothing lingers until reuse.
         mounted = {slot for slot in range(config.slots) if os.path.ismount(self.slots.root(slot))}
         self.slots.sweep_unowned(self.clean_slot, mounted | self.backend.leftover_slots())
+        # Whoever forgets close(): what this Host keeps goes when it is collected, or at exit
+        # (of this process: a forked copy's exit leaves its parent's alone).
+        self._finalizer = weakref.finalize(self, _release_kept, os.getpid(), self.cgroups)
+
+    def close(self) -> None:
+        """Remove what this process keeps between runs (its slots' cgroups); the containers it
+        built must be torn down first."""
+        self._finalizer()
 
     def clean_slot(self, slot: int) -> None:
         """Remove what a dead previous owner of `slot` left: its root mount, its cgroups."""
@@ -56,7 +66,7 @@ class Host:
         bpf = bpf_cache.compiled(self.config.seccomp_dir, self.seccomp_cache, shape.profile)
         slot = self.take_slot()
         return sandbox.prepare(
-            self.backend,
+            self.cgroups,
             slot,
             self.slots.root(slot),
             self.slots.host_uid(slot),
@@ -66,3 +76,8 @@ class Host:
             shape,
             lambda: self.slots.release(slot),
         )
+
+
+def _release_kept(owner: int, cgroups: cgroup.CgroupPool) -> None:
+    if os.getpid() == owner:
+        cgroups.close()

@@ -148,6 +148,10 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
     finally:
         for sb in [*handed.values(), *dying.values()]:
             release(sb)
+        try:
+            host.close()
+        except JailError as e:
+            log.warning("removing the cgroups kept between runs failed: %s", e)
 
 
 def release(sb: Sandbox) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import os
+from collections import Counter
+from pathlib import Path
 
 from jail import Limits, MiB, RunResult, Status
 
@@ -137,9 +139,14 @@ def leftovers(idle: int = 0) -> list[str]:
     idle_inits = len(sandbox_processes(uids)) - len(found)
     if idle_inits > idle:
         found.append(f"{idle_inits} idle container inits, more than the {idle} built ahead")
-    names = cgroup_names(run_cgroups(pids))
-    if len(names) > idle:
-        found += [f"cgroup {n} (more than the {idle} built ahead)" for n in sorted(names)]
+    dirs = run_cgroups(pids)
+    # A slot keeps its cgroup, emptied, for its next run (jail.cgroup.CgroupPool): one empty
+    # group per slot we hold may stay; one with a process in it is a container built ahead.
+    busy = cgroup_names([d for d in dirs if Path(d, "cgroup.procs").read_text().strip()])
+    if len(busy) > idle:
+        found += [f"cgroup {n} with processes (more than the {idle} built ahead)" for n in sorted(busy)]
+    per_slot = Counter(n.split("-")[2] for n in cgroup_names(dirs))
+    found += [f"{k} run cgroups of slot {slot}" for slot, k in sorted(per_slot.items()) if k > 1]
     mounts = slot_mounts(slots)
     if len(mounts) > idle:
         found += [f"mount {m} (more than the {idle} built ahead)" for m in mounts]
