@@ -46,6 +46,7 @@ class Step(enum.Enum):
     CLONE = enum.auto()
     PRLIMIT64 = enum.auto()
     EXECVE = enum.auto()
+    DUP2 = enum.auto()
 
     def __str__(self) -> str:
         return self.name.lower()

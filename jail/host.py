@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import weakref
+from functools import partial
+from typing import TYPE_CHECKING
 
 from . import bpf_cache, cgroup, init_binary, rootfs, sandbox
 from .config import JailConfig
@@ -11,13 +13,16 @@ from .errors import JailError
 from .sandbox import Sandbox, Shape
 from .slots import SlotPool
 
+if TYPE_CHECKING:
+    from .forkserver import ForkServer
+
 ETC_VERSION = "etc-1"
 
 
 class Host:
     """What one process that builds containers holds for the life of the process."""
 
-    def __init__(self, config: JailConfig) -> None:
+    def __init__(self, config: JailConfig, fork_server: bool = False) -> None:
         if os.geteuid() != 0:
             raise JailError("the jail needs root (run `python -m jail doctor` to see what is missing)")
         self.config = config
@@ -33,13 +38,23 @@ class Host:
         # whoever can lock such a slot now cleans it, so nothing lingers until reuse.
         mounted = {slot for slot in range(config.slots) if os.path.ismount(self.slots.root(slot))}
         self.slots.sweep_unowned(self.clean_slot, mounted | self.backend.leftover_slots())
+        # A fork server launches the inits of a process whose building thread lives as long
+        # as the process (the builder's); any other process launches each with a posix_spawn.
+        self.server: ForkServer | None = None
+        if fork_server:
+            from .forkserver import ForkServer  # sockets: not for a process that has no server
+
+            self.server = ForkServer(self.init)
+        self.launch: sandbox.Launcher = (
+            self.server.launch if self.server else partial(sandbox.launch_by_spawn, self.init)
+        )
         # Whoever forgets close(): what this Host keeps goes when it is collected, or at exit
         # (of this process: a forked copy's exit leaves its parent's alone).
-        self._finalizer = weakref.finalize(self, _release_kept, os.getpid(), self.cgroups)
+        self._finalizer = weakref.finalize(self, _release_kept, os.getpid(), self.cgroups, self.server)
 
     def close(self) -> None:
-        """Remove what this process keeps between runs (its slots' cgroups); the containers it
-        built must be torn down first."""
+        """Remove what this process keeps between runs (its slots' cgroups) and stop its fork
+        server; the containers it built must be torn down first."""
         self._finalizer()
 
     def clean_slot(self, slot: int) -> None:
@@ -71,13 +86,16 @@ class Host:
             self.slots.root(slot),
             self.slots.host_uid(slot),
             self.etc_dir,
-            self.init,
+            self.launch,
             bpf,
             shape,
             lambda: self.slots.release(slot),
         )
 
 
-def _release_kept(owner: int, cgroups: cgroup.CgroupPool) -> None:
-    if os.getpid() == owner:
-        cgroups.close()
+def _release_kept(owner: int, cgroups: cgroup.CgroupPool, server: ForkServer | None) -> None:
+    if os.getpid() != owner:
+        return
+    cgroups.close()
+    if server is not None:
+        server.close()

@@ -105,16 +105,29 @@ struct report {
     char detail[4096 - 8]; /* what the call was made on, not NUL-terminated on the pipe */
 };
 
-/* Tell the parent which step failed, on what (printf-style) and why, then die. */
-__attribute__((noreturn, format(printf, 3, 4)))
-static void fail(int step, int err, const char *fmt, ...) {
+/* Tell the parent on REPORT_FD which step failed, on what (printf-style) and why. */
+static void send_report(int step, int err, const char *fmt, va_list args) {
     struct report r = {step, err, ""};
-    va_list args;
-    va_start(args, fmt);
     int n = vsnprintf(r.detail, sizeof r.detail, fmt, args);
-    va_end(args);
     size_t size = n < 0 ? 0 : (size_t)n < sizeof r.detail ? (size_t)n : sizeof r.detail - 1;
     if (write(report_fd, &r, offsetof(struct report, detail) + size) < 0) { /* nobody left to tell */ }
+}
+
+__attribute__((format(printf, 3, 4)))
+static void report(int step, int err, const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    send_report(step, err, fmt, args);
+    va_end(args);
+}
+
+/* Report a failed step, then die. */
+__attribute__((noreturn, format(printf, 3, 4)))
+static void fail(int step, int err, const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    send_report(step, err, fmt, args);
+    va_end(args);
     _exit(127);
 }
 
@@ -359,15 +372,15 @@ static void serve_as_init(int program, int listener, int status_fd) {
 
 /* cgroup v1: move ourselves (one thread, so the kernel takes no host-wide lock) into the
    run's group of each hierarchy, writing "0" to the `tasks` fds the builder opened. */
-static void join_cgroups(char **tasks_fds, int n) {
+static void join_cgroups(const int *tasks_fds, int n) {
     for (int i = 0; i < n; i++) {
-        int fd = atoi(tasks_fds[i]);
+        int fd = tasks_fds[i];
         CHECK(write(fd, "0", 1) == 1 ? 0 : -1, STEP_WRITE, "\"0\" to the run cgroup's tasks file (fd %d)", fd);
         close(fd);
     }
 }
 
-static void init_main(int sync_fd, int status_fd, char **tasks_fds, int ntasks) {
+static void init_main(int sync_fd, int status_fd, const int *tasks_fds, int ntasks) {
     /* If the builder dies, so does the run. */
     CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), STEP_PRCTL, "PR_SET_PDEATHSIG, SIGKILL");
     char go;
@@ -437,28 +450,90 @@ static void init_main(int sync_fd, int status_fd, char **tasks_fds, int ntasks) 
     serve_as_init(program, listener, status_fd);
 }
 
-int main(int argc, char **argv) {
-    if (argc < 5) return 2;
-    int sync_fd = atoi(argv[1]), status_fd = atoi(argv[3]), cgroup_fd = atoi(argv[4]);
-    report_fd = atoi(argv[2]);
+/* The init's birth: clone3 into every namespace at once (there is no window in which the
+   id maps could be written to the wrong namespace), with CLONE_PARENT, so the init is
+   the builder's child, which reaps it (exit_signal must then be 0: the kernel uses ours,
+   SIGCHLD); on v2 into the run's cgroup (CLONE_INTO_CGROUP on cgroup_fd, else -1).
+   Returns as fork does. */
+static long clone_init(int cgroup_fd) {
     struct clone_args_ args;
     memset(&args, 0, sizeof args);
-    /* CLONE_PARENT: the init is the builder's child, which reaps it; exit_signal must then
-       be 0 (the kernel uses ours, SIGCHLD). Born in every namespace at once: there is no
-       window in which the id maps could be written to the wrong namespace. */
     args.flags = NAMESPACES | CLONE_PARENT;
     if (cgroup_fd >= 0) {
         args.flags |= CLONE_INTO_CGROUP_;
         args.cgroup = (uint64_t)cgroup_fd;
     }
     long pid = syscall(SYS_clone3_, &args, sizeof args);
-    CHECK(pid, STEP_CLONE3, "flags=%#llx", (unsigned long long)args.flags);
+    if (pid < 0) report(STEP_CLONE3, errno, "flags=%#llx", (unsigned long long)args.flags);
+    return pid;
+}
+
+/* Fork-server mode (`cellblock-init serve SOCKET_FD`, jail/forkserver.py): the launcher
+   of every container of one builder, so that none pays for an exec of its own. Each
+   message on SOCKET_FD is one launch: two int32, the number of fds and whether a cgroup
+   fd is among them, and by SCM_RIGHTS the program's stdin, stdout and stderr, SYNC,
+   REPORT, STATUS, the cgroup fd (v2) and the `tasks` fds (v1). The answer is the init's
+   pid, or -errno (clone3's failure is also reported on REPORT, as the launcher does);
+   EOF ends the server. The init closes the socket and the server's own 0, 1, 2 (all
+   /dev/null) as it takes the program's stdio; the rest it does as a launcher's init. */
+#define MAX_LAUNCH_FDS 16
+__attribute__((noreturn))
+static void serve_launches(int sock) {
+    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), STEP_PRCTL, "PR_SET_PDEATHSIG, SIGKILL");
+    for (;;) {
+        int32_t header[2];
+        union { char buf[CMSG_SPACE(MAX_LAUNCH_FDS * sizeof(int))]; struct cmsghdr align; } control;
+        struct iovec iov = {header, sizeof header};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+        ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        if (n == 0) _exit(0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            _exit(125);
+        }
+        int fds[MAX_LAUNCH_FDS], nfds = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            if (k > MAX_LAUNCH_FDS - nfds) k = MAX_LAUNCH_FDS - nfds; /* MSG_CTRUNC: refused below */
+            memcpy(fds + nfds, CMSG_DATA(c), (size_t)k * sizeof(int));
+            nfds += k;
+        }
+        int32_t answer = -EBADMSG;
+        int has_cgroup = n == sizeof header && header[1] == 1;
+        if (n == sizeof header && !(msg.msg_flags & MSG_CTRUNC) && header[0] == nfds && nfds >= 6 + has_cgroup) {
+            report_fd = fds[4];
+            long pid = clone_init(has_cgroup ? fds[6] : -1);
+            if (pid == 0) {
+                close(sock);
+                for (int fd = 0; fd < 3; fd++) CHECK(dup2(fds[fd], fd), STEP_DUP2, "the program's fd %d", fd);
+                for (int i = 0; i < 3; i++) close(fds[i]); /* all above 2: the server's 0, 1, 2 are open */
+                if (has_cgroup) close(fds[6]);
+                init_main(fds[3], fds[5], fds + 6 + has_cgroup, nfds - 6 - has_cgroup);
+                _exit(125);
+            }
+            answer = pid < 0 ? -errno : (int32_t)pid;
+        }
+        for (int i = 0; i < nfds; i++) close(fds[i]);
+        if (write(sock, &answer, sizeof answer) != sizeof answer) _exit(125);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "serve")) serve_launches(atoi(argv[2]));
+    if (argc < 5 || argc > 5 + MAX_LAUNCH_FDS) return 2;
+    int sync_fd = atoi(argv[1]), status_fd = atoi(argv[3]), cgroup_fd = atoi(argv[4]);
+    report_fd = atoi(argv[2]);
+    long pid = clone_init(cgroup_fd);
+    if (pid < 0) _exit(127);
     if (pid > 0) {
         int32_t init_pid = (int32_t)pid;
         CHECK(write(report_fd, &init_pid, 4) == 4 ? 0 : -1, STEP_WRITE, "the init's pid, on the report pipe");
         _exit(0);
     }
     if (cgroup_fd >= 0) close(cgroup_fd);
-    init_main(sync_fd, status_fd, argv + 5, argc - 5);
+    int tasks[MAX_LAUNCH_FDS];
+    for (int i = 5; i < argc; i++) tasks[i - 5] = atoi(argv[i]);
+    init_main(sync_fd, status_fd, tasks, argc - 5);
     return 125;
 }

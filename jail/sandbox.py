@@ -2,12 +2,13 @@
 
 `prepare` does everything that does not depend on the job: the tmpfs root, the
 cgroup (the slot's previous one when it is as good as new), the pipes, the container's
-init (jail/init.c, started vfork-style; it clones itself into every namespace and the
-cgroup), the id maps; the init then mounts, pivots, drops every privilege and waits for
-the job. `start` applies the job's limits, copies its files and stdin in, sends the
-Launch and waits until execve happened. `Sandbox.close` undoes everything, in reverse,
-whatever state it got to (each undo registered the moment its resource existed). A
-container is used for exactly one run.
+init (jail/init.c, launched by a posix_spawn'd launcher or the builder's fork server; it
+is cloned into every namespace and the cgroup), the id maps; the init then mounts,
+pivots, drops every privilege and waits for the job. `start` applies the
+job's limits, copies its files and stdin in, sends the Launch and waits until execve
+happened. `Sandbox.close` undoes everything, in reverse, whatever state it got to
+(each undo registered the moment its resource existed). A container is used for
+exactly one run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Protocol
 
 from . import cgroup, libc, rlimits, rootfs, supervise, userns
 from .accounting import account
@@ -112,13 +114,13 @@ def prepare(
     root: str,
     host_uid: int,
     etc_dir: str,
-    init: str,
+    launch: Launcher,
     bpf: bytes,
     shape: Shape,
     on_release: Callable[[], None],
 ) -> Sandbox:
-    """Build a container up to the point where only the job is missing (`bpf`: its
-    seccomp program, compiled).
+    """Build a container up to the point where only the job is missing (`launch` starts
+    its init, `bpf` is its seccomp program, compiled).
 
     The returned Sandbox's `release` kills the container's processes, reaps its init
     (a child of this process), gives its cgroup back to `cgroups` and unmounts its root,
@@ -156,7 +158,7 @@ def prepare(
         entry = [cg.clone_fd()]
         try:
             entry += cg.join_fds()
-            launcher = spawn_init(init, [stdin_r, out_w, err_w], [sync_r, report_w, status_w, *entry])
+            pid = launch([stdin_r, out_w, err_w], [sync_r, report_w, status_w, *entry], report_r)
         finally:
             for fd in entry:
                 if fd >= 0:
@@ -165,7 +167,6 @@ def prepare(
             fds.close(fd)
         if stdin_r != stdin:
             fds.close(stdin_r)
-        pid = init_pid(launcher, report_r)
         pidfd = fds.add(os.pidfd_open(pid))
         undo.callback(_reap, pid, pidfd)
         userns.write_maps(pid, host_uid)
@@ -257,6 +258,21 @@ def finish(
         got = rootfs.collect(sb.root, spec.collect, spec.collect_files, max_bytes)
         result.files, result.files_truncated = got.files, got.truncated
     return result
+
+
+class Launcher(Protocol):
+    """Starts a container's init (jail/init.c): `stdio` become the program's 0, 1, 2;
+    `control` are sync, report, status, the cgroup directory fd or -1, then any `tasks`
+    fds. Returns the init's pid (a child of this process); raises what the init's launcher
+    reported on `report_r` if it failed. The caller closes its copies of all of them."""
+
+    def __call__(self, stdio: list[int], control: list[int], report_r: int) -> int: ...
+
+
+def launch_by_spawn(init: str, stdio: list[int], control: list[int], report_r: int) -> int:
+    """A Launcher with a launcher of its own, posix_spawn'd: what a process
+    with no fork server uses (jail/forkserver.py)."""
+    return init_pid(spawn_init(init, stdio, control), report_r)
 
 
 def spawn_init(init: str, stdio: list[int], control: list[int]) -> int:

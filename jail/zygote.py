@@ -4,7 +4,7 @@ Why a process of its own: building and tearing down a container takes time that
 should not be on a job's path. The builder keeps `warm` containers built on the other
 CPU while the worker runs jobs, and tears used ones down after the worker has read the
 result. It imports only the jail and is single-threaded; each container's init is a
-small C program it starts vfork-style (jail/init.c).
+small C program (jail/init.c), cloned by the builder's fork server (jail/forkserver.py).
 
 Protocol (SOCK_SEQPACKET socketpair, pickled (kind, n, arg) tuples, kind a Msg, fds by
 SCM_RIGHTS):
@@ -80,7 +80,7 @@ class Meta:
 def serve(sock: socket.socket, config: JailConfig) -> None:
     """The builder's loop: answer requests first, then reap, then build."""
     try:
-        host = Host(config)
+        host = Host(config, fork_server=True)
     except JailError as e:
         sock.send(pack(Msg.ERROR, 0, str(e)))
         return

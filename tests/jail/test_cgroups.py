@@ -13,7 +13,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,8 @@ from jail.cgroup_v1 import CgroupV1, CgroupV1Run, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 from jail.config import JailConfig
 from jail.errors import ChildSetupError, Step
-from jail.sandbox import check_exec, init_pid, spawn_init
+from jail.forkserver import ForkServer
+from jail.sandbox import Launcher, check_exec, launch_by_spawn
 from tests.cgroup_layout import (
     BACKEND,
     CGROUP2,
@@ -353,8 +356,23 @@ def test_v2_core_files_for_real_on_the_cgroup2_mount() -> None:
     assert not os.path.exists(path)
 
 
-def start_bare_init(entry: list[int], ours: list[int]) -> tuple[int, int, int]:
-    """A container init that waits for its plan, started with `entry` (the cgroup directory fd
+@pytest.fixture(params=["spawned launcher", "fork server"])
+def launch(request: pytest.FixtureRequest) -> Iterator[Launcher]:
+    """Each way an init is launched: a posix_spawn'd launcher per container (warm=0, the
+    command line), the builder's fork server."""
+    init = init_binary.executable(JailConfig.from_env().state_dir)
+    if request.param == "spawned launcher":
+        yield partial(launch_by_spawn, init)
+        return
+    server = ForkServer(init)
+    try:
+        yield server.launch
+    finally:
+        server.close()
+
+
+def start_bare_init(launch: Launcher, entry: list[int], ours: list[int]) -> tuple[int, int, int]:
+    """A container init that waits for its plan, launched with `entry` (the cgroup directory fd
     or -1, then any `tasks` fds; closed here): (its pid, our end of its sync pipe, our end of
     its report pipe). Our ends of its pipes go into `ours`, for the caller to close."""
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
@@ -362,11 +380,12 @@ def start_bare_init(entry: list[int], ours: list[int]) -> tuple[int, int, int]:
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     ours += [sync_w, report_r, status_r]
-    init = init_binary.executable(JailConfig.from_env().state_dir)
-    launcher = spawn_init(init, [null] * 3, [sync_r, report_w, status_w, *entry])
-    for fd in (null, sync_r, report_w, status_w, *(fd for fd in entry if fd >= 0)):
-        os.close(fd)
-    return init_pid(launcher, report_r), sync_w, report_r
+    try:
+        pid = launch([null] * 3, [sync_r, report_w, status_w, *entry], report_r)
+    finally:
+        for fd in (null, sync_r, report_w, status_w, *(fd for fd in entry if fd >= 0)):
+            os.close(fd)
+    return pid, sync_w, report_r
 
 
 def exit_code(pid: int) -> int:
@@ -377,7 +396,7 @@ def exit_code(pid: int) -> int:
 
 
 @needs_cgroup2
-def test_init_is_cloned_straight_into_a_v2_cgroup() -> None:
+def test_init_is_cloned_straight_into_a_v2_cgroup(launch: Launcher) -> None:
     """The launcher's clone3(CLONE_INTO_CGROUP), for real: the init is born in the run's v2
     cgroup (CgroupV2Run.clone_fd), our child (CLONE_PARENT), and exits 126 when the parent
     gives up on it before sending the plan."""
@@ -386,7 +405,7 @@ def test_init_is_cloned_straight_into_a_v2_cgroup() -> None:
     cg = CgroupV2Run(path)
     ours: list[int] = []
     try:
-        pid, sync_w, _ = start_bare_init([cg.clone_fd()], ours)
+        pid, sync_w, _ = start_bare_init(launch, [cg.clone_fd()], ours)
         assert Path(f"{path}/cgroup.procs").read_text().split() == [str(pid)]
         ours.remove(sync_w)
         os.close(sync_w)  # the init reads EOF instead of "G"
@@ -399,8 +418,60 @@ def test_init_is_cloned_straight_into_a_v2_cgroup() -> None:
     assert not os.path.exists(path)
 
 
+def test_a_clone_that_fails_is_reported_and_the_next_launch_works(launch: Launcher, tmp_path: Path) -> None:
+    """clone3(CLONE_INTO_CGROUP) on a directory that is no cgroup2 group fails: the launcher
+    (or the fork server, which goes on serving) reports the step and the errno."""
+    ours: list[int] = []
+    try:
+        with pytest.raises(ChildSetupError, match="flags=") as failed:
+            start_bare_init(launch, [os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)], ours)
+        assert failed.value.step is Step.CLONE3 and failed.value.errno == errno.EBADF
+        pid, sync_w, _ = start_bare_init(launch, [-1], ours)
+        ours.remove(sync_w)
+        os.close(sync_w)
+        assert exit_code(pid) == 126  # our child, waiting for its plan until we gave up
+    finally:
+        for fd in ours:
+            os.close(fd)
+
+
+def test_the_fork_server_ends_with_its_socket() -> None:
+    server = ForkServer(init_binary.executable(JailConfig.from_env().state_dir))
+    ours: list[int] = []
+    try:
+        pid, sync_w, _ = start_bare_init(server.launch, [-1], ours)  # it serves
+        ours.remove(sync_w)
+        os.close(sync_w)
+        assert exit_code(pid) == 126
+    finally:
+        for fd in ours:
+            os.close(fd)
+    argv = Path(f"/proc/{server._pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[:2] == [b"cellblock-init", b"serve"]
+    server.close()  # reaps it: waitpid fails on a process that is not our child
+    assert not os.path.exists(f"/proc/{server._pid}")
+
+
+def test_a_killed_fork_server_is_replaced_at_the_next_launch() -> None:
+    server = ForkServer(init_binary.executable(JailConfig.from_env().state_dir))
+    first = server._pid
+    os.kill(first, signal.SIGKILL)
+    os.waitid(os.P_PID, first, os.WEXITED | os.WNOWAIT)  # dead (its socket closed), not yet reaped
+    ours: list[int] = []
+    try:
+        pid, sync_w, _ = start_bare_init(server.launch, [-1], ours)
+        assert server._pid != first and not os.path.exists(f"/proc/{first}")  # reaped
+        ours.remove(sync_w)
+        os.close(sync_w)
+        assert exit_code(pid) == 126
+    finally:
+        for fd in ours:
+            os.close(fd)
+        server.close()
+
+
 @needs_v1
-def test_init_moves_itself_into_its_v1_cgroups_and_the_builder_stays() -> None:
+def test_init_moves_itself_into_its_v1_cgroups_and_the_builder_stays(launch: Launcher) -> None:
     """On v1 the init moves itself into the run's group of every hierarchy once its "G" came
     (writing 0 to the `tasks` fds of CgroupV1Run.join_fds); the process that started it stays
     where it was. A `tasks` fd it cannot write is a setup failure that names the step."""
@@ -413,7 +484,7 @@ def test_init_moves_itself_into_its_v1_cgroups_and_the_builder_stays() -> None:
     try:
         fds = cg.join_fds()
         assert len(fds) == len({cg.memory, cg.pids, cg.cpu, cg.cpuacct})
-        pid, sync_w, _ = start_bare_init([-1, *fds], ours)
+        pid, sync_w, _ = start_bare_init(launch, [-1, *fds], ours)
         time.sleep(0.05)
         assert all(Path(f"{d}/cgroup.procs").read_text() == "" for d in {cg.memory, cg.pids, cg.cpu})
         os.write(sync_w, b"G")  # the plan's first byte: now the init joins, while we go on
@@ -428,7 +499,7 @@ def test_init_moves_itself_into_its_v1_cgroups_and_the_builder_stays() -> None:
         assert exit_code(pid) == 126
         # A tasks fd it cannot write (read-only): the init reports the step and exits.
         unwritable = os.open(f"{cg.memory}/tasks", os.O_RDONLY | os.O_CLOEXEC)
-        pid, sync_w, report_r = start_bare_init([-1, unwritable], ours)
+        pid, sync_w, report_r = start_bare_init(launch, [-1, unwritable], ours)
         os.write(sync_w, b"G")
         with pytest.raises(ChildSetupError, match="tasks file") as failed:
             check_exec(report_r, "")
