@@ -14,6 +14,7 @@ SCM_RIGHTS):
   worker -> builder  (WANT, 0, shape)                 build these from now on
   worker -> builder  (TAKE, n, shape)                 none fits: build one now, answer
   builder -> worker  (SANDBOX, n, meta) + 7 fds | (ERROR, n, message)
+                   | (USE, n, id)                     a pushed one fits: it was on its way
   worker -> builder  (DONE, id, None)                 used or discarded: tear it down
 The builder tears down everything and exits when the socket closes. Tearing down
 waits for the container's init to be gone (its pidfd readable) without blocking the
@@ -56,6 +57,7 @@ class Msg(enum.StrEnum):
     TOOK = "took"
     WANT = "want"
     TAKE = "take"
+    USE = "use"
     DONE = "done"
 
 
@@ -121,6 +123,14 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                 elif kind == Msg.WANT:
                     shape = arg
                 elif kind == Msg.TAKE:
+                    # The worker found none ready, but one may be on its way (pushed while it
+                    # asked, or built while the question waited for the build under way):
+                    # that one, rather than another build on the job's path.
+                    fits = [i for i in unused if handed[i].shape == arg]
+                    if fits:
+                        unused.discard(min(fits))
+                        sock.send(pack(Msg.USE, n, min(fits)))
+                        continue
                     try:
                         hand_over(n, host.build(arg))
                     except JailError as e:
@@ -260,8 +270,12 @@ class Builder:
                         break
                 if kind == Msg.ERROR:
                     raise JailError(str(payload))
-                assert isinstance(payload, Sandbox)
-                found = payload
+                if kind == Msg.USE:  # pushed before this answer: received already
+                    found = next(sb for sb in self._pushed if sb.id == payload)
+                    self._pushed.remove(found)
+                else:
+                    assert isinstance(payload, Sandbox)
+                    found = payload
         for sb in discard:
             sb.release()
         return found
