@@ -299,11 +299,6 @@ static void program_fail(struct launch *l, int step) {
 
 static int program_main(void *arg) {
     struct launch *l = arg;
-    /* Every signal at its default and none blocked, whatever the builder ignored. */
-    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = {SIG_DFL, 0, NULL, 0};
-    for (int sig = 1; sig <= 64; sig++) syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
-    uint64_t none = 0;
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
     for (uint32_t i = 0; i < l->nlimits; i++) {
         struct rlimit r = {l->values[i], l->values[i]};
         if (syscall(SYS_prlimit64, 0, l->resources[i], &r, NULL) < 0) {
@@ -383,6 +378,14 @@ static void join_cgroups(const int *tasks_fds, int n) {
 static void init_main(int sync_fd, int status_fd, const int *tasks_fds, int ntasks) {
     /* If the builder dies, so does the run. */
     CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), STEP_PRCTL, "PR_SET_PDEATHSIG, SIGKILL");
+    /* Every signal at its default and none blocked, whatever the builder ignored (Python
+       ignores SIGPIPE and SIGXFSZ, and an ignored signal survives execve): the program
+       inherits these, and the init itself sets no handler. Done here, before the job
+       comes, not in the program's process on the job's path. */
+    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = {SIG_DFL, 0, NULL, 0};
+    for (int sig = 1; sig <= 64; sig++) syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+    uint64_t none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
     char go;
     struct reader plan;
     /* "G" comes once the builder has our pid (a report before it would be read as the
