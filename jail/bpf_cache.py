@@ -1,7 +1,7 @@
 """Compiled seccomp programs kept on disk, so that a new process does not load libseccomp.
 
 Compiling a profile (jail/seccomp.py) costs a fresh process about 10 ms: loading libseccomp
-through pyseccomp, adding ~500 rules, exporting the program. That is most of what
+through pyseccomp to name the syscalls, emitting the program. That is most of what
 `python -m jail run` would spend on seccomp, every time. So the program is kept in
 `<state dir>/seccomp/NAME.bpf` with everything it was compiled from:
 - the exact bytes of the profile and of jail/seccomp.py (the compiler's rules), compared

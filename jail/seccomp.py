@@ -73,17 +73,59 @@ def parse_profile(path: str, raw: bytes | None = None) -> Profile:
             shapes = ("value", "values", "not_value") if table == "allow_if" else ("value", "values")
             if sum(k in rule for k in shapes) != 1:
                 raise JailError(f"seccomp profile {path}: {where} needs exactly one of {', '.join(shapes)}")
+            if "values" in rule and (not isinstance(rule["values"], list) or not rule["values"]):
+                raise JailError(f"seccomp profile {path}: {where}.values must be a non-empty list")
             numbers = [rule[k] for k in ("value", "not_value", "mask") if k in rule] + list(rule.get("values", []))
             if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 1 << 64 for n in numbers):
                 raise JailError(f"seccomp profile {path}: {where}: values and mask must be integers in 0..2^64-1")
+            if rule.get("mask", 1) == 0:
+                raise JailError(f"seccomp profile {path}: {where}.mask must not be 0 (it would match every value)")
             if table == "errno_if":
+                if "mask" in rule:
+                    raise JailError(f"seccomp profile {path}: {where}: errno_if takes no mask")
                 if not hasattr(errno_codes, str(rule.get("errno"))):
                     raise JailError(f"seccomp profile {path}: {where}.errno: unknown errno {rule.get('errno')!r}")
                 if rule["syscall"] not in {r["syscall"] for r in rules["allow_if"]}:
                     raise JailError(f"seccomp profile {path}: {where}: {rule['syscall']} has no allow_if rule")
             found.append(rule)
+    _refuse_conflicts(path, deny, errnos, rules["allow_if"], rules["errno_if"])
     name = str(data.get("name", os.path.basename(path)))
     return Profile(name, deny, errnos, tuple(rules["allow_if"]), tuple(rules["errno_if"]))
+
+
+def _refuse_conflicts(
+    path: str,
+    deny: frozenset[str],
+    errnos: dict[str, int],
+    allow_if: list[dict[str, Any]],
+    errno_if: list[dict[str, Any]],
+) -> None:
+    """One answer per call, whatever the order of the rules: a syscall is denied, or fails with
+    an errno, or is restricted by argument, never two of these; an errno_if rule looks at the
+    argument the syscall's allow_if rules look at, and at values none of them allows."""
+    restricted = {r["syscall"] for r in allow_if}
+    for name in sorted(deny & (errnos.keys() | restricted)):
+        raise JailError(f"seccomp profile {path}: {name} is denied and also has errno or allow_if rules")
+    for name in sorted(errnos.keys() & restricted):
+        raise JailError(f"seccomp profile {path}: {name} has an errno and also allow_if rules")
+    for i, rule in enumerate(errno_if):
+        where = f"errno_if[{i}]"
+        allows = [r for r in allow_if if r["syscall"] == rule["syscall"]]
+        if any(r["arg"] != rule["arg"] for r in allows):
+            raise JailError(
+                f"seccomp profile {path}: {where}: {rule['syscall']}'s allow_if rules look at another argument"
+            )
+        for value in rule.get("values", [rule.get("value")]):
+            if any(_allows(r, value) for r in allows):
+                raise JailError(f"seccomp profile {path}: {where}: {value:#x} is also allowed by an allow_if rule")
+
+
+def _allows(rule: dict[str, Any], value: int) -> bool:
+    """Whether an allow_if rule allows `value` of its argument."""
+    mask: int = rule.get("mask", (1 << 64) - 1)
+    if "not_value" in rule:
+        return (value ^ int(rule["not_value"])) & mask != 0
+    return any((value ^ int(v)) & mask == 0 for v in rule.get("values", [rule.get("value")]))
 
 
 # struct seccomp_data (<linux/seccomp.h>) and the classic BPF it is filtered with (<linux/filter.h>)
@@ -94,6 +136,8 @@ LD_ABS, ALU_AND, JEQ, JGE, JA, RET = 0x20, 0x54, 0x15, 0x35, 0x05, 0x06
 RET_KILL_PROCESS, RET_USER_NOTIF, RET_ERRNO, RET_ALLOW = 0x80000000, 0x7FC00000, 0x00050000, 0x7FFF0000
 INSTRUCTION = struct.Struct("<HBBI")  # struct sock_filter: code, jt, jf, k
 WORD = (1 << 32) - 1
+MAX_INSTRUCTIONS = 4096  # BPF_MAXINSNS
+GROUP = 128  # equality checks sharing one load: each jumps to the group's return, at most 255 ahead
 
 
 @dataclass(frozen=True)
@@ -181,6 +225,10 @@ def emit(profile: Profile, known: dict[int, str]) -> bytes:
         (RET, 0, 0, RET_USER_NOTIF),
         *_search(answers(profile, known)),
     ]
+    if len(code) > MAX_INSTRUCTIONS:
+        raise JailError(
+            f"seccomp profile {profile.name} compiles to {len(code)} instructions, over the kernel's {MAX_INSTRUCTIONS}"
+        )
     return b"".join(INSTRUCTION.pack(*insn) for insn in code)
 
 
@@ -209,7 +257,13 @@ def _restricted(answer: Restricted) -> list[tuple[int, int, int, int]]:
             code += _differs(check, ret)
             continue
         lows = [check.value & WORD]
-        while rules and not rules[0][0].differs and rules[0][1] == ret and _same_high(rules[0][0], check):
+        while (
+            rules
+            and len(lows) < GROUP
+            and not rules[0][0].differs
+            and rules[0][1] == ret
+            and _same_high(rules[0][0], check)
+        ):
             lows.append(rules.pop(0)[0].value & WORD)
         code += _equals(check, lows, ret)
     return [*code, (RET, 0, 0, RET_USER_NOTIF)]
