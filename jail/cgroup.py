@@ -28,7 +28,10 @@ KEPT_MEMORY_SLACK = 2 * 64 * os.sysconf("SC_PAGE_SIZE")
 
 
 class RunCgroup(Protocol):
-    """One run's cgroup: limits set, the child joined, accounting read, then removed."""
+    """One run's cgroup: limits set, the child joined, accounting read, then kept for the
+    slot's next run or removed."""
+
+    kept: bool  # served a run before (CgroupPool)
 
     def clone_fd(self) -> int:
         """A new directory fd for clone3(CLONE_INTO_CGROUP) (v2), or -1 (v1)."""
@@ -47,8 +50,9 @@ class RunCgroup(Protocol):
         """Start peak memory and limit-hit counting afresh (the run's setup is not the program's)."""
         ...
 
-    def reset_limits(self) -> None:
-        """Lift the caps set_limits wrote: the group is again as it was made."""
+    def clear(self) -> None:
+        """Lift the caps set_limits wrote and give back the memory still charged (v2's
+        memory.swap.max stays 0): as good as new, for the next run (CgroupPool)."""
         ...
 
     def is_empty(self) -> bool:
@@ -111,12 +115,14 @@ class CgroupPool:
     """Run cgroups kept between runs, one per slot of this process (thread-safe).
 
     Making and removing a group per run costs a mkdir and an rmdir in every v1 hierarchy
-    (memory, pids, cpu, cpuacct) and as much again in the kernel's workers, freeing them. A slot's run
-    gives its group back when it ends (`give_back`: no process is left in it; its caps are
-    lifted, so the next container's setup runs uncapped, as in a new group) and the slot's
-    next container takes it (`take`) if it holds no more memory than KEPT_MEMORY_SLACK, the
-    kernel's charge batches a new group holds as well; otherwise it is removed and a new
-    one made. Nothing else carries over: set_limits writes every cap of the next run;
+    (memory, pids, cpu, cpuacct) and as much again in the kernel's workers freeing them. A
+    slot's run gives its group back when it ends (`give_back`): with no process left in it
+    (else it is removed, and that fails as it should), it is cleared (its caps lifted, so the
+    next container's setup runs uncapped as in a new group, and a CPU quota the run used up
+    is gone; what the run left charged given back: page cache it read, the kernel's per-CPU
+    charge batches) and kept. The slot's next container takes it (`take`) if it holds no
+    more than KEPT_MEMORY_SLACK (what the kernel has yet to free), else it is removed and a
+    new one made. Nothing else carries over: set_limits writes every cap of the next run;
     reset_peak at its start resets peak memory and the limit-hit count (v1
     max_usage_in_bytes and failcnt, the oom_kill count taken as a baseline; v2 memory.peak
     through a new fd, memory.events as a baseline); CPU time is counted from the program's
@@ -128,6 +134,7 @@ class CgroupPool:
         self.backend = backend
         self._lock = threading.Lock()
         self._kept: dict[int, RunCgroup] = {}
+        self._closed = False
 
     def take(self, slot: int) -> RunCgroup:
         """A cgroup for the next run in `slot`: the slot's kept one if it is as good as new."""
@@ -135,29 +142,43 @@ class CgroupPool:
             kept = self._kept.pop(slot, None)
         if kept is not None:
             if kept.memory_usage() <= KEPT_MEMORY_SLACK:
+                kept.kept = True
                 return kept
             kept.remove()
         return self.backend.create(run_name(slot))
 
     def give_back(self, slot: int, cg: RunCgroup) -> None:
         """`slot`'s run is over and `cg` killed: keep it for the slot's next run, or remove it."""
-        if not (self.backend.keeps_groups and cg.is_empty()):
+        cg.close()  # what this process opened on it for the run
+        try:
+            keep = self.backend.keeps_groups and not self._closed and cg.is_empty()
+            if keep:
+                cg.clear()
+        except JailError:
+            keep = False
+        if not keep:
             cg.remove()  # a process still in it fails the removal, as it should
             return
-        try:
-            cg.reset_limits()
-        except JailError:
-            cg.remove()
-            raise
         with self._lock:
-            self._kept[slot] = cg
+            if not self._closed:
+                self._kept[slot] = cg
+                return
+        cg.remove()
 
     def close(self) -> None:
-        """Remove every kept group."""
+        """Remove every kept group (each one tried; the first failure raised); from now on
+        groups given back are removed."""
         with self._lock:
+            self._closed = True
             kept, self._kept = list(self._kept.values()), {}
+        failed: JailError | None = None
         for cg in kept:
-            cg.remove()
+            try:
+                cg.remove()
+            except JailError as e:
+                failed = failed or e
+        if failed is not None:
+            raise failed
 
 
 def write_file(path: str, value: str) -> None:

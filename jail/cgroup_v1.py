@@ -43,6 +43,7 @@ class CgroupV1Run:
     cpuacct: str
     memsw: bool = False
     oom_kills_before: int = 0
+    kept: bool = False  # served a run before (CgroupPool)
 
     def set_limits(self, limits: Limits) -> None:
         write_file(f"{self.memory}/memory.limit_in_bytes", str(limits.memory))
@@ -51,12 +52,15 @@ class CgroupV1Run:
         write_file(f"{self.pids}/pids.max", str(limits.pids))
         write_file(f"{self.cpu}/cpu.cfs_quota_us", str(max(1000, int(limits.cpus * CFS_PERIOD_US))))
 
-    def reset_limits(self) -> None:
+    def clear(self) -> None:
         if self.memsw:  # first: memory may never exceed memory+swap
             write_file(f"{self.memory}/memory.memsw.limit_in_bytes", "-1")
         write_file(f"{self.memory}/memory.limit_in_bytes", "-1")
         write_file(f"{self.pids}/pids.max", "max")
         write_file(f"{self.cpu}/cpu.cfs_quota_us", "-1")
+        # The per-CPU charge batches drained, what can be reclaimed reclaimed (page cache the
+        # run read): no process is left, so the kernel allows it.
+        write_file(f"{self.memory}/memory.force_empty", "0")
 
     def is_empty(self) -> bool:
         return not read_file(f"{self.pids}/cgroup.procs").strip()

@@ -114,6 +114,7 @@ class CgroupV2Run:
     swap: bool = False  # memory.swap.max exists (the host accounts swap): set it to 0
     events_before: dict[str, int] = field(default_factory=dict)
     peak_fd: int = -1  # memory.peak, reset through this fd (per-fd reset, Linux 6.12+)
+    kept: bool = False  # served a run before (CgroupPool): its peak must be reset
 
     def set_limits(self, limits: Limits) -> None:
         write_file(f"{self.path}/memory.max", str(limits.memory))
@@ -122,7 +123,10 @@ class CgroupV2Run:
         write_file(f"{self.path}/pids.max", str(limits.pids))
         write_file(f"{self.path}/cpu.max", f"{max(1000, int(limits.cpus * CFS_PERIOD_US))} {CFS_PERIOD_US}")
 
-    def reset_limits(self) -> None:
+    def clear(self) -> None:
+        # A cap of 0 drains the per-CPU charge batches and reclaims what can be (page cache
+        # the run read); with no process left, nothing is killed. Then no cap.
+        write_file(f"{self.path}/memory.max", "0")
         write_file(f"{self.path}/memory.max", "max")
         write_file(f"{self.path}/pids.max", "max")
         write_file(f"{self.path}/cpu.max", f"max {CFS_PERIOD_US}")
@@ -135,17 +139,23 @@ class CgroupV2Run:
 
     def reset_peak(self) -> None:
         self.events_before = read_keyed(f"{self.path}/memory.events")
+        self.close()
         # A write resets memory.peak for reads through the same fd (Linux 6.12+). Before
         # that the file is read-only and the peak includes the container's setup; before
-        # 5.19 there is no memory.peak at all (peak_memory then reports 0).
+        # 5.19 there is no memory.peak at all (peak_memory then reports 0). A kept group
+        # (only where the reset works) whose reset fails would report an earlier run's peak.
         try:
             fd = os.open(f"{self.path}/memory.peak", os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
+        except OSError as e:
+            if self.kept:
+                raise JailError(f"cannot reset {self.path}/memory.peak: {e.strerror}") from e
             return
         try:
             os.write(fd, b"reset")
-        except OSError:
+        except OSError as e:
             os.close(fd)
+            if self.kept:
+                raise JailError(f"cannot reset {self.path}/memory.peak: {e.strerror}") from e
             return
         self.peak_fd = fd
 

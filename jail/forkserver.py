@@ -14,6 +14,7 @@ server.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import struct
@@ -22,7 +23,7 @@ import threading
 from .errors import JailError
 from .sandbox import check_exec
 
-ANSWER = struct.Struct("=i")  # the init's pid, or -errno
+ANSWER = struct.Struct("=i")  # the init's pid; -errno: clone3 failed (reported); 0: not a launch
 
 
 class ForkServer:
@@ -32,25 +33,29 @@ class ForkServer:
     def __init__(self, init: str) -> None:
         self._init = init
         self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._pid: int | None = None
         self._start()
 
     def _start(self) -> None:
-        init = self._init
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._sock = ours
-        devnull = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in range(3)]
+        # Above 2, whatever this process has open there: 0, 1, 2 become /dev/null first.
+        fd = fcntl.fcntl(theirs.fileno(), fcntl.F_DUPFD_CLOEXEC, 3)
+        theirs.close()
+        devnull = [(os.POSIX_SPAWN_OPEN, n, os.devnull, os.O_RDWR, 0) for n in range(3)]
         try:
             self._pid = os.posix_spawn(
-                init,
-                ["cellblock-init", "serve", str(theirs.fileno())],
+                self._init,
+                ["cellblock-init", "serve", str(fd)],
                 {},
-                file_actions=[*devnull, (os.POSIX_SPAWN_DUP2, theirs.fileno(), theirs.fileno())],
+                file_actions=[*devnull, (os.POSIX_SPAWN_DUP2, fd, fd)],
             )
         except OSError as e:
             ours.close()
-            raise JailError(f"starting the container fork server {init} failed: {e}") from e
+            raise JailError(f"starting the container fork server {self._init} failed: {e}") from e
         finally:
-            theirs.close()
+            os.close(fd)
+        self._sock = ours
 
     def launch(self, stdio: list[int], control: list[int], report_r: int) -> int:
         """jail.sandbox.Launcher: the server clones the init; its pid. A failed clone raises
@@ -59,10 +64,14 @@ class ForkServer:
         fds = [*stdio, sync, report, status, *([cgroup_fd] if cgroup_fd >= 0 else []), *tasks]
         request = struct.pack("=ii", len(fds), cgroup_fd >= 0)
         with self._lock:
+            if self._sock is None:  # a replacement that failed to start: try again
+                self._start()
+            assert self._sock is not None
             try:
                 socket.send_fds(self._sock, [request], fds)
             except OSError:  # gone before this launch: a new one takes it
                 self._replace()
+                assert self._sock is not None
                 try:
                     socket.send_fds(self._sock, [request], fds)
                 except OSError as e:
@@ -75,9 +84,11 @@ class ForkServer:
                 self._replace()
                 raise JailError("the container fork server died during a launch")
         pid: int = ANSWER.unpack(answer)[0]
-        if pid <= 0:
+        if pid == 0:
+            raise JailError("the container fork server refused the launch message")
+        if pid < 0:
             check_exec(report_r, "")  # raises with the step reported
-            raise JailError(f"the container fork server refused a launch: {os.strerror(-pid)}")
+            raise JailError(f"the container fork server could not clone the init: {os.strerror(-pid)}")
         return pid
 
     def _replace(self) -> None:
@@ -85,6 +96,13 @@ class ForkServer:
         self._start()
 
     def close(self) -> None:
-        """Stop the server (its socket's EOF) and reap it."""
-        self._sock.close()
-        os.waitpid(self._pid, 0)
+        """Stop the server (its socket's EOF) and reap it; again, nothing."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._pid is not None:
+            pid, self._pid = self._pid, None
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass  # reaped by someone else

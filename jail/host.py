@@ -96,6 +96,8 @@ class Host:
 def _release_kept(owner: int, cgroups: cgroup.CgroupPool, server: ForkServer | None) -> None:
     if os.getpid() != owner:
         return
-    cgroups.close()
-    if server is not None:
-        server.close()
+    try:
+        cgroups.close()
+    finally:
+        if server is not None:
+            server.close()

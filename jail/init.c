@@ -1,14 +1,17 @@
 /*
  * cellblock-init: a container's first process, and then its pid 1.
  *
- * The builder (jail/sandbox.py) starts this binary with posix_spawn: vfork-style, so the
- * Python builder's memory is neither copied nor torn down per container. Run as
+ * A process that builds containers (jail/sandbox.py) starts this binary with posix_spawn
+ * (vfork-style, so the Python process's memory is neither copied nor torn down), as
  *
  *     cellblock-init SYNC_FD REPORT_FD STATUS_FD CGROUP_FD [TASKS_FD...]   (fds 0, 1, 2: the program's stdio)
  *
- * it is first the *launcher*, in the host's namespaces: it clone3()s the container's init
- * into new user, mount, pid, net, ipc, uts and time namespaces, with CLONE_PARENT so the
- * init is the builder's child, writes the init's pid on REPORT_FD and exits. The init
+ * a *launcher* for one container, in the host's namespaces: it clone3()s the container's
+ * init into new user, mount, pid, net, ipc, uts and time namespaces, with CLONE_PARENT so
+ * the init is the builder's child, writes the init's pid on REPORT_FD and exits. The
+ * builder process starts it once instead, as `cellblock-init serve SOCKET_FD`: a fork
+ * server that does the same for every container whose fds come on the socket
+ * (serve_launches, jail/forkserver.py). The init
  * gets into the run's cgroup: on v2 it is born there (CLONE_INTO_CGROUP on CGROUP_FD); on
  * v1 (CGROUP_FD -1) it moves itself there once the "G" of step 1 came, writing "0" to each
  * hierarchy's `tasks` file (TASKS_FD..., opened by the root builder: the write is checked
@@ -467,7 +470,11 @@ static long clone_init(int cgroup_fd) {
         args.cgroup = (uint64_t)cgroup_fd;
     }
     long pid = syscall(SYS_clone3_, &args, sizeof args);
-    if (pid < 0) report(STEP_CLONE3, errno, "flags=%#llx", (unsigned long long)args.flags);
+    if (pid < 0) {
+        int err = errno;
+        report(STEP_CLONE3, err, "flags=%#llx", (unsigned long long)args.flags);
+        errno = err;
+    }
     return pid;
 }
 
@@ -476,8 +483,8 @@ static long clone_init(int cgroup_fd) {
    message on SOCKET_FD is one launch: two int32, the number of fds and whether a cgroup
    fd is among them, and by SCM_RIGHTS the program's stdin, stdout and stderr, SYNC,
    REPORT, STATUS, the cgroup fd (v2) and the `tasks` fds (v1). The answer is the init's
-   pid, or -errno (clone3's failure is also reported on REPORT, as the launcher does);
-   EOF ends the server. The init closes the socket and the server's own 0, 1, 2 (all
+   pid; -errno if clone3 failed (also reported on REPORT, as the launcher does); 0 for a
+   message that is not a launch (nothing reported). EOF ends the server. The init closes the socket and the server's own 0, 1, 2 (all
    /dev/null) as it takes the program's stdio; the rest it does as a launcher's init. */
 #define MAX_LAUNCH_FDS 16
 __attribute__((noreturn))
@@ -502,9 +509,10 @@ static void serve_launches(int sock) {
             memcpy(fds + nfds, CMSG_DATA(c), (size_t)k * sizeof(int));
             nfds += k;
         }
-        int32_t answer = -EBADMSG;
+        int32_t answer = 0;
         int has_cgroup = n == sizeof header && header[1] == 1;
-        if (n == sizeof header && !(msg.msg_flags & MSG_CTRUNC) && header[0] == nfds && nfds >= 6 + has_cgroup) {
+        int whole = n == sizeof header && !(msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC));
+        if (whole && (header[1] == 0 || header[1] == 1) && header[0] == nfds && nfds >= 6 + has_cgroup) {
             report_fd = fds[4];
             long pid = clone_init(has_cgroup ? fds[6] : -1);
             if (pid == 0) {
@@ -516,6 +524,7 @@ static void serve_launches(int sock) {
                 _exit(125);
             }
             answer = pid < 0 ? -errno : (int32_t)pid;
+            report_fd = -1;
         }
         for (int i = 0; i < nfds; i++) close(fds[i]);
         if (write(sock, &answer, sizeof answer) != sizeof answer) _exit(125);

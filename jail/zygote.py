@@ -177,7 +177,7 @@ class Builder:
     def __init__(self, config: JailConfig) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sock = ours
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a container's release, under take's lock, sends DONE
         self._seq = itertools.count(1)
         self._pushed: deque[Sandbox] = deque()
         self._shape = Shape()
@@ -247,16 +247,17 @@ class Builder:
 
     def take(self, shape: Shape) -> Sandbox:
         """A built container for one job: a pushed one if it fits, else one built now."""
-        discard = []
         with self._lock:
             while self._recv(block=False)[0]:
                 pass
             if shape != self._shape:
                 self._shape = shape
                 self._sock.send(pack(Msg.WANT, 0, shape))
-                discard = [sb for sb in self._pushed if sb.shape != shape]
-                for sb in discard:
+                # Released now, before any TAKE: the builder must not answer one with a
+                # container this process has dropped.
+                for sb in [sb for sb in self._pushed if sb.shape != shape]:
                     self._pushed.remove(sb)
+                    sb.release()
             found = next((sb for sb in self._pushed if sb.shape == shape), None)
             if found is not None:
                 self._pushed.remove(found)
@@ -271,13 +272,13 @@ class Builder:
                 if kind == Msg.ERROR:
                     raise JailError(str(payload))
                 if kind == Msg.USE:  # pushed before this answer: received already
-                    found = next(sb for sb in self._pushed if sb.id == payload)
+                    found = next((sb for sb in self._pushed if sb.id == payload), None)
+                    if found is None:
+                        raise JailError(f"the builder offered container {payload}, which this process does not hold")
                     self._pushed.remove(found)
                 else:
                     assert isinstance(payload, Sandbox)
                     found = payload
-        for sb in discard:
-            sb.release()
         return found
 
     def alive(self) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from jail import Jail, JailError, Limits, MiB, RunSpec, Status, cgroup, init_binary
+from jail import Bind, Jail, JailError, Limits, MiB, RunSpec, Status, cgroup, init_binary
 from jail.cgroup import RunCgroup, open_backend, read_file, read_keyed, slot_of
 from jail.cgroup_v1 import CgroupV1, CgroupV1Run, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
@@ -182,6 +182,45 @@ def test_a_kept_group_starts_its_next_run_as_new(programs: dict[str, bytes], mon
     finally:
         jail.close()
     assert not os.path.exists(first.memory if isinstance(first, CgroupV1Run) else first.path)
+
+
+def fs_type(path: Path) -> str:
+    """The type of the filesystem `path` is on (/proc/self/mountinfo: the deepest mount above it)."""
+    found, depth = "", -1
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        before, _, after = line.partition(" - ")
+        point = before.split()[4]
+        if (str(path.resolve()) + "/").startswith(point.rstrip("/") + "/") and len(point) > depth:
+            found, depth = after.split()[0], len(point)
+    return found
+
+
+def test_what_a_run_left_charged_is_given_back_with_its_group(tmp_path: Path) -> None:
+    """A run that reads a file no one had in memory leaves its page cache charged to its
+    group; the group is cleared when given back, so its next run starts with none of it."""
+    if fs_type(tmp_path) == "tmpfs":
+        pytest.skip(f"{tmp_path} is on a tmpfs: its pages are charged to their writer, not a reader")
+    data = tmp_path / "data"
+    with open(data, "wb") as f:
+        f.write(os.urandom(8 * MiB))
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)  # out of the page cache
+    jail = Jail(replace(JailConfig.from_env(), warm=0))
+    try:
+        assert jail._host is not None
+        pool = jail._host.cgroups
+        if not pool.backend.keeps_groups:
+            pytest.skip("this kernel cannot reset a cgroup v2 memory.peak: no group is kept")
+        spec = RunSpec(argv=["/bin/sh", "-c", "cat /data > /dev/null"], binds=[Bind(str(data), "/data")])
+        first = jail.run(spec)
+        assert first.status is Status.OK and first.peak_memory >= 8 * MiB  # its page cache, in its group
+        [(slot, kept)] = pool._kept.items()
+        assert kept.memory_usage() <= cgroup.KEPT_MEMORY_SLACK
+        assert jail.run(spec).status is Status.OK
+        assert pool._kept == {slot: kept}
+    finally:
+        jail.close()
 
 
 def test_a_group_that_still_holds_memory_is_not_used_again(tmp_path: Path) -> None:
@@ -446,15 +485,35 @@ def test_the_fork_server_ends_with_its_socket() -> None:
     finally:
         for fd in ours:
             os.close(fd)
-    argv = Path(f"/proc/{server._pid}/cmdline").read_bytes().split(b"\0")
+    serving = server._pid
+    assert serving is not None
+    argv = Path(f"/proc/{serving}/cmdline").read_bytes().split(b"\0")
     assert argv[:2] == [b"cellblock-init", b"serve"]
-    server.close()  # reaps it: waitpid fails on a process that is not our child
-    assert not os.path.exists(f"/proc/{server._pid}")
+    server.close()
+    assert not os.path.exists(f"/proc/{serving}")  # gone and reaped: no zombie
+
+
+def test_the_fork_server_refuses_what_is_not_a_launch_and_goes_on() -> None:
+    server = ForkServer(init_binary.executable(JailConfig.from_env().state_dir))
+    ours: list[int] = []
+    try:
+        assert server._sock is not None
+        server._sock.send(b"not a launch")  # no fds, another size
+        assert server._sock.recv(4) == b"\0\0\0\0"  # 0: refused, nothing reported
+        pid, sync_w, _ = start_bare_init(server.launch, [-1], ours)
+        ours.remove(sync_w)
+        os.close(sync_w)
+        assert exit_code(pid) == 126
+    finally:
+        for fd in ours:
+            os.close(fd)
+        server.close()
 
 
 def test_a_killed_fork_server_is_replaced_at_the_next_launch() -> None:
     server = ForkServer(init_binary.executable(JailConfig.from_env().state_dir))
     first = server._pid
+    assert first is not None
     os.kill(first, signal.SIGKILL)
     os.waitid(os.P_PID, first, os.WEXITED | os.WNOWAIT)  # dead (its socket closed), not yet reaped
     ours: list[int] = []

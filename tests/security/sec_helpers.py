@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from jail import Limits, MiB, RunResult, Status
+from jail.cgroup import KEPT_MEMORY_SLACK
 
 SANDBOX_UIDS = range(200_000, 200_064)  # uid_base .. uid_base + slots - 1 (jail/config.py)
 STATE_DIR = "/run/cellblock"
@@ -140,17 +141,41 @@ def leftovers(idle: int = 0) -> list[str]:
     if idle_inits > idle:
         found.append(f"{idle_inits} idle container inits, more than the {idle} built ahead")
     dirs = run_cgroups(pids)
-    # A slot keeps its cgroup, emptied, for its next run (jail.cgroup.CgroupPool): one empty
-    # group per slot we hold may stay; one with a process in it is a container built ahead.
-    busy = cgroup_names([d for d in dirs if Path(d, "cgroup.procs").read_text().strip()])
-    if len(busy) > idle:
-        found += [f"cgroup {n} with processes (more than the {idle} built ahead)" for n in sorted(busy)]
+    # A slot keeps its cgroup for its next run (jail.cgroup.CgroupPool): one group per slot we
+    # hold may stay, with no process, no cap and nothing charged; one with a process in it is
+    # a container built ahead.
+    busy = [d for d in dirs if Path(d, "cgroup.procs").read_text().strip()]
+    if len(cgroup_names(busy)) > idle:
+        found += [f"cgroup {n} with processes (more than the {idle} built ahead)" for n in sorted(cgroup_names(busy))]
+    found += [f"kept cgroup {d}: {why}" for d in dirs if d not in busy for why in not_as_new(d)]
     per_slot = Counter(n.split("-")[2] for n in cgroup_names(dirs))
     found += [f"{k} run cgroups of slot {slot}" for slot, k in sorted(per_slot.items()) if k > 1]
     mounts = slot_mounts(slots)
     if len(mounts) > idle:
         found += [f"mount {m} (more than the {idle} built ahead)" for m in mounts]
     return found
+
+
+AS_NEW = {  # file: whether its value is what a group has when made, uncapped
+    "memory.limit_in_bytes": lambda v: int(v) >= 1 << 62,
+    "memory.memsw.limit_in_bytes": lambda v: int(v) >= 1 << 62,
+    "pids.max": lambda v: v == "max",
+    "cpu.cfs_quota_us": lambda v: v == "-1",
+    "memory.max": lambda v: v == "max",
+    "cpu.max": lambda v: v.split()[0] == "max",
+    "memory.usage_in_bytes": lambda v: int(v) <= KEPT_MEMORY_SLACK,
+    "memory.current": lambda v: int(v) <= KEPT_MEMORY_SLACK,
+}
+
+
+def not_as_new(group: str) -> list[str]:
+    """What a kept, idle run cgroup still carries from its run: a cap, memory."""
+    out = []
+    for name, fine in AS_NEW.items():
+        path = Path(group, name)
+        if path.exists() and not fine(value := path.read_text().strip()):
+            out.append(f"{name} = {value}")
+    return out
 
 
 def assert_killed_for(result: RunResult, name: str) -> None:
