@@ -124,9 +124,10 @@ class CgroupV2Run:
         write_file(f"{self.path}/cpu.max", f"{max(1000, int(limits.cpus * CFS_PERIOD_US))} {CFS_PERIOD_US}")
 
     def clear(self) -> None:
-        # A cap of 0 drains the per-CPU charge batches and reclaims what can be (page cache
-        # the run read); with no process left, nothing is killed. Then no cap.
-        write_file(f"{self.path}/memory.max", "0")
+        # Page cache the run read first stays charged here: a cap of 0 for a moment reclaims
+        # it (with no process left, nothing is killed). Only when there is some (see v1).
+        if read_keyed(f"{self.path}/memory.stat").get("file", 0):
+            write_file(f"{self.path}/memory.max", "0")
         write_file(f"{self.path}/memory.max", "max")
         write_file(f"{self.path}/pids.max", "max")
         write_file(f"{self.path}/cpu.max", f"max {CFS_PERIOD_US}")

@@ -131,10 +131,12 @@ def prepare(
     fds = FdSet()
     try:
         plans = rootfs.plan_binds(root, etc_dir, list(shape.binds))
-        rootfs.mount_root(root, INITIAL_DISK, list(shape.binds), host_uid, etc_dir)
-        undo.callback(rootfs.unmount_root, root)
+        # The cgroup before the root, so that the root is gone (and what the run wrote there
+        # uncharged) when the cgroup is given back.
         cg = cgroups.take(slot)
         undo.callback(cgroups.give_back, slot, cg)
+        rootfs.mount_root(root, INITIAL_DISK, list(shape.binds), host_uid, etc_dir)
+        undo.callback(rootfs.unmount_root, root)
         undo.callback(cg.kill)
         undo.callback(fds.close_all)
 

@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 from jail import Limits, MiB, RunResult, Status
-from jail.cgroup import KEPT_MEMORY_SLACK
 
 SANDBOX_UIDS = range(200_000, 200_064)  # uid_base .. uid_base + slots - 1 (jail/config.py)
 STATE_DIR = "/run/cellblock"
@@ -163,8 +162,6 @@ AS_NEW = {  # file: whether its value is what a group has when made, uncapped
     "cpu.cfs_quota_us": lambda v: v == "-1",
     "memory.max": lambda v: v == "max",
     "cpu.max": lambda v: v.split()[0] == "max",
-    "memory.usage_in_bytes": lambda v: int(v) <= KEPT_MEMORY_SLACK,
-    "memory.current": lambda v: int(v) <= KEPT_MEMORY_SLACK,
 }
 
 
@@ -175,6 +172,10 @@ def not_as_new(group: str) -> list[str]:
         path = Path(group, name)
         if path.exists() and not fine(value := path.read_text().strip()):
             out.append(f"{name} = {value}")
+    stat = Path(group, "memory.stat")
+    if stat.exists():
+        counts = dict(line.split() for line in stat.read_text().splitlines() if len(line.split()) == 2)
+        out += [f"page cache {counts[key]} bytes" for key in ("cache", "file") if int(counts.get(key, 0))]
     return out
 
 
