@@ -119,10 +119,10 @@ class CgroupPool:
     slot's run gives its group back when it ends (`give_back`): with no process left in it
     (else it is removed, and that fails as it should), it is cleared (its caps lifted, so the
     next container's setup runs uncapped as in a new group, and a CPU quota the run used up
-    is gone; what the run left charged given back: page cache it read, the kernel's per-CPU
-    charge batches) and kept. The slot's next container takes it (`take`) if it holds no
-    more than KEPT_MEMORY_SLACK (what the kernel has yet to free), else it is removed and a
-    new one made. Nothing else carries over: set_limits writes every cap of the next run;
+    is gone; page cache the run read first, which would weigh on the next run, reclaimed)
+    and kept. The slot's next container takes it (`take`) if it holds no more than
+    KEPT_MEMORY_SLACK (the kernel's per-CPU charge batches, what it has yet to free), else it
+    is removed and a new one made. Nothing else carries over: set_limits writes every cap of the next run;
     reset_peak at its start resets peak memory and the limit-hit count (v1
     max_usage_in_bytes and failcnt, the oom_kill count taken as a baseline; v2 memory.peak
     through a new fd, memory.events as a baseline); CPU time is counted from the program's
