@@ -4,7 +4,8 @@ Two tables, each with median, p90 and p99 wall milliseconds of one run and runs 
 - interleaved: one run of each sandbox per round, in an order shuffled every round, so that
   machine noise hits all alike (the latency a lone run sees);
 - back to back: each sandbox's runs one after another (what a judge running many tests, or a
-  batch of small runs, sees; for the builder it is bound by how fast it builds containers).
+  batch of small runs, sees), with the machine's CPU time per run over the stretch (every
+  process and kernel thread, from /proc/stat: on an otherwise idle machine, what a run costs).
 
 cellblock appears three ways: with its builder process (CELLBLOCK_JAIL_WARM=2: a container
 is ready when the job comes, as in a worker between jobs), building each container in the
@@ -120,20 +121,31 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def table(title: str, samples: dict[str, list[float]], seconds: dict[str, float]) -> None:
-    """One table: median, p90, p99 ms of a run and runs/s, for each sandbox."""
+def table(
+    title: str, samples: dict[str, list[float]], seconds: dict[str, float], cpu: dict[str, float] | None = None
+) -> None:
+    """One table: median, p90, p99 ms of a run and runs/s, for each sandbox (and the machine's
+    CPU ms per run, if given)."""
     base = statistics.median(samples[WARM])
     width = max(map(len, samples))
+    extra = (" CPU ms/run |", "------------|") if cpu else ("", "")
     print(f"{title}\n")
-    print(f"| {'sandbox':{width}} | median ms | p90 ms | p99 ms | runs/s | median / cellblock ready |")
-    print(f"|{'-' * (width + 2)}|-----------|--------|--------|--------|--------------------------|")
+    print(f"| {'sandbox':{width}} | median ms | p90 ms | p99 ms | runs/s | median / cellblock ready |{extra[0]}")
+    print(f"|{'-' * (width + 2)}|-----------|--------|--------|--------|--------------------------|{extra[1]}")
     for name, values in samples.items():
         med = statistics.median(values)
         print(
             f"| {name:{width}} | {med:9.2f} | {percentile(values, 90):6.2f} | {percentile(values, 99):6.2f} "
-            f"| {len(values) / seconds[name]:6.0f} | {med / base:23.2f}x |"
+            f"| {len(values) / seconds[name]:6.0f} | {med / base:23.2f}x |" + (f" {cpu[name]:10.2f} |" if cpu else "")
         )
     print()
+
+
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat, all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        ticks = [int(t) for t in f.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(go: Callable[[], None]) -> float:
@@ -161,14 +173,16 @@ def main() -> None:
     spent = {name: sum(values) / 1000 for name, values in samples.items()}
     print(f"/bin/true, {args.runs} runs of each sandbox, {os.cpu_count()} CPUs\n")
     table("interleaved (order shuffled every round)", samples, spent)
-    # Back to back: each sandbox's runs in a row; runs/s counts the whole stretch.
+    # Back to back: each sandbox's runs in a row; runs/s and CPU count the whole stretch.
+    cpu = {}
     for name, go in subjects.items():
         for _ in range(args.warmup):
             go()
-        start = time.perf_counter()
+        start, busy = time.perf_counter(), machine_cpu()
         samples[name] = [timed(go) * 1000 for _ in range(args.runs)]
         spent[name] = time.perf_counter() - start
-    table("back to back", samples, spent)
+        cpu[name] = (machine_cpu() - busy) / args.runs * 1000
+    table("back to back", samples, spent, cpu)
 
 
 if __name__ == "__main__":
