@@ -20,10 +20,10 @@ from .errors import JailError
 from .spec import Limits
 
 CFS_PERIOD_US = 100_000
-# What a finished run's group may still hold and be used again: the charge the kernel takes
-# ahead in batches on each CPU a group charged on and has not given back yet (64 pages per
-# CPU, MEMCG_CHARGE_BATCH, mm/memcontrol.c), for the two CPUs an init and its program run
-# on. A new group holds as much as soon as its init and program ran there.
+# What a finished run's group, cleared, may still hold and be used again: what the kernel
+# has yet to free (the last processes' stacks, after an RCU grace period) and kernel objects
+# the run left cached (dentries of paths it looked up), which the kernel reclaims under
+# pressure. Two of the kernel's per-CPU charge batches (64 pages each, MEMCG_CHARGE_BATCH).
 KEPT_MEMORY_SLACK = 2 * 64 * os.sysconf("SC_PAGE_SIZE")
 
 
@@ -119,10 +119,10 @@ class CgroupPool:
     slot's run gives its group back when it ends (`give_back`): with no process left in it
     (else it is removed, and that fails as it should), it is cleared (its caps lifted, so the
     next container's setup runs uncapped as in a new group, and a CPU quota the run used up
-    is gone; page cache the run read first, which would weigh on the next run, reclaimed)
-    and kept. The slot's next container takes it (`take`) if it holds no more than
-    KEPT_MEMORY_SLACK (the kernel's per-CPU charge batches, what it has yet to free), else it
-    is removed and a new one made. Nothing else carries over: set_limits writes every cap of the next run;
+    is gone; page cache the run read first and the kernel's per-CPU charge batches, which
+    would weigh on the next run, given back) and kept. The slot's next container takes it
+    (`take`) if it holds no more than KEPT_MEMORY_SLACK, else it is removed and a new one
+    made. Nothing else carries over: set_limits writes every cap of the next run;
     reset_peak at its start resets peak memory and the limit-hit count (v1
     max_usage_in_bytes and failcnt, the oom_kill count taken as a baseline; v2 memory.peak
     through a new fd, memory.events as a baseline); CPU time is counted from the program's

@@ -7,6 +7,7 @@ cgroup the worker happens to run in (that one may carry its own, smaller limits)
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from dataclasses import dataclass
@@ -55,14 +56,22 @@ class CgroupV1Run:
     def clear(self) -> None:
         if self.memsw:  # first: memory may never exceed memory+swap
             write_file(f"{self.memory}/memory.memsw.limit_in_bytes", "-1")
+        # Page cache the run read first stays charged here (a run could leave some on
+        # purpose, to weigh on the next): reclaimed, which the kernel allows with no process
+        # left. Only when there is some: it waits for every CPU's pending page batches.
+        if read_keyed(f"{self.memory}/memory.stat").get("cache", 0):
+            write_file(f"{self.memory}/memory.force_empty", "0")
+        # What the kernel charged ahead to the group in batches, on each CPU the run charged
+        # on, would be in the next run's peak: a cap below the usage makes it give those back
+        # (and refuse the cap, busy, for what it has yet to free).
+        try:
+            write_file(f"{self.memory}/memory.limit_in_bytes", "0")
+        except JailError as e:
+            if not (isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.EBUSY):
+                raise
         write_file(f"{self.memory}/memory.limit_in_bytes", "-1")
         write_file(f"{self.pids}/pids.max", "max")
         write_file(f"{self.cpu}/cpu.cfs_quota_us", "-1")
-        # Page cache the run read first stays charged here (a run could leave some on
-        # purpose, to weigh on the next): reclaimed, with no process left the kernel allows
-        # it. Only when there is some: that costs 0.2 ms of CPU (every CPU drains its batch).
-        if read_keyed(f"{self.memory}/memory.stat").get("cache", 0):
-            write_file(f"{self.memory}/memory.force_empty", "0")
 
     def is_empty(self) -> bool:
         return not read_file(f"{self.pids}/cgroup.procs").strip()

@@ -124,10 +124,13 @@ class CgroupV2Run:
         write_file(f"{self.path}/cpu.max", f"{max(1000, int(limits.cpus * CFS_PERIOD_US))} {CFS_PERIOD_US}")
 
     def clear(self) -> None:
-        # Page cache the run read first stays charged here: a cap of 0 for a moment reclaims
-        # it (with no process left, nothing is killed). Only when there is some (see v1).
-        if read_keyed(f"{self.path}/memory.stat").get("file", 0):
-            write_file(f"{self.path}/memory.max", "0")
+        # Page cache the run read first, and what the kernel charged ahead in batches on each
+        # CPU, stay charged here and would weigh on the next run (see v1): a memory.high of 0
+        # for a moment makes the kernel give the batches back and reclaim what it can. Not
+        # memory.max: short of its target it would run the OOM killer on an empty group,
+        # logging a report each time.
+        write_file(f"{self.path}/memory.high", "0")
+        write_file(f"{self.path}/memory.high", "max")
         write_file(f"{self.path}/memory.max", "max")
         write_file(f"{self.path}/pids.max", "max")
         write_file(f"{self.path}/cpu.max", f"max {CFS_PERIOD_US}")

@@ -143,7 +143,7 @@ def limit_files(cg: RunCgroup) -> dict[str, str]:
             names.append(f"{cg.memory}/memory.memsw.limit_in_bytes")
     else:
         assert isinstance(cg, CgroupV2Run)
-        names = [f"{cg.path}/{name}" for name in ("memory.max", "pids.max", "cpu.max")]
+        names = [f"{cg.path}/{name}" for name in ("memory.max", "memory.high", "pids.max", "cpu.max")]
     return {os.path.basename(name): read_file(name).strip() for name in names}
 
 

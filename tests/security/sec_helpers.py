@@ -161,6 +161,7 @@ AS_NEW = {  # file: whether its value is what a group has when made, uncapped
     "pids.max": lambda v: v == "max",
     "cpu.cfs_quota_us": lambda v: v == "-1",
     "memory.max": lambda v: v == "max",
+    "memory.high": lambda v: v == "max",
     "cpu.max": lambda v: v.split()[0] == "max",
 }
 
