@@ -427,6 +427,20 @@ def start_bare_init(launch: Launcher, entry: list[int], ours: list[int]) -> tupl
     return pid, sync_w, report_r
 
 
+def launches_an_init(launch: Launcher) -> None:
+    """`launch` starts an init (no cgroup), our child, which waits for its plan and exits 126
+    when we give up on it."""
+    ours: list[int] = []
+    try:
+        pid, sync_w, _ = start_bare_init(launch, [-1], ours)
+        ours.remove(sync_w)
+        os.close(sync_w)
+        assert exit_code(pid) == 126
+    finally:
+        for fd in ours:
+            os.close(fd)
+
+
 def exit_code(pid: int) -> int:
     """The exit code of our child `pid` once it ends (it must exit, not die of a signal)."""
     _, status = os.waitpid(pid, 0)
@@ -465,26 +479,15 @@ def test_a_clone_that_fails_is_reported_and_the_next_launch_works(launch: Launch
         with pytest.raises(ChildSetupError, match="flags=") as failed:
             start_bare_init(launch, [os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)], ours)
         assert failed.value.step is Step.CLONE3 and failed.value.errno == errno.EBADF
-        pid, sync_w, _ = start_bare_init(launch, [-1], ours)
-        ours.remove(sync_w)
-        os.close(sync_w)
-        assert exit_code(pid) == 126  # our child, waiting for its plan until we gave up
     finally:
         for fd in ours:
             os.close(fd)
+    launches_an_init(launch)
 
 
 def test_the_fork_server_ends_with_its_socket() -> None:
     server = ForkServer(init_binary.executable(JailConfig.from_env().state_dir))
-    ours: list[int] = []
-    try:
-        pid, sync_w, _ = start_bare_init(server.launch, [-1], ours)  # it serves
-        ours.remove(sync_w)
-        os.close(sync_w)
-        assert exit_code(pid) == 126
-    finally:
-        for fd in ours:
-            os.close(fd)
+    launches_an_init(server.launch)
     serving = server._pid
     assert serving is not None
     argv = Path(f"/proc/{serving}/cmdline").read_bytes().split(b"\0")
@@ -495,18 +498,12 @@ def test_the_fork_server_ends_with_its_socket() -> None:
 
 def test_the_fork_server_refuses_what_is_not_a_launch_and_goes_on() -> None:
     server = ForkServer(init_binary.executable(JailConfig.from_env().state_dir))
-    ours: list[int] = []
     try:
         assert server._sock is not None
         server._sock.send(b"not a launch")  # no fds, another size
         assert server._sock.recv(4) == b"\0\0\0\0"  # 0: refused, nothing reported
-        pid, sync_w, _ = start_bare_init(server.launch, [-1], ours)
-        ours.remove(sync_w)
-        os.close(sync_w)
-        assert exit_code(pid) == 126
+        launches_an_init(server.launch)
     finally:
-        for fd in ours:
-            os.close(fd)
         server.close()
 
 
@@ -516,16 +513,10 @@ def test_a_killed_fork_server_is_replaced_at_the_next_launch() -> None:
     assert first is not None
     os.kill(first, signal.SIGKILL)
     os.waitid(os.P_PID, first, os.WEXITED | os.WNOWAIT)  # dead (its socket closed), not yet reaped
-    ours: list[int] = []
     try:
-        pid, sync_w, _ = start_bare_init(server.launch, [-1], ours)
+        launches_an_init(server.launch)
         assert server._pid != first and not os.path.exists(f"/proc/{first}")  # reaped
-        ours.remove(sync_w)
-        os.close(sync_w)
-        assert exit_code(pid) == 126
     finally:
-        for fd in ours:
-            os.close(fd)
         server.close()
 
 
