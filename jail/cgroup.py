@@ -1,9 +1,7 @@
-"""The cgroup interface the jail uses, the factory that picks v1 or v2 once, and the pool
-that keeps a slot's group for its next run.
+"""The cgroup interface the jail uses, and the factory that picks v1 or v2 once.
 
-A run gets a cgroup (in every hierarchy on v1, one directory on v2) below a parent group
-of our own: a new one, or the one its slot's previous run used when that is provably as
-good as new (CgroupPool). No call site outside cgroup_v1.py / cgroup_v2.py knows which
+A run gets one fresh cgroup (in every hierarchy on v1, one directory on v2) below a
+parent group of our own; no call site outside cgroup_v1.py / cgroup_v2.py knows which
 version it talks to.
 """
 
@@ -11,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -20,18 +17,10 @@ from .errors import JailError
 from .spec import Limits
 
 CFS_PERIOD_US = 100_000
-# What a finished run's group, cleared, may still hold and be used again: what the kernel
-# has yet to free (the last processes' stacks, after an RCU grace period) and kernel objects
-# the run left cached (dentries of paths it looked up), which the kernel reclaims under
-# pressure. Two of the kernel's per-CPU charge batches (64 pages each, MEMCG_CHARGE_BATCH).
-KEPT_MEMORY_SLACK = 2 * 64 * os.sysconf("SC_PAGE_SIZE")
 
 
 class RunCgroup(Protocol):
-    """One run's cgroup: limits set, the child joined, accounting read, then kept for the
-    slot's next run or removed."""
-
-    kept: bool  # served a run before (CgroupPool)
+    """One run's cgroup: limits set, the child joined, accounting read, then removed."""
 
     def clone_fd(self) -> int:
         """A new directory fd for clone3(CLONE_INTO_CGROUP) (v2), or -1 (v1)."""
@@ -48,19 +37,6 @@ class RunCgroup(Protocol):
 
     def reset_peak(self) -> None:
         """Start peak memory and limit-hit counting afresh (the run's setup is not the program's)."""
-        ...
-
-    def clear(self) -> None:
-        """Lift the caps set_limits wrote and give back the memory still charged (v2's
-        memory.swap.max stays 0): as good as new, for the next run (CgroupPool)."""
-        ...
-
-    def is_empty(self) -> bool:
-        """No process is in the cgroup."""
-        ...
-
-    def memory_usage(self) -> int:
-        """Bytes charged to the cgroup now."""
         ...
 
     def cpu_usage(self) -> float:
@@ -92,7 +68,6 @@ class CgroupBackend(Protocol):
     """A cgroup hierarchy layout (v1 or v2) that can make run cgroups."""
 
     version: int
-    keeps_groups: bool  # a group can serve another run: its peak memory can be reset
 
     def create(self, name: str) -> RunCgroup:
         """Make an empty cgroup named `name` under our parent group (limits come later)."""
@@ -109,76 +84,6 @@ class CgroupBackend(Protocol):
     def describe(self) -> list[str]:
         """Human-readable lines for `doctor`."""
         ...
-
-
-class CgroupPool:
-    """Run cgroups kept between runs, one per slot of this process (thread-safe).
-
-    Making and removing a group per run costs a mkdir and an rmdir in every v1 hierarchy
-    (memory, pids, cpu, cpuacct) and as much again in the kernel's workers freeing them. A
-    slot's run gives its group back when it ends (`give_back`): with no process left in it
-    (else it is removed, and that fails as it should), it is cleared (its caps lifted, so the
-    next container's setup runs uncapped as in a new group, and a CPU quota the run used up
-    is gone; page cache the run read first and the kernel's per-CPU charge batches, which
-    would weigh on the next run, given back) and kept. The slot's next container takes it
-    (`take`) if it holds no more than KEPT_MEMORY_SLACK, else it is removed and a new one
-    made. Nothing else carries over: set_limits writes every cap of the next run;
-    reset_peak at its start resets peak memory and the limit-hit count (v1
-    max_usage_in_bytes and failcnt, the oom_kill count taken as a baseline; v2 memory.peak
-    through a new fd, memory.events as a baseline); CPU time is counted from the program's
-    execve. Where the peak cannot be reset (cgroup v2 before Linux 6.12) every run gets a new
-    group. `tests/jail/test_cgroups.py` runs each case on each version.
-    """
-
-    def __init__(self, backend: CgroupBackend) -> None:
-        self.backend = backend
-        self._lock = threading.Lock()
-        self._kept: dict[int, RunCgroup] = {}
-        self._closed = False
-
-    def take(self, slot: int) -> RunCgroup:
-        """A cgroup for the next run in `slot`: the slot's kept one if it is as good as new."""
-        with self._lock:
-            kept = self._kept.pop(slot, None)
-        if kept is not None:
-            if kept.memory_usage() <= KEPT_MEMORY_SLACK:
-                kept.kept = True
-                return kept
-            kept.remove()
-        return self.backend.create(run_name(slot))
-
-    def give_back(self, slot: int, cg: RunCgroup) -> None:
-        """`slot`'s run is over and `cg` killed: keep it for the slot's next run, or remove it."""
-        cg.close()  # what this process opened on it for the run
-        try:
-            keep = self.backend.keeps_groups and not self._closed and cg.is_empty()
-            if keep:
-                cg.clear()
-        except JailError:
-            keep = False
-        if not keep:
-            cg.remove()  # a process still in it fails the removal, as it should
-            return
-        with self._lock:
-            if not self._closed:
-                self._kept[slot] = cg
-                return
-        cg.remove()
-
-    def close(self) -> None:
-        """Remove every kept group (each one tried; the first failure raised); from now on
-        groups given back are removed."""
-        with self._lock:
-            self._closed = True
-            kept, self._kept = list(self._kept.values()), {}
-        failed: JailError | None = None
-        for cg in kept:
-            try:
-                cg.remove()
-            except JailError as e:
-                failed = failed or e
-        if failed is not None:
-            raise failed
 
 
 def write_file(path: str, value: str) -> None:

@@ -7,7 +7,6 @@ cgroup the worker happens to run in (that one may carry its own, smaller limits)
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 from dataclasses import dataclass
@@ -44,7 +43,6 @@ class CgroupV1Run:
     cpuacct: str
     memsw: bool = False
     oom_kills_before: int = 0
-    kept: bool = False  # served a run before (CgroupPool)
 
     def set_limits(self, limits: Limits) -> None:
         write_file(f"{self.memory}/memory.limit_in_bytes", str(limits.memory))
@@ -52,32 +50,6 @@ class CgroupV1Run:
             write_file(f"{self.memory}/memory.memsw.limit_in_bytes", str(limits.memory))
         write_file(f"{self.pids}/pids.max", str(limits.pids))
         write_file(f"{self.cpu}/cpu.cfs_quota_us", str(max(1000, int(limits.cpus * CFS_PERIOD_US))))
-
-    def clear(self) -> None:
-        if self.memsw:  # first: memory may never exceed memory+swap
-            write_file(f"{self.memory}/memory.memsw.limit_in_bytes", "-1")
-        # Page cache the run read first stays charged here (a run could leave some on
-        # purpose, to weigh on the next): reclaimed, which the kernel allows with no process
-        # left. Only when there is some: it waits for every CPU's pending page batches.
-        if read_keyed(f"{self.memory}/memory.stat").get("cache", 0):
-            write_file(f"{self.memory}/memory.force_empty", "0")
-        # What the kernel charged ahead to the group in batches, on each CPU the run charged
-        # on, would be in the next run's peak: a cap below the usage makes it give those back
-        # (and refuse the cap, busy, for what it has yet to free).
-        try:
-            write_file(f"{self.memory}/memory.limit_in_bytes", "0")
-        except JailError as e:
-            if not (isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.EBUSY):
-                raise
-        write_file(f"{self.memory}/memory.limit_in_bytes", "-1")
-        write_file(f"{self.pids}/pids.max", "max")
-        write_file(f"{self.cpu}/cpu.cfs_quota_us", "-1")
-
-    def is_empty(self) -> bool:
-        return not read_file(f"{self.pids}/cgroup.procs").strip()
-
-    def memory_usage(self) -> int:
-        return int(read_file(f"{self.memory}/memory.usage_in_bytes"))
 
     def reset_peak(self) -> None:
         write_file(f"{self.memory}/memory.max_usage_in_bytes", "0")
@@ -139,7 +111,6 @@ class CgroupV1:
     """The v1 layout: our parent group in each needed hierarchy."""
 
     version = 1
-    keeps_groups = True  # max_usage_in_bytes resets by a write
 
     def __init__(self, parents: dict[str, str]) -> None:
         self.parents = parents

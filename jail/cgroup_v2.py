@@ -90,22 +90,6 @@ def delegated_group(root: str, parent: str) -> str:
     return own
 
 
-def peak_resettable(group: str) -> bool:
-    """Whether `group`'s memory.peak takes a reset (a write through an fd, Linux 6.12+): a probe
-    of our own, which changes nothing another fd reads."""
-    try:
-        fd = os.open(f"{group}/memory.peak", os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        os.write(fd, b"reset")
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
 @dataclass
 class CgroupV2Run:
     """One run's directory in the unified hierarchy."""
@@ -114,7 +98,6 @@ class CgroupV2Run:
     swap: bool = False  # memory.swap.max exists (the host accounts swap): set it to 0
     events_before: dict[str, int] = field(default_factory=dict)
     peak_fd: int = -1  # memory.peak, reset through this fd (per-fd reset, Linux 6.12+)
-    kept: bool = False  # served a run before (CgroupPool): its peak must be reset
 
     def set_limits(self, limits: Limits) -> None:
         write_file(f"{self.path}/memory.max", str(limits.memory))
@@ -123,43 +106,19 @@ class CgroupV2Run:
         write_file(f"{self.path}/pids.max", str(limits.pids))
         write_file(f"{self.path}/cpu.max", f"{max(1000, int(limits.cpus * CFS_PERIOD_US))} {CFS_PERIOD_US}")
 
-    def clear(self) -> None:
-        # Page cache the run read first, and what the kernel charged ahead in batches on each
-        # CPU, stay charged here and would weigh on the next run (see v1): a memory.high of 0
-        # for a moment makes the kernel give the batches back and reclaim what it can. Not
-        # memory.max: short of its target it would run the OOM killer on an empty group,
-        # logging a report each time.
-        write_file(f"{self.path}/memory.high", "0")
-        write_file(f"{self.path}/memory.high", "max")
-        write_file(f"{self.path}/memory.max", "max")
-        write_file(f"{self.path}/pids.max", "max")
-        write_file(f"{self.path}/cpu.max", f"max {CFS_PERIOD_US}")
-
-    def is_empty(self) -> bool:
-        return not read_file(f"{self.path}/cgroup.procs").strip()
-
-    def memory_usage(self) -> int:
-        return int(read_file(f"{self.path}/memory.current"))
-
     def reset_peak(self) -> None:
         self.events_before = read_keyed(f"{self.path}/memory.events")
-        self.close()
         # A write resets memory.peak for reads through the same fd (Linux 6.12+). Before
         # that the file is read-only and the peak includes the container's setup; before
-        # 5.19 there is no memory.peak at all (peak_memory then reports 0). A kept group
-        # (only where the reset works) whose reset fails would report an earlier run's peak.
+        # 5.19 there is no memory.peak at all (peak_memory then reports 0).
         try:
             fd = os.open(f"{self.path}/memory.peak", os.O_RDWR | os.O_CLOEXEC)
-        except OSError as e:
-            if self.kept:
-                raise JailError(f"cannot reset {self.path}/memory.peak: {e.strerror}") from e
+        except OSError:
             return
         try:
             os.write(fd, b"reset")
-        except OSError as e:
+        except OSError:
             os.close(fd)
-            if self.kept:
-                raise JailError(f"cannot reset {self.path}/memory.peak: {e.strerror}") from e
             return
         self.peak_fd = fd
 
@@ -205,8 +164,6 @@ class CgroupV2:
     def __init__(self, parent: str) -> None:
         self.parent = parent
         self._swap: bool | None = None  # memory.swap.max exists: a fact of the boot, looked up once
-        # A group serves another run only where its peak can start again (Linux 6.12+).
-        self.keeps_groups = peak_resettable(parent)
 
     @classmethod
     def open(cls, root: str, parent: str) -> CgroupV2:

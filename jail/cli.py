@@ -129,11 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     try:
         # One run: build its container in this process, no builder process ahead of demand.
-        jail = Jail(replace(JailConfig.from_env(), warm=0))
-        try:
-            result = jail.run(spec)
-        finally:
-            jail.close()  # nothing is kept for a next run: this process has none
+        result = Jail(replace(JailConfig.from_env(), warm=0)).run(spec)
     except (JailError, OSError) as e:  # OSError: the host refused a step (a missing privilege)
         if args.json:
             print(json.dumps({"status": str(Status.INTERNAL_ERROR), "error": str(e)}))

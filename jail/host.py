@@ -32,7 +32,6 @@ class Host:
         self.init = init_binary.executable(config.state_dir)
         self.seccomp_cache = f"{config.state_dir}/seccomp"  # compiled programs (jail/bpf_cache.py)
         self.backend = cgroup.open_backend(config)
-        self.cgroups = cgroup.CgroupPool(self.backend)
         self.slots = SlotPool(config.state_dir, config.slots, config.uid_base)
         # A process killed mid-run leaves its slots' root mounts and cgroups behind;
         # whoever can lock such a slot now cleans it, so nothing lingers until reuse.
@@ -48,13 +47,12 @@ class Host:
         self.launch: sandbox.Launcher = (
             self.server.launch if self.server else partial(sandbox.launch_by_spawn, self.init)
         )
-        # Whoever forgets close(): what this Host keeps goes when it is collected, or at exit
-        # (of this process: a forked copy's exit leaves its parent's alone).
-        self._finalizer = weakref.finalize(self, _release_kept, os.getpid(), self.cgroups, self.server)
+        # Whoever forgets close(): the server stops when this Host is collected, or at exit (of
+        # this process: a forked copy's exit leaves its parent's alone).
+        self._finalizer = weakref.finalize(self, _stop_server, os.getpid(), self.server)
 
     def close(self) -> None:
-        """Remove what this process keeps between runs (its slots' cgroups) and stop its fork
-        server; the containers it built must be torn down first."""
+        """Stop the fork server, if any; the containers it launched must be torn down first."""
         self._finalizer()
 
     def clean_slot(self, slot: int) -> None:
@@ -81,7 +79,7 @@ class Host:
         bpf = bpf_cache.compiled(self.config.seccomp_dir, self.seccomp_cache, shape.profile)
         slot = self.take_slot()
         return sandbox.prepare(
-            self.cgroups,
+            self.backend,
             slot,
             self.slots.root(slot),
             self.slots.host_uid(slot),
@@ -93,11 +91,6 @@ class Host:
         )
 
 
-def _release_kept(owner: int, cgroups: cgroup.CgroupPool, server: ForkServer | None) -> None:
-    if os.getpid() != owner:
-        return
-    try:
-        cgroups.close()
-    finally:
-        if server is not None:
-            server.close()
+def _stop_server(owner: int, server: ForkServer | None) -> None:
+    if server is not None and os.getpid() == owner:
+        server.close()

@@ -83,13 +83,10 @@ class Jail:
         return self._host.build(shape)
 
     def close(self) -> None:
-        """Stop the builder process, which tears down every container it holds; remove what
-        this process keeps between runs (WARM=0: its slots' cgroups)."""
+        """Stop the builder process, which tears down every container it holds."""
         if self._builder is not None:
             self._builder.close()
             self._builder = None
-        if self._host is not None:
-            self._host.close()
 
 
 class Running:

@@ -1,10 +1,10 @@
 """One container's life: built (possibly ahead of demand), started once, torn down.
 
 `prepare` does everything that does not depend on the job: the tmpfs root, the
-cgroup (the slot's previous one when it is as good as new), the pipes, the container's
-init (jail/init.c, launched by a posix_spawn'd launcher or the builder's fork server; it
-is cloned into every namespace and the cgroup), the id maps; the init then mounts,
-pivots, drops every privilege and waits for the job. `start` applies the
+cgroup, the pipes, the container's init (jail/init.c, launched by a posix_spawn'd
+launcher or the builder's fork server; it is cloned into every namespace and the
+cgroup), the id maps; the init then mounts, pivots, drops every privilege and waits
+for the job. `start` applies the
 job's limits, copies its files and stdin in, sends the Launch and waits until execve
 happened. `Sandbox.close` undoes everything, in reverse, whatever state it got to
 (each undo registered the moment its resource existed). A container is used for
@@ -109,7 +109,7 @@ class Sandbox:
 
 
 def prepare(
-    cgroups: cgroup.CgroupPool,
+    backend: cgroup.CgroupBackend,
     slot: int,
     root: str,
     host_uid: int,
@@ -123,20 +123,18 @@ def prepare(
     its init, `bpf` is its seccomp program, compiled).
 
     The returned Sandbox's `release` kills the container's processes, reaps its init
-    (a child of this process), gives its cgroup back to `cgroups` and unmounts its root,
-    then calls `on_release`.
+    (a child of this process), removes its cgroup and unmounts its root, then calls
+    `on_release`.
     """
     undo = ExitStack()
     undo.callback(on_release)
     fds = FdSet()
     try:
         plans = rootfs.plan_binds(root, etc_dir, list(shape.binds))
-        # The cgroup before the root, so that the root is gone (and what the run wrote there
-        # uncharged) when the cgroup is given back.
-        cg = cgroups.take(slot)
-        undo.callback(cgroups.give_back, slot, cg)
         rootfs.mount_root(root, INITIAL_DISK, list(shape.binds), host_uid, etc_dir)
         undo.callback(rootfs.unmount_root, root)
+        cg = backend.create(cgroup.run_name(slot))
+        undo.callback(cg.remove)
         undo.callback(cg.kill)
         undo.callback(fds.close_all)
 

@@ -38,9 +38,7 @@ class SlotPool:
         """A slot for one run, and whether this process just took it over (stale state possible)."""
         with self._lock:
             if self._free:
-                # The longest-free first: its cgroup (jail.cgroup.CgroupPool) has had the most
-                # time to give back what the kernel charged ahead to it.
-                return self._free.pop(0), False
+                return self._free.pop(), False
             for slot in range(self.count):
                 if slot in self._lock_fds:
                     continue

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from jail import Bind, Jail, JailError, Limits, MiB, RunSpec, Status, cgroup, init_binary
-from jail.cgroup import RunCgroup, open_backend, read_file, read_keyed, slot_of
+from jail import Jail, JailError, Limits, MiB, RunSpec, Status, init_binary
+from jail.cgroup import RunCgroup, open_backend, read_keyed, slot_of
 from jail.cgroup_v1 import CgroupV1, CgroupV1Run, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 from jail.config import JailConfig
@@ -133,118 +133,6 @@ def test_v2_peak_memory_restarts_at_reset_where_the_kernel_can(programs: dict[st
 
 def kernel_at_least(major: int, minor: int) -> bool:
     return tuple(int(x) for x in os.uname().release.split(".")[:2]) >= (major, minor)
-
-
-def limit_files(cg: RunCgroup) -> dict[str, str]:
-    """The cap files set_limits writes, as the kernel shows them."""
-    if isinstance(cg, CgroupV1Run):
-        names = [f"{cg.memory}/memory.limit_in_bytes", f"{cg.pids}/pids.max", f"{cg.cpu}/cpu.cfs_quota_us"]
-        if cg.memsw:
-            names.append(f"{cg.memory}/memory.memsw.limit_in_bytes")
-    else:
-        assert isinstance(cg, CgroupV2Run)
-        names = [f"{cg.path}/{name}" for name in ("memory.max", "memory.high", "pids.max", "cpu.max")]
-    return {os.path.basename(name): read_file(name).strip() for name in names}
-
-
-def test_a_kept_group_starts_its_next_run_as_new(programs: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A slot's cgroup serves its next run only where its peak can be reset (v1; v2 from Linux
-    6.12) and then carries nothing over: the caps are lifted between runs, and the next run's
-    peak, CPU time and limit hits are its own."""
-    jail = Jail(replace(JailConfig.from_env(), warm=0))
-    try:
-        assert jail._host is not None
-        pool = jail._host.cgroups
-        assert pool.backend.keeps_groups == (pool.backend.version == 1 or kernel_at_least(6, 12))
-        # Whatever the kernel still has to give back from the first run: this test is about
-        # what a kept group carries over, not about when one is kept (the next test).
-        monkeypatch.setattr(cgroup, "KEPT_MEMORY_SLACK", 1 << 40)
-        touch = {"/box/touch": programs["touch"]}
-        spec = RunSpec(argv=["./touch", "64"], files=touch, limits=Limits(memory=32 * MiB, pids=4, cpus=0.5))
-        assert jail.run(spec).status is Status.MEMORY_LIMIT
-        if not pool.backend.keeps_groups:
-            assert pool._kept == {}
-            return
-        [(slot, first)] = pool._kept.items()
-        as_made = cgroup.CgroupPool(pool.backend)
-        fresh = pool.backend.create(f"run-{os.getpid()}-{slot}-fresh")
-        try:
-            assert limit_files(first) == limit_files(fresh)  # every cap lifted
-        finally:
-            as_made.give_back(slot, fresh)
-            as_made.close()
-        # A higher memory cap than the first run's (v1: memory may never exceed memory+swap).
-        result = jail.run(replace(spec, argv=["./touch", "48"], limits=Limits(memory=128 * MiB)))
-        assert pool._kept == {slot: first}, "the slot's group was not used again"
-        assert result.status is Status.OK, result
-        assert 48 * MiB <= result.peak_memory < 52 * MiB  # not the first run's 32 MiB cap hit
-        assert result.cpu_time < 1
-    finally:
-        jail.close()
-    assert not os.path.exists(first.memory if isinstance(first, CgroupV1Run) else first.path)
-
-
-def fs_type(path: Path) -> str:
-    """The type of the filesystem `path` is on (/proc/self/mountinfo: the deepest mount above it)."""
-    found, depth = "", -1
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        before, _, after = line.partition(" - ")
-        point = before.split()[4]
-        if (str(path.resolve()) + "/").startswith(point.rstrip("/") + "/") and len(point) > depth:
-            found, depth = after.split()[0], len(point)
-    return found
-
-
-def test_what_a_run_left_charged_is_given_back_with_its_group(tmp_path: Path) -> None:
-    """A run that reads a file no one had in memory leaves its page cache charged to its
-    group; the group is cleared when given back, so its next run starts with none of it."""
-    if fs_type(tmp_path) == "tmpfs":
-        pytest.skip(f"{tmp_path} is on a tmpfs: its pages are charged to their writer, not a reader")
-    data = tmp_path / "data"
-    with open(data, "wb") as f:
-        f.write(os.urandom(8 * MiB))
-        f.flush()
-        os.fsync(f.fileno())
-        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)  # out of the page cache
-    jail = Jail(replace(JailConfig.from_env(), warm=0))
-    try:
-        assert jail._host is not None
-        pool = jail._host.cgroups
-        if not pool.backend.keeps_groups:
-            pytest.skip("this kernel cannot reset a cgroup v2 memory.peak: no group is kept")
-        spec = RunSpec(argv=["/bin/sh", "-c", "cat /data > /dev/null"], binds=[Bind(str(data), "/data")])
-        first = jail.run(spec)
-        assert first.status is Status.OK and first.peak_memory >= 8 * MiB  # its page cache, in its group
-        [(slot, kept)] = pool._kept.items()
-        assert kept.memory_usage() <= cgroup.KEPT_MEMORY_SLACK
-        assert jail.run(spec).status is Status.OK
-        assert pool._kept == {slot: kept}
-    finally:
-        jail.close()
-
-
-def test_a_group_that_still_holds_memory_is_not_used_again(tmp_path: Path) -> None:
-    """Memory charged to a slot's group after its run (a tmpfs file a process in it wrote) is
-    not the next run's: that group is removed and the run gets a new one."""
-    jail = Jail(replace(JailConfig.from_env(), warm=0))
-    shm = Path("/dev/shm") / f"cellblock-test-{os.getpid()}"
-    try:
-        assert jail._host is not None
-        pool = jail._host.cgroups
-        if not pool.backend.keeps_groups:
-            pytest.skip("this kernel cannot reset a cgroup v2 memory.peak: no group is kept")
-        assert jail.run(RunSpec(argv=["/bin/true"])).status is Status.OK
-        [(slot, kept)] = pool._kept.items()
-        writer = spawn_in(kept, f"head -c {4 * MiB} /dev/zero > {shm}")
-        assert writer.wait(timeout=30) == 0
-        assert kept.is_empty() and kept.memory_usage() >= 4 * MiB
-        assert jail.run(RunSpec(argv=["/bin/true"])).status is Status.OK
-        [(again, new)] = pool._kept.items()
-        assert again == slot and new is not kept
-        assert not os.path.exists(kept.memory if isinstance(kept, CgroupV1Run) else kept.path)
-    finally:
-        shm.unlink(missing_ok=True)
-        jail.close()
 
 
 def spin_capped_at_half_a_cpu(cg: RunCgroup) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import glob
 import os
-from collections import Counter
-from pathlib import Path
 
 from jail import Limits, MiB, RunResult, Status
 
@@ -139,45 +137,13 @@ def leftovers(idle: int = 0) -> list[str]:
     idle_inits = len(sandbox_processes(uids)) - len(found)
     if idle_inits > idle:
         found.append(f"{idle_inits} idle container inits, more than the {idle} built ahead")
-    dirs = run_cgroups(pids)
-    # A slot keeps its cgroup for its next run (jail.cgroup.CgroupPool): one group per slot we
-    # hold may stay, with no process, no cap and nothing charged; one with a process in it is
-    # a container built ahead.
-    busy = [d for d in dirs if Path(d, "cgroup.procs").read_text().strip()]
-    if len(cgroup_names(busy)) > idle:
-        found += [f"cgroup {n} with processes (more than the {idle} built ahead)" for n in sorted(cgroup_names(busy))]
-    found += [f"kept cgroup {d}: {why}" for d in dirs if d not in busy for why in not_as_new(d)]
-    per_slot = Counter(n.split("-")[2] for n in cgroup_names(dirs))
-    found += [f"{k} run cgroups of slot {slot}" for slot, k in sorted(per_slot.items()) if k > 1]
+    names = cgroup_names(run_cgroups(pids))
+    if len(names) > idle:
+        found += [f"cgroup {n} (more than the {idle} built ahead)" for n in sorted(names)]
     mounts = slot_mounts(slots)
     if len(mounts) > idle:
         found += [f"mount {m} (more than the {idle} built ahead)" for m in mounts]
     return found
-
-
-AS_NEW = {  # file: whether its value is what a group has when made, uncapped
-    "memory.limit_in_bytes": lambda v: int(v) >= 1 << 62,
-    "memory.memsw.limit_in_bytes": lambda v: int(v) >= 1 << 62,
-    "pids.max": lambda v: v == "max",
-    "cpu.cfs_quota_us": lambda v: v == "-1",
-    "memory.max": lambda v: v == "max",
-    "memory.high": lambda v: v == "max",
-    "cpu.max": lambda v: v.split()[0] == "max",
-}
-
-
-def not_as_new(group: str) -> list[str]:
-    """What a kept, idle run cgroup still carries from its run: a cap, memory."""
-    out = []
-    for name, fine in AS_NEW.items():
-        path = Path(group, name)
-        if path.exists() and not fine(value := path.read_text().strip()):
-            out.append(f"{name} = {value}")
-    stat = Path(group, "memory.stat")
-    if stat.exists():
-        counts = dict(line.split() for line in stat.read_text().splitlines() if len(line.split()) == 2)
-        out += [f"page cache {counts[key]} bytes" for key in ("cache", "file") if int(counts.get(key, 0))]
-    return out
 
 
 def assert_killed_for(result: RunResult, name: str) -> None:
