@@ -60,7 +60,7 @@ def parse_profile(path: str, raw: bytes | None = None) -> Profile:
     deny = frozenset(known(n, "deny") for n in data.get("deny", []))
     errnos = {}
     for name, code in data.get("errno", {}).items():
-        if not hasattr(errno_codes, str(code)):
+        if not _is_errno(code):
             raise JailError(f"seccomp profile {path}: errno.{name}: unknown errno {code!r}")
         errnos[known(name, "errno")] = getattr(errno_codes, code)
     rules: dict[str, list[dict[str, Any]]] = {"allow_if": [], "errno_if": []}
@@ -83,7 +83,7 @@ def parse_profile(path: str, raw: bytes | None = None) -> Profile:
             if table == "errno_if":
                 if "mask" in rule:
                     raise JailError(f"seccomp profile {path}: {where}: errno_if takes no mask")
-                if not hasattr(errno_codes, str(rule.get("errno"))):
+                if not _is_errno(rule.get("errno")):
                     raise JailError(f"seccomp profile {path}: {where}.errno: unknown errno {rule.get('errno')!r}")
                 if rule["syscall"] not in {r["syscall"] for r in rules["allow_if"]}:
                     raise JailError(f"seccomp profile {path}: {where}: {rule['syscall']} has no allow_if rule")
@@ -108,8 +108,12 @@ def _refuse_conflicts(
         raise JailError(f"seccomp profile {path}: {name} is denied and also has errno or allow_if rules")
     for name in sorted(errnos.keys() & restricted):
         raise JailError(f"seccomp profile {path}: {name} has an errno and also allow_if rules")
+    fails: dict[tuple[str, int], str] = {}  # (syscall, value) -> its errno
     for i, rule in enumerate(errno_if):
         where = f"errno_if[{i}]"
+        for value in rule.get("values", [rule.get("value")]):
+            if fails.setdefault((rule["syscall"], value), rule["errno"]) != rule["errno"]:
+                raise JailError(f"seccomp profile {path}: {where}: {value:#x} already fails with another errno")
         allows = [r for r in allow_if if r["syscall"] == rule["syscall"]]
         if any(r["arg"] != rule["arg"] for r in allows):
             raise JailError(
@@ -118,6 +122,11 @@ def _refuse_conflicts(
         for value in rule.get("values", [rule.get("value")]):
             if any(_allows(r, value) for r in allows):
                 raise JailError(f"seccomp profile {path}: {where}: {value:#x} is also allowed by an allow_if rule")
+
+
+def _is_errno(name: object) -> bool:
+    """Whether `name` names an errno (EPERM, ...): not any attribute of the errno module."""
+    return isinstance(name, str) and name.startswith("E") and isinstance(getattr(errno_codes, name, None), int)
 
 
 def _allows(rule: dict[str, Any], value: int) -> bool:

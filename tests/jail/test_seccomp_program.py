@@ -225,6 +225,13 @@ ALLOW_SOCKET = '[[allow_if]]\nsyscall = "socket"\narg = 0\nvalues = [1, 2]\n'
             ALLOW_SOCKET + '[[errno_if]]\nsyscall = "socket"\narg = 0\nvalues = [16, 2]\nerrno = "EPERM"\n',
             "errno_if[0]: 0x2 is also allowed by an allow_if rule",
         ),
+        (
+            ALLOW_SOCKET
+            + '[[errno_if]]\nsyscall = "socket"\narg = 0\nvalue = 16\nerrno = "EPERM"\n'
+            + '[[errno_if]]\nsyscall = "socket"\narg = 0\nvalue = 16\nerrno = "EACCES"\n',
+            "errno_if[1]: 0x10 already fails with another errno",
+        ),
+        ('errno = { uname = "errorcode" }\n', "errno.uname: unknown errno 'errorcode'"),
     ],
 )
 def test_a_profile_with_no_single_answer_is_refused_naming_the_rule(tmp_path: Path, text: str, why: str) -> None:
