@@ -158,10 +158,7 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
     finally:
         for sb in [*handed.values(), *dying.values()]:
             release(sb)
-        try:
-            host.close()
-        except JailError as e:
-            log.warning("removing the cgroups kept between runs failed: %s", e)
+        host.close()
 
 
 def release(sb: Sandbox) -> None:
@@ -253,11 +250,12 @@ class Builder:
             if shape != self._shape:
                 self._shape = shape
                 self._sock.send(pack(Msg.WANT, 0, shape))
-                # Released now, before any TAKE: the builder must not answer one with a
-                # container this process has dropped.
-                for sb in [sb for sb in self._pushed if sb.shape != shape]:
-                    self._pushed.remove(sb)
-                    sb.release()
+            # Containers of another shape (pushed before the builder heard of this one) are
+            # released now: they would hold the builder's ready places; and before any TAKE,
+            # which the builder must not answer with a container this process has dropped.
+            for sb in [sb for sb in self._pushed if sb.shape != shape]:
+                self._pushed.remove(sb)
+                sb.release()
             found = next((sb for sb in self._pushed if sb.shape == shape), None)
             if found is not None:
                 self._pushed.remove(found)
