@@ -4,11 +4,10 @@
 cgroup, the pipes, the container's init (jail/init.c, launched by a posix_spawn'd
 launcher or the builder's fork server; it is cloned into every namespace and the
 cgroup), the id maps; the init then mounts, pivots, drops every privilege and waits
-for the job. `start` applies the
-job's limits, copies its files and stdin in, sends the Launch and waits until execve
-happened. `Sandbox.close` undoes everything, in reverse, whatever state it got to
-(each undo registered the moment its resource existed). A container is used for
-exactly one run.
+for the job. `start` applies the job's limits, copies its files and stdin in, sends the
+Launch and waits until execve happened. `Sandbox.close` undoes everything, in reverse,
+whatever state it got to (each undo registered the moment its resource existed). A
+container is used for exactly one run.
 """
 
 from __future__ import annotations
