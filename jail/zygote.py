@@ -126,10 +126,10 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                     # The worker found none ready, but one may be on its way (pushed while it
                     # asked, or built while the question waited for the build under way):
                     # that one, rather than another build on the job's path.
-                    fits = [i for i in unused if handed[i].shape == arg]
-                    if fits:
-                        unused.discard(min(fits))
-                        sock.send(pack(Msg.USE, n, min(fits)))
+                    ready = min((i for i in unused if handed[i].shape == arg), default=None)
+                    if ready is not None:
+                        unused.discard(ready)
+                        sock.send(pack(Msg.USE, n, ready))
                         continue
                     try:
                         hand_over(n, host.build(arg))
