@@ -18,21 +18,20 @@ import fcntl
 import os
 import socket
 import struct
-import threading
 
 from .errors import JailError
-from .sandbox import check_exec
+from .sandbox import LaunchedInit, check_exec
 
 ANSWER = struct.Struct("=i")  # the init's pid; -errno: clone3 failed (reported); 0: not a launch
 
 
 class ForkServer:
-    """A running `cellblock-init serve`, and the lock that keeps its launches one at a time.
-    A server that died (killed by someone) is replaced at the next launch."""
+    """A running `cellblock-init serve`, used by one thread (the builder's), one launch at a
+    time. A server that died (killed by someone) is replaced at the next launch."""
 
     def __init__(self, init: str) -> None:
         self._init = init
-        self._lock = threading.Lock()
+        self._in_flight = False  # a launch sent, its answer not read yet
         self._sock: socket.socket | None = None
         self._pid: int | None = None
         self._start()
@@ -57,46 +56,60 @@ class ForkServer:
             os.close(fd)
         self._sock = ours
 
-    def launch(self, stdio: list[int], control: list[int], report_r: int) -> int:
-        """jail.sandbox.Launcher: the server clones the init; its pid. A failed clone raises
-        what the server reported on the report pipe."""
+    def launch(self, stdio: list[int], control: list[int], report_r: int) -> LaunchedInit:
+        """jail.sandbox.Launcher: sends the launch; the server clones the init meanwhile, and
+        the answer's `pid()` reads its pid (`ready`: the server's socket). A failed clone
+        raises, there, what the server reported on the report pipe. One launch at a time:
+        the next may come once this one's pid() was called."""
+        if self._in_flight:
+            raise JailError("the fork server's last launch was not answered yet")
         sync, report, status, cgroup_fd, *tasks = control
         fds = [*stdio, sync, report, status, *([cgroup_fd] if cgroup_fd >= 0 else []), *tasks]
         request = struct.pack("=ii", len(fds), cgroup_fd >= 0)
-        with self._lock:
-            if self._sock is None:  # a replacement that failed to start: try again
-                self._start()
+        if self._sock is None:  # a replacement that failed to start: try again
+            self._start()
+        assert self._sock is not None
+        try:
+            socket.send_fds(self._sock, [request], fds)
+        except OSError:  # gone before this launch: a new one takes it
+            self._replace()
             assert self._sock is not None
             try:
                 socket.send_fds(self._sock, [request], fds)
-            except OSError:  # gone before this launch: a new one takes it
-                self._replace()
-                assert self._sock is not None
-                try:
-                    socket.send_fds(self._sock, [request], fds)
-                except OSError as e:
-                    raise JailError(f"the container fork server refused a launch: {e}") from e
+            except OSError as e:
+                raise JailError(f"the container fork server refused a launch: {e}") from e
+        self._in_flight = True
+        sock = self._sock
+
+        def pid() -> int:
+            if not self._in_flight or sock is not self._sock:
+                raise JailError("this launch was answered already, or its server stopped")
+            self._in_flight = False
             try:
-                answer = self._sock.recv(ANSWER.size)
+                answer = sock.recv(ANSWER.size)
             except OSError:
                 answer = b""
             if len(answer) != ANSWER.size:  # gone during the launch: the next one gets a new server
                 self._replace()
                 raise JailError("the container fork server died during a launch")
-        pid: int = ANSWER.unpack(answer)[0]
-        if pid == 0:
-            raise JailError("the container fork server refused the launch message")
-        if pid < 0:
-            check_exec(report_r, "")  # raises with the step reported
-            raise JailError(f"the container fork server could not clone the init: {os.strerror(-pid)}")
-        return pid
+            pid: int = ANSWER.unpack(answer)[0]
+            if pid == 0:
+                raise JailError("the container fork server refused the launch message")
+            if pid < 0:
+                check_exec(report_r, "")  # raises with the step reported
+                raise JailError(f"the container fork server could not clone the init: {os.strerror(-pid)}")
+            return pid
+
+        return LaunchedInit(sock.fileno(), pid)
 
     def _replace(self) -> None:
         self.close()
         self._start()
 
     def close(self) -> None:
-        """Stop the server (its socket's EOF) and reap it; again, nothing."""
+        """Stop the server (its socket's EOF) and reap it; again, nothing. A launch in flight
+        is dropped: its pid() raises."""
+        self._in_flight = False
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -3,11 +3,11 @@
 `prepare` does everything that does not depend on the job: the tmpfs root, the
 cgroup, the pipes, the container's init (jail/init.c, launched by a posix_spawn'd
 launcher or the builder's fork server; it is cloned into every namespace and the
-cgroup), the id maps; the init then mounts, pivots, drops every privilege and waits
-for the job. `start` applies the job's limits, copies its files and stdin in, sends the
-Launch and waits until execve happened. `Sandbox.close` undoes everything, in reverse,
-whatever state it got to (each undo registered the moment its resource existed). A
-container is used for exactly one run.
+cgroup), and, in `Building.finish` once the init exists, the id maps; the init then
+mounts, pivots, drops every privilege and waits for the job. `start` applies the job's
+limits, copies its files and stdin in, sends the Launch and waits until execve happened.
+`Sandbox.release` undoes everything, in reverse, whatever state it got to (each undo
+registered the moment its resource existed). A container is used for exactly one run.
 """
 
 from __future__ import annotations
@@ -117,13 +117,13 @@ def prepare(
     bpf: bytes,
     shape: Shape,
     on_release: Callable[[], None],
-) -> Sandbox:
+) -> Building:
     """Build a container up to the point where only the job is missing (`launch` starts
-    its init, `bpf` is its seccomp program, compiled).
+    its init, `bpf` is its seccomp program, compiled): everything up to the init's launch
+    now, the rest in the returned Building's `finish`, once the init exists.
 
-    The returned Sandbox's `release` kills the container's processes, reaps its init
-    (a child of this process), removes its cgroup and unmounts its root, then calls
-    `on_release`.
+    The Sandbox's `release` kills the container's processes, reaps its init (a child of
+    this process), removes its cgroup and unmounts its root, then calls `on_release`.
     """
     undo = ExitStack()
     undo.callback(on_release)
@@ -154,10 +154,13 @@ def prepare(
             stdin_r, stdin = pipe()
         else:  # one open file for both: the parent fills it, the program reads it
             stdin = stdin_r = fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
+        plan = encode_plan(root, plans, shape.loopback, libc.cap_last_cap(), bpf)
+        # From the launch on, nothing may fail before the Building holds it: its answer must
+        # be read (a fork server takes no other launch until then) and its init reaped.
         entry = [cg.clone_fd()]
         try:
             entry += cg.join_fds()
-            pid = launch([stdin_r, out_w, err_w], [sync_r, report_w, status_w, *entry], report_r)
+            launched = launch([stdin_r, out_w, err_w], [sync_r, report_w, status_w, *entry], report_r)
         finally:
             for fd in entry:
                 if fd >= 0:
@@ -166,21 +169,16 @@ def prepare(
             fds.close(fd)
         if stdin_r != stdin:
             fds.close(stdin_r)
-        pidfd = fds.add(os.pidfd_open(pid))
-        undo.callback(_reap, pid, pidfd)
-        userns.write_maps(pid, host_uid)
-        plan = encode_plan(root, plans, shape.loopback, libc.cap_last_cap(), bpf)
-        libc.write_all(sync_w, plan)
     except BaseException:
         undo.close()
         raise
-    return Sandbox(
+    sb = Sandbox(
         slot=slot,
         root=root,
         host_uid=host_uid,
         shape=shape,
         cg=cg,
-        pidfd=pidfd,
+        pidfd=-1,
         sync_w=sync_w,
         report_r=report_r,
         status_r=status_r,
@@ -189,6 +187,33 @@ def prepare(
         stdin=stdin,
         release=undo.close,
     )
+    return Building(sb, launched, plan, fds, undo)
+
+
+class Building:
+    """A container whose init is being launched: `ready` turns readable once `finish` will
+    not wait for it. A builder does other work meanwhile (the fork server's clone3 makes
+    the init's namespaces: the longest step of a build); anyone else calls `finish` at once."""
+
+    def __init__(self, sb: Sandbox, launched: LaunchedInit, plan: bytes, fds: FdSet, undo: ExitStack) -> None:
+        self.shape = sb.shape
+        self.ready = launched.ready
+        self._sb, self._launched, self._plan, self._fds, self._undo = sb, launched, plan, fds, undo
+
+    def finish(self) -> Sandbox:
+        """The built container: the init's pid taken, its id maps written, its plan sent.
+        Whatever fails, everything the build took is given back."""
+        sb = self._sb
+        try:
+            pid = self._launched.pid()
+            sb.pidfd = self._fds.add(os.pidfd_open(pid))
+            self._undo.callback(_reap, pid, sb.pidfd)
+            userns.write_maps(pid, sb.host_uid)
+            libc.write_all(sb.sync_w, self._plan)
+        except BaseException:
+            self._undo.close()
+            raise
+        return sb
 
 
 def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
@@ -259,19 +284,29 @@ def finish(
     return result
 
 
+class LaunchedInit:
+    """An init on its way: `ready` turns readable once `pid()` answers without waiting."""
+
+    def __init__(self, ready: int, pid: Callable[[], int]) -> None:
+        self.ready, self.pid = ready, pid
+
+
 class Launcher(Protocol):
     """Starts a container's init (jail/init.c): `stdio` become the program's 0, 1, 2;
     `control` are sync, report, status, the cgroup directory fd or -1, then any `tasks`
-    fds. Returns the init's pid (a child of this process); raises what the init's launcher
-    reported on `report_r` if it failed. The caller closes its copies of all of them."""
+    fds. Its answer's `pid()` is the init's pid (a child of this process), or raises what
+    the init's launcher reported on `report_r` if it failed. The caller closes its copies
+    of all of them once the Launcher returns."""
 
-    def __call__(self, stdio: list[int], control: list[int], report_r: int) -> int: ...
+    def __call__(self, stdio: list[int], control: list[int], report_r: int) -> LaunchedInit: ...
 
 
-def launch_by_spawn(init: str, stdio: list[int], control: list[int], report_r: int) -> int:
+def launch_by_spawn(init: str, stdio: list[int], control: list[int], report_r: int) -> LaunchedInit:
     """A Launcher with a launcher of its own, posix_spawn'd: what a process
-    with no fork server uses (jail/forkserver.py)."""
-    return init_pid(spawn_init(init, stdio, control), report_r)
+    with no fork server uses (jail/forkserver.py). The launcher writes the init's pid on
+    `report_r`."""
+    launcher = spawn_init(init, stdio, control)
+    return LaunchedInit(report_r, lambda: init_pid(launcher, report_r))
 
 
 def spawn_init(init: str, stdio: list[int], control: list[int]) -> int:

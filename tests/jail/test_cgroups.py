@@ -308,7 +308,7 @@ def start_bare_init(launch: Launcher, entry: list[int], ours: list[int]) -> tupl
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     ours += [sync_w, report_r, status_r]
     try:
-        pid = launch([null] * 3, [sync_r, report_w, status_w, *entry], report_r)
+        pid = launch([null] * 3, [sync_r, report_w, status_w, *entry], report_r).pid()
     finally:
         for fd in (null, sync_r, report_w, status_w, *(fd for fd in entry if fd >= 0)):
             os.close(fd)
@@ -392,6 +392,33 @@ def test_the_fork_server_refuses_what_is_not_a_launch_and_goes_on() -> None:
         assert server._sock.recv(4) == b"\0\0\0\0"  # 0: refused, nothing reported
         launches_an_init(server.launch)
     finally:
+        server.close()
+
+
+def test_the_fork_server_takes_one_launch_at_a_time() -> None:
+    """The builder does other work while the server clones an init, but sends the next launch
+    only once it read this one's answer: a launch before that is refused, and the one in
+    flight still answers with its init."""
+    server = ForkServer(init_binary.executable(JailConfig.from_env().state_dir))
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        launched = server.launch([null] * 3, [sync_r, report_w, status_w, -1], report_r)
+        with pytest.raises(JailError, match="not answered yet"):
+            server.launch([null] * 3, [sync_r, report_w, status_w, -1], report_r)
+        pid = launched.pid()
+        with pytest.raises(JailError, match="answered already"):
+            launched.pid()
+        os.close(sync_w)  # the init reads EOF instead of "G"
+        sync_w = -1
+        assert exit_code(pid) == 126
+        launches_an_init(server.launch)
+    finally:
+        for fd in (null, sync_r, sync_w, report_r, report_w, status_r, status_w):
+            if fd >= 0:
+                os.close(fd)
         server.close()
 
 
