@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import shutil
 import stat
 from dataclasses import dataclass
 
@@ -65,6 +64,8 @@ def stage_etc(target: str) -> None:
     """Build the sandbox's /etc under `target` (atomically: temp dir, then rename)."""
     if os.path.isdir(target):
         return
+    import shutil  # once per host: not on the path of every process that starts containers
+
     tmp = f"{target}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
