@@ -51,13 +51,16 @@ class Help(argparse.HelpFormatter):
     some 4 ms of each `python -m jail run`."""
 
     def __init__(self, prog: str) -> None:
-        try:
+        try:  # shutil.get_terminal_size's answer, without shutil
             columns = int(os.environ["COLUMNS"])
         except (KeyError, ValueError):
+            columns = 0
+        if columns <= 0:
             try:
-                columns = os.get_terminal_size(1).columns  # stdout, as shutil asks
-            except OSError:
-                columns = 80
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                columns = 0
+            columns = columns or 80
         super().__init__(prog, width=columns - 2)
 
 

@@ -60,7 +60,7 @@ class ForkServer:
         """jail.sandbox.Launcher: sends the launch; the server clones the init meanwhile, and
         the answer's `pid()` reads its pid (`ready`: the server's socket). A failed clone
         raises, there, what the server reported on the report pipe. One launch at a time:
-        the next may come once this one's pid() was called."""
+        the next may come once this one's answer was read (`pid()` or `abandon()`)."""
         if self._in_flight:
             raise JailError("the fork server's last launch was not answered yet")
         sync, report, status, cgroup_fd, *tasks = control
@@ -81,18 +81,18 @@ class ForkServer:
         self._in_flight = True
         sock = self._sock
 
-        def pid() -> int:
-            if not self._in_flight or sock is not self._sock:
-                raise JailError("this launch was answered already, or its server stopped")
+        def answer() -> int:
+            if sock is not self._sock:
+                raise JailError("the fork server of this launch was stopped")
             self._in_flight = False
             try:
-                answer = sock.recv(ANSWER.size)
+                raw = sock.recv(ANSWER.size)
             except OSError:
-                answer = b""
-            if len(answer) != ANSWER.size:  # gone during the launch: the next one gets a new server
+                raw = b""
+            if len(raw) != ANSWER.size:  # gone during the launch: the next one gets a new server
                 self._replace()
                 raise JailError("the container fork server died during a launch")
-            pid: int = ANSWER.unpack(answer)[0]
+            pid: int = ANSWER.unpack(raw)[0]
             if pid == 0:
                 raise JailError("the container fork server refused the launch message")
             if pid < 0:
@@ -100,7 +100,7 @@ class ForkServer:
                 raise JailError(f"the container fork server could not clone the init: {os.strerror(-pid)}")
             return pid
 
-        return LaunchedInit(sock.fileno(), pid)
+        return LaunchedInit(sock.fileno(), answer)
 
     def _replace(self) -> None:
         self.close()

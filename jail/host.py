@@ -75,12 +75,12 @@ class Host:
 
     def build(self, shape: Shape) -> Sandbox:
         """A container of `shape` in a fresh slot; its release frees the slot (even if
-        building fails half-way: prepare undoes what it did, then releases)."""
+        building fails half-way: prepare or finish undoes what it did, then releases)."""
         return self.begin(shape).finish()
 
     def begin(self, shape: Shape) -> sandbox.Building:
         """`build`, up to the launch of the container's init: the caller may do other work
-        until the Building's `ready` fd is readable, then must `finish` it."""
+        until the Building's `ready` fd is readable, then must `finish` or `cancel` it."""
         bpf = bpf_cache.compiled(self.config.seccomp_dir, self.seccomp_cache, shape.profile)
         slot = self.take_slot()
         return sandbox.prepare(

@@ -155,12 +155,11 @@ def prepare(
         else:  # one open file for both: the parent fills it, the program reads it
             stdin = stdin_r = fds.add(os.memfd_create("stdin", os.MFD_CLOEXEC))
         plan = encode_plan(root, plans, shape.loopback, libc.cap_last_cap(), bpf)
-        # From the launch on, nothing may fail before the Building holds it: its answer must
-        # be read (a fork server takes no other launch until then) and its init reaped.
         entry = [cg.clone_fd()]
         try:
             entry += cg.join_fds()
             launched = launch([stdin_r, out_w, err_w], [sync_r, report_w, status_w, *entry], report_r)
+            undo.callback(launched.abandon)
         finally:
             for fd in entry:
                 if fd >= 0:
@@ -191,18 +190,19 @@ def prepare(
 
 
 class Building:
-    """A container whose init is being launched: `ready` turns readable once `finish` will
-    not wait for it. A builder does other work meanwhile (the fork server's clone3 makes
-    the init's namespaces: the longest step of a build); anyone else calls `finish` at once."""
+    """A container whose init is being launched: `ready` turns readable once the launcher
+    answered. A builder does other work meanwhile (the fork server's clone3 makes the
+    init's namespaces: the longest step of a build), then calls `finish` (or `cancel`);
+    anyone else calls `finish` at once."""
 
     def __init__(self, sb: Sandbox, launched: LaunchedInit, plan: bytes, fds: FdSet, undo: ExitStack) -> None:
-        self.shape = sb.shape
         self.ready = launched.ready
         self._sb, self._launched, self._plan, self._fds, self._undo = sb, launched, plan, fds, undo
 
     def finish(self) -> Sandbox:
         """The built container: the init's pid taken, its id maps written, its plan sent.
-        Whatever fails, everything the build took is given back."""
+        Whatever fails, everything the build took is given back, and the failure is a
+        JailError (an init that died before its plan is a sandbox fault, not a lost pipe)."""
         sb = self._sb
         try:
             pid = self._launched.pid()
@@ -210,10 +210,17 @@ class Building:
             self._undo.callback(_reap, pid, sb.pidfd)
             userns.write_maps(pid, sb.host_uid)
             libc.write_all(sb.sync_w, self._plan)
+        except OSError as e:
+            self._undo.close()
+            raise JailError(f"setting up the container's init failed: {e}") from e
         except BaseException:
             self._undo.close()
             raise
         return sb
+
+    def cancel(self) -> None:
+        """Give back everything the build took, its init included."""
+        self._undo.close()
 
 
 def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
@@ -285,10 +292,33 @@ def finish(
 
 
 class LaunchedInit:
-    """An init on its way: `ready` turns readable once `pid()` answers without waiting."""
+    """An init on its way: `ready` turns readable once its launcher answered (its pid, or
+    that it failed); `pid()` reads that answer, once. `abandon` is for a launch whose init
+    nobody will use: it reads the answer if no one did and kills and reaps that init."""
 
-    def __init__(self, ready: int, pid: Callable[[], int]) -> None:
-        self.ready, self.pid = ready, pid
+    def __init__(self, ready: int, answer: Callable[[], int]) -> None:
+        self.ready = ready
+        self._answer = answer
+        self._answered = False
+
+    def pid(self) -> int:
+        if self._answered:
+            raise JailError("this launch was answered already")
+        self._answered = True
+        return self._answer()
+
+    def abandon(self) -> None:
+        if self._answered:
+            return  # whoever took the pid reaps the init
+        try:
+            pid = self.pid()
+        except JailError:
+            return  # no init
+        os.kill(pid, signal.SIGKILL)  # our child, not yet reaped: the pid is still its
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # reaped by someone else
 
 
 class Launcher(Protocol):

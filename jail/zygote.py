@@ -104,23 +104,23 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
         if n == 0:
             unused.add(meta.id)
 
-    def ahead_failed(e: JailError) -> None:
+    def ahead_failed(e: JailError, back_off: bool = True) -> None:
         nonlocal shape
         # The job that asked for this shape got the same error already; go back to plain
-        # containers rather than retry a broken shape.
+        # containers rather than retry a broken shape (not at once: unless a job waits).
         log.warning("building a container ahead of demand failed: %s", e)
-        if shape == Shape():
+        if shape == Shape() and back_off:
             select.select([sock], [], [], 1.0)
         shape = Shape()
 
-    def finish_building() -> None:
+    def finish_building(back_off: bool = True) -> None:
         nonlocal building
         assert building is not None
         ahead, building = building, None
         try:
             hand_over(0, ahead.finish())
         except JailError as e:
-            ahead_failed(e)
+            ahead_failed(e, back_off)
 
     sock.send(pack(Msg.READY, 0, None))
     try:
@@ -147,7 +147,7 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
                     shape = arg
                 elif kind == Msg.TAKE:
                     if building is not None:  # on its way: pushed now, it may be the one
-                        finish_building()
+                        finish_building(back_off=False)  # the job waits for this answer
                     # The worker found none ready, but one may be on its way (pushed while it
                     # asked, or built while the question waited for the build under way):
                     # that one, rather than another build on the job's path.
@@ -181,9 +181,9 @@ def serve(sock: socket.socket, config: JailConfig) -> None:
     finally:
         if building is not None:
             try:
-                release(building.finish())
-            except Exception as e:  # finish gave back what the build took
-                log.warning("a container built ahead of demand failed as the builder stopped: %s", e)
+                building.cancel()
+            except Exception:
+                log.exception("giving back the container being built failed")
         for sb in [*handed.values(), *dying.values()]:
             release(sb)
         host.close()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -78,20 +80,50 @@ def roots_mounted(state_dir: Path) -> int:
     return Path("/proc/self/mountinfo").read_text().count(f" {state_dir}/slots/")
 
 
+def fork_server_of(builder: Builder) -> int:
+    """The pid of the builder's fork server: its child in our pid namespace (the inits it
+    cloned, children of the builder too, are each in a namespace of their own)."""
+    ours = os.readlink("/proc/self/ns/pid")
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == builder._proc.pid and os.readlink(f"/proc/{entry}/ns/pid") == ours:
+                return int(entry)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
+    raise AssertionError("the builder has no fork server")
+
+
+@contextmanager
+def build_under_way(b: Builder, state_dir: Path) -> Iterator[Sandbox]:
+    """The worker takes the ready container; the builder begins the next (its root is
+    mounted) and waits for the fork server's clone, which waits (stopped) until the block
+    ends. Yields the taken container."""
+    wait_for_push(b)
+    server = fork_server_of(b)
+    os.kill(server, signal.SIGSTOP)
+    try:
+        taken = b.take(Shape())  # TOOK: the builder begins the next one at once
+        deadline = time.monotonic() + 30
+        while roots_mounted(state_dir) < 2:
+            assert time.monotonic() < deadline, "the builder began no build within 30 s of a TOOK"
+            time.sleep(0.001)
+        yield taken
+    finally:
+        os.kill(server, signal.SIGCONT)
+
+
 def test_a_take_while_a_build_is_under_way_is_answered_by_that_build(tmp_path: Path) -> None:
-    """The builder begins the next container as soon as the worker took the ready one (TOOK)
-    and answers while the fork server clones its init: a TAKE that comes once that build
-    began (its root is mounted) is answered by that container (pushed, then USE), not by a
-    second build."""
+    """The builder answers while the fork server clones an init for a build ahead of demand:
+    a TAKE then waits for that build and is answered by its container (pushed, then USE),
+    not by a second build."""
     b = Builder(replace(JailConfig.from_env(), warm=1, state_dir=str(tmp_path)))
     try:
-        wait_for_push(b)
-        first = b.take(Shape())  # TOOK: the builder begins the next one at once
-        deadline = time.monotonic() + 30
-        while roots_mounted(tmp_path) < 2:
-            assert time.monotonic() < deadline, "the builder began no build within 30 s of a TOOK"
-            time.sleep(0.0005)
-        b._sock.send(pack(Msg.TAKE, 9, Shape()))
+        with build_under_way(b, tmp_path) as first:
+            b._sock.send(pack(Msg.TAKE, 9, Shape()))
+            poller = select.poll()
+            poller.register(b._sock, select.POLLIN)
+            assert not poller.poll(100), "answered before the init it needs was cloned"
         kind, n, pushed = b._recv(block=True)
         assert (kind, n) == (Msg.SANDBOX, 0) and isinstance(pushed, Sandbox)
         assert pushed.id == first.id + 1
@@ -104,21 +136,23 @@ def test_a_take_while_a_build_is_under_way_is_answered_by_that_build(tmp_path: P
 
 
 def test_a_builder_stopped_during_a_build_leaves_nothing_behind(tmp_path: Path) -> None:
-    """The worker goes away right after taking a container, while the builder is building
-    the next (its init being cloned): the builder finishes that build and tears everything
-    down, its own and the worker's, then exits cleanly: no root mounted, no run cgroup."""
+    """The worker goes away while the builder waits for the clone of a build ahead of
+    demand: the builder gives that build back (reading the launch's answer, reaping its
+    init) and tears down the worker's container too, then exits cleanly: no root mounted,
+    no run cgroup."""
     config = replace(JailConfig.from_env(), warm=1, state_dir=str(tmp_path))
     b = Builder(config)
     builder_pid = b._proc.pid
     try:
-        wait_for_push(b)
-        taken = b.take(Shape())
-        assert os.path.ismount(taken.root)
+        with build_under_way(b, tmp_path) as taken:
+            b._sock.close()  # the worker is gone
     finally:
         b.close()
+    for fd in taken.fds():
+        os.close(fd)
+    taken.cg.close()
     assert b._proc.returncode == 0
-    mounts = Path("/proc/self/mountinfo").read_text()
-    assert str(tmp_path) not in mounts
+    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
     backend = open_backend(config)
     parents = set(backend.parents.values()) if hasattr(backend, "parents") else {backend.parent}
     left = [name for parent in parents for name in os.listdir(parent) if name.startswith(f"run-{builder_pid}-")]

@@ -103,7 +103,7 @@ def test_bad_usage_exits_2() -> None:
     assert jail("run", "--copy-in", "nocolon", "--", "/bin/true").returncode == 2
 
 
-@pytest.mark.parametrize("columns", ["50", "120"])
+@pytest.mark.parametrize("columns", ["50", "120", "0", "wide"])
 def test_help_reads_as_argparse_makes_it(columns: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The formatter that spares argparse's shutil import wraps the help as argparse would."""
     monkeypatch.setenv("COLUMNS", columns)
