@@ -16,8 +16,6 @@ from .slots import SlotPool
 if TYPE_CHECKING:
     from .forkserver import ForkServer
 
-ETC_VERSION = "etc-1"
-
 
 class Host:
     """What one process that builds containers holds for the life of the process."""
@@ -27,8 +25,7 @@ class Host:
             raise JailError("the jail needs root (run `python -m jail doctor` to see what is missing)")
         self.config = config
         os.makedirs(config.state_dir, mode=0o711, exist_ok=True)
-        self.etc_dir = f"{config.state_dir}/{ETC_VERSION}"
-        rootfs.stage_etc(self.etc_dir)
+        self.etc_dir = rootfs.staged_etc(config.state_dir)
         self.init = init_binary.executable(config.state_dir)
         self.seccomp_cache = f"{config.state_dir}/seccomp"  # compiled programs (jail/bpf_cache.py)
         self.backend = cgroup.open_backend(config)

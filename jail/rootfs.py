@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+import zlib
 from dataclasses import dataclass
 
 from . import libc
@@ -57,20 +58,47 @@ PASSWD = (
 )
 GROUP = "root:x:0:\nrunner:x:1000:\nnogroup:x:65534:\n"
 HOSTS = "127.0.0.1 localhost cellblock\n::1 localhost ip6-localhost\n"
+ETC_FORMAT = 1  # in the staged /etc's name: a new one when what stage_etc writes changes
 MAX_DEPTH = 16
 
 
-def stage_etc(target: str) -> None:
-    """Build the sandbox's /etc under `target` (atomically: temp dir, then rename)."""
-    if os.path.isdir(target):
-        return
+def staged_etc(state_dir: str, source: str = "/etc") -> str:
+    """The sandbox's /etc for the host's /etc as it is now: a directory under `state_dir`
+    named by a fingerprint of the entries it copies, staged on first use.
+
+    A host whose entries changed since (a package added an alternative such as
+    /etc/alternatives/php, ldconfig rewrote ld.so.cache) gets a new one when a jail next
+    starts; older ones stay, since a running container may bind them."""
+    target = f"{state_dir}/etc-{ETC_FORMAT}-{etc_fingerprint(source)}"
+    if not os.path.isdir(target):
+        stage_etc(target, source)
+    return target
+
+
+def etc_fingerprint(source: str) -> str:
+    """What changes when an entry the staged /etc copies changes: each entry's inode, size,
+    mode and modification time (a directory's changes when an entry in it is added, removed
+    or replaced, which is how packages update files)."""
+    parts = []
+    for entry in ETC_ENTRIES:
+        try:
+            st = os.lstat(os.path.join(source, entry))
+        except FileNotFoundError:
+            parts.append(f"{entry} -")
+            continue
+        parts.append(f"{entry} {st.st_ino} {st.st_size} {st.st_mode} {st.st_mtime_ns}")
+    return f"{zlib.crc32('; '.join(parts).encode()):08x}"
+
+
+def stage_etc(target: str, source: str) -> None:
+    """Build the sandbox's /etc under `target` from `source` (atomically: temp dir, then rename)."""
     import shutil  # once per host: not on the path of every process that starts containers
 
     tmp = f"{target}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     for entry in ETC_ENTRIES:
-        src = os.path.join("/etc", entry)
+        src = os.path.join(source, entry)
         dst = os.path.join(tmp, entry)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         if os.path.islink(src):

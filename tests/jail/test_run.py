@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,42 @@ def test_the_init_runs_from_a_noexec_state_dir(tmp_path) -> None:
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 2
     finally:
         subprocess.run(["umount", str(state_dir)], check=True)
+
+
+def test_the_staged_etc_follows_the_hosts(tmp_path) -> None:
+    """The sandbox's /etc is a copy of a few host entries, named by what they were: a host
+    that changed one (a package added an alternative, ldconfig replaced ld.so.cache) gets a
+    new copy when a jail next starts; the old one stays as it was, for containers binding it."""
+    from jail.rootfs import staged_etc
+
+    source, state = tmp_path / "etc", str(tmp_path / "state")
+    (source / "alternatives").mkdir(parents=True)
+    (source / "alternatives" / "python3").symlink_to("/usr/bin/python3.11")
+    (source / "ld.so.cache").write_bytes(b"before")
+    first = staged_etc(state, str(source))
+    assert os.readlink(f"{first}/alternatives/python3") == "/usr/bin/python3.11"
+    assert Path(first, "passwd").read_text().startswith("root:x:0:0:")
+    assert staged_etc(state, str(source)) == first  # nothing changed: the same copy
+    (source / "alternatives" / "php").symlink_to("/usr/bin/php8.2")
+    second = staged_etc(state, str(source))
+    assert second != first and os.readlink(f"{second}/alternatives/php") == "/usr/bin/php8.2"
+    assert not os.path.lexists(f"{first}/alternatives/php")
+    (source / "ld.so.cache.new").write_bytes(b"after")
+    os.replace(source / "ld.so.cache.new", source / "ld.so.cache")  # as ldconfig writes it
+    third = staged_etc(state, str(source))
+    assert third not in (first, second) and Path(third, "ld.so.cache").read_bytes() == b"after"
+
+
+def test_a_program_the_host_got_by_an_alternative_runs() -> None:
+    """/usr/bin/php and the like are links through /etc/alternatives: the staged /etc has the
+    host's current ones."""
+    alternatives = sorted(os.listdir("/etc/alternatives"))
+    link = next(
+        f"/usr/bin/{name}"
+        for name in alternatives
+        if os.path.islink(f"/usr/bin/{name}")
+        and os.path.realpath(f"/usr/bin/{name}").startswith("/usr/")  # what the sandbox sees of the host
+        and os.access(f"/usr/bin/{name}", os.X_OK)
+    )
+    result = run(RunSpec(argv=["/bin/sh", "-c", f"test -x {link} && echo found"]))
+    assert result.stdout == b"found\n", (link, result)
