@@ -58,36 +58,45 @@ PASSWD = (
 )
 GROUP = "root:x:0:\nrunner:x:1000:\nnogroup:x:65534:\n"
 HOSTS = "127.0.0.1 localhost cellblock\n::1 localhost ip6-localhost\n"
-ETC_FORMAT = 1  # in the staged /etc's name: a new one when what stage_etc writes changes
+ETC_FORMAT = 1  # in the staged /etc's name: a new one when how stage_etc copies changes
 MAX_DEPTH = 16
 
 
 def staged_etc(state_dir: str, source: str = "/etc") -> str:
     """The sandbox's /etc for the host's /etc as it is now: a directory under `state_dir`
-    named by a fingerprint of the entries it copies, staged on first use.
+    named by a fingerprint of what it copies, staged on first use.
 
     A host whose entries changed since (a package added an alternative such as
     /etc/alternatives/php, ldconfig rewrote ld.so.cache) gets a new one when a jail next
     starts; older ones stay, since a running container may bind them."""
     target = f"{state_dir}/etc-{ETC_FORMAT}-{etc_fingerprint(source)}"
     if not os.path.isdir(target):
-        stage_etc(target, source)
+        try:
+            stage_etc(target, source)
+        except OSError as e:  # shutil.Error too: a file went away as a package changed it
+            raise JailError(f"staging the sandbox's /etc in {target} failed: {e}") from e
     return target
 
 
 def etc_fingerprint(source: str) -> str:
-    """What changes when an entry the staged /etc copies changes: each entry's inode, size,
-    mode and modification time (a directory's changes when an entry in it is added, removed
-    or replaced, which is how packages update files)."""
-    parts = []
+    """What changes when what the staged /etc copies changes: each entry's inode, size, mode
+    and modification time, and the names in each directory entry (added or removed ones
+    change those names whatever the clock's granularity; packages replace a file by
+    renaming a new one over it: a new inode, or a new mtime of its directory); then the
+    files stage_etc writes itself. A file rewritten in place deeper down goes unseen."""
+    parts = [PASSWD, GROUP, HOSTS]
     for entry in ETC_ENTRIES:
+        path = os.path.join(source, entry)
         try:
-            st = os.lstat(os.path.join(source, entry))
+            st = os.lstat(path)
         except FileNotFoundError:
             parts.append(f"{entry} -")
             continue
         parts.append(f"{entry} {st.st_ino} {st.st_size} {st.st_mode} {st.st_mtime_ns}")
-    return f"{zlib.crc32('; '.join(parts).encode()):08x}"
+        if stat.S_ISDIR(st.st_mode):
+            parts += sorted(os.listdir(path))
+    joined = "\0".join(parts).encode()
+    return f"{zlib.crc32(joined):08x}"
 
 
 def stage_etc(target: str, source: str) -> None:

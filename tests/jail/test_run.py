@@ -198,16 +198,14 @@ def test_the_staged_etc_follows_the_hosts(tmp_path) -> None:
     assert third not in (first, second) and Path(third, "ld.so.cache").read_bytes() == b"after"
 
 
-def test_a_program_the_host_got_by_an_alternative_runs() -> None:
-    """/usr/bin/php and the like are links through /etc/alternatives: the staged /etc has the
-    host's current ones."""
-    alternatives = sorted(os.listdir("/etc/alternatives"))
-    link = next(
-        f"/usr/bin/{name}"
-        for name in alternatives
-        if os.path.islink(f"/usr/bin/{name}")
-        and os.path.realpath(f"/usr/bin/{name}").startswith("/usr/")  # what the sandbox sees of the host
-        and os.access(f"/usr/bin/{name}", os.X_OK)
-    )
-    result = run(RunSpec(argv=["/bin/sh", "-c", f"test -x {link} && echo found"]))
-    assert result.stdout == b"found\n", (link, result)
+def test_the_sandbox_has_the_hosts_alternatives() -> None:
+    """/usr/bin/php and the like are links through /etc/alternatives: the sandbox's are the
+    host's as they are now, whatever was installed since the jail first ran here."""
+    if not os.path.isdir("/etc/alternatives"):
+        pytest.skip("this host has no /etc/alternatives")
+    links = [f"/etc/alternatives/{name}" for name in os.listdir("/etc/alternatives")]
+    host = {os.path.basename(link): os.readlink(link) for link in links if os.path.islink(link)}
+    script = 'cd /etc/alternatives; for f in * .[!.]*; do [ -L "$f" ] && echo "$f $(readlink "$f")"; done'
+    result = run(RunSpec(argv=["/bin/sh", "-c", script]))
+    inside = dict(line.split(" ", 1) for line in result.stdout.decode().splitlines())
+    assert host and inside == host
