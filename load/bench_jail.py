@@ -7,6 +7,9 @@ Two tables, each with median, p90 and p99 wall milliseconds of one run and runs 
   batch of small runs, sees), with the machine's CPU time per run over the stretch (every
   process and kernel thread, from /proc/stat: on an otherwise idle machine, what a run costs).
 
+Then the builder alone: containers taken and given back with nothing run, back to back, the
+rate at which it builds and tears them down (what bounds a judge's runs when CPUs are free).
+
 cellblock appears three ways: with its builder process (CELLBLOCK_JAIL_WARM=2: a container
 is ready when the job comes, as in a worker between jobs), building each container in the
 calling process (WARM=0), and as a command (`python -m jail run -- /bin/true`, a whole
@@ -32,6 +35,8 @@ from collections.abc import Callable
 
 from jail import Jail, Limits, RunSpec, Status
 from jail.config import JailConfig
+from jail.sandbox import Shape
+from jail.zygote import Builder
 
 TRUE = "/bin/true"
 WARM = "cellblock jail.run, container ready"
@@ -183,6 +188,17 @@ def main() -> None:
         spent[name] = time.perf_counter() - start
         cpu[name] = (machine_cpu() - busy) / args.runs * 1000
     table("back to back", samples, spent, cpu)
+    builder = Builder(JailConfig(warm=2))
+    try:
+        for _ in range(args.warmup):
+            builder.take(Shape()).release()
+        start = time.perf_counter()
+        for _ in range(args.runs):
+            builder.take(Shape()).release()
+        rate = args.runs / (time.perf_counter() - start)
+    finally:
+        builder.close()
+    print(f"builder alone: {rate:.0f} containers/s taken and given back, nothing run, back to back")
 
 
 if __name__ == "__main__":
