@@ -224,8 +224,7 @@ class Building:
 
 
 def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
-    """Hand the job to the container and return once the program exec'd: (the run's start
-    time, the CPU the container's setup used), both taken as the job was handed over."""
+    """Hand the job to the container; returns (start time, CPU the setup used) at execve."""
     if sb.used:
         raise JailError("a container runs exactly one job")
     sb.used = True
@@ -246,10 +245,6 @@ def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
         cpu=spec.cpu,
     )
     sb.cg.reset_peak()
-    # The clocks start before the Launch goes: from there on nothing in the cgroup is the
-    # container's setup. Read after execve, they missed whatever the program ran before this
-    # process woke up (under load, tens of ms of a one-second burn).
-    started, setup_cpu = time.monotonic(), sb.cg.cpu_usage()
     try:
         libc.write_all(sb.sync_w, encode_launch(launch))
     except BrokenPipeError:
@@ -257,7 +252,7 @@ def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
         check_exec(sb.report_r, spec.argv[0])
         raise JailError("the container's init died before its job came") from None
     check_exec(sb.report_r, spec.argv[0])
-    return started, setup_cpu
+    return time.monotonic(), sb.cg.cpu_usage()
 
 
 def finish(

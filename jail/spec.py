@@ -65,7 +65,7 @@ class Limits:
     """Resource caps of one run. Sizes in bytes, times in seconds."""
 
     cpu_time: float = 2.0  # user+sys of every process and thread of the run
-    wall_time: float = 5.0  # real time from the job handed over (its exec included) to exit
+    wall_time: float = 5.0  # real time from exec to exit
     memory: int = 256 * MiB  # cgroup memory cap, swap off
     pids: int = 64  # processes + threads alive at once
     output: int = 1 * MiB  # cap for stdout and, separately, for stderr

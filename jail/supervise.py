@@ -109,7 +109,7 @@ def watch(
     `status_fd` (it has killed and reaped everything else by then, so the output pipes
     are at EOF), or when the init itself dies (`pidfd`, which may be another process's
     child: it is reaped by whoever built the container) — e.g. killed by us at a limit.
-    `setup_cpu` is what the cgroup had counted before the job was handed over, not the program's.
+    `setup_cpu` is what the cgroup had counted before execve, not the program's.
     Output goes to `sink` as it is read, if there is one; `stop` ends the run early.
     """
     poller = select.poll()
