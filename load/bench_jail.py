@@ -6,6 +6,10 @@ Two tables, each with median, p90 and p99 wall milliseconds of one run and runs 
 - back to back: each sandbox's runs one after another (what a judge running many tests, or a
   batch of small runs, sees), with the machine's CPU time per run over the stretch (every
   process and kernel thread, from /proc/stat: on an otherwise idle machine, what a run costs).
+  The runs come in blocks (`--block` in a row, after a few unmeasured ones that bring the
+  block to its steady pace), and the blocks of all sandboxes take turns in an order shuffled
+  every round: the speed of this kind of machine drifts by a third within a minute, which a
+  whole sandbox's stretch after another's would take for a difference between them.
 
 Then the builder alone: containers taken and given back with nothing run, back to back, the
 rate at which it builds and tears them down (what bounds a judge's runs when CPUs are free).
@@ -39,6 +43,9 @@ from jail.sandbox import Shape
 from jail.zygote import Builder
 
 TRUE = "/bin/true"
+# What the kernel finishes after a run has returned (a network namespace's cleanup, a cgroup's
+# freeing) is done well within this.
+DRAIN = 0.05
 WARM = "cellblock jail.run, container ready"
 
 
@@ -163,6 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--block", type=int, default=30, help="back to back: measured runs in a row per turn")
     args = parser.parse_args()
     subjects = candidates()
     names = list(subjects)
@@ -178,16 +186,24 @@ def main() -> None:
     spent = {name: sum(values) / 1000 for name, values in samples.items()}
     print(f"/bin/true, {args.runs} runs of each sandbox, {os.cpu_count()} CPUs\n")
     table("interleaved (order shuffled every round)", samples, spent)
-    # Back to back: each sandbox's runs in a row; runs/s and CPU count the whole stretch.
-    cpu = {}
-    for name, go in subjects.items():
-        for _ in range(args.warmup):
-            go()
-        start, busy = time.perf_counter(), machine_cpu()
-        samples[name] = [timed(go) * 1000 for _ in range(args.runs)]
-        spent[name] = time.perf_counter() - start
-        cpu[name] = (machine_cpu() - busy) / args.runs * 1000
-    table("back to back", samples, spent, cpu)
+    # Back to back: each sandbox's runs in a row, a block at a time, the sandboxes' blocks in
+    # turns; runs/s and CPU count the measured stretches.
+    cpu = dict.fromkeys(subjects, 0.0)
+    spent = dict.fromkeys(subjects, 0.0)
+    samples = {name: [] for name in subjects}
+    settle = max(2, args.block // 6)  # runs a block needs to reach its pace (the builder's ready ones used up)
+    for turn in range(-(-args.runs // args.block)):
+        random.shuffle(names)
+        for name in names:
+            go, count = subjects[name], min(args.block, args.runs - turn * args.block)
+            for _ in range(settle):
+                go()
+            start, busy = time.perf_counter(), machine_cpu()
+            samples[name] += [timed(go) * 1000 for _ in range(count)]
+            spent[name] += time.perf_counter() - start
+            time.sleep(DRAIN)  # the kernel's deferred work of these runs counts to them, not the next block
+            cpu[name] += machine_cpu() - busy
+    table("back to back", samples, spent, {name: busy / args.runs * 1000 for name, busy in cpu.items()})
     builder = Builder(JailConfig(warm=2))
     try:
         for _ in range(args.warmup):
