@@ -16,7 +16,7 @@ from .config import JailConfig
 from .errors import JailError
 from .spec import Limits
 
-CFS_PERIOD_US = 100_000
+CFS_PERIOD_US = 100_000  # the kernel's default CFS period, which a new v1 group has (v2 writes it)
 
 
 class RunCgroup(Protocol):

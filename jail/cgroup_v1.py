@@ -136,6 +136,8 @@ class CgroupV1:
                 write_file(f"{parents['memory']}/memory.use_hierarchy", "1")
             except JailError as e:
                 raise JailError(f"{e}; memory.use_hierarchy must be 1") from e
+        # A new memory group takes its parent's swappiness: set here, not in every run's group.
+        write_file(f"{parents['memory']}/memory.swappiness", "0")
         return cls(parents)
 
     def create(self, name: str) -> CgroupV1Run:
@@ -145,11 +147,10 @@ class CgroupV1:
             for path in dict.fromkeys(dirs.values()):
                 os.mkdir(path)
                 made.append(path)
-            run = self._run(name)
-            write_file(f"{run.memory}/memory.swappiness", "0")
-            write_file(f"{run.cpu}/cpu.cfs_period_us", str(CFS_PERIOD_US))
-            return run
-        except (OSError, JailError) as e:
+            # Nothing to write: swappiness comes from the parent (`open`), and a new group's
+            # cpu.cfs_period_us is the kernel's default, 100 ms, which CFS_PERIOD_US is.
+            return self._run(name)
+        except OSError as e:
             for path in reversed(made):
                 remove_dir(path)
             raise JailError(f"creating cgroup v1 {name} failed: {e}") from e

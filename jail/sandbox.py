@@ -27,12 +27,12 @@ from . import cgroup, libc, rlimits, rootfs, supervise, userns
 from .accounting import account
 from .errors import ChildSetupError, CommandNotFound, JailError, Step
 from .launch import Launch, encode_launch, encode_plan
-from .spec import DEFAULT_ENV, Bind, OutputSink, Pipe, RunResult, RunSpec
+from .spec import DEFAULT_ENV, Bind, Limits, OutputSink, Pipe, RunResult, RunSpec
 
 SETUP_TIMEOUT = 10.0
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031  # <linux/fcntl.h>
-INITIAL_DISK = 1 << 20  # the root's size until `start` sets the job's
+INITIAL_DISK = Limits().disk  # the root's size until `start` sets the job's: a default job without files keeps it
 REPORT = struct.Struct("=ii")  # init.c's struct report: step, errno; then the detail
 
 
@@ -233,7 +233,8 @@ def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
     # `disk` is what the program may write: the files it is given come on top, or a limit
     # below their size would fail the copy, a sandbox fault for the caller's own input.
     size = limits.disk + rootfs.footprint(spec.files)
-    libc.mount(None, sb.root, None, libc.MS_REMOUNT | libc.MS_NOSUID, f"size={size}")
+    if size != INITIAL_DISK:
+        libc.mount(None, sb.root, None, libc.MS_REMOUNT | libc.MS_NOSUID, f"size={size}")
     rootfs.copy_in(sb.root, spec.files, sb.host_uid)
     if not isinstance(spec.stdin, Pipe):
         fill_stdin(sb.stdin, spec.stdin)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from jail import Jail, JailError, Limits, MiB, RunSpec, Status, init_binary
-from jail.cgroup import RunCgroup, open_backend, read_keyed, slot_of
+from jail.cgroup import CFS_PERIOD_US, RunCgroup, open_backend, read_keyed, slot_of
 from jail.cgroup_v1 import CgroupV1, CgroupV1Run, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 from jail.config import JailConfig
@@ -81,6 +81,9 @@ def test_v1_run_cgroup_limits_and_accounting() -> None:
         assert Path(cg.memory, "memory.limit_in_bytes").read_text().strip() == str(64 * MiB)
         assert Path(cg.pids, "pids.max").read_text().strip() == "7"
         assert Path(cg.cpu, "cpu.cfs_quota_us").read_text().strip() == "50000"
+        # Written by no run: a new group inherits swappiness and has the default period.
+        assert Path(cg.memory, "memory.swappiness").read_text().strip() == "0"
+        assert Path(cg.cpu, "cpu.cfs_period_us").read_text().strip() == str(CFS_PERIOD_US)
         spin_capped_at_half_a_cpu(cg)
     finally:
         cg.remove()
