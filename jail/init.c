@@ -39,8 +39,8 @@
  *      on STATUS_FD and exit.
  *
  * A failed step writes a report on REPORT_FD (struct report: the step, errno, and what the
- * call was made on) and exits 127; the init closes REPORT_FD once the program has exec'd,
- * so the parent reads EOF exactly then. Exit 126: the parent went away before the job
+ * call was made on) and exits 127; once the program has exec'd, the init writes the
+ * program's clocks as read at its execve (struct started) and closes REPORT_FD. Exit 126: the parent went away before the job
  * came; 125: the init itself failed while waiting.
  *
  * The Python side owns what both sides must agree on, and passes it as -D defines
@@ -72,6 +72,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef DEFAULT_PATH
@@ -122,6 +123,22 @@ static void report(int step, int err, const char *fmt, ...) {
     va_start(args, fmt);
     send_report(step, err, fmt, args);
     va_end(args);
+}
+
+/* Sent instead once the program has exec'd, just before the init closes REPORT_FD: its
+   clocks as the container read them at execve (under load its parent may look long after),
+   in the host's byte order. The container's time namespace keeps the host's monotonic
+   clock: no offsets are ever written to it. */
+struct started {
+    int32_t step, err; /* 0, 0: no setup step failed */
+    uint64_t monotonic_ns; /* CLOCK_MONOTONIC at the program's execve */
+    uint64_t setup_cpu_ns; /* CPU the run's cgroups counted before it: the init's, the program's process's */
+};
+
+static uint64_t clock_ns(clockid_t clock) {
+    struct timespec t;
+    syscall(SYS_clock_gettime, clock, &t); /* raw: also called on the parent's memory (CLONE_VM) */
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 /* Report a failed step, then die. */
@@ -289,6 +306,8 @@ struct launch {
        its errno, and for STEP_PRLIMIT64 the index of the limit. */
     int step, err;
     uint32_t limit;
+    /* Set by the program's process just before each execve: its CPU so far, and the time. */
+    uint64_t cpu_ns, monotonic_ns;
 };
 
 static char program_stack[64 * 1024] __attribute__((aligned(16)));
@@ -298,6 +317,12 @@ static void program_fail(struct launch *l, int step) {
     l->step = step;
     l->err = errno;
     _exit(127);
+}
+
+static void exec_now(struct launch *l, const char *file) {
+    l->cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    l->monotonic_ns = clock_ns(CLOCK_MONOTONIC);
+    execve(file, l->argv, l->env);
 }
 
 static int program_main(void *arg) {
@@ -311,7 +336,7 @@ static int program_main(void *arg) {
     }
     const char *file = l->argv[0];
     if (strchr(file, '/')) {
-        execve(file, l->argv, l->env);
+        exec_now(l, file);
         program_fail(l, STEP_EXECVE);
     }
     /* execvpe's search, over the program's own PATH. */
@@ -321,7 +346,7 @@ static int program_main(void *arg) {
         const char *end = strchrnul(dir, ':');
         int n = snprintf(full, sizeof full, "%.*s%s%s", (int)(end - dir), dir, end == dir ? "" : "/", file);
         if (n < (int)sizeof full) {
-            execve(full, l->argv, l->env);
+            exec_now(l, full);
             if (errno == EACCES) seen_eacces = 1;
             else if (errno != ENOENT && errno != ENOTDIR) break;
         }
@@ -395,6 +420,9 @@ static void init_main(int sync_fd, int status_fd, const int *tasks_fds, int ntas
        pid) and has written our id maps; then the cgroups, then the plan's body. */
     if (!read_full(sync_fd, &go, 1) || go != 'G') _exit(126);
     join_cgroups(tasks_fds, ntasks);
+    /* On v1 the CPU we used until now was counted outside the run's cgroups; on v2 we were
+       born in the run's group. */
+    uint64_t cpu_outside = ntasks ? clock_ns(CLOCK_PROCESS_CPUTIME_ID) : 0;
     if (!read_message(sync_fd, &plan)) _exit(126);
     uint32_t uid = take_u32(&plan), gid = take_u32(&plan);
     uint32_t loopback = take_u32(&plan);
@@ -448,8 +476,10 @@ static void init_main(int sync_fd, int status_fd, const int *tasks_fds, int ntas
             fail(l.step, l.err, "resource %u, %llu", l.resources[l.limit], (unsigned long long)l.values[l.limit]);
         fail(l.step, l.err, "%s", l.argv[0]);
     }
-    /* The program runs: EOF on the report pipe tells the parent. Keep only what the init
-       still needs; the program has its own copies of 0, 1 and 2. */
+    /* The program runs: its clocks, then EOF, on the report pipe tell the parent. Keep only
+       what the init still needs; the program has its own copies of 0, 1 and 2. */
+    struct started started = {0, 0, l.monotonic_ns, clock_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu_outside + l.cpu_ns};
+    if (write(report_fd, &started, sizeof started) < 0) { /* nobody left to tell */ }
     close(report_fd);
     close(sync_fd);
     for (int fd = 0; fd < 3; fd++) close(fd);

@@ -34,6 +34,7 @@ PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031  # <linux/fcntl.h>
 INITIAL_DISK = Limits().disk  # the root's size until `start` sets the job's: a default job without files keeps it
 REPORT = struct.Struct("=ii")  # init.c's struct report: step, errno; then the detail
+STARTED = struct.Struct("=iiQQ")  # init.c's struct started: 0, 0, monotonic ns, setup CPU ns
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,8 @@ class Building:
 
 
 def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
-    """Hand the job to the container; returns (start time, CPU the setup used) at execve."""
+    """Hand the job to the container; returns (start time, CPU the setup used) at the
+    program's execve, as the container read them then."""
     if sb.used:
         raise JailError("a container runs exactly one job")
     sb.used = True
@@ -252,8 +254,10 @@ def start(sb: Sandbox, spec: RunSpec) -> tuple[float, float]:
         # The init failed a setup step (a bind that would not mount, say) and is gone.
         check_exec(sb.report_r, spec.argv[0])
         raise JailError("the container's init died before its job came") from None
-    check_exec(sb.report_r, spec.argv[0])
-    return time.monotonic(), sb.cg.cpu_usage()
+    clocks = check_exec(sb.report_r, spec.argv[0])
+    if clocks is None:  # the init was killed before it could send them: the nearest reading is now
+        return time.monotonic(), sb.cg.cpu_usage()
+    return clocks
 
 
 def finish(
@@ -386,15 +390,24 @@ def fill_stdin(fd: int, stdin: bytes | str | None) -> None:
     os.lseek(fd, 0, os.SEEK_SET)
 
 
-def check_exec(report_fd: int, command: str) -> None:
-    """Block until the program exec'd (pipe closes empty) or a setup step reported failure."""
+def check_exec(report_fd: int, command: str) -> tuple[float, float] | None:
+    """Block until the program exec'd or a setup step reported failure (raised). Returns the
+    program's start on CLOCK_MONOTONIC and the CPU the container's setup used, both in
+    seconds, as the init read them at execve; None if it closed the pipe without them."""
     poller = select.poll()  # not select: a process running many containers has fds above FD_SETSIZE
     poller.register(report_fd, select.POLLIN)
     if not poller.poll(int(SETUP_TIMEOUT * 1000)):
         raise JailError(f"the sandbox did not reach execve within {SETUP_TIMEOUT} s")
     report = os.read(report_fd, 4096)
     if not report:
-        return
+        return None
+    if len(report) == STARTED.size and report[: REPORT.size] == bytes(REPORT.size):
+        _, _, monotonic_ns, setup_cpu_ns = STARTED.unpack(report)
+        # Then EOF, once the program's execve has closed its copy of the pipe too (the init
+        # wakes, and sends the above, earlier in the execve): from there the program runs.
+        if not poller.poll(int(SETUP_TIMEOUT * 1000)) or os.read(report_fd, 1):
+            raise JailError("the container's init went on after the program's start on its report pipe")
+        return monotonic_ns / 1e9, setup_cpu_ns / 1e9
     if len(report) < REPORT.size:
         raise JailError(f"the container's init sent a truncated report: {report!r}")
     number, code = REPORT.unpack_from(report)

@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from jail import Jail, JailError, Limits, MiB, RunSpec, Status, run
+from jail import Jail, JailError, Limits, MiB, RunSpec, Status, run, sandbox
 from jail.config import JailConfig
 from jail.slots import SlotPool
 
@@ -22,6 +22,23 @@ def test_cpu_time_of_a_one_second_burn(run_program) -> None:
     r = run_program("burn", "1.0", cpu_time=3, wall_time=10)
     assert r.status is Status.OK
     assert 0.98 <= r.cpu_time <= 1.02
+
+
+def test_cpu_and_wall_time_count_from_execve_however_late_the_parent_looks(run_program, monkeypatch) -> None:
+    """The container reads the program's clocks at its execve: a parent that looks 0.3 s
+    later (a worker under load) neither counts what the program ran meanwhile as the
+    container's setup nor starts the wall clock late."""
+    on_time = sandbox.check_exec
+
+    def late(report_fd: int, command: str) -> tuple[float, float] | None:
+        time.sleep(0.3)
+        return on_time(report_fd, command)
+
+    monkeypatch.setattr(sandbox, "check_exec", late)
+    r = run_program("burn", "1.0", cpu_time=3, wall_time=10)
+    assert r.status is Status.OK
+    assert 0.98 <= r.cpu_time <= 1.02, r.cpu_time
+    assert r.wall_time >= 0.99, r.wall_time
 
 
 def test_peak_memory_of_a_hundred_mib_touch(run_program) -> None:
