@@ -122,9 +122,14 @@ class CgroupV1:
         missing = [c for c in CONTROLLERS if c not in mounts]
         if missing:
             raise JailError(f"controllers {', '.join(missing)} are not mounted as v1 hierarchies")
+        # Below each hierarchy's root, never the root itself: the swappiness written below
+        # would be the host's (the root memory group's is vm.swappiness).
+        name = parent.strip("/")
+        if not name:
+            raise JailError(f"the cgroup parent {parent!r} must name a group below each v1 hierarchy's root")
         parents = {}
         for controller in CONTROLLERS:
-            path = os.path.join(mounts[controller], parent)
+            path = os.path.join(mounts[controller], name)
             try:
                 os.makedirs(path, exist_ok=True)
             except OSError as e:

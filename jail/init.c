@@ -40,8 +40,8 @@
  *
  * A failed step writes a report on REPORT_FD (struct report: the step, errno, and what the
  * call was made on) and exits 127; once the program has exec'd, the init writes the
- * program's clocks as read at its execve (struct started) and closes REPORT_FD. Exit 126: the parent went away before the job
- * came; 125: the init itself failed while waiting.
+ * program's clocks as read at its execve (struct started) and closes REPORT_FD. Exit 126:
+ * the parent went away before the job came; 125: the init itself failed while waiting.
  *
  * The Python side owns what both sides must agree on, and passes it as -D defines
  * (jail/init_binary.py): DEFAULT_PATH, the search path of a program whose environment has
@@ -127,17 +127,20 @@ static void report(int step, int err, const char *fmt, ...) {
 
 /* Sent instead once the program has exec'd, just before the init closes REPORT_FD: its
    clocks as the container read them at execve (under load its parent may look long after),
-   in the host's byte order. The container's time namespace keeps the host's monotonic
-   clock: no offsets are ever written to it. */
+   in the host's byte order. The container's time namespace took the builder's clock
+   offsets, none, frozen at its birth: its CLOCK_MONOTONIC is the parent's. Not sent if a
+   clock could not be read (the parent then reads its own). */
 struct started {
     int32_t step, err; /* 0, 0: no setup step failed */
     uint64_t monotonic_ns; /* CLOCK_MONOTONIC at the program's execve */
     uint64_t setup_cpu_ns; /* CPU the run's cgroups counted before it: the init's, the program's process's */
 };
 
+/* 0 when it cannot be read (a seccomp profile may answer clock_gettime with an errno). */
 static uint64_t clock_ns(clockid_t clock) {
-    struct timespec t;
-    syscall(SYS_clock_gettime, clock, &t); /* raw: also called on the parent's memory (CLONE_VM) */
+    struct timespec t = {0, 0};
+    /* raw: also called on the parent's memory (CLONE_VM) */
+    if (syscall(SYS_clock_gettime, clock, &t) < 0) return 0;
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
@@ -478,8 +481,11 @@ static void init_main(int sync_fd, int status_fd, const int *tasks_fds, int ntas
     }
     /* The program runs: its clocks, then EOF, on the report pipe tell the parent. Keep only
        what the init still needs; the program has its own copies of 0, 1 and 2. */
-    struct started started = {0, 0, l.monotonic_ns, clock_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu_outside + l.cpu_ns};
-    if (write(report_fd, &started, sizeof started) < 0) { /* nobody left to tell */ }
+    uint64_t init_cpu = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    if (l.monotonic_ns && l.cpu_ns && init_cpu > cpu_outside) {
+        struct started started = {0, 0, l.monotonic_ns, init_cpu - cpu_outside + l.cpu_ns};
+        if (write(report_fd, &started, sizeof started) < 0) { /* nobody left to tell */ }
+    }
     close(report_fd);
     close(sync_fd);
     for (int fd = 0; fd < 3; fd++) close(fd);

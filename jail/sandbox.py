@@ -393,7 +393,8 @@ def fill_stdin(fd: int, stdin: bytes | str | None) -> None:
 def check_exec(report_fd: int, command: str) -> tuple[float, float] | None:
     """Block until the program exec'd or a setup step reported failure (raised). Returns the
     program's start on CLOCK_MONOTONIC and the CPU the container's setup used, both in
-    seconds, as the init read them at execve; None if it closed the pipe without them."""
+    seconds, as the init read them at execve; None if it closed the pipe without them (or
+    with a start that is not in the past)."""
     poller = select.poll()  # not select: a process running many containers has fds above FD_SETSIZE
     poller.register(report_fd, select.POLLIN)
     if not poller.poll(int(SETUP_TIMEOUT * 1000)):
@@ -401,13 +402,18 @@ def check_exec(report_fd: int, command: str) -> tuple[float, float] | None:
     report = os.read(report_fd, 4096)
     if not report:
         return None
-    if len(report) == STARTED.size and report[: REPORT.size] == bytes(REPORT.size):
+    if report[: REPORT.size] == bytes(REPORT.size):  # step 0: no step failed, the program started
+        if len(report) != STARTED.size:
+            raise JailError(f"the container's init sent a malformed start: {report!r}")
         _, _, monotonic_ns, setup_cpu_ns = STARTED.unpack(report)
         # Then EOF, once the program's execve has closed its copy of the pipe too (the init
         # wakes, and sends the above, earlier in the execve): from there the program runs.
-        if not poller.poll(int(SETUP_TIMEOUT * 1000)) or os.read(report_fd, 1):
-            raise JailError("the container's init went on after the program's start on its report pipe")
-        return monotonic_ns / 1e9, setup_cpu_ns / 1e9
+        if not poller.poll(int(SETUP_TIMEOUT * 1000)):
+            raise JailError(f"the program's execve did not finish within {SETUP_TIMEOUT} s")
+        if os.read(report_fd, 1):
+            raise JailError("the container's init wrote more after the program's start")
+        started = monotonic_ns / 1e9
+        return (started, setup_cpu_ns / 1e9) if 0 < started <= time.monotonic() else None
     if len(report) < REPORT.size:
         raise JailError(f"the container's init sent a truncated report: {report!r}")
     number, code = REPORT.unpack_from(report)

@@ -22,7 +22,7 @@ import pytest
 
 from jail import Jail, JailError, Limits, MiB, RunSpec, Status, init_binary
 from jail.cgroup import CFS_PERIOD_US, RunCgroup, open_backend, read_keyed, slot_of
-from jail.cgroup_v1 import CgroupV1, CgroupV1Run, v1_mounts
+from jail.cgroup_v1 import CONTROLLERS, CgroupV1, CgroupV1Run, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 from jail.config import JailConfig
 from jail.errors import ChildSetupError, Step
@@ -498,6 +498,23 @@ def test_an_init_that_cannot_join_its_v1_cgroups_fails_the_run_with_its_step(mon
         assert jail.run(RunSpec(argv=["/bin/true"])).status is Status.OK
     finally:
         jail.close()
+
+
+@needs_v1
+def test_v1_parent_is_a_group_below_each_hierarchys_root() -> None:
+    """Never a hierarchy's root (our swappiness would be the host's), and an absolute name
+    is under each hierarchy, as on v2, not a path on the host."""
+    for root in ("", "/"):
+        with pytest.raises(JailError, match="below each v1 hierarchy's root"):
+            CgroupV1.open("/sys/fs/cgroup", root)
+    backend = CgroupV1.open("/sys/fs/cgroup", "/cellblock-test-absolute")
+    try:
+        mounts = v1_mounts()
+        assert backend.parents == {c: f"{mounts[c]}/cellblock-test-absolute" for c in CONTROLLERS}
+        assert not os.path.exists("/cellblock-test-absolute")
+    finally:
+        for path in set(backend.parents.values()):
+            os.rmdir(path)
 
 
 def test_v1_mounts_with_co_mounted_controllers(tmp_path: Path) -> None:
