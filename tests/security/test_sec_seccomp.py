@@ -17,6 +17,7 @@ import pytest
 from sec_helpers import assert_killed_for, limits
 
 from jail import RunSpec, Status, run
+from tests.conftest import TIME_SCALE
 
 PROFILE = Path(__file__).resolve().parents[2] / "policies" / "seccomp" / "default.toml"
 DENY = tomllib.loads(PROFILE.read_text())["deny"]
@@ -185,7 +186,8 @@ def test_a_burst_of_kills_names_each_exactly(run_c):
     """Many kills at once (16 runs, 8 at a time): each run's `syscall` is its own syscall,
     never None or another's."""
     names = list(DENY)[:16]
+    lim = limits(wall_time=limits().wall_time * TIME_SCALE)  # eight at a time on one emulated CPU in the VM
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda name: run_c("syscall", str(nr(name))), names))
+        results = list(pool.map(lambda name: run_c("syscall", str(nr(name)), lim=lim), names))
     for name, r in zip(names, results, strict=True):
         assert_killed_for(r, name)
