@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sec_helpers import SANDBOX_UIDS, limits, our_slots
+from sec_helpers import SANDBOX_UIDS, STATE_DIR, limits, our_slots
 
-from jail import JailError, RunResult, Status
+from jail import JailError, RunResult, RunSpec, Status, run
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,9 @@ def canaries() -> Iterator[dict[str, object]]:
     name = f"cellblock-canary-{secrets.token_hex(8)}"
     token = f"SECRET-{secrets.token_hex(12)}"  # the content; never in any path the program is told
     made: list[Path] = []
-    dirs = [Path("/root"), Path("/tmp"), Path("/run/cellblock"), Path("/var/tmp")]
+    if not Path(STATE_DIR).is_dir():  # run first on a fresh host: the jail makes its state dir at a run
+        assert run(RunSpec(argv=["/bin/true"])).status is Status.OK
+    dirs = [Path("/root"), Path("/tmp"), Path(STATE_DIR), Path("/var/tmp")]
     if Path("/home").is_dir():
         dirs.append(Path("/home"))
     for d in dirs:
