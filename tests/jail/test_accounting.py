@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from jail import ChildSetupError, Jail, JailError, Limits, MiB, RunSpec, Status, run, sandbox
+from jail.cgroup import open_backend
+from jail.cgroup_v1 import CgroupV1
 from jail.config import JailConfig
 from jail.errors import Step
 from jail.slots import SlotPool
@@ -87,28 +89,34 @@ def test_peak_memory_of_a_hundred_mib_touch(run_program) -> None:
     assert 100 * MiB <= r.peak_memory <= 105 * MiB
 
 
-def leftovers(slots: SlotPool, held: set[int]) -> dict[str, list[str]]:
-    """What runs in these slots could leave behind on the host: cgroups, mounts, processes.
+OWN_UID_BASE = 250_000  # no other jail on the test hosts maps these (the default base is 200_000)
 
-    Only these slots count: another jail user may run meanwhile.
-    """
-    cgroups = []
-    for root in (
-        "/sys/fs/cgroup/memory",
-        "/sys/fs/cgroup/pids",
-        "/sys/fs/cgroup/cpu",
-        "/sys/fs/cgroup/cpuacct",
-        "/sys/fs/cgroup",
-    ):
-        parent = os.path.join(root, "cellblock")
-        if os.path.isdir(parent):
-            cgroups += [
-                f"{parent}/{n}" for n in os.listdir(parent) if any(n.split("-")[2:3] == [str(slot)] for slot in held)
-            ]
-    roots = {slots.root(slot) for slot in held}
+
+@pytest.fixture
+def own_config(tmp_path: Path) -> JailConfig:
+    """A deployment of the jail of this test's own: its state dir (slots, their locks and
+    roots) and host uids are no one else's, so a jail that runs meanwhile on this host (a
+    service under load, another test's workers) cannot take or hold any of its slots."""
+    return replace(JailConfig.from_env(), state_dir=str(tmp_path / "jail"), uid_base=OWN_UID_BASE)
+
+
+def leftovers(config: JailConfig, makers: set[int]) -> dict[str, list[str]]:
+    """What the runs of a deployment of its own (`own_config`) could leave on the host: the run
+    cgroups its processes `makers` made (the parent group is shared with every jail on the host),
+    the mounts under its state dir, the processes with its uids."""
+    slots = SlotPool(config.state_dir, config.slots, config.uid_base)
+    backend = open_backend(config)  # where the run cgroups are, on either version
+    parents = set(backend.parents.values()) if isinstance(backend, CgroupV1) else {backend.parent}
+    cgroups = [
+        f"{parent}/{n}"
+        for parent in parents
+        for n in os.listdir(parent)
+        if n.split("-")[1:2] in ([str(m)] for m in makers)
+    ]
+    roots = {slots.root(slot) for slot in range(slots.count)}
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f if line.split()[4] in roots]
-    uids = {slots.host_uid(slot) for slot in held}
+    uids = {slots.host_uid(slot) for slot in range(slots.count)}
     procs = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -136,13 +144,11 @@ def lockable(slots: SlotPool, slot: int) -> bool:
         os.close(fd)
 
 
-def test_a_thousand_runs_leave_nothing_and_do_not_grow_the_worker() -> None:
+def test_a_thousand_runs_leave_nothing_and_do_not_grow_the_worker(own_config: JailConfig) -> None:
     fds_before = len(os.listdir("/proc/self/fd"))
-    slots = SlotPool(JailConfig().state_dir, JailConfig().slots, JailConfig().uid_base)
-    # Slots another jail user on this host holds now are not ours to judge; every other slot
-    # must be free again at the end, whatever our runs left holding its lock.
-    used = {slot for slot in range(slots.count) if lockable(slots, slot)}
-    jail = Jail()
+    slots = SlotPool(own_config.state_dir, own_config.slots, own_config.uid_base)
+    jail = Jail(own_config)
+    makers = {os.getpid(), *([jail._builder._proc.pid] if jail._builder else [])}
     # A daemon that outlives its parent: it must die with the run all the same.
     spec = RunSpec(argv=["/bin/sh", "-c", "sleep 60 & echo $! > /box/pid; exec true"])
     for _ in range(50):
@@ -154,9 +160,9 @@ def test_a_thousand_runs_leave_nothing_and_do_not_grow_the_worker() -> None:
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 8 * 1024  # KiB
     jail.close()
     assert len(os.listdir("/proc/self/fd")) == fds_before
-    # Every slot the builder could use is free again, and nothing of its runs is left.
-    assert [slot for slot in sorted(used) if not lockable(slots, slot)] == []
-    assert leftovers(slots, used) == {"cgroups": [], "mounts": [], "processes": []}
+    # Every slot is free again, and nothing of the runs is left.
+    assert [slot for slot in range(slots.count) if not lockable(slots, slot)] == []
+    assert leftovers(own_config, makers) == {"cgroups": [], "mounts": [], "processes": []}
 
 
 def test_parallel_runs_share_nothing() -> None:
@@ -177,16 +183,15 @@ def test_parallel_runs_share_nothing() -> None:
     assert len(results) == len(threads)
 
 
-def test_a_killed_builder_takes_its_runs_with_it() -> None:
+def test_a_killed_builder_takes_its_runs_with_it(own_config: JailConfig) -> None:
     """kill -9 of the builder mid-run ends the running program at once: the init's parent-death
     signal must survive the drop to the sandbox uid (a change of uid clears it). The job gets
     a sandbox error, never a verdict; the next run gets a new builder, and the next Host on
     the machine sweeps what the dead one left."""
-    config = replace(JailConfig.from_env(), warm=1)
-    slots = SlotPool(config.state_dir, config.slots, config.uid_base)
-    used = {slot for slot in range(slots.count) if lockable(slots, slot)}
+    config = replace(own_config, warm=1)
     jail = Jail(config)
     assert jail._builder is not None
+    makers = {jail._builder._proc.pid}
     outcome: list[object] = []
 
     def run_sleeper() -> None:
@@ -198,16 +203,15 @@ def test_a_killed_builder_takes_its_runs_with_it() -> None:
     runner = threading.Thread(target=run_sleeper)
     runner.start()
     try:
-        uids = {slots.host_uid(slot) for slot in used}
         sleeper = None
         for _ in range(500):
             sleeper = next(
-                (pid for pid in leftovers(slots, used)["processes"] if cmdline(pid) == b"/bin/sleep\x0060\x00"), None
+                (pid for pid in leftovers(config, makers)["processes"] if cmdline(pid) == b"/bin/sleep\x0060\x00"), None
             )
             if sleeper:
                 break
             time.sleep(0.01)
-        assert sleeper is not None, f"the program never started under any of the uids {sorted(uids)}"
+        assert sleeper is not None, f"the program never started under a uid from {OWN_UID_BASE}"
         os.kill(jail._builder._proc.pid, signal.SIGKILL)
         runner.join(timeout=5)
         assert not runner.is_alive()
@@ -218,10 +222,12 @@ def test_a_killed_builder_takes_its_runs_with_it() -> None:
         assert zombie(sleeper), f"the program {sleeper} still runs after its builder was killed"
         assert len(outcome) == 1 and isinstance(outcome[0], JailError), outcome
         assert jail.run(RunSpec(argv=["/bin/echo", "again"])).stdout == b"again\n"  # on a new builder
+        assert jail._builder is not None
+        makers.add(jail._builder._proc.pid)
     finally:
         jail.close()
     Jail(replace(config, warm=0)).close()  # a new Host sweeps the slots whose owner died
-    left = leftovers(slots, used)
+    left = leftovers(config, makers)
     # The dead builder's inits are the host init's zombies now, its to reap: nothing runs.
     left["processes"] = [pid for pid in left["processes"] if not zombie(pid)]
     assert left == {"cgroups": [], "mounts": [], "processes": []}
