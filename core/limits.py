@@ -11,12 +11,12 @@ the same bounds, so a key can never make a default the jail refuses.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from core.inputs import InputError
 from core.models import CheckerKind, Submission
+from jail.record import replace
 from jail.spec import BOUNDS, Limits, MiB, parse_size
 from policies.languages import Language
 
@@ -90,9 +90,7 @@ def overrides(
 
 def run_limits(language: Language, stored: Mapping[str, float]) -> Limits:
     """The limits a test runs with: the language's defaults with the stored overrides."""
-    return dataclasses.replace(
-        language.run_limits.default, **{name: _typed(name, value) for name, value in stored.items()}
-    )
+    return replace(language.run_limits.default, **{name: _typed(name, value) for name, value in stored.items()})
 
 
 def checker_overrides(ceilings: Mapping[str, float] | None = None) -> dict[str, float]:
@@ -102,14 +100,14 @@ def checker_overrides(ceilings: Mapping[str, float] | None = None) -> dict[str, 
 
 def checker_limits(stored: Mapping[str, float]) -> Limits:
     """A custom checker's limits per test: CHECKER_LIMITS with the stored overrides."""
-    return dataclasses.replace(CHECKER_LIMITS, **{name: _typed(name, value) for name, value in stored.items()})
+    return replace(CHECKER_LIMITS, **{name: _typed(name, value) for name, value in stored.items()})
 
 
 def interactor_limits(stored: Mapping[str, float], program: Limits) -> Limits:
     """An interactor's limits for one test: INTERACTOR_LIMITS with the stored overrides, its wall
     time stretched to outlast the program's."""
-    own = dataclasses.replace(INTERACTOR_LIMITS, **{name: _typed(name, value) for name, value in stored.items()})
-    return dataclasses.replace(own, wall_time=max(own.wall_time, program.wall_time + INTERACTOR_WALL_MARGIN))
+    own = replace(INTERACTOR_LIMITS, **{name: _typed(name, value) for name, value in stored.items()})
+    return replace(own, wall_time=max(own.wall_time, program.wall_time + INTERACTOR_WALL_MARGIN))
 
 
 def ceiling(text: str) -> tuple[str, float]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
 
 from .cgroup import CFS_PERIOD_US, left_behind, leftover_slots, read_file, read_keyed, remove_dir, write_file
 from .errors import JailError
+from .record import record
 from .spec import Limits
 
 CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
@@ -33,7 +33,7 @@ def v1_mounts(mountinfo: str = "/proc/self/mountinfo") -> dict[str, str]:
     return found
 
 
-@dataclass
+@record
 class CgroupV1Run:
     """One run's directories, one per distinct hierarchy."""
 

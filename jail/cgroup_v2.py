@@ -20,11 +20,11 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import dataclass, field
 
 from .cgroup import CFS_PERIOD_US, left_behind, leftover_slots, read_file, read_keyed, remove_dir, write_file
 from .cgroup_v1 import v1_mounts
 from .errors import JailError
+from .record import field, record
 from .spec import Limits
 
 NEEDED = ("memory", "pids", "cpu")
@@ -90,7 +90,7 @@ def delegated_group(root: str, parent: str) -> str:
     return own
 
 
-@dataclass
+@record
 class CgroupV2Run:
     """One run's directory in the unified hierarchy."""
 

@@ -11,9 +11,9 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 
 from .errors import JailError
+from .record import asdict
 from .spec import Limits, RunResult, RunSpec, Status, parse_size
 
 
@@ -113,9 +113,8 @@ def result_json(result: RunResult) -> dict[str, object]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from .config import JailConfig
+    from .record import replace
     from .runner import Jail
 
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv

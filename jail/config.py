@@ -6,13 +6,14 @@ JailConfig.from_env is the one reader of them: the rest of the jail takes a Jail
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from .record import record
 
 # policies/seccomp/ of this checkout
 SECCOMP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "policies", "seccomp")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class JailConfig:
     """Host-level settings of the jail (per-run settings live in RunSpec)."""
 

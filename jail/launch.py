@@ -10,12 +10,12 @@ a body of little-endian u32/u64 numbers and u32-prefixed strings, read by init.c
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
+from .record import record
 from .rootfs import SANDBOX_GID, SANDBOX_UID, BindPlan
 
 
-@dataclass
+@record
 class Launch:
     """What the program's process needs once the job is known."""
 

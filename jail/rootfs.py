@@ -19,10 +19,10 @@ import fnmatch
 import os
 import stat
 import zlib
-from dataclasses import dataclass
 
 from . import libc
 from .errors import JailError
+from .record import record
 from .spec import Bind
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -148,7 +148,7 @@ def locked_flags(path: str) -> int:
     return flags
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BindPlan:
     """One bind mount the child makes, with its read-only remount flags precomputed."""
 
@@ -263,7 +263,7 @@ def collect_parts(pattern: str) -> list[str]:
     return parts
 
 
-@dataclass
+@record
 class Collected:
     """What one collect has read so far, against its caps (files left, bytes left)."""
 

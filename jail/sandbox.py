@@ -20,13 +20,13 @@ import struct
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Protocol
 
 from . import cgroup, libc, rlimits, rootfs, supervise, userns
 from .accounting import account
 from .errors import ChildSetupError, CommandNotFound, JailError, Step
 from .launch import Launch, encode_launch, encode_plan
+from .record import record
 from .spec import DEFAULT_ENV, Bind, Limits, OutputSink, Pipe, RunResult, RunSpec
 
 SETUP_TIMEOUT = 10.0
@@ -37,7 +37,7 @@ REPORT = struct.Struct("=ii")  # init.c's struct report: step, errno; then the d
 STARTED = struct.Struct("=iiQQ")  # init.c's struct started: 0, 0, monotonic ns, setup CPU ns
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Shape:
     """What a container is built with before its job is known: binds, loopback, seccomp profile,
     and whether its stdin is a file or a pipe."""
@@ -75,7 +75,7 @@ class FdSet:
             self.close(fd)
 
 
-@dataclass
+@record
 class Sandbox:
     """A built container waiting for (or done with) its one job.
 

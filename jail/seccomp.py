@@ -14,12 +14,12 @@ import errno as errno_codes
 import os
 import struct
 import tomllib
-from dataclasses import dataclass
 from typing import Any
 
 import pyseccomp as sc
 
 from .errors import JailError
+from .record import record
 
 with open(__file__, "rb") as _self:
     SOURCE = _self.read()  # this module's code as this process loaded it (jail/bpf_cache.py)
@@ -28,7 +28,7 @@ with open(__file__, "rb") as _self:
 HIGHEST_SYSCALL = 512
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Profile:
     """A parsed profile: what is denied, what answers an errno (always, or by argument), what
     is allowed by argument."""
@@ -148,7 +148,7 @@ MAX_INSTRUCTIONS = 4096  # BPF_MAXINSNS
 GROUP = 128  # equality checks sharing one load: each jumps to the group's return, at most 255 ahead
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Check:
     """One condition on a syscall argument, as 64 bits: (arg & mask) == value, or with
     `differs`, (arg & mask) != value (value has no bit outside mask)."""
@@ -159,7 +159,7 @@ class Check:
     differs: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Restricted:
     """The rules of one syscall restricted by argument: the first check that holds gives its
     answer (allow_if rules first, then errno_if); when none holds, the run ends."""

@@ -6,12 +6,12 @@ reads a RunResult. Field names match the JSON printed by `python -m jail run --j
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Protocol
+
+from .record import field, fields, record
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -60,7 +60,7 @@ class Status(enum.StrEnum):
     INTERNAL_ERROR = "internal_error"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Limits:
     """Resource caps of one run. Sizes in bytes, times in seconds."""
 
@@ -82,7 +82,7 @@ class Limits:
         ]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Bound:
     """The range of one limit that the jail can honour, and how its values are written."""
 
@@ -128,10 +128,10 @@ BOUNDS: dict[str, Bound] = {
     "stack": Bound(MiB, TiB, "bytes", True),  # the loader and libc need a stack to start
     "cpus": Bound(0.01, 1024.0, "", False),  # cfs quota >= 1 ms per 100 ms period
 }
-assert set(BOUNDS) == {f.name for f in dataclasses.fields(Limits)}
+assert set(BOUNDS) == set(fields(Limits))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Bind:
     """A host path made visible inside the sandbox (read-only unless writable)."""
 
@@ -172,7 +172,7 @@ class OutputSink(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class RunSpec:
     """One command to run isolated.
 
@@ -200,7 +200,7 @@ class RunSpec:
     cpu: int | None = None  # pin the run to this CPU
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class RunResult:
     """What happened. `status` says why the run ended; the rest is accounting."""
 

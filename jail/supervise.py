@@ -21,11 +21,11 @@ import select
 import signal
 import struct
 import time
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import libc
 from .cgroup import RunCgroup
+from .record import field, record
 from .spec import Limits, OutputSink, Status
 
 MIN_CPU_CHECK = 0.005  # seconds between CPU reads near the limit
@@ -33,7 +33,7 @@ DRAIN_TIMEOUT = 1.0  # after exit, how long to wait for pipe EOF
 READ_CHUNK = 1 << 16
 
 
-@dataclass
+@record
 class Stream:
     """One output pipe and what came through it, capped."""
 
@@ -66,7 +66,7 @@ class Stream:
         return chunk
 
 
-@dataclass
+@record
 class Watched:
     """What the watch saw: how the child ended and what it wrote."""
 

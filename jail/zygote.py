@@ -37,12 +37,12 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from dataclasses import dataclass
 
 from .cgroup import RunCgroup
 from .config import JailConfig
 from .errors import JailError
 from .host import Host
+from .record import record
 from .sandbox import Building, Sandbox, Shape, close_in_place
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def pack(kind: Msg, n: int, arg: object) -> bytes:
     return pickle.dumps((kind.value, n, arg))
 
 
-@dataclass
+@record
 class Meta:
     """The parts of a Sandbox that travel as data (the rest are fds)."""
 
@@ -78,7 +78,7 @@ class Meta:
     root: str
     host_uid: int
     shape: Shape
-    cgroup: RunCgroup  # plain dataclass (paths and counters): it pickles
+    cgroup: RunCgroup  # a plain record (paths and counters): it pickles
 
 
 def serve(sock: socket.socket, config: JailConfig) -> None:

@@ -30,7 +30,6 @@ GROUPS = [
         "signal, select, struct, fcntl, fnmatch, zlib, resource, math, errno, weakref",
     ),
     ("typing (Protocol, TYPE_CHECKING)", "typing"),
-    ("dataclasses (and inspect, which it imports)", "dataclasses"),
     ("jail's modules on a run's path (their classes made)", "jail.cli, jail.runner, jail.cgroup_v1, jail.cgroup_v2"),
 ]
 COMMAND = ["-m", "jail", "run", "--", "/bin/true"]

@@ -47,12 +47,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jail import record
 from jail.spec import DEFAULT_PATH, Bind, Limits, parse_size
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent / "languages"
 SECCOMP_DIRECTORY = Path(__file__).resolve().parent / "seccomp"
 
-_LIMIT_FIELDS = {f.name: f for f in dataclasses.fields(Limits)}
+_LIMIT_FIELDS = record.fields(Limits)
 _SIZE_FIELDS = {"memory", "output", "file_size", "disk", "stack"}
 _ID_RE = re.compile(r"^[a-z][a-z0-9_+-]*$")
 _TOP_KEYS = {
@@ -215,7 +216,7 @@ def _parse_limits(f: _Fields, base: Limits) -> Limits:
             values[key] = type(getattr(base, key))(value)
         else:
             raise f.fail(key, f"must be a positive number, got {value!r}")
-    return dataclasses.replace(base, **values)
+    return record.replace(base, **values)
 
 
 def _parse_stage(f: _Fields) -> StageLimits:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from jail.cgroup import open_backend
 from jail.cgroup_v1 import CgroupV1
 from jail.config import JailConfig
 from jail.errors import Step
+from jail.record import replace
 from jail.slots import SlotPool
 
 

@@ -10,7 +10,6 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from jail import JailError
 from jail.cgroup import open_backend
 from jail.config import JailConfig
+from jail.record import replace
 from jail.sandbox import Sandbox, Shape
 from jail.zygote import Builder, Msg, pack
 

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 from jail.config import JailConfig
 from jail.errors import ChildSetupError, Step
 from jail.forkserver import ForkServer
+from jail.record import replace
 from jail.sandbox import Launcher, check_exec, launch_by_spawn
 from tests.cgroup_layout import (
     BACKEND,

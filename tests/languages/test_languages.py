@@ -7,12 +7,11 @@ A language whose toolchain is missing fails, naming the package list to install
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from language_fixtures import Built, language
 from language_programs import BROKEN, CORE, EXTRA, SUM_EXPECTED, SUM_INPUT
 
+from jail.record import replace
 from jail.spec import Limits, MiB, RunResult, Status
 from policies.languages import available_languages
 from worker.toolchain import compile_source, run_program
@@ -25,7 +24,7 @@ SAYS_BOOM = {"cpp", "python3", "java", "kotlin", "javascript", "typescript", "ru
 
 def limits_for(lang_id: str, **changes: float) -> Limits:
     base = language(lang_id).run_limits.default
-    return dataclasses.replace(base, **changes)
+    return replace(base, **changes)
 
 
 def show(res: RunResult) -> str:
@@ -149,7 +148,7 @@ constexpr long v = f();
 int main() { return v == 0; }
 // unique: compile-time-limit test
 """
-    lim = dataclasses.replace(lang.compile_limits.default, cpu_time=0.3, wall_time=5.0)
+    lim = replace(lang.compile_limits.default, cpu_time=0.3, wall_time=5.0)
     outcome = compile_source(lang, {lang.source: src}, ["-fconstexpr-loop-limit=99999999"], limits=lim)
     assert not outcome.ok
     assert outcome.result is not None and outcome.result.status is Status.TIME_LIMIT, outcome.output
@@ -163,7 +162,7 @@ def test_compile_over_memory_limit_is_a_compilation_error(lang_id: str) -> None:
 
     src = MULTI[lang_id].encode() + b"\n// unique: compile-memory-limit test\n"
     memory = {"cpp": 48, "java": 16}[lang_id] * MiB
-    lim = dataclasses.replace(lang.compile_limits.default, memory=memory)
+    lim = replace(lang.compile_limits.default, memory=memory)
     outcome = compile_source(lang, {lang.source: src}, [], limits=lim)
     assert not outcome.ok
     assert outcome.result is not None and outcome.result.status is Status.MEMORY_LIMIT, outcome.output

@@ -1,0 +1,212 @@
+"""The jail's value types: declared as dataclasses are, made without compiling any code.
+
+    @record(frozen=True, slots=True)
+    class Limits:
+        cpu_time: float = 2.0
+        files: dict[str, bytes] = field(default_factory=dict)
+
+`record` takes the same declaration and the same `frozen` and `slots` as `dataclasses.dataclass`
+and gives the class what a dataclass gets by default: `__init__` (positional or by name, in
+field order), `__repr__`, `__eq__`, and, frozen, `__hash__` and no assignment. `fields`,
+`replace` and `asdict` are dataclasses' functions, for records.
+
+Why not dataclasses: it writes each method's source text and compiles it when the class is
+made, and imports `inspect` (with `ast`, `dis` and `tokenize`) to do so; for the jail's
+classes that was 86 M of the 210 M instructions `python -m jail run` executes to import what
+it needs (load/bench_cli.py), some 20 ms of every command. A record's methods are the same
+few functions for every class, reading the field names the decorator stored on it.
+
+What records do not do (nothing in the jail needs it): inheriting fields from a base record,
+ClassVar or InitVar fields, keyword-only fields, ordering, `__post_init__`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any, TypeVar, dataclass_transform, overload
+
+C = TypeVar("C", bound=type)
+R = TypeVar("R")
+MUTABLE_DEFAULTS = (list, dict, set, bytearray)
+
+
+class FrozenInstanceError(AttributeError):
+    """An assignment to a field of a frozen record."""
+
+
+class _Factory:
+    """A field's default made anew for each instance (`field(default_factory=...)`)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self.make = make
+
+
+def field(*, default_factory: Callable[[], Any]) -> Any:
+    """A field whose default is `default_factory()`, called for each instance that does not
+    give the field (a list, a dict: one shared default would be every instance's)."""
+    return _Factory(default_factory)
+
+
+class _Layout:
+    """What the shared methods need of one record class."""
+
+    __slots__ = ("defaults", "known", "names", "values")
+
+    def __init__(self, names: tuple[str, ...], defaults: dict[str, object]) -> None:
+        self.names = names
+        self.known = frozenset(names)
+        self.defaults = defaults  # name -> its default, or a _Factory
+        self.values: Callable[[object], object] = attrgetter(*names) if names else lambda _: ()
+
+
+@overload
+def record(cls: C, /) -> C: ...
+
+
+@overload
+def record(*, frozen: bool = False, slots: bool = False) -> Callable[[C], C]: ...
+
+
+@dataclass_transform(field_specifiers=(field,))
+def record(cls: C | None = None, /, *, frozen: bool = False, slots: bool = False) -> C | Callable[[C], C]:
+    """Make `cls` a record: its annotated attributes, in order, are its fields; a value
+    assigned in the class body is that field's default."""
+
+    def make(cls: C) -> C:
+        return _make(cls, frozen, slots)
+
+    return make if cls is None else make(cls)
+
+
+def _make(cls: C, frozen: bool, slots: bool) -> C:
+    if any(hasattr(base, "__record__") for base in cls.__mro__[1:]):
+        raise TypeError(f"{cls.__qualname__}: a record's fields cannot come from a base record")
+    names = tuple(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 (inspect: what records avoid)
+    defaults: dict[str, object] = {}
+    for name in names:
+        if name not in cls.__dict__:
+            if defaults:
+                raise TypeError(f"{cls.__qualname__}: field {name!r} without a default follows one with a default")
+            continue
+        default = cls.__dict__[name]
+        if isinstance(default, MUTABLE_DEFAULTS):
+            raise TypeError(f"{cls.__qualname__}: field {name!r} has a mutable default: use field(default_factory=...)")
+        defaults[name] = default
+    methods: dict[str, object] = {
+        "__record__": _Layout(names, defaults),
+        "__init__": _init,
+        "__repr__": _repr,
+        "__eq__": _eq,
+        "__hash__": _hash if frozen else None,
+    }
+    if frozen:
+        methods.update(__setattr__=_refuse_setattr, __delattr__=_refuse_delattr)
+    if not slots:  # the class itself, its plain defaults left as class attributes (as a dataclass's)
+        for name, value in methods.items():
+            setattr(cls, name, value)
+        for name, default in defaults.items():
+            if isinstance(default, _Factory):
+                delattr(cls, name)
+        return cls
+    # A class with __slots__ is a new class (as with dataclasses); pickled as a tuple of
+    # values, set past a frozen class's __setattr__.
+    body = {k: v for k, v in cls.__dict__.items() if k not in defaults and k not in ("__dict__", "__weakref__")}
+    body.update(methods, __slots__=names, __getstate__=_getstate, __setstate__=_setstate)
+    return type(cls)(cls.__name__, cls.__bases__, body)
+
+
+def _init(self: Any, *args: object, **kwargs: object) -> None:
+    layout: _Layout = self.__record__
+    if args:
+        kwargs = _by_name(type(self), layout, args, kwargs)
+    if not layout.known.issuperset(kwargs):
+        unknown = next(name for name in kwargs if name not in layout.known)
+        raise TypeError(f"{type(self).__qualname__}() got an unexpected keyword argument {unknown!r}")
+    if len(kwargs) < len(layout.names):
+        for name, default in layout.defaults.items():
+            if name not in kwargs:
+                kwargs[name] = default.make() if isinstance(default, _Factory) else default
+        if len(kwargs) < len(layout.names):
+            missing = ", ".join(repr(name) for name in layout.names if name not in kwargs)
+            raise TypeError(f"{type(self).__qualname__}() missing required arguments: {missing}")
+    put = object.__setattr__
+    for name, value in kwargs.items():
+        put(self, name, value)
+
+
+def _by_name(cls: type, layout: _Layout, args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, object]:
+    """The arguments of a call that gave some positionally, all by name."""
+    if len(args) > len(layout.names):
+        raise TypeError(
+            f"{cls.__qualname__}() takes {len(layout.names)} positional arguments but {len(args)} were given"
+        )
+    given = dict(zip(layout.names, args, strict=False))  # the fields not given positionally come by name
+    for name in kwargs:
+        if name in given:
+            raise TypeError(f"{cls.__qualname__}() got multiple values for argument {name!r}")
+    given.update(kwargs)
+    return given
+
+
+def _repr(self: Any) -> str:
+    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__record__.names)
+    return f"{type(self).__qualname__}({shown})"
+
+
+def _eq(self: Any, other: Any) -> Any:
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    values = self.__record__.values
+    return values(self) == values(other)
+
+
+def _hash(self: Any) -> int:
+    return hash(self.__record__.values(self))
+
+
+def _getstate(self: Any) -> tuple[object, ...]:
+    return tuple(getattr(self, name) for name in self.__record__.names)
+
+
+def _setstate(self: Any, state: tuple[object, ...]) -> None:
+    for name, value in zip(self.__record__.names, state, strict=True):
+        object.__setattr__(self, name, value)
+
+
+def _refuse_setattr(self: Any, name: str, value: object) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r} of a frozen {type(self).__qualname__}")
+
+
+def _refuse_delattr(self: Any, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r} of a frozen {type(self).__qualname__}")
+
+
+def fields(obj: object) -> tuple[str, ...]:
+    """The field names of a record class or instance, in order."""
+    layout = getattr(obj, "__record__", None)
+    if not isinstance(layout, _Layout):
+        raise TypeError(f"{obj!r} is not a record or a record class")
+    return layout.names
+
+
+def replace(obj: R, /, **changes: object) -> R:
+    """A new record like `obj` with `changes` (field name -> value)."""
+    return type(obj)(**{**{name: getattr(obj, name) for name in fields(obj)}, **changes})
+
+
+def asdict(obj: Any) -> dict[str, Any]:
+    """A record's fields as a dict, records within it (also in lists, tuples and dicts) too."""
+    return {name: _plain(getattr(obj, name)) for name in fields(obj)}
+
+
+def _plain(value: object) -> object:
+    if isinstance(getattr(value, "__record__", None), _Layout) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
