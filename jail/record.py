@@ -7,8 +7,13 @@
 
 `record` takes the same declaration and the same `frozen` and `slots` as `dataclasses.dataclass`
 and gives the class what a dataclass gets by default: `__init__` (positional or by name, in
-field order), `__repr__`, `__eq__`, and, frozen, `__hash__` and no assignment. `fields`,
-`replace` and `asdict` are dataclasses' functions, for records.
+field order), `__repr__`, `__eq__`, and, frozen, `__hash__` and no assignment; methods the
+class body defines are kept, as a dataclass keeps them. `replace` and `asdict` are
+dataclasses' functions for records; `fields` gives the field names.
+
+Use these, never dataclasses' own: `dataclasses.replace`, `fields` and `asdict` refuse a
+record at run time, though mypy, which checks a record's calls as a dataclass's
+(`dataclass_transform`), lets them pass. `replace`'s keywords are checked at run time only.
 
 Why not dataclasses: it writes each method's source text and compiles it when the class is
 made, and imports `inspect` (with `ast`, `dis` and `tokenize`) to do so; for the jail's
@@ -16,19 +21,20 @@ classes that was 86 M of the 210 M instructions `python -m jail run` executes to
 it needs (load/bench_cli.py), some 20 ms of every command. A record's methods are the same
 few functions for every class, reading the field names the decorator stored on it.
 
-What records do not do (nothing in the jail needs it): inheriting fields from a base record,
-ClassVar or InitVar fields, keyword-only fields, ordering, `__post_init__`.
+What records do not do (nothing in the jail needs it), refused where it could be mistaken:
+inheriting fields from a base record, ClassVar or InitVar fields, keyword-only fields,
+ordering, `__post_init__`, `__match_args__`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
+from reprlib import recursive_repr
 from typing import Any, TypeVar, dataclass_transform, overload
 
 C = TypeVar("C", bound=type)
 R = TypeVar("R")
-MUTABLE_DEFAULTS = (list, dict, set, bytearray)
 
 
 class FrozenInstanceError(AttributeError):
@@ -53,13 +59,19 @@ def field(*, default_factory: Callable[[], Any]) -> Any:
 class _Layout:
     """What the shared methods need of one record class."""
 
-    __slots__ = ("defaults", "known", "names", "values")
+    __slots__ = ("defaults", "known", "names", "slots", "values")
 
-    def __init__(self, names: tuple[str, ...], defaults: dict[str, object]) -> None:
+    def __init__(self, names: tuple[str, ...], defaults: dict[str, object], slots: bool) -> None:
         self.names = names
+        self.slots = slots
         self.known = frozenset(names)
         self.defaults = defaults  # name -> its default, or a _Factory
-        self.values: Callable[[object], object] = attrgetter(*names) if names else lambda _: ()
+        # The fields' values as a tuple (attrgetter of one name gives the bare value).
+        self.values: Callable[[object], tuple[object, ...]]
+        if len(names) > 1:
+            self.values = attrgetter(*names)
+        else:
+            self.values = lambda obj: tuple(getattr(obj, name) for name in names)
 
 
 @overload
@@ -82,26 +94,33 @@ def record(cls: C | None = None, /, *, frozen: bool = False, slots: bool = False
 
 
 def _make(cls: C, frozen: bool, slots: bool) -> C:
+    where = cls.__qualname__
     if any(hasattr(base, "__record__") for base in cls.__mro__[1:]):
-        raise TypeError(f"{cls.__qualname__}: a record's fields cannot come from a base record")
-    names = tuple(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 (inspect: what records avoid)
+        raise TypeError(f"{where}: a record's fields cannot come from a base record")
+    annotations = cls.__annotations__  # the class's own (Python >= 3.10), unevaluated under PEP 563/649
+    names = tuple(annotations)
     defaults: dict[str, object] = {}
     for name in names:
+        if str(annotations[name]).split("[")[0].split(".")[-1] in ("ClassVar", "InitVar"):
+            raise TypeError(f"{where}: field {name!r}: a record has no ClassVar or InitVar fields")
         if name not in cls.__dict__:
             if defaults:
-                raise TypeError(f"{cls.__qualname__}: field {name!r} without a default follows one with a default")
+                raise TypeError(f"{where}: field {name!r} without a default follows one with a default")
             continue
         default = cls.__dict__[name]
-        if isinstance(default, MUTABLE_DEFAULTS):
-            raise TypeError(f"{cls.__qualname__}: field {name!r} has a mutable default: use field(default_factory=...)")
+        if not isinstance(default, _Factory) and type(default).__hash__ is None:  # as dataclasses refuses
+            raise TypeError(f"{where}: field {name!r} has a mutable default: use field(default_factory=...)")
         defaults[name] = default
-    methods: dict[str, object] = {
-        "__record__": _Layout(names, defaults),
-        "__init__": _init,
-        "__repr__": _repr,
-        "__eq__": _eq,
-        "__hash__": _hash if frozen else None,
-    }
+    own = cls.__dict__
+    if frozen and ("__setattr__" in own or "__delattr__" in own):
+        raise TypeError(f"{where}: a frozen record cannot define __setattr__ or __delattr__")
+    generated = (("__init__", _init), ("__repr__", _repr), ("__eq__", _eq))
+    methods: dict[str, object] = {name: method for name, method in generated if name not in own}  # as dataclasses
+    methods["__record__"] = _Layout(names, defaults, slots)
+    # Python sets __hash__ = None in a body that defines __eq__ alone: that is no hash of its own.
+    own_hash = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
+    if not own_hash:
+        methods["__hash__"] = _hash if frozen else None
     if frozen:
         methods.update(__setattr__=_refuse_setattr, __delattr__=_refuse_delattr)
     if not slots:  # the class itself, its plain defaults left as class attributes (as a dataclass's)
@@ -113,8 +132,8 @@ def _make(cls: C, frozen: bool, slots: bool) -> C:
         return cls
     # A class with __slots__ is a new class (as with dataclasses); pickled as a tuple of
     # values, set past a frozen class's __setattr__.
-    body = {k: v for k, v in cls.__dict__.items() if k not in defaults and k not in ("__dict__", "__weakref__")}
-    body.update(methods, __slots__=names, __getstate__=_getstate, __setstate__=_setstate)
+    body = {k: v for k, v in own.items() if k not in defaults and k not in ("__dict__", "__weakref__")}
+    body.update(methods, __slots__=names, __qualname__=where, __getstate__=_getstate, __setstate__=_setstate)
     return type(cls)(cls.__name__, cls.__bases__, body)
 
 
@@ -132,9 +151,12 @@ def _init(self: Any, *args: object, **kwargs: object) -> None:
         if len(kwargs) < len(layout.names):
             missing = ", ".join(repr(name) for name in layout.names if name not in kwargs)
             raise TypeError(f"{type(self).__qualname__}() missing required arguments: {missing}")
-    put = object.__setattr__
-    for name, value in kwargs.items():
-        put(self, name, value)
+    if layout.slots:
+        put = object.__setattr__  # past a frozen class's __setattr__
+        for name, value in kwargs.items():
+            put(self, name, value)
+    else:
+        self.__dict__.update(kwargs)
 
 
 def _by_name(cls: type, layout: _Layout, args: tuple[object, ...], kwargs: dict[str, object]) -> dict[str, object]:
@@ -151,6 +173,7 @@ def _by_name(cls: type, layout: _Layout, args: tuple[object, ...], kwargs: dict[
     return given
 
 
+@recursive_repr()
 def _repr(self: Any) -> str:
     shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__record__.names)
     return f"{type(self).__qualname__}({shown})"
@@ -172,16 +195,25 @@ def _getstate(self: Any) -> tuple[object, ...]:
 
 
 def _setstate(self: Any, state: tuple[object, ...]) -> None:
-    for name, value in zip(self.__record__.names, state, strict=True):
+    layout: _Layout = self.__record__
+    values = dict(zip(layout.names, state, strict=False))
+    for name in layout.names[len(state) :]:  # pickled before the field was added: its default
+        default = layout.defaults[name]
+        values[name] = default.make() if isinstance(default, _Factory) else default
+    for name, value in values.items():
         object.__setattr__(self, name, value)
 
 
 def _refuse_setattr(self: Any, name: str, value: object) -> None:
-    raise FrozenInstanceError(f"cannot assign to field {name!r} of a frozen {type(self).__qualname__}")
+    if name in self.__record__.known or "__record__" in type(self).__dict__:  # a plain subclass may add its own
+        raise FrozenInstanceError(f"cannot assign to field {name!r} of a frozen {type(self).__qualname__}")
+    object.__setattr__(self, name, value)
 
 
 def _refuse_delattr(self: Any, name: str) -> None:
-    raise FrozenInstanceError(f"cannot delete field {name!r} of a frozen {type(self).__qualname__}")
+    if name in self.__record__.known or "__record__" in type(self).__dict__:
+        raise FrozenInstanceError(f"cannot delete field {name!r} of a frozen {type(self).__qualname__}")
+    object.__delattr__(self, name)
 
 
 def fields(obj: object) -> tuple[str, ...]:
@@ -198,15 +230,20 @@ def replace(obj: R, /, **changes: object) -> R:
 
 
 def asdict(obj: Any) -> dict[str, Any]:
-    """A record's fields as a dict, records within it (also in lists, tuples and dicts) too."""
+    """A record's fields as a dict, as dataclasses.asdict makes one: records within it (also in
+    lists, tuples and dicts) made dicts too, every other value deep-copied."""
     return {name: _plain(getattr(obj, name)) for name in fields(obj)}
 
 
-def _plain(value: object) -> object:
+def _plain(value: Any) -> Any:
     if isinstance(getattr(value, "__record__", None), _Layout) and not isinstance(value, type):
         return asdict(value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+        return type(value)(*(_plain(v) for v in value))
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(v) for v in value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+        return type(value)((_plain(k), _plain(v)) for k, v in value.items())
+    import copy  # only here: the command line's plain output needs none of it
+
+    return copy.deepcopy(value)
