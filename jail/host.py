@@ -32,7 +32,8 @@ class Host:
         self.slots = SlotPool(config.state_dir, config.slots, config.uid_base)
         # A process killed mid-run leaves its slots' root mounts and cgroups behind;
         # whoever can lock such a slot now cleans it, so nothing lingers until reuse.
-        mounted = {slot for slot in range(config.slots) if os.path.ismount(self.slots.root(slot))}
+        mount_points = rootfs.mount_points()
+        mounted = {slot for slot in range(config.slots) if self.slots.root(slot) in mount_points}
         self.slots.sweep_unowned(self.clean_slot, mounted | self.backend.leftover_slots())
         # A fork server launches the inits of a process whose building thread lives as long
         # as the process (the builder's); any other process launches each with a posix_spawn.

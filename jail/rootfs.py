@@ -405,3 +405,18 @@ def unmount_root(root: str) -> None:
     except OSError as e:
         if e.errno != 22:  # EINVAL: not mounted
             raise JailError(f"unmounting {root} failed: {e}") from e
+
+
+def mount_points(mountinfo: str = "/proc/self/mountinfo") -> set[str]:
+    """Every mount point in this process's mount namespace, from one read (what `os.path.ismount`
+    says of each, without two stat calls for each path asked about)."""
+    with open(mountinfo, "rb") as f:
+        return {_unescape(line.split()[4]) for line in f}
+
+
+def _unescape(field: bytes) -> str:
+    """A mountinfo path: the kernel writes space, tab, newline and backslash as \\ooo."""
+    if b"\\" in field:
+        parts = field.split(b"\\")
+        field = parts[0] + b"".join(bytes([int(p[:3], 8)]) + p[3:] for p in parts[1:])
+    return os.fsdecode(field)

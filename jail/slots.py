@@ -20,7 +20,7 @@ class SlotPool:
     """Hands out slot numbers that no other run on this host holds right now."""
 
     def __init__(self, state_dir: str, count: int, uid_base: int) -> None:
-        self.state_dir = state_dir
+        self.state_dir = os.path.realpath(state_dir)  # as /proc/self/mountinfo names its roots
         self.count = count
         self.uid_base = uid_base
         self._lock = threading.Lock()
