@@ -14,13 +14,15 @@ first used, so importing this package does not load it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .errors import ChildSetupError, CommandNotFound, JailError
-from .spec import PIPE, Bind, GiB, KiB, Limits, MiB, OutputSink, RunResult, RunSpec, Status
+from .spec import PIPE, Bind, GiB, KiB, Limits, MiB, RunResult, RunSpec, Status
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .runner import Jail, Running, run, start
+    from .sink import OutputSink
 
 __all__ = [
     "PIPE",
@@ -48,4 +50,8 @@ def __getattr__(name: str) -> Any:
         from . import runner
 
         return getattr(runner, name)
+    if name == "OutputSink":  # a Protocol: jail/sink.py imports typing, which a plain run does not load
+        from .sink import OutputSink
+
+        return OutputSink
     raise AttributeError(f"module 'jail' has no attribute {name!r}")

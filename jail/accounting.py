@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import signal
 
-from .cgroup import RunCgroup
 from .errors import JailError
 from .spec import Limits, RunResult, Status
 from .supervise import Watched
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
+if TYPE_CHECKING:
+    from .cgroup import RunCgroup
 
 
 def account(seen: Watched, cg: RunCgroup, limits: Limits, setup_cpu: float) -> RunResult:

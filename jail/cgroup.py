@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable
-from typing import Protocol
 
 from .config import JailConfig
 from .errors import JailError
@@ -18,72 +17,74 @@ from .spec import Limits
 
 CFS_PERIOD_US = 100_000  # the kernel's default CFS period, which a new v1 group has (v2 writes it)
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
+if TYPE_CHECKING:
+    from typing import Protocol
 
-class RunCgroup(Protocol):
-    """One run's cgroup: limits set, the child joined, accounting read, then removed."""
+    class RunCgroup(Protocol):
+        """One run's cgroup: limits set, the child joined, accounting read, then removed."""
 
-    def clone_fd(self) -> int:
-        """A new directory fd for clone3(CLONE_INTO_CGROUP) (v2), or -1 (v1)."""
-        ...
+        def clone_fd(self) -> int:
+            """A new directory fd for clone3(CLONE_INTO_CGROUP) (v2), or -1 (v1)."""
+            ...
 
-    def join_fds(self) -> list[int]:
-        """New fds of the `tasks` files the container's init writes "0" to once its plan
-        comes, moving itself into this cgroup (v1); none on v2."""
-        ...
+        def join_fds(self) -> list[int]:
+            """New fds of the `tasks` files the container's init writes "0" to once its plan
+            comes, moving itself into this cgroup (v1); none on v2."""
+            ...
 
-    def set_limits(self, limits: Limits) -> None:
-        """Apply memory (swap off), pids and CPU bandwidth caps."""
-        ...
+        def set_limits(self, limits: Limits) -> None:
+            """Apply memory (swap off), pids and CPU bandwidth caps."""
+            ...
 
-    def reset_peak(self) -> None:
-        """Start peak memory and limit-hit counting afresh (the run's setup is not the program's)."""
-        ...
+        def reset_peak(self) -> None:
+            """Start peak memory and limit-hit counting afresh (the run's setup is not the program's)."""
+            ...
 
-    def cpu_usage(self) -> float:
-        """CPU seconds (user+sys) used by every process and thread that ever ran here."""
-        ...
+        def cpu_usage(self) -> float:
+            """CPU seconds (user+sys) used by every process and thread that ever ran here."""
+            ...
 
-    def peak_memory(self) -> int:
-        """Highest memory charge in bytes."""
-        ...
+        def peak_memory(self) -> int:
+            """Highest memory charge in bytes."""
+            ...
 
-    def memory_exhausted(self) -> tuple[bool, bool]:
-        """(the OOM killer killed a process here, an allocation ever hit the limit)."""
-        ...
+        def memory_exhausted(self) -> tuple[bool, bool]:
+            """(the OOM killer killed a process here, an allocation ever hit the limit)."""
+            ...
 
-    def kill(self) -> None:
-        """SIGKILL every process in the cgroup."""
-        ...
+        def kill(self) -> None:
+            """SIGKILL every process in the cgroup."""
+            ...
 
-    def close(self) -> None:
-        """Release what this process holds open on the cgroup (it stays)."""
-        ...
+        def close(self) -> None:
+            """Release what this process holds open on the cgroup (it stays)."""
+            ...
 
-    def remove(self) -> None:
-        """Close, then delete the cgroup; it must be empty."""
-        ...
+        def remove(self) -> None:
+            """Close, then delete the cgroup; it must be empty."""
+            ...
 
+    class CgroupBackend(Protocol):
+        """A cgroup hierarchy layout (v1 or v2) that can make run cgroups."""
 
-class CgroupBackend(Protocol):
-    """A cgroup hierarchy layout (v1 or v2) that can make run cgroups."""
+        version: int
 
-    version: int
+        def create(self, name: str) -> RunCgroup:
+            """Make an empty cgroup named `name` under our parent group (limits come later)."""
+            ...
 
-    def create(self, name: str) -> RunCgroup:
-        """Make an empty cgroup named `name` under our parent group (limits come later)."""
-        ...
+        def sweep(self, slot: int) -> None:
+            """Kill and remove the run cgroups of `slot` that their makers left behind."""
+            ...
 
-    def sweep(self, slot: int) -> None:
-        """Kill and remove the run cgroups of `slot` that their makers left behind."""
-        ...
+        def leftover_slots(self) -> set[int]:
+            """The slots that have run cgroups their makers left behind (what `sweep` would remove)."""
+            ...
 
-    def leftover_slots(self) -> set[int]:
-        """The slots that have run cgroups their makers left behind (what `sweep` would remove)."""
-        ...
-
-    def describe(self) -> list[str]:
-        """Human-readable lines for `doctor`."""
-        ...
+        def describe(self) -> list[str]:
+            """Human-readable lines for `doctor`."""
+            ...
 
 
 def write_file(path: str, value: str) -> None:

@@ -65,11 +65,23 @@ class Help(argparse.HelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command: `run` and `doctor`."""
     parser = argparse.ArgumentParser(
         prog="python -m jail", description="Run one untrusted command isolated.", formatter_class=Help
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run COMMAND in a throwaway container", formatter_class=Help)
+    add_run_arguments(sub.add_parser("run", help="run COMMAND in a throwaway container", formatter_class=Help))
+    sub.add_parser("doctor", help="check this host and say what is missing", formatter_class=Help)
+    return parser
+
+
+def build_run_parser() -> argparse.ArgumentParser:
+    """`python -m jail run` alone, as the whole command's `run` reads it: what a run builds
+    instead of three parsers (each one's set-up asks gettext for its words)."""
+    return add_run_arguments(argparse.ArgumentParser(prog="python -m jail run", formatter_class=Help))
+
+
+def add_run_arguments(run: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = Limits()
     run.add_argument("--cpu-time", type=positive(float), default=d.cpu_time, metavar="S")
     run.add_argument("--wall-time", type=positive(float), default=d.wall_time, metavar="S")
@@ -89,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--loopback", action="store_true", help="bring lo up inside the sandbox")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
-    sub.add_parser("doctor", help="check this host and say what is missing", formatter_class=Help)
-    return parser
+    return run
 
 
 def result_json(result: RunResult) -> dict[str, object]:
@@ -175,7 +186,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["run"]:
+        return cmd_run(build_run_parser().parse_args(words[1:]))
+    args = build_parser().parse_args(words)
     if args.command == "doctor":
         from .doctor import main as doctor_main
 

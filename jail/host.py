@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import weakref
 from functools import partial
-from typing import TYPE_CHECKING
 
 from . import bpf_cache, cgroup, init_binary, rootfs, sandbox
 from .config import JailConfig
@@ -13,6 +12,7 @@ from .errors import JailError
 from .sandbox import Sandbox, Shape
 from .slots import SlotPool
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
 if TYPE_CHECKING:
     from .forkserver import ForkServer
 

@@ -31,10 +31,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from operator import attrgetter
 from reprlib import recursive_repr
-from typing import Any, TypeVar, dataclass_transform, overload
 
-C = TypeVar("C", bound=type)
-R = TypeVar("R")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    C = TypeVar("C", bound=type)
+    R = TypeVar("R")
 
 
 class FrozenInstanceError(AttributeError):
@@ -74,15 +77,16 @@ class _Layout:
             self.values = lambda obj: tuple(getattr(obj, name) for name in names)
 
 
-@overload
-def record(cls: C, /) -> C: ...
+if TYPE_CHECKING:  # how a type checker sees `record`: as dataclasses.dataclass
+
+    @overload
+    @dataclass_transform(field_specifiers=(field,))
+    def record(cls: C, /) -> C: ...
+
+    @overload
+    def record(*, frozen: bool = False, slots: bool = False) -> Callable[[C], C]: ...
 
 
-@overload
-def record(*, frozen: bool = False, slots: bool = False) -> Callable[[C], C]: ...
-
-
-@dataclass_transform(field_specifiers=(field,))
 def record(cls: C | None = None, /, *, frozen: bool = False, slots: bool = False) -> C | Callable[[C], C]:
     """Make `cls` a record: its annotated attributes, in order, are its fields; a value
     assigned in the class body is that field's default."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
 
 from . import sandbox
 from .config import JailConfig
@@ -23,9 +22,11 @@ from .errors import JailError
 from .host import Host
 from .rootfs import sandbox_path
 from .sandbox import Sandbox, Shape
-from .spec import OutputSink, RunResult, RunSpec, Status
+from .spec import RunResult, RunSpec, Status
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
 if TYPE_CHECKING:
+    from .sink import OutputSink
     from .zygote import Builder
 
 

@@ -20,14 +20,29 @@ import struct
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Protocol
 
 from . import cgroup, libc, rlimits, rootfs, supervise, userns
 from .accounting import account
 from .errors import ChildSetupError, CommandNotFound, JailError, Step
 from .launch import Launch, encode_launch, encode_plan
 from .record import record
-from .spec import DEFAULT_ENV, Bind, Limits, OutputSink, Pipe, RunResult, RunSpec
+from .spec import DEFAULT_ENV, Bind, Limits, Pipe, RunResult, RunSpec
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from .sink import OutputSink
+
+    class Launcher(Protocol):
+        """Starts a container's init (jail/init.c): `stdio` become the program's 0, 1, 2;
+        `control` are sync, report, status, the cgroup directory fd or -1, then any `tasks`
+        fds. Its answer's `pid()` is the init's pid (a child of this process), or raises what
+        the init's launcher reported on `report_r` if it failed. The caller closes its copies
+        of all of them once the Launcher returns."""
+
+        def __call__(self, stdio: list[int], control: list[int], report_r: int) -> LaunchedInit: ...
+
 
 SETUP_TIMEOUT = 10.0
 PIPE_SIZE = 1 << 20
@@ -324,16 +339,6 @@ class LaunchedInit:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass  # reaped by someone else
-
-
-class Launcher(Protocol):
-    """Starts a container's init (jail/init.c): `stdio` become the program's 0, 1, 2;
-    `control` are sync, report, status, the cgroup directory fd or -1, then any `tasks`
-    fds. Its answer's `pid()` is the init's pid (a child of this process), or raises what
-    the init's launcher reported on `report_r` if it failed. The caller closes its copies
-    of all of them once the Launcher returns."""
-
-    def __call__(self, stdio: list[int], control: list[int], report_r: int) -> LaunchedInit: ...
 
 
 def launch_by_spawn(init: str, stdio: list[int], control: list[int], report_r: int) -> LaunchedInit:

@@ -14,12 +14,15 @@ import errno as errno_codes
 import os
 import struct
 import tomllib
-from typing import Any
 
 import pyseccomp as sc
 
 from .errors import JailError
 from .record import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
+if TYPE_CHECKING:
+    from typing import Any
 
 with open(__file__, "rb") as _self:
     SOURCE = _self.read()  # this module's code as this process loaded it (jail/bpf_cache.py)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import enum
 import math
 import re
-from typing import Protocol
 
 from .record import field, fields, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
+if TYPE_CHECKING:
+    from .sink import OutputSink as OutputSink
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -151,27 +154,6 @@ class Pipe:
 PIPE = Pipe()
 
 
-class OutputSink(Protocol):
-    """Where a live run's output goes as it is read, besides (or instead of) the result."""
-
-    keeps: tuple[str, ...]  # the streams ("stdout", "stderr") also kept for the RunResult, capped
-    capped: bool  # the output limit applies to the streams it does not keep too
-
-    def write(self, stream: str, data: bytes) -> bool:
-        """Take `data` of "stdout" or "stderr" (kept ones too); False: read no more output until `ready`. A
-        sink takes what it is given even while it is paused (the pipes' last contents after
-        the program ended): bounded by the pipes' size."""
-        ...
-
-    def waker(self) -> tuple[int, int]:
-        """The fd and poll events that mean a paused sink may take more."""
-        ...
-
-    def ready(self) -> bool:
-        """Called when the waker fires: True once the sink takes output again."""
-        ...
-
-
 @record(frozen=True, slots=True)
 class RunSpec:
     """One command to run isolated.
@@ -217,3 +199,12 @@ class RunResult:
     syscall: str | None = None  # for security_violation, when it can be known
     files: dict[str, bytes] = field(default_factory=dict)
     files_truncated: bool = False  # a collect cap was reached: not every match is in `files`
+
+
+def __getattr__(name: str) -> object:
+    """`jail.spec.OutputSink`, from jail/sink.py when first asked for (it imports typing)."""
+    if name == "OutputSink":
+        from .sink import OutputSink
+
+        return OutputSink
+    raise AttributeError(f"module 'jail.spec' has no attribute {name!r}")

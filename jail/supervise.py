@@ -21,12 +21,24 @@ import select
 import signal
 import struct
 import time
-from typing import Protocol
 
 from . import libc
-from .cgroup import RunCgroup
 from .record import field, record
-from .spec import Limits, OutputSink, Status
+from .spec import Limits, Status
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from .cgroup import RunCgroup
+    from .sink import OutputSink
+
+    class Stop(Protocol):
+        """A request from another thread to end the run: `fd` turns readable, `reason` says why."""
+
+        fd: int
+        reason: Status
+
 
 MIN_CPU_CHECK = 0.005  # seconds between CPU reads near the limit
 DRAIN_TIMEOUT = 1.0  # after exit, how long to wait for pipe EOF
@@ -82,13 +94,6 @@ class Watched:
 def max_cpu_rate() -> int:
     """How many CPU-seconds per second a run could burn at most (CPUs we may run on)."""
     return max(1, len(os.sched_getaffinity(0)))
-
-
-class Stop(Protocol):
-    """A request from another thread to end the run: `fd` turns readable, `reason` says why."""
-
-    fd: int
-    reason: Status
 
 
 def watch(

@@ -38,12 +38,15 @@ import sys
 import threading
 from collections import deque
 
-from .cgroup import RunCgroup
 from .config import JailConfig
 from .errors import JailError
 from .host import Host
 from .record import record
 from .sandbox import Building, Sandbox, Shape, close_in_place
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
+if TYPE_CHECKING:
+    from .cgroup import RunCgroup
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 1 << 16

@@ -29,7 +29,6 @@ GROUPS = [
         "re, enum, functools, collections, contextlib, importlib.util, argparse, json, ctypes, threading, "
         "signal, select, struct, fcntl, fnmatch, zlib, resource, math, errno, weakref",
     ),
-    ("typing (Protocol, TYPE_CHECKING)", "typing"),
     ("jail's modules on a run's path (their classes made)", "jail.cli, jail.runner, jail.cgroup_v1, jail.cgroup_v2"),
 ]
 COMMAND = ["-m", "jail", "run", "--", "/bin/true"]

@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 
 PACKAGES = ("api", "cli", "core", "worker", "policies", "jail")
 # The jail's plain types (and the record decorator they are made with), which every layer may share.
-JAIL_SPEC = {"jail", "jail.spec", "jail.errors", "jail.record"}
+JAIL_SPEC = {"jail", "jail.spec", "jail.errors", "jail.record", "jail.sink"}
 # What each package may import, besides itself and the standard library.
 ALLOWED = {
     "jail": set(),

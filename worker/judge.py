@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from core.limits import checker_limits, interactor_limits, run_limits
 from core.models import EXEC_FAILED, CheckerKind, Result, State, Submission, TestCase, TestResult, Verdict
 from jail.errors import CommandNotFound, JailError
-from jail.spec import Limits, OutputSink, RunResult, Status
+from jail.sink import OutputSink
+from jail.spec import Limits, RunResult, Status
 from policies.languages import Language, available_languages
 from worker import checkers, interactor
 from worker.toolchain import CompileOutcome, compile_source, run_program

@@ -22,7 +22,8 @@ from core import settings
 from core.inputs import InputError, check_args, check_collect, check_options, normalize_files
 from core.limits import COLLECT_BYTES, COLLECT_FILES
 from jail import run, start
-from jail.spec import DEFAULT_ENV, Limits, MiB, OutputSink, Pipe, RunResult, RunSpec, Status
+from jail.sink import OutputSink
+from jail.spec import DEFAULT_ENV, Limits, MiB, Pipe, RunResult, RunSpec, Status
 from policies.languages import Language
 from worker.compile_cache import CompileCache, cache_key
 

@@ -16,18 +16,19 @@ import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from jail import Jail, JailError, Limits, MiB, RunSpec, Status, init_binary
-from jail.cgroup import CFS_PERIOD_US, RunCgroup, open_backend, read_keyed, slot_of
+from jail.cgroup import CFS_PERIOD_US, open_backend, read_keyed, slot_of
 from jail.cgroup_v1 import CONTROLLERS, CgroupV1, CgroupV1Run, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 from jail.config import JailConfig
 from jail.errors import ChildSetupError, Step
 from jail.forkserver import ForkServer
 from jail.record import replace
-from jail.sandbox import Launcher, check_exec, launch_by_spawn
+from jail.sandbox import check_exec, launch_by_spawn
 from tests.cgroup_layout import (
     BACKEND,
     CGROUP2,
@@ -39,6 +40,10 @@ from tests.cgroup_layout import (
     needs_v1,
     needs_v2,
 )
+
+if TYPE_CHECKING:
+    from jail.cgroup import RunCgroup
+    from jail.sandbox import Launcher
 
 FILES_V2 = (
     "cgroup.procs",

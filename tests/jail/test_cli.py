@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jail.cli import build_parser, parse_size
+from jail.cli import build_parser, build_run_parser, parse_size
 from tests.cgroup_layout import BACKEND
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,22 +113,49 @@ def test_help_reads_as_argparse_makes_it(columns: str, monkeypatch: pytest.Monke
     assert ours == run.format_help() and "--cpu-time S" in ours
 
 
+def test_run_alone_reads_as_the_whole_commands_run() -> None:
+    """`python -m jail run` builds its own parser only: the same arguments and help as the
+    whole command's `run` (an unknown option is now refused with run's usage, not the whole's)."""
+    whole = build_parser()
+    run = whole._subparsers._group_actions[0].choices["run"]  # type: ignore[index]
+    assert build_run_parser().format_help() == run.format_help()
+    words = ["--memory", "1G", "--copy-in", "a:b", "--json", "--", "/bin/echo", "--memory"]
+    alone = vars(build_run_parser().parse_args(words))
+    through = vars(whole.parse_args(["run", *words]))
+    assert through.pop("command") == "run"
+    assert alone == through and alone["argv"] == ["--", "/bin/echo", "--memory"] and alone["memory"] == 1 << 30
+
+
 def test_a_run_loads_none_of_what_only_help_json_or_a_first_run_needs() -> None:
-    """A plain run stays off argparse's terminal sizing (shutil), --json's base64 and the
-    one-time staging of /etc (shutil): each costs milliseconds of every command's start."""
+    """A plain run stays off argparse's terminal sizing (shutil), --json's base64, the
+    one-time staging of /etc (shutil), dataclasses (with inspect) and typing (jail/record.py,
+    jail/sink.py): each costs milliseconds of every command's start."""
     assert jail("run", "--", "/bin/true").returncode == 0  # /etc staged, the init built
     p = subprocess.run(
         [
             sys.executable,
             "-c",
             "import sys; from jail.cli import main; code = main(['run', '--', '/bin/true']); "
-            "print(code, sorted(m for m in ('shutil', 'base64') if m in sys.modules))",
+            "print(code, sorted(m for m in ('shutil', 'base64', 'dataclasses', 'inspect', 'typing') "
+            "if m in sys.modules))",
         ],
         capture_output=True,
         cwd=ROOT,
         timeout=60,
     )
     assert p.stdout.decode().split(None, 1) == ["0", "[]\n"], p.stderr
+
+
+def test_output_sink_is_there_when_asked_for() -> None:
+    """The one public Protocol, loaded with typing only when named (jail/sink.py)."""
+    import jail
+    import jail.spec
+    from jail.sink import OutputSink
+
+    assert jail.OutputSink is jail.spec.OutputSink is OutputSink
+    assert "OutputSink" in jail.__all__
+    with pytest.raises(AttributeError):
+        jail.spec.NoSuchName  # noqa: B018
 
 
 def test_doctor_checks_this_host() -> None:

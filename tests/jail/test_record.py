@@ -190,9 +190,10 @@ def test_declarations_dataclasses_refuses_are_refused() -> None:
         record.fields(object())
 
 
-def test_the_jail_never_imports_dataclasses() -> None:
-    """What records are for: the command line's imports leave dataclasses (and inspect) out."""
-    modules = ["dataclasses", "inspect"]
+def test_the_jail_never_imports_dataclasses_or_typing() -> None:
+    """What records are for: the command line's imports leave dataclasses (with inspect) and
+    typing out; the jail's Protocols are for type checkers only."""
+    modules = ["dataclasses", "inspect", "typing"]
     code = f"import sys, jail.cli, jail.runner, jail.zygote; print(*(m in sys.modules for m in {modules!r}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert out.split() == ["False", "False", "False"]
