@@ -10,7 +10,16 @@ from __future__ import annotations
 import os
 import signal
 
-from .cgroup import CFS_PERIOD_US, left_behind, leftover_slots, read_file, read_keyed, remove_dir, write_file
+from .cgroup import (
+    CFS_PERIOD_US,
+    left_behind,
+    leftover_slots,
+    read_file,
+    read_keyed,
+    remove_dir,
+    wait_empty,
+    write_file,
+)
 from .errors import JailError
 from .record import record
 from .spec import Limits
@@ -146,27 +155,41 @@ class CgroupV1:
         return cls(parents)
 
     def create(self, name: str) -> CgroupV1Run:
-        dirs = {c: f"{self.parents[c]}/{name}" for c in CONTROLLERS}
+        # Nothing to write: swappiness comes from the parent (`open`), and a new group's
+        # cpu.cfs_period_us is the kernel's default, 100 ms, which CFS_PERIOD_US is.
+        try:
+            try:
+                self._make(name)
+            except FileExistsError:  # left by the slot's last run (CgroupBackend.create)
+                self._take_down(name)
+                self._make(name)
+        except OSError as e:
+            raise JailError(f"creating cgroup v1 {name} failed: {e}") from e
+        return self._run(name)
+
+    def _make(self, name: str) -> None:
+        """mkdir `name` in each hierarchy: all of them, or none."""
         made: list[str] = []
         try:
-            for path in dict.fromkeys(dirs.values()):
+            for path in dict.fromkeys(f"{self.parents[c]}/{name}" for c in CONTROLLERS):
                 os.mkdir(path)
                 made.append(path)
-            # Nothing to write: swappiness comes from the parent (`open`), and a new group's
-            # cpu.cfs_period_us is the kernel's default, 100 ms, which CFS_PERIOD_US is.
-            return self._run(name)
-        except OSError as e:
+        except OSError:
             for path in reversed(made):
                 remove_dir(path)
-            raise JailError(f"creating cgroup v1 {name} failed: {e}") from e
+            raise
+
+    def _take_down(self, name: str) -> None:
+        """Kill the processes of the run group `name` and remove it, in whichever hierarchies it is."""
+        run = self._run(name)
+        if os.path.isdir(run.pids):  # else removed, empty, from the pids hierarchy: all were gone
+            run.kill()
+            wait_empty(f"{run.pids}/cgroup.procs")
+        run.remove()
 
     def sweep(self, slot: int) -> None:
-        names = {n for p in set(self.parents.values()) for n in os.listdir(p) if left_behind(n, slot)}
-        for name in names:
-            run = self._run(name)
-            if os.path.isdir(run.pids):
-                run.kill()
-            run.remove()
+        for name in {n for p in set(self.parents.values()) for n in os.listdir(p) if left_behind(n, slot)}:
+            self._take_down(name)
 
     def leftover_slots(self) -> set[int]:
         return leftover_slots(n for p in set(self.parents.values()) for n in os.listdir(p))

@@ -21,7 +21,16 @@ import errno
 import os
 import time
 
-from .cgroup import CFS_PERIOD_US, left_behind, leftover_slots, read_file, read_keyed, remove_dir, write_file
+from .cgroup import (
+    CFS_PERIOD_US,
+    left_behind,
+    leftover_slots,
+    read_file,
+    read_keyed,
+    remove_dir,
+    wait_empty,
+    write_file,
+)
 from .cgroup_v1 import v1_mounts
 from .errors import JailError
 from .record import field, record
@@ -253,19 +262,29 @@ class CgroupV2:
     def create(self, name: str) -> CgroupV2Run:
         path = f"{self.parent}/{name}"
         try:
-            os.mkdir(path)
+            try:
+                os.mkdir(path)
+            except FileExistsError:  # left by the slot's last run (CgroupBackend.create)
+                self._take_down(path)
+                os.mkdir(path)
         except OSError as e:
             raise JailError(f"mkdir({path}) failed: {e.strerror}") from e
         if self._swap is None:  # absent when the host has no swap accounting
             self._swap = os.path.exists(f"{path}/memory.swap.max")
         return CgroupV2Run(path, swap=self._swap)
 
+    @staticmethod
+    def _take_down(path: str) -> None:
+        """Kill the processes of the run group at `path` and remove it."""
+        run = CgroupV2Run(path)
+        run.kill()
+        wait_empty(f"{path}/cgroup.procs")
+        run.remove()
+
     def sweep(self, slot: int) -> None:
         for name in os.listdir(self.parent):
             if left_behind(name, slot):
-                run = CgroupV2Run(f"{self.parent}/{name}")
-                run.kill()
-                run.remove()
+                self._take_down(f"{self.parent}/{name}")
 
     def leftover_slots(self) -> set[int]:
         return leftover_slots(os.listdir(self.parent))

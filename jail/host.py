@@ -29,6 +29,7 @@ class Host:
         self.init = init_binary.executable(config.state_dir)
         self.seccomp_cache = f"{config.state_dir}/seccomp"  # compiled programs (jail/bpf_cache.py)
         self.backend = cgroup.open_backend(config)
+        self.cgroup_instance = cgroup.instance()  # names this Host's run cgroups (cgroup.run_name)
         self.slots = SlotPool(config.state_dir, config.slots, config.uid_base)
         # A process killed mid-run leaves its slots' root mounts and cgroups behind;
         # whoever can lock such a slot now cleans it, so nothing lingers until reuse.
@@ -84,6 +85,7 @@ class Host:
         return sandbox.prepare(
             self.backend,
             slot,
+            cgroup.run_name(slot, self.cgroup_instance),
             self.slots.root(slot),
             self.slots.host_uid(slot),
             self.etc_dir,

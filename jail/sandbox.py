@@ -126,6 +126,7 @@ class Sandbox:
 def prepare(
     backend: cgroup.CgroupBackend,
     slot: int,
+    cgroup_name: str,
     root: str,
     host_uid: int,
     etc_dir: str,
@@ -135,7 +136,8 @@ def prepare(
     on_release: Callable[[], None],
 ) -> Building:
     """Build a container up to the point where only the job is missing (`launch` starts
-    its init, `bpf` is its seccomp program, compiled): everything up to the init's launch
+    its init, `bpf` is its seccomp program, compiled; `cgroup_name` is the slot's run cgroup,
+    cgroup.run_name): everything up to the init's launch
     now, the rest in the returned Building's `finish`, once the init exists.
 
     The Sandbox's `release` kills the container's processes, reaps its init (a child of
@@ -148,7 +150,7 @@ def prepare(
         plans = rootfs.plan_binds(root, etc_dir, list(shape.binds))
         rootfs.mount_root(root, INITIAL_DISK, list(shape.binds), host_uid, etc_dir)
         undo.callback(rootfs.unmount_root, root)
-        cg = backend.create(cgroup.run_name(slot))
+        cg = backend.create(cgroup_name)
         undo.callback(cg.remove)
         undo.callback(cg.kill)
         undo.callback(fds.close_all)

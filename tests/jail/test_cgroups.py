@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from jail import Jail, JailError, Limits, MiB, RunSpec, Status, init_binary
-from jail.cgroup import CFS_PERIOD_US, open_backend, read_keyed, slot_of
+from jail.cgroup import CFS_PERIOD_US, instance, open_backend, read_keyed, run_name, slot_of
 from jail.cgroup_v1 import CONTROLLERS, CgroupV1, CgroupV1Run, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 from jail.config import JailConfig
@@ -193,6 +193,34 @@ def test_slot_names_round_trip() -> None:
     assert slot_of("run-123-7-42") == 7
     assert slot_of("supervisor") is None
     assert slot_of("run-x") is None
+
+
+def test_a_slots_group_left_by_its_last_run_is_taken_down_when_the_slot_makes_it_again() -> None:
+    """A slot's run cgroup has one name run after run (run_name); if its last run's removal
+    failed (a process of the run still in it), making it again kills that process and
+    starts an empty group, rather than failing the slot for good."""
+    backend = open_backend(JailConfig.from_env())
+    name = run_name(997, instance())
+    assert run_name(997, 0) == run_name(997, 0) != run_name(997, 1)
+    left = backend.create(name)
+    proc = spawn_in(left, "sleep 60")
+    procs = f"{left.pids if isinstance(left, CgroupV1Run) else left.path}/cgroup.procs"
+    try:
+        while not Path(procs).read_text().split():  # the shell has moved itself in
+            assert proc.poll() is None
+            time.sleep(0.01)
+        with pytest.raises(JailError, match="may still be alive"):
+            left.remove()
+        cg = backend.create(name)
+        try:
+            assert proc.wait(timeout=10) == -signal.SIGKILL
+            assert Path(procs).read_text() == ""
+        finally:
+            cg.remove()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not os.path.exists(procs)
 
 
 @pytest.fixture
