@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .config import JailConfig
 from .errors import JailError
@@ -74,7 +74,7 @@ if TYPE_CHECKING:
         def create(self, name: str) -> RunCgroup:
             """Make an empty cgroup named `name` under our parent group (limits come later). A
             group of that name already there is the slot's last run's, whose removal failed
-            (run_name: a slot's name is the same for each run): it is killed and removed first."""
+            (run_name: a slot's name is the same for each run): make_run_group."""
             ...
 
         def sweep(self, slot: int) -> None:
@@ -128,13 +128,27 @@ def read_keyed(path: str) -> dict[str, int]:
     return out
 
 
-def wait_empty(procs: str, timeout: float = 5.0) -> None:
+def wait_empty(procs: str, timeout: float) -> None:
     """Wait until the cgroup.procs file `procs` lists no process: a killed one stays listed
     until it has exited, and rmdir fails until then. At most `timeout` seconds (a process in
     uninterruptible sleep takes as long as its I/O); the rmdir after says if one is left."""
     deadline = time.monotonic() + timeout
     while read_file(procs).strip() and time.monotonic() < deadline:
         time.sleep(0.001)
+
+
+def take_down(run: RunCgroup, procs: str, wait: float) -> None:
+    """Kill the processes of a run group whose cgroup.procs is `procs`, wait up to `wait` s
+    for them to exit, and remove the group. One removed meanwhile (another jail sweeping the
+    same dead maker's group) is as good as removed."""
+    try:
+        run.kill()
+        wait_empty(procs, wait)
+    except JailError:
+        if os.path.exists(procs):
+            raise
+        return
+    run.remove()
 
 
 def remove_dir(path: str) -> None:
@@ -148,12 +162,23 @@ def remove_dir(path: str) -> None:
 
 
 _instances = itertools.count()
+_live: set[int] = set()  # the instances of this process's Hosts not closed yet
+_stuck: set[str] = set()  # run groups whose take-down failed once: not waited for again
+_spares = itertools.count()
 
 
 def instance() -> int:
-    """A number for one Host of this process: with the pid, its run cgroups' names tell them
-    from those of another Host of this process (another state dir, whose slots are numbered too)."""
-    return next(_instances)
+    """A number for one Host of this process, live until `retire`d: with the pid, its run
+    cgroups' names tell them from those of another Host of this process (another state dir,
+    whose slots are numbered too), whose live runs no sweep of ours may take."""
+    n = next(_instances)
+    _live.add(n)
+    return n
+
+
+def retire(instance: int) -> None:
+    """The Host of `instance` is closed: what its runs left is anyone's to sweep."""
+    _live.discard(instance)
 
 
 def run_name(slot: int, instance: int) -> str:
@@ -166,6 +191,30 @@ def run_name(slot: int, instance: int) -> str:
     return f"run-{os.getpid()}-{slot}-{instance}"
 
 
+def make_run_group(name: str, make: Callable[[str], None], take_down: Callable[[str, float], None]) -> str:
+    """Make the run group `name` with `make` (its mkdirs, all or none) and return the name
+    made. A group of that name already there is the slot's last run's, whose removal failed:
+    `take_down(name, wait)` kills its processes, waits up to `wait` s for them to exit and
+    removes it. If that fails too (a process that outlives SIGKILL, in uninterruptible
+    sleep), this run gets a name of its own (`name` + "x" + a number) and the group stays
+    for the slot's next sweep; the next runs of the slot try its removal again without
+    waiting, so that a stuck group costs one wait, not one a run."""
+    try:
+        make(name)
+        return name
+    except FileExistsError:
+        pass
+    try:
+        take_down(name, 0.0 if name in _stuck else 5.0)
+    except JailError:
+        _stuck.add(name)
+        name = f"{name}x{next(_spares)}"
+    else:
+        _stuck.discard(name)
+    make(name)
+    return name
+
+
 def slot_of(name: str) -> int | None:
     """The slot of a run cgroup name made by run_name, or None for any other name."""
     parts = name.split("-")
@@ -175,14 +224,16 @@ def slot_of(name: str) -> int | None:
 
 
 def left_behind(name: str, slot: int) -> bool:
-    """Whether `name` is a run cgroup of `slot` that its maker left behind: made by this process,
-    or by one that no longer runs. A slot number is unique only within one state dir, and jails
-    with another CELLBLOCK_JAIL_DIR may share our parent group: their live runs are not ours."""
+    """Whether `name` is a run cgroup of `slot` that its maker left behind: made by a Host of
+    this process that is closed, or by a process that no longer runs. A slot number is unique
+    only within one state dir, and jails with another CELLBLOCK_JAIL_DIR may share our parent
+    group, in this process or another: their live runs are not ours."""
     if slot_of(name) != slot:
         return False
-    maker = int(name.split("-")[1])
-    if maker == os.getpid():
-        return True
+    _, maker, _, made_by = name.split("-")
+    if int(maker) == os.getpid():  # by one of our Hosts: left behind if it is closed
+        host = made_by.partition("x")[0]
+        return not (host.isdigit() and int(host) in _live)
     try:
         with open(f"/proc/{maker}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie: dead, not yet reaped

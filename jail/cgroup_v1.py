@@ -14,10 +14,11 @@ from .cgroup import (
     CFS_PERIOD_US,
     left_behind,
     leftover_slots,
+    make_run_group,
     read_file,
     read_keyed,
     remove_dir,
-    wait_empty,
+    take_down,
     write_file,
 )
 from .errors import JailError
@@ -158,14 +159,9 @@ class CgroupV1:
         # Nothing to write: swappiness comes from the parent (`open`), and a new group's
         # cpu.cfs_period_us is the kernel's default, 100 ms, which CFS_PERIOD_US is.
         try:
-            try:
-                self._make(name)
-            except FileExistsError:  # left by the slot's last run (CgroupBackend.create)
-                self._take_down(name)
-                self._make(name)
+            return self._run(make_run_group(name, self._make, self._take_down))
         except OSError as e:
             raise JailError(f"creating cgroup v1 {name} failed: {e}") from e
-        return self._run(name)
 
     def _make(self, name: str) -> None:
         """mkdir `name` in each hierarchy: all of them, or none."""
@@ -179,13 +175,14 @@ class CgroupV1:
                 remove_dir(path)
             raise
 
-    def _take_down(self, name: str) -> None:
-        """Kill the processes of the run group `name` and remove it, in whichever hierarchies it is."""
+    def _take_down(self, name: str, wait: float = 5.0) -> None:
+        """Kill the processes of the run group `name`, wait up to `wait` s for them to exit,
+        and remove the group, in whichever hierarchies it still is."""
         run = self._run(name)
-        if os.path.isdir(run.pids):  # else removed, empty, from the pids hierarchy: all were gone
-            run.kill()
-            wait_empty(f"{run.pids}/cgroup.procs")
-        run.remove()
+        if os.path.isdir(run.pids):
+            take_down(run, f"{run.pids}/cgroup.procs", wait)
+        else:  # removed, empty, from the pids hierarchy: its processes were all gone
+            run.remove()
 
     def sweep(self, slot: int) -> None:
         for name in {n for p in set(self.parents.values()) for n in os.listdir(p) if left_behind(n, slot)}:

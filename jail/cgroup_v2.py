@@ -25,10 +25,11 @@ from .cgroup import (
     CFS_PERIOD_US,
     left_behind,
     leftover_slots,
+    make_run_group,
     read_file,
     read_keyed,
     remove_dir,
-    wait_empty,
+    take_down,
     write_file,
 )
 from .cgroup_v1 import v1_mounts
@@ -260,31 +261,27 @@ class CgroupV2:
         raise JailError(f"{group} gains processes faster than they can be moved to {leaf}: they block {path}")
 
     def create(self, name: str) -> CgroupV2Run:
-        path = f"{self.parent}/{name}"
         try:
-            try:
-                os.mkdir(path)
-            except FileExistsError:  # left by the slot's last run (CgroupBackend.create)
-                self._take_down(path)
-                os.mkdir(path)
+            path = f"{self.parent}/{make_run_group(name, self._make, self._take_down)}"
         except OSError as e:
-            raise JailError(f"mkdir({path}) failed: {e.strerror}") from e
+            raise JailError(f"mkdir({self.parent}/{name}) failed: {e.strerror}") from e
         if self._swap is None:  # absent when the host has no swap accounting
             self._swap = os.path.exists(f"{path}/memory.swap.max")
         return CgroupV2Run(path, swap=self._swap)
 
-    @staticmethod
-    def _take_down(path: str) -> None:
-        """Kill the processes of the run group at `path` and remove it."""
-        run = CgroupV2Run(path)
-        run.kill()
-        wait_empty(f"{path}/cgroup.procs")
-        run.remove()
+    def _make(self, name: str) -> None:
+        os.mkdir(f"{self.parent}/{name}")
+
+    def _take_down(self, name: str, wait: float = 5.0) -> None:
+        """Kill the processes of the run group `name`, wait up to `wait` s for them to exit
+        (cgroup.kill does not wait), and remove the group."""
+        path = f"{self.parent}/{name}"
+        take_down(CgroupV2Run(path), f"{path}/cgroup.procs", wait)
 
     def sweep(self, slot: int) -> None:
         for name in os.listdir(self.parent):
             if left_behind(name, slot):
-                self._take_down(f"{self.parent}/{name}")
+                self._take_down(name)
 
     def leftover_slots(self) -> set[int]:
         return leftover_slots(os.listdir(self.parent))

@@ -49,10 +49,13 @@ class Host:
         # Whoever forgets close(): the server stops when this Host is collected, or at exit (of
         # this process: a forked copy's exit leaves its parent's alone).
         self._finalizer = weakref.finalize(self, _stop_server, os.getpid(), self.server)
+        self._retire = weakref.finalize(self, cgroup.retire, self.cgroup_instance)
 
     def close(self) -> None:
-        """Stop the fork server, if any; the containers it launched must be torn down first."""
+        """Stop the fork server, if any; the containers it launched must be torn down first.
+        What they left (a cgroup whose removal failed) is then any sweep's."""
         self._finalizer()
+        self._retire()
 
     def clean_slot(self, slot: int) -> None:
         """Remove what a dead previous owner of `slot` left: its root mount, its cgroups."""

@@ -128,6 +128,8 @@ class Running:
     def finish(self, sink: OutputSink | None = None) -> RunResult:
         """Watch the program to its end and account for it. A live stdin nobody took is
         closed first: the program reads EOF."""
+        if self._closed:  # its container is gone, and its cgroup's name is its slot's next run's
+            raise JailError("this run is over: finish it inside its with block")
         if self._sb.shape.live_stdin and not self._stdin_taken:
             self._stdin_taken = True
             sandbox.close_in_place(self._sb.stdin)

@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING
 import pytest
 
 from jail import Jail, JailError, Limits, MiB, RunSpec, Status, init_binary
-from jail.cgroup import CFS_PERIOD_US, instance, open_backend, read_keyed, run_name, slot_of
+from jail.cgroup import (
+    CFS_PERIOD_US,
+    instance,
+    make_run_group,
+    open_backend,
+    read_keyed,
+    retire,
+    run_name,
+    slot_of,
+)
 from jail.cgroup_v1 import CONTROLLERS, CgroupV1, CgroupV1Run, v1_mounts
 from jail.cgroup_v2 import CgroupV2, CgroupV2Run, is_cgroup2
 from jail.config import JailConfig
@@ -223,6 +232,37 @@ def test_a_slots_group_left_by_its_last_run_is_taken_down_when_the_slot_makes_it
     assert not os.path.exists(procs)
 
 
+def test_a_group_that_cannot_be_taken_down_costs_its_slot_one_wait() -> None:
+    """A leftover whose process outlives SIGKILL (uninterruptible sleep: not something a test
+    can make on demand, so take_down fails here as it would then): the run gets a name of its
+    own, and the slot's next runs try the leftover's removal again without waiting."""
+    existing = {"run-1-2-0"}
+    waits: list[float] = []
+    stuck = True
+
+    def make(name: str) -> None:
+        if name in existing:
+            raise FileExistsError(name)
+        existing.add(name)
+
+    def take_down(name: str, wait: float) -> None:
+        waits.append(wait)
+        if stuck:
+            raise JailError("rmdir failed: Device or resource busy")
+        existing.discard(name)
+
+    first = make_run_group("run-1-2-0", make, take_down)
+    second = make_run_group("run-1-2-0", make, take_down)
+    assert first != second and all(n.startswith("run-1-2-0x") and slot_of(n) == 2 for n in (first, second))
+    assert waits == [5.0, 0.0]
+    stuck = False  # its process ended at last: the slot has its own name again
+    assert make_run_group("run-1-2-0", make, take_down) == "run-1-2-0"
+    assert waits == [5.0, 0.0, 0.0]
+    # Left behind once more, later: a leftover like any other, waited for again.
+    assert make_run_group("run-1-2-0", make, take_down) == "run-1-2-0"
+    assert waits == [5.0, 0.0, 0.0, 5.0]
+
+
 @pytest.fixture
 def fake_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A cgroupfs look-alike: mkdir makes the interface files a real cgroup2 dir would have."""
@@ -283,21 +323,31 @@ def test_v2_close_releases_the_peak_fd_opened_in_this_process(fake_v2: Path) -> 
 
 
 def test_v2_sweep_removes_only_the_slots_leftovers(fake_v2: Path) -> None:
-    """Slot 4's runs made by a process that is gone or by this one go; another slot's stay, and
-    so do slot 4's runs of a live process (a jail with another state dir shares the parent)."""
+    """Slot 4's runs made by a process that is gone or by a closed Host of this one go; another
+    slot's stay, and so do slot 4's runs of a live process or of a live Host of this one (a
+    jail with another state dir shares the parent)."""
     gone = subprocess.Popen(["/bin/true"])
     gone.wait()
     alive = os.getppid()
+    ours_live, ours_closed = instance(), instance()  # two Hosts of this process; one closed
+    retire(ours_closed)
     backend = CgroupV2(str(fake_v2))
-    for name in (f"run-{gone.pid}-4-0", f"run-{os.getpid()}-4-1", f"run-{alive}-4-2", f"run-{gone.pid}-5-0"):
+    for name in (
+        f"run-{gone.pid}-4-0",
+        f"run-{os.getpid()}-4-{ours_closed}",
+        f"run-{os.getpid()}-4-{ours_live}",
+        f"run-{alive}-4-2",
+        f"run-{gone.pid}-5-0",
+    ):
         backend.create(name)
     os.mkdir(fake_v2 / "supervisor")
     assert backend.leftover_slots() == {4, 5}
     backend.sweep(4)
     assert sorted(p.name for p in fake_v2.iterdir()) == sorted(
-        [f"run-{alive}-4-2", f"run-{gone.pid}-5-0", "supervisor"]
+        [f"run-{os.getpid()}-4-{ours_live}", f"run-{alive}-4-2", f"run-{gone.pid}-5-0", "supervisor"]
     )
     assert backend.leftover_slots() == {5}
+    retire(ours_live)
 
 
 @needs_cgroup2

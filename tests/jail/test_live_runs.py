@@ -154,3 +154,12 @@ def test_leaving_without_finish_kills_the_program() -> None:
     while sleepers() and time.monotonic() < end:
         time.sleep(0.01)
     assert sleepers() == []
+
+
+def test_a_run_left_cannot_be_finished() -> None:
+    """Its container is torn down, and its cgroup's name is its slot's next run's: finishing it
+    then would read another run's counters."""
+    with start(RunSpec(argv=["/bin/true"])) as running:
+        pass
+    with pytest.raises(JailError, match="this run is over"):
+        running.finish()
