@@ -136,9 +136,9 @@ def prepare(
     on_release: Callable[[], None],
 ) -> Building:
     """Build a container up to the point where only the job is missing (`launch` starts
-    its init, `bpf` is its seccomp program, compiled; `cgroup_name` is the slot's run cgroup,
-    cgroup.run_name): everything up to the init's launch
-    now, the rest in the returned Building's `finish`, once the init exists.
+    its init, `bpf` is its seccomp program, compiled; `cgroup_name` is the slot's run
+    cgroup, cgroup.run_name): everything up to the init's launch now, the rest in the
+    returned Building's `finish`, once the init exists.
 
     The Sandbox's `release` kills the container's processes, reaps its init (a child of
     this process), removes its cgroup and unmounts its root, then calls `on_release`.
