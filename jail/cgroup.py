@@ -17,6 +17,7 @@ from .errors import JailError
 from .spec import Limits
 
 CFS_PERIOD_US = 100_000  # the kernel's default CFS period, which a new v1 group has (v2 writes it)
+TAKE_DOWN_WAIT = 5.0  # seconds a left-behind run group's killed processes get to exit before its rmdir
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ def make_run_group(name: str, make: Callable[[str], None], take_down: Callable[[
     except FileExistsError:
         pass
     try:
-        take_down(name, 0.0 if name in _stuck else 5.0)
+        take_down(name, 0.0 if name in _stuck else TAKE_DOWN_WAIT)
     except JailError:
         _stuck.add(name)
         name = f"{name}x{next(_spares)}"

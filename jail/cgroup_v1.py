@@ -12,6 +12,7 @@ import signal
 
 from .cgroup import (
     CFS_PERIOD_US,
+    TAKE_DOWN_WAIT,
     left_behind,
     leftover_slots,
     make_run_group,
@@ -175,7 +176,7 @@ class CgroupV1:
                 remove_dir(path)
             raise
 
-    def _take_down(self, name: str, wait: float = 5.0) -> None:
+    def _take_down(self, name: str, wait: float = TAKE_DOWN_WAIT) -> None:
         """Kill the processes of the run group `name`, wait up to `wait` s for them to exit,
         and remove the group, in whichever hierarchies it still is."""
         run = self._run(name)

@@ -23,6 +23,7 @@ import time
 
 from .cgroup import (
     CFS_PERIOD_US,
+    TAKE_DOWN_WAIT,
     left_behind,
     leftover_slots,
     make_run_group,
@@ -272,7 +273,7 @@ class CgroupV2:
     def _make(self, name: str) -> None:
         os.mkdir(f"{self.parent}/{name}")
 
-    def _take_down(self, name: str, wait: float = 5.0) -> None:
+    def _take_down(self, name: str, wait: float = TAKE_DOWN_WAIT) -> None:
         """Kill the processes of the run group `name`, wait up to `wait` s for them to exit
         (cgroup.kill does not wait), and remove the group."""
         path = f"{self.parent}/{name}"
