@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from policies.languages import Language
 
 MAX_FILES = 32
+MAX_FILE_DEPTH = 8  # directories a file name may go down: `lib/util.py` goes down one
 MAX_ARGS = 64
 MAX_ARG_LEN = 4096
 MAX_OPTION_LEN = 128
 MAX_COLLECT = 16  # patterns in `collect`
 MAX_COLLECT_LEN = 256  # characters of one pattern
-_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
+_FILE_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_.+$-]{0,99}")  # `$`: Java class names (My$Main.java)
 
 
 class InputError(ValueError):
@@ -33,16 +34,31 @@ class InputError(ValueError):
 
 
 def normalize_files(language: Language, files: Mapping[str, bytes]) -> dict[str, bytes]:
-    """Check file names; a single file of any name becomes the language's source file."""
+    """Check file names; a single file of any name becomes the language's source file.
+
+    A name is a path relative to the work directory: up to MAX_FILE_DEPTH directories and the
+    file, separated by `/`, each a plain name of [A-Za-z0-9_.+$-] that starts with neither `.`
+    nor `-` (so no `..`, no hidden file, nothing an option parser would take). A directory is
+    made by naming a file in it; a name may not be both a file and another one's directory."""
     if not files:
         raise InputError("files", "no source files")
     if len(files) > MAX_FILES:
         raise InputError("files", f"at most {MAX_FILES} files")
     if len(files) == 1 and language.source not in files:
         return {language.source: next(iter(files.values()))}
+    directories: set[str] = set()
     for name in files:
-        if not _FILE_NAME.fullmatch(name):
-            raise InputError("files", f"invalid file name {name!r}: plain names of [A-Za-z0-9_.+-] only")
+        parts = name.split("/")
+        if len(parts) > MAX_FILE_DEPTH + 1 or not all(_FILE_NAME.fullmatch(part) for part in parts):
+            raise InputError(
+                "files",
+                f"invalid file name {name!r}: names of [A-Za-z0-9_.+$-], not starting with . or -,"
+                f" in at most {MAX_FILE_DEPTH} directories separated by /",
+            )
+        directories.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    both = sorted(directories.intersection(files))
+    if both:
+        raise InputError("files", f"{both[0]!r} is a file and the directory of another file")
     if language.source not in files:
         raise InputError("files", f"{language.name} needs a file named {language.source!r}")
     return dict(files)

@@ -219,6 +219,19 @@ async def version(request: web.Request) -> web.Response:
     return web.Response(text=catalog.VERSION)
 
 
+async def isolate(request: web.Request) -> web.Response:
+    """Judge0 answers `isolate --version`; cellblock runs its own jail, and says so."""
+    return web.Response(
+        text="cellblock jail: user, mount, pid, net, ipc, uts, cgroup and time namespaces, cgroup caps,"
+        " seccomp (docs/jail.md); not isolate\n"
+    )
+
+
+async def license_text(request: web.Request) -> web.Response:
+    """Judge0 answers its licence's text; cellblock's is Apache-2.0 (pyproject.toml)."""
+    return web.Response(text="cellblock is licensed under the Apache License, Version 2.0 (Apache-2.0)\n")
+
+
 async def config_info(request: web.Request) -> web.Response:
     """Judge0's configuration keys (the SDK needs every one), cellblock's real values in Judge0's
     units: the defaults are the jail's (most languages use them; each language's own are in
@@ -333,8 +346,16 @@ def routes(prefix: str) -> list[web.AbstractRouteDef]:
         ("GET", "/config_info", config_info),
         ("GET", "/system_info", system_info),
         ("GET", "/workers", workers),
+        ("GET", "/isolate", isolate),
+        ("GET", "/license", license_text),
         ("POST", "/authenticate", authenticate),
         ("POST", "/authorize", forbidden),
-        ("*", "/{tail:.*}", not_found),
     ]
-    return [web.route(method, prefix + path, endpoint(handler)) for method, path, handler in table]
+    # With and without a trailing slash, as Rails routes them (judge0api asks for
+    # `submissions/`); anything else is Judge0's 404.
+    out = [
+        web.route(method, prefix + variant, endpoint(handler))
+        for method, path, handler in table
+        for variant in (path, path + "/")
+    ]
+    return [*out, web.route("*", prefix + "/{tail:.*}", endpoint(not_found))]

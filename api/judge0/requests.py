@@ -201,7 +201,8 @@ def _shell_words(body: dict[str, Any], field: str) -> tuple[str | None, list[str
 
 def _additional_files(body: dict[str, Any], cfg: Config, main: str) -> tuple[str | None, dict[str, bytes]]:
     """The base64 zip of `additional_files` (always base64, whatever `base64_encoded` says),
-    extracted in memory: plain file names only, at most CELLBLOCK_MAX_SOURCE bytes unpacked."""
+    extracted in memory (names by core.inputs' rules, directories included), at most
+    CELLBLOCK_MAX_SOURCE bytes unpacked."""
     value = body.get("additional_files")
     if value is None or value == "":
         return None, {}
@@ -217,9 +218,8 @@ def _additional_files(body: dict[str, Any], cfg: Config, main: str) -> tuple[str
                 raise field_error("additional_files", f"unpacks to more than {cfg.max_source} bytes")
             files: dict[str, bytes] = {}
             for m in members:
-                if "/" in m.filename.strip("/") or m.filename == main:
-                    why = "sub-directories are not supported" if "/" in m.filename else "would replace the source"
-                    raise field_error("additional_files", f"{m.filename!r}: {why}")
+                if m.filename == main:
+                    raise field_error("additional_files", f"{m.filename!r}: would replace the source")
                 with archive.open(m) as member:
                     files[m.filename] = member.read(cfg.max_source + 1)
                 if len(files[m.filename]) > m.file_size:  # the header lied about the size

@@ -48,7 +48,7 @@ async def connect(request: web.Request) -> web.StreamResponse:
         except TimeoutError:
             await ws.close(code=4001, message=b"Initialization Timeout")
             return ws
-        if first.type is not WSMsgType.TEXT:
+        if first.type not in (WSMsgType.TEXT, WSMsgType.BINARY):  # Piston parses either as JSON
             return ws
         try:
             message = _message(first.data)
@@ -87,7 +87,7 @@ def _as_session(sub: Submission, idle_timeout: float) -> None:
     sub.encoding = "utf-8"
 
 
-def _message(text: str) -> dict[str, Any]:
+def _message(text: str | bytes) -> dict[str, Any]:
     try:
         message = json.loads(text)
     except (ValueError, RecursionError):

@@ -105,7 +105,12 @@ def routes(prefix: str) -> list[web.AbstractRouteDef]:
     ]
     out: list[web.AbstractRouteDef] = []
     for base in (prefix, prefix + "/{key:[^/]+}"):
-        out += [web.route(m, (base + path).rstrip("/") or "/", endpoint(h)) for m, path, h in table]
+        for method, path, handler in table:
+            # With and without a trailing slash, as Express routes them (aiopyston asks for
+            # `runtimes/`).
+            bare = (base + path).rstrip("/") or "/"
+            for variant in dict.fromkeys((bare, bare.rstrip("/") + "/")):
+                out.append(web.route(method, variant, endpoint(handler)))
     out.append(web.route("*", prefix + "/{key:[^/]+}/{tail:.*}", endpoint(not_found)))
     out.append(web.route("*", prefix + "/{tail:.*}", endpoint(not_found)))
     return out

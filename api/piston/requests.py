@@ -43,7 +43,8 @@ _JAVA_NOISE = re.compile(
 _JAVA_TYPE = re.compile(r"\b(?:class|interface|enum|record)\s+([A-Za-z_$][\w$]*)")
 _JAVA_PUBLIC = re.compile(r"\bpublic\b")
 _JAVA_MAIN = re.compile(r"\bstatic\b[^;{}()=]{0,200}?\bvoid\s+main\s*\(")
-_JAVA_PACKAGE = re.compile(r"^\s*package\s+[\w.]+\s*;", re.M)
+# `[ \t]*`, not `\s*`: from every line start `\s*` would scan all the blank lines below it again.
+_JAVA_PACKAGE = re.compile(r"^[ \t]*package\s+[\w.]+\s*;", re.M)
 _LAUNCHER = "class Main {{ public static void main(String[] a) throws Throwable {{ {main}.main(a); }} }}\n"
 
 
@@ -139,15 +140,21 @@ def _files(body: dict[str, Any], runtime: Runtime, cfg: Config) -> dict[str, byt
     language = runtime.cellblock
     out: dict[str, bytes] = {}
     utf8 = False
+    main = ""  # files[0]'s own name: Piston runs the file of that name
     for i, file in enumerate(files):
         if not isinstance(file, dict):
             raise PistonError(f"files[{i}].content is required as a string")
         data, counts = _decode(file, i)
         utf8 |= counts
-        name = file.get("name") if isinstance(file.get("name"), str) and file.get("name") else f"file{i}.code"
-        if i > 0 and name == language.source:
+        given = file.get("name")
+        name = given if isinstance(given, str) and given else f"file{i}.code"
+        if i == 0:
+            main = name
+        elif name != main and name == language.source:
             raise PistonError(f"files[{i}].name {name} is the name the main file (files[0]) runs under here")
-        out[language.source if i == 0 else str(name)] = data
+        # Piston writes the files in order: a later one of the same name replaces the earlier,
+        # the main file's included (pistonpy sends it twice).
+        out[language.source if name == main else name] = data
     if not utf8 and runtime.language != "file":
         raise PistonError("files must include at least one utf8 encoded file")
     total = sum(len(data) for data in out.values())

@@ -80,6 +80,12 @@ def test_files_instead_of_source(stack: Stack) -> None:
         }
     )
     assert view["verdict"] == "accepted" and view["stdout"] == "hi\n"
+    files = {
+        "main.py": "from pkg.sub import helper\nhelper.hi()\n",
+        "pkg/sub/helper.py": "def hi():\n    print('deep')\n",
+    }
+    nested = stack.submit({"language": "python3", "files": files})
+    assert nested["verdict"] == "accepted" and nested["stdout"] == "deep\n", nested
 
 
 def test_base64_encoding_both_ways(stack: Stack) -> None:
@@ -232,6 +238,13 @@ GOOD: dict[str, Any] = {"language": "python3", "source": PY_ECHO}
         ({"source": None}, "source", "missing"),
         ({"files": {"main.py": "print(1)"}}, "source", "invalid"),  # both source and files
         ({"source": None, "files": {"../x.py": "1", "main.py": "2"}}, "files", "invalid"),
+        ({"source": None, "files": {"a/../x.py": "1", "main.py": "2"}}, "files", "invalid"),
+        ({"source": None, "files": {"/etc/x.py": "1", "main.py": "2"}}, "files", "invalid"),
+        ({"source": None, "files": {"a//x.py": "1", "main.py": "2"}}, "files", "invalid"),
+        ({"source": None, "files": {"a/.x.py": "1", "main.py": "2"}}, "files", "invalid"),
+        ({"source": None, "files": {"/".join("d" * 10) + "/x.py": "1", "main.py": "2"}}, "files", "invalid"),
+        ({"source": None, "files": {"a": "1", "a/x.py": "1", "main.py": "2"}}, "files", "invalid"),
+        ({"source": None, "files": {"main.py/x.py": "1", "main.py": "2"}}, "files", "invalid"),
         ({"source": None, "files": {}}, "files", "invalid"),
         ({"source": "!!!not base64", "encoding": "base64"}, "source", "invalid_base64"),
         (

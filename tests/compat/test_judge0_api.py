@@ -206,6 +206,44 @@ def test_additional_files_zip(j0: Judge0) -> None:
     )
     assert got["stdout"] == "from the zip\n", got
     assert got["additional_files"] == b64(archive.getvalue())
+    # Judge0 unzips into the box, directories and all: a package beside the source
+    nested = io.BytesIO()
+    with zipfile.ZipFile(nested, "w") as z:
+        z.writestr("lib/", "")  # a directory's own entry, as `zip -r` writes it
+        z.writestr("lib/words/deep.py", "WORD = 'two levels down'\n")
+    got = j0.run(
+        {
+            "language_id": 71,
+            "source_code": "from lib.words import deep\nprint(deep.WORD)",
+            "additional_files": b64(nested.getvalue()),
+        }
+    )
+    assert got["stdout"] == "two levels down\n", got
+    for name, why in (("../up.py", "invalid file name"), ("a/../b.py", "invalid file name"), ("main.py", "replace")):
+        bad = io.BytesIO()
+        with zipfile.ZipFile(bad, "w") as z:
+            z.writestr(name, "x = 1\n")
+        refused = j0.call(
+            "POST",
+            "/submissions",
+            {"language_id": 71, "source_code": "print(1)", "additional_files": b64(bad.getvalue())},
+        )
+        assert refused.status == 422 and why in refused.body["additional_files"][0], (name, refused.body)
+
+
+def test_paths_with_a_trailing_slash_and_the_text_endpoints(j0: Judge0) -> None:
+    # Rails routes `/submissions/` as `/submissions`: judge0api asks for it with the slash.
+    made = j0.call("POST", "/submissions/?wait=true", {"language_id": 71, "source_code": "print('slash')"})
+    assert made.status == 201, made.body
+    assert j0.finished(made.body["token"])["stdout"] == "slash\n"
+    again = j0.call("GET", f"/submissions/{made.body['token']}/")
+    assert again.status == 200 and again.body["token"] == made.body["token"], again.body
+    assert j0.call("GET", "/languages/").status == 200
+    assert j0.call("GET", "/nowhere/").status == 404
+    for path, word in (("/isolate", "cellblock jail"), ("/license", "Apache")):
+        text = j0.call("GET", path)
+        assert text.status == 200 and text.headers["content-type"].startswith("text/plain"), text
+        assert word in text.body, text.body
 
 
 def test_base64_in_and_out_and_the_utf8_rule(j0: Judge0) -> None:

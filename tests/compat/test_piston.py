@@ -145,10 +145,49 @@ def test_refusals_are_400_with_a_message(cstack: Stack, token: str) -> None:
     assert too_big.status == 413 and "above" in too_big.body["message"]
 
 
+def test_files_are_written_as_piston_writes_them(cstack: Stack, token: str) -> None:
+    def run(files: list[dict[str, str]], language: str = "python") -> Any:
+        got = execute(cstack, token, {"language": language, "version": "*", "files": files})
+        assert got.status == 200, got.body
+        return got.body["run"]["stdout"]
+
+    # in order, a later file of a name replacing the earlier one, the main file's too (pistonpy sends it twice)
+    assert (
+        run([{"name": "main.py", "content": "print('first')"}, {"name": "main.py", "content": "print('last')"}])
+        == "last\n"
+    )
+    assert run([{"content": "import a\nprint(a.X)"}, {"name": "a.py", "content": "X = 1"},
+                {"name": "a.py", "content": "X = 2"}]) == "2\n"  # fmt: skip
+    # in directories of their own
+    assert run([{"name": "main.py", "content": "from lib.deep import util\nprint(util.X)"},
+                {"name": "lib/deep/util.py", "content": "X = 42"}]) == "42\n"  # fmt: skip
+    # a Java class whose name has a `$` (its file is named after it)
+    java = 'public class My$Main { public static void main(String[] a) { System.out.println("dollar"); } }'
+    assert run([{"content": java}], "java") == "dollar\n"
+
+
+def test_paths_with_a_trailing_slash_and_a_bare_authorization_header(cstack: Stack, token: str) -> None:
+    # Express routes `/runtimes/` as `/runtimes`; aiopyston asks for it, and sends its key as
+    # `Authorization: <key>`, as the clients of Piston's public API do.
+    for path in (f"/piston/{token}/api/v2/runtimes/", f"/piston/{token}/"):
+        assert cstack.request("GET", path).status == 200, path
+    body = {"language": "python", "version": "*", "files": [{"content": "print('bare')"}]}
+    got = cstack.request("POST", "/piston/api/v2/execute/", body, headers={"Authorization": token})
+    assert got.status == 200 and got.body["run"]["stdout"] == "bare\n", got.body
+    wrong = cstack.request("POST", "/piston/api/v2/execute", body, headers={"Authorization": token + "x"})
+    assert wrong.status == 401, wrong.body
+
+
 def test_a_hostile_java_source_is_answered_at_once(cstack: Stack, token: str) -> None:
     # Finding the class to launch reads the source in one linear pass: 200 KB of what would make
-    # a backtracking scan take minutes is answered (a compile error), and the API goes on.
-    for source in ("class A { " + "static " * 28_000 + "}", "/* " * 65_000, '"""' * 65_000):
+    # a backtracking scan take minutes is answered (a compile error), and the API goes on. (Blank
+    # lines took the package check quadratic time: 120,000 of them held the API for 29 s.)
+    for source in (
+        "class A { " + "static " * 28_000 + "}",
+        "/* " * 65_000,
+        '"""' * 65_000,
+        "\n" * 250_000 + "class A {}",  # within the stack's 256 KiB CELLBLOCK_MAX_SOURCE
+    ):
         body = {"language": "java", "version": "*", "files": [{"content": source}]}
         got = execute(cstack, token, body, timeout=60)
         assert got.status == 200 and got.body["compile"]["code"] != 0, got.body

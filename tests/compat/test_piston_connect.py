@@ -15,8 +15,8 @@ TIMEOUT = 60
 
 
 async def converse(url: str, messages: list[Any], until_close: bool = True) -> tuple[list[dict[str, Any]], int | None]:
-    """Send `messages` (dicts as JSON, str raw, ("wait", text) to wait for `text` in stdout
-    first); what came back, and the close code."""
+    """Send `messages` (dicts as JSON, str raw, bytes as a binary frame, ("wait", text) to wait
+    for `text` in stdout first); what came back, and the close code."""
     got: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
         stdout = ""
@@ -30,6 +30,8 @@ async def converse(url: str, messages: list[Any], until_close: bool = True) -> t
                         stdout += got[-1]["data"]
             elif isinstance(m, str):
                 await ws.send_str(m)
+            elif isinstance(m, bytes):
+                await ws.send_bytes(m)
             else:
                 await ws.send_json(m)
         while until_close:
@@ -91,6 +93,12 @@ def test_protocol_errors_close_with_pistons_codes(cstack: Stack, token: str) -> 
     assert code == 4002 and got[-1]["type"] == "error"
     got, code = asyncio.run(converse(url(cstack, token), []))  # nothing within a second
     assert (got, code) == ([], 4001)
+    # Piston parses a binary frame as JSON too: an init in one works; one that is not JSON is an error
+    stdin = {"type": "data", "stream": "stdin", "data": "hey\n"}
+    got, code = closed([json.dumps(INIT).encode(), stdin, ("wait", "yeh"), {"type": "signal", "signal": "SIGKILL"}])
+    assert got[0]["type"] == "runtime" and code == 4999, (got, code)
+    got, code = closed([b"\xff\xfe not json"])
+    assert code == 4002 and got[-1]["type"] == "error", (got, code)
 
 
 def test_a_key_is_needed(cstack: Stack) -> None:
