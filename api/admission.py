@@ -93,7 +93,8 @@ async def _admit_in_flight(r: Any, keys: Keys, p: Principal, sids: list[str], fo
 def _idem_digest(value: str) -> str:
     if not value or len(value) > 255:
         raise invalid("Idempotency-Key", "must be 1 to 255 characters")
-    return hashlib.sha256(value.encode()).hexdigest()
+    # Header text is the bytes as sent (aiohttp keeps bytes that are not UTF-8 as surrogates).
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _record(stored: bytes | str) -> dict[str, Any]:

@@ -161,6 +161,7 @@ def serve(cfg: Config) -> None:
     # CELLBLOCK_CLIENT_TIMEOUT (aiohttp counts a half-sent request as idle): slow or half-open
     # clients cannot pile up. The body has the same time (api/intake.py: read_json).
     raise_open_files_limit()
+    logging.getLogger("aiohttp.server").addFilter(middleware.not_a_client_fault)
     web.run_app(
         make_app(cfg),
         host=cfg.host,

@@ -13,7 +13,7 @@ from api import admission, intake, openapi
 from api.auth import visible
 from api.errors import ApiError, invalid, not_found
 from api.state import CONFIG, KEYS, LANGUAGES, PRINCIPAL, REDIS, SYNC_REDIS
-from api.validation import parse_submission
+from api.validation import BATCH_FIELDS, parse_submission
 from core.limits import LIMIT_NAMES, LIMIT_UNITS
 from core.models import SUBMISSION_ID
 from core.views import read_view
@@ -53,6 +53,9 @@ async def create_batch(request: web.Request) -> web.Response:
     body = await intake.read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "malformed", "the body must be a JSON object", "body")
+    unknown = set(body) - BATCH_FIELDS
+    if unknown:  # as a single submission's are: a misspelt field is not silently dropped
+        raise invalid(sorted(unknown)[0], f"unknown field; known: {', '.join(sorted(BATCH_FIELDS))}", "unknown_field")
     items = body.get("submissions")
     if not isinstance(items, list) or not items:
         raise invalid("submissions", "must be a non-empty list of submission objects")

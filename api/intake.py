@@ -35,6 +35,11 @@ async def read_json(request: web.Request) -> Any:
             raw = await request.read()  # above CELLBLOCK_MAX_BODY: a 413 from the error middleware
     except TimeoutError:
         raise ApiError(408, "request_timeout", f"the body did not arrive within {seconds:g} s", "body") from None
+    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding the body does not decode by
+        reason = " ".join(str(exc).split())
+        raise ApiError(400, "malformed_body", f"the body could not be read: {reason}", "body") from None
+    except ConnectionResetError:  # the client left before its body came: nobody reads this answer
+        raise ApiError(400, "incomplete_body", "the connection closed before the body arrived", "body") from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -1,4 +1,5 @@
-"""Two of the middlewares every request passes: the log context (outermost) and errors as JSON.
+"""Two of the middlewares every request passes: the log context (outermost) and errors as JSON;
+and the filter that keeps a client's malformed requests out of aiohttp's server log.
 
 Between them, the browser guard (api/browsers.py: it must add CORS headers to refusals too);
 inside them, authentication (api/auth.py).
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import redis.exceptions
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from api.errors import ApiError, refusal_of
 from api.state import KEYS, REDIS
@@ -66,6 +68,15 @@ async def log_context(request: web.Request, handler: Handler) -> web.StreamRespo
         return resp
     finally:
         SUBMISSION.reset(token)
+
+
+def not_a_client_fault(record: logging.LogRecord) -> bool:
+    """A filter for aiohttp's server log: False for a request the client malformed (a bad
+    request line, header or chunk, a body its Content-Encoding does not decode), which aiohttp
+    answers 400 itself; like any refusal it is not logged (a traceback for each would let a
+    client write ~15 bytes of log per byte it sends)."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, (HttpProcessingError, web.RequestPayloadError))
 
 
 @web.middleware

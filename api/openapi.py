@@ -6,6 +6,7 @@ import html as _html
 import json
 from typing import Any
 
+from api.validation import CHECKER_FIELDS
 from core.inputs import MAX_COLLECT, MAX_COLLECT_LEN
 from core.limits import COLLECT_BYTES, COLLECT_FILES
 from core.models import SUBMISSION_ID
@@ -82,7 +83,15 @@ _SUBMISSION: dict[str, Any] = {
         "checker": {
             "description": "exact (default) | lines (Judge0's rule) | tokens | float | {type: float, tolerance} | "
             "{type: custom, language, source}",
-            "oneOf": [{"enum": ["exact", "lines", "tokens", "float"]}, {"type": "object", "required": ["type"]}],
+            "oneOf": [
+                {"enum": ["exact", "lines", "tokens", "float"]},
+                {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {key: {} for key in sorted(CHECKER_FIELDS)},
+                    "additionalProperties": False,
+                },
+            ],
         },
         "encoding": {"enum": ["utf-8", "base64"], "description": "of source/files/stdin/tests and outputs"},
         "wait": {
@@ -305,6 +314,7 @@ SPEC: dict[str, Any] = {
                                         "items": {"$ref": "#/components/schemas/Submission"},
                                     }
                                 },
+                                "additionalProperties": False,
                             }
                         }
                     }

@@ -164,6 +164,8 @@ async def hold_place(request: web.Request, ws: web.WebSocketResponse) -> Place:
     sessions or the deployment's. Returns the place taken, to release when the session ends."""
     if not ws.can_prepare(request).ok:
         raise ApiError(426, "upgrade_required", "this is a WebSocket endpoint: connect with Upgrade: websocket")
+    if "Idempotency-Key" in request.headers:  # its request is the upgrade, not the session sent after it
+        raise invalid("Idempotency-Key", "sessions do not take one: a live session is not retried, open a new one")
     cfg, r, keys = request.app[CONFIG], request.app[REDIS], request.app[KEYS]
     if request.app[EVENTS].watching >= cfg.max_streams:
         raise TooMany(f"{cfg.max_streams} streams open on this API process; retry later", 5, 503, "overloaded")

@@ -42,6 +42,8 @@ SUBMISSION_FIELDS = {
     "stream_output",
     "interactor",
 }
+CHECKER_FIELDS = {"type", "tolerance", "language", "source"}  # what a `checker` object may hold
+BATCH_FIELDS = {"submissions"}  # POST /v1/submissions/batch's body
 # What the first message of an interactive session (api/sessions.py) may hold: one run, its
 # stdin typed live.
 SESSION_FIELDS = {"language", "source", "files", "args", "compile_options", "limits", "encoding", "idle_timeout"}
@@ -187,6 +189,10 @@ def _checker(value: Any, languages: dict[str, Language], encoding: str, p: Princ
         kind = CheckerKind(str(value.get("type")))
     except ValueError:
         raise invalid("checker.type", f"must be one of {', '.join(k.value for k in CheckerKind)}") from None
+    unknown = set(value) - CHECKER_FIELDS
+    if unknown:
+        known = ", ".join(sorted(CHECKER_FIELDS))
+        raise invalid(f"checker.{sorted(unknown)[0]}", f"unknown field; known: {known}", "unknown_field")
     checker = Checker(kind=kind)
     if "tolerance" in value:
         if kind is not CheckerKind.FLOAT:

@@ -142,6 +142,7 @@ def test_batch_creates_all(stack: Stack) -> None:
             "submissions[1].language",
         ),
         ({"submissions": [{"language": "python3", "source": "1", "wait": True}]}, 422, "submissions[0].wait"),
+        ({"submissions": [{"language": "python3", "source": "1"}], "wait": True}, 422, "wait"),  # not dropped
     ],
 )
 def test_batch_refusals(stack: Stack, body: dict[str, Any], status: int, field: str) -> None:
@@ -266,6 +267,11 @@ GOOD: dict[str, Any] = {"language": "python3", "source": PY_ECHO}
         ({"tests": [{"input": "1", "expected_output": "1", "x": 1}]}, "tests[0].x", "invalid"),
         ({"tests": [{"input": "1", "expected_output": "1"}], "stdin": "1"}, "stdin", "invalid"),
         ({"checker": "fuzzy", "tests": [{"input": "", "expected_output": ""}]}, "checker.type", "invalid"),
+        (
+            {"checker": {"type": "float", "tolerence": 0.1}, "tests": [{"input": "", "expected_output": ""}]},
+            "checker.tolerence",
+            "unknown_field",
+        ),
         (
             {
                 "checker": {"type": "custom", "language": "cobol", "source": "x"},
