@@ -83,6 +83,51 @@ def test_floats(out: bytes, exp: bytes, tol: float, ok: bool) -> None:
     assert checkers.floats(out, exp, tol) is ok
 
 
+# The rules as written before the checkers walked their inputs lazily: splitting whole outputs.
+def reference_lines(output: bytes, expected: bytes) -> bool:
+    def trimmed(text: bytes) -> bytes:
+        return b"\n".join(line.rstrip() for line in text.split(b"\n")).rstrip()
+
+    return trimmed(output) == trimmed(expected)
+
+
+def reference_floats(output: bytes, expected: bytes, tolerance: float) -> bool:
+    got, want = output.split(), expected.split()
+    return len(got) == len(want) and all(checkers.floats(g, w, tolerance) for g, w in zip(got, want, strict=True))
+
+
+TEXT = st.lists(st.sampled_from([b"a", b"b", b"1", b"1.5", b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"]), max_size=12)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(TEXT, TEXT)
+def test_the_checkers_keep_their_rules(out: list[bytes], exp: list[bytes]) -> None:
+    output, expected = b"".join(out), b"".join(exp)
+    for a, b in ((output, expected), (output, output + b" \n\t"), (expected + b"\n \n", expected)):
+        assert checkers.lines(a, b) is reference_lines(a, b), (a, b)
+        assert checkers.tokens(a, b) is (a.split() == b.split()), (a, b)
+        assert checkers.floats(a, b, 0.1) is reference_floats(a, b, 0.1), (a, b)
+
+
+def test_a_huge_output_is_checked_without_a_copy_per_line() -> None:
+    import tracemalloc
+
+    # 16 MiB of output, 5.6 million lines (as lists, ~400 MB of objects) against an expected
+    # output that CELLBLOCK_MAX_INPUT keeps small
+    output = b"ab\n" * ((16 << 20) // 3)
+    blank_beyond = b"ab\n" + b" \n" * (8 << 20)
+    tracemalloc.start()
+    try:
+        for kind in (CheckerKind.EXACT, CheckerKind.LINES, CheckerKind.TOKENS, CheckerKind.FLOAT):
+            assert not checkers.builtin(kind, output, b"x\n")
+            assert not checkers.builtin(kind, output, b"ab\n" * 1000)  # a match as far as expected goes
+            assert checkers.builtin(kind, blank_beyond, b"ab")  # only blanks beyond the expected
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(output), peak  # exact's two rstrip copies at most, never a list of lines
+
+
 def test_custom_is_not_builtin() -> None:
     with pytest.raises(ValueError):
         checkers.builtin(CheckerKind.CUSTOM, b"", b"")
