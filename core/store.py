@@ -32,8 +32,11 @@ def text(reply: bytes | str) -> str:
 
 
 # A stream per submission holds 2 events per test and a few, and with `stream_output` its
-# output events (their bytes bounded by CELLBLOCK_MAX_RESULT, worker/live.py); cap the count
-# anyway so that no submission can grow one key without bound (the oldest go first).
+# output events: at most OUTPUT_EVENTS of them, their text bounded by CELLBLOCK_MAX_RESULT
+# (worker/live.py). So at the default CELLBLOCK_MAX_TESTS (200) a replay always starts at
+# the first event; EVENTS_MAXLEN caps the count anyway so that no submission can grow one key
+# without bound (the oldest go first).
+OUTPUT_EVENTS = 8_000
 EVENTS_MAXLEN = 10_000
 
 

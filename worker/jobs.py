@@ -98,7 +98,8 @@ class HeldEvents:
     def __init__(self, r: redis.Redis, keys: Keys, sub: Submission, ttl: int, live_budget: int) -> None:
         self.r, self.keys, self.sub, self.sid, self.ttl = r, keys, sub, sub.id, ttl
         self.held: list[tuple[str, dict[str, Any]]] = []
-        self.live_budget = live_budget  # output bytes the `output` events may still carry
+        self.live_budget = live_budget  # bytes the `output` events may still take (their JSON text)
+        self.live_events = store.OUTPUT_EVENTS  # `output` events the submission may still send
         self._live: LiveOutput | None = None
 
     def live(self, test: int) -> LiveOutput | None:
@@ -106,7 +107,17 @@ class HeldEvents:
             return None
         if self._live is not None:
             self.live_budget -= self._live.sent
-        self._live = LiveOutput(self.r, self.keys, self.sid, self.ttl, self.sub.encoding, test, budget=self.live_budget)
+            self.live_events -= self._live.count
+        self._live = LiveOutput(
+            self.r,
+            self.keys,
+            self.sid,
+            self.ttl,
+            self.sub.encoding,
+            test,
+            budget=self.live_budget,
+            events=self.live_events,
+        )
         return self._live
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:

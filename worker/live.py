@@ -3,9 +3,11 @@
 SSE readers (GET /v1/submissions/{id}/events) and a session's client (api/sessions.py) read
 them. The jail hands each chunk to `LiveOutput.write` from its watch loop, which must never
 block; a publisher thread sends what has gathered, one event per stream, each time it wakes:
-a trickle goes out at once, a flood coalesces into few events (at most PIECE bytes each). A
-submission's events carry at most its `budget` (CELLBLOCK_MAX_RESULT over all its tests: they
-are kept with it); the last one says `truncated`.
+a trickle goes out at once, a flood coalesces into few events (at most PIECE bytes each), and
+sends are PACE_S apart at least. A submission's events take at most its `budget` where they
+are kept (CELLBLOCK_MAX_RESULT over all its tests, counted in their JSON text: a byte that is
+not UTF-8 takes 6 there) and are at most `events` (core.store.OUTPUT_EVENTS, so that a replay
+finds its first events); the last one says `truncated`.
 
 With a `window` (sessions), the program's output may run at most that many bytes ahead of
 what the client has received, which the API counts in `Keys.acked(sid)`: past it `write`
@@ -16,6 +18,7 @@ grows anywhere until the client reads again.
 from __future__ import annotations
 
 import codecs
+import json
 import logging
 import os
 import select
@@ -32,6 +35,7 @@ from core.models import encode_output
 log = logging.getLogger("cellblock.worker")
 
 PIECE = 16 * 1024  # most bytes of one stream in one event (its JSON may be up to 6 times that)
+PACE_S = 0.01  # least time between two sends: a trickle of single bytes makes 100 events a second, not 3,000
 ACK_POLL_S = 0.01  # how often a paused window looks at what the client has received
 
 
@@ -51,12 +55,15 @@ class LiveOutput:
         keeps: tuple[str, ...] = ("stdout", "stderr"),
         window: int | None = None,
         budget: int | None = None,
+        events: int | None = None,
     ) -> None:
         self.r, self.keys, self.sid, self.ttl, self.encoding, self.test = r, keys, sid, ttl, encoding, test
         self.keeps = keeps
         self.window = window
-        self.budget = budget  # bytes the events may carry at most (None: no bound but the output limit)
-        self.sent = 0  # bytes the events carried
+        self.budget = budget  # bytes of JSON text the events may take (None: no bound but the output limit)
+        self.sent = 0  # bytes of JSON text the events took
+        self.events = events  # output events it may send at most (None: no bound but the budget)
+        self.count = 0  # output events sent
         self.produced = 0  # bytes handed to us, both streams
         self.acked = 0  # bytes the client has received (window only)
         self.last_write = time.monotonic()
@@ -115,6 +122,8 @@ class LiveOutput:
                 return
             if paused:
                 self._await_client()
+            elif events:
+                time.sleep(PACE_S)  # what comes meanwhile goes out together
 
     def _events(self, name: str, data: bytes, final: bool) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
@@ -122,24 +131,46 @@ class LiveOutput:
             piece = data[at : at + PIECE]
             offset = self._offsets[name]
             self._offsets[name] += len(piece)
-            if self.budget is not None and self.sent >= self.budget:
-                continue  # spent: the result has the whole output
-            cut = self.budget is not None and self.sent + len(piece) > self.budget
-            if cut:
-                assert self.budget is not None
-                piece = piece[: self.budget - self.sent]
-            self.sent += len(piece)
-            last = cut or (final and at + PIECE >= len(data))
-            if self.encoding == "base64":
-                text = encode_output(piece, "base64")
-            else:  # a character cut between two chunks is decoded whole, with the second
-                text = self._decoders[name].decode(piece, last)
+            if self._spent():
+                continue  # the result has the whole output
+            last = final and at + PIECE >= len(data)
+            text, cost, piece = self._text(name, piece, last)
+            self.sent += cost
+            self.count += 1
+            cut = len(piece) < min(PIECE, len(data) - at) or self._spent()
+            if cut:  # none after this one, of this test or the next
+                self.sent = self.budget if self.budget is not None else self.sent
+                self.count = self.events if self.events is not None else self.count
             event = {"test": self.test, "stream": name, "offset": offset, "size": len(piece), "data": text}
             if cut:
-                event["truncated"] = True  # no more output events: CELLBLOCK_MAX_RESULT is spent
+                event["truncated"] = True  # no more output events: CELLBLOCK_MAX_RESULT or OUTPUT_EVENTS is spent
             if piece or text or cut:
                 out.append(("output", event))
         return out
+
+    def _spent(self) -> bool:
+        return (self.budget is not None and self.sent >= self.budget) or (
+            self.events is not None and self.count >= self.events
+        )
+
+    def _text(self, name: str, piece: bytes, last: bool) -> tuple[str, int, bytes]:
+        """`piece` as an event's text, what that text costs where it is kept (its JSON: a control
+        byte or one that is not UTF-8 takes 6), and the piece, cut to what the budget has left."""
+        decoder = self._decoders[name]
+        before = decoder.getstate()
+        while True:
+            if self.encoding == "base64":
+                text = encode_output(piece, "base64")
+            else:  # a character cut between two chunks is decoded whole, with the second
+                text = decoder.decode(piece, last)
+            cost = len(json.dumps(text))
+            left = None if self.budget is None else self.budget - self.sent
+            if left is None or cost <= left:
+                return text, cost, piece
+            decoder.setstate(before)  # over the budget: this piece again, shorter, and the last
+            if not piece:
+                return "", 0, piece
+            piece, last = piece[: len(piece) * max(0, left) // cost], True
 
     def _await_client(self) -> None:
         """Paused: look at what the client has received until the window opens (or the run ends)."""
