@@ -6,6 +6,7 @@ import asyncio
 import re
 from typing import Any
 
+import redis.exceptions
 from aiohttp import web
 from rq import Queue, Worker
 
@@ -20,6 +21,7 @@ from core.views import read_view
 from jail.spec import Limits
 
 _SUBMISSION_ID = re.compile(SUBMISSION_ID)
+REDIS_FULL = 0.95  # of maxmemory: /v1/health says degraded (writes fail at the cap)
 
 
 async def _view(request: web.Request, sid: str, with_request: bool = False) -> dict[str, Any] | None:
@@ -148,9 +150,27 @@ async def _probe(request: web.Request) -> tuple[bool, dict[str, Any]]:
     return body["redis"] and body["workers"] > 0, body
 
 
+async def _memory_full(request: web.Request) -> str | None:
+    """Why Redis cannot take new work although it answers: its memory at REDIS_FULL of its
+    maxmemory, where it refuses writes (`noeviction`); None when it has room, has no cap, or
+    does not tell this user (an ACL without INFO)."""
+    try:
+        info = await request.app[REDIS].info("memory")
+    except redis.exceptions.ResponseError:
+        return None
+    used, cap = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    if cap and used >= REDIS_FULL * cap:
+        return f"Redis holds {used} of its {cap} bytes (maxmemory): new submissions are refused until entries expire"
+    return None
+
+
 async def health(request: web.Request) -> web.Response:
-    """GET /v1/health: 200 when Redis answers and at least one worker is alive, else 503."""
+    """GET /v1/health: 200 when Redis answers, has room for new work and at least one worker is
+    alive, else 503. (Readiness, /v1/ready, does not ask for room: a full Redis still serves
+    every read.)"""
     ok, body = await _probe(request)
+    if ok and (full := await _memory_full(request)) is not None:
+        ok, body["error"] = False, full
     body["status"] = "ok" if ok else "degraded"
     return web.json_response(body, status=200 if ok else 503)
 

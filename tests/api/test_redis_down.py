@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.conftest import Stack, error_of, free_port, start_api_only, start_redis
+from tests.conftest import Stack, error_of, free_port, make_stack, start_api_only, start_redis
 
 
 def test_redis_down_is_503_not_500(tmp_path: Path) -> None:
@@ -58,5 +58,26 @@ def test_redis_refusing_writes_is_503_not_500(tmp_path: Path) -> None:
     finally:
         if stack is not None:
             stack.stop()
+        server.proc.kill()
+        server.proc.wait(timeout=10)
+
+
+def test_health_says_when_redis_is_full(tmp_path: Path) -> None:
+    """At its maxmemory Redis still answers but refuses writes: health is degraded and says why
+    (readiness is not: every read still works), and ok again once there is room."""
+    server = start_redis(tmp_path, free_port())
+    r = server.client()
+    stack = make_stack(server, tmp_path, "full", workers=1)
+    try:
+        assert stack.request("GET", "/v1/health").status == 200
+        r.config_set("maxmemory", str(r.info("memory")["used_memory"]))  # full now
+        health = stack.request("GET", "/v1/health")
+        assert health.status == 503 and health.body["status"] == "degraded", health.body
+        assert "maxmemory" in health.body["error"] and health.body["redis"] is True, health.body
+        assert stack.request("GET", "/v1/ready").status == 200
+        r.config_set("maxmemory", "0")
+        assert stack.request("GET", "/v1/health").status == 200
+    finally:
+        stack.stop()
         server.proc.kill()
         server.proc.wait(timeout=10)
