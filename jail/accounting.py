@@ -73,7 +73,7 @@ def verdict(
         return Status.OUTPUT_LIMIT
     if oom_killed:
         return Status.MEMORY_LIMIT
-    if sig == signal.SIGXCPU or cpu > limits.cpu_time:
+    if cpu > limits.cpu_time:  # a real SIGXCPU (the per-process backstop) comes a second above it
         return Status.TIME_LIMIT
     if sig == signal.SIGXFSZ:
         return Status.FILE_SIZE_LIMIT

@@ -17,6 +17,13 @@ def test_cpu_limit_counts_every_thread(run_program) -> None:
     assert 0.5 <= r.cpu_time <= 0.6
 
 
+def test_a_program_cannot_claim_a_limit_by_raising_its_signal() -> None:
+    # SIGXCPU is the per-process backstop a second above the CPU limit: raised at once, by the
+    # program itself, it is a signal like another, not time_limit.
+    r = run(RunSpec(argv=["/bin/sh", "-c", "kill -XCPU $$"], limits=Limits(cpu_time=2)))
+    assert r.status is Status.SIGNALED and r.signal == "SIGXCPU", r
+
+
 def test_cpu_bandwidth_caps_a_multithreaded_program(run_program) -> None:
     # One CPU's worth: 8 spinning threads get ~1 s of CPU per wall second, not 2.
     r = run_program("spin_threads", "8", cpu_time=10, wall_time=1.0, cpus=1)
