@@ -190,44 +190,31 @@ def test_redirect_stderr_to_stdout(j0: Judge0) -> None:
     assert got["stdout"] == "out\nerr\n" and got["stderr"] is None
 
 
-def test_additional_files_zip(j0: Judge0) -> None:
+def zipped(members: dict[str, str]) -> str:
+    """A zip of `members` (name -> text; a name ending in / is a directory's entry), base64."""
     import io
     import zipfile
 
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("helper.py", "WORD = 'from the zip'\n")
-    got = j0.run(
-        {
-            "language_id": 71,
-            "source_code": "import helper\nprint(helper.WORD)",
-            "additional_files": b64(archive.getvalue()),
-        }
-    )
+        for name, text in members.items():
+            z.writestr(name, text)
+    return b64(archive.getvalue())
+
+
+def test_additional_files_zip(j0: Judge0) -> None:
+    flat = zipped({"helper.py": "WORD = 'from the zip'\n"})
+    got = j0.run({"language_id": 71, "source_code": "import helper\nprint(helper.WORD)", "additional_files": flat})
     assert got["stdout"] == "from the zip\n", got
-    assert got["additional_files"] == b64(archive.getvalue())
-    # Judge0 unzips into the box, directories and all: a package beside the source
-    nested = io.BytesIO()
-    with zipfile.ZipFile(nested, "w") as z:
-        z.writestr("lib/", "")  # a directory's own entry, as `zip -r` writes it
-        z.writestr("lib/words/deep.py", "WORD = 'two levels down'\n")
-    got = j0.run(
-        {
-            "language_id": 71,
-            "source_code": "from lib.words import deep\nprint(deep.WORD)",
-            "additional_files": b64(nested.getvalue()),
-        }
-    )
+    assert got["additional_files"] == flat
+    # Judge0 unzips into the box, directories and all (`zip -r` writes a directory's own entry)
+    nested = zipped({"lib/": "", "lib/words/deep.py": "WORD = 'two levels down'\n"})
+    source = "from lib.words import deep\nprint(deep.WORD)"
+    got = j0.run({"language_id": 71, "source_code": source, "additional_files": nested})
     assert got["stdout"] == "two levels down\n", got
     for name, why in (("../up.py", "invalid file name"), ("a/../b.py", "invalid file name"), ("main.py", "replace")):
-        bad = io.BytesIO()
-        with zipfile.ZipFile(bad, "w") as z:
-            z.writestr(name, "x = 1\n")
-        refused = j0.call(
-            "POST",
-            "/submissions",
-            {"language_id": 71, "source_code": "print(1)", "additional_files": b64(bad.getvalue())},
-        )
+        body = {"language_id": 71, "source_code": "print(1)", "additional_files": zipped({name: "x = 1\n"})}
+        refused = j0.call("POST", "/submissions", body)
         assert refused.status == 422 and why in refused.body["additional_files"][0], (name, refused.body)
 
 
