@@ -46,7 +46,6 @@ def normalize_files(language: Language, files: Mapping[str, bytes]) -> dict[str,
         raise InputError("files", f"at most {MAX_FILES} files")
     if len(files) == 1 and language.source not in files:
         return {language.source: next(iter(files.values()))}
-    directories: set[str] = set()
     for name in files:
         parts = name.split("/")
         if len(parts) > MAX_FILE_DEPTH + 1 or not all(_FILE_NAME.fullmatch(part) for part in parts):
@@ -55,8 +54,10 @@ def normalize_files(language: Language, files: Mapping[str, bytes]) -> dict[str,
                 f"invalid file name {name!r}: names of [A-Za-z0-9_.+$-], not starting with . or -,"
                 f" in at most {MAX_FILE_DEPTH} directories separated by /",
             )
-        directories.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    both = sorted(directories.intersection(files))
+    # The language's own files (a compile's extra_files) go into the same directory.
+    every = {*files, *(name for name, _ in language.extra_files)}
+    directories = {name.rsplit("/", i)[0] for name in every for i in range(1, name.count("/") + 1)}
+    both = sorted(directories & every)
     if both:
         raise InputError("files", f"{both[0]!r} is a file and the directory of another file")
     if language.source not in files:

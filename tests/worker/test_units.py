@@ -233,6 +233,24 @@ def test_job_timeout_covers_every_test() -> None:
     assert acc.job_timeout == job_timeout(acc.submission, langs["python3"], cfg.job_grace)
 
 
+def test_file_names_may_not_make_a_file_a_directory() -> None:
+    import dataclasses
+
+    from core.inputs import InputError, normalize_files
+
+    python = _languages()["python3"]
+    assert sorted(normalize_files(python, {"main.py": b"", "a/b/c.py": b"", "a/x.py": b""})) == [
+        "a/b/c.py",
+        "a/x.py",
+        "main.py",
+    ]
+    # the language's own files (TypeScript's node-globals.d.ts) go beside them: theirs count too
+    typed = dataclasses.replace(python, extra_files=(("globals.d.ts", b""),))
+    for files in ({"a": b"", "a/b/c.py": b""}, {"a/b": b"", "a/b/c.py": b""}, {"globals.d.ts/x.py": b""}):
+        with pytest.raises(InputError, match="is a file and the directory of another file"):
+            normalize_files(typed, {"main.py": b"", **files})
+
+
 # Empty containers are leaves: an `extend` that may draw nothing from `inner` makes hypothesis
 # warn, now and then, that it "doesn't use its argument" (an error under pytest).
 JSON = st.recursive(
