@@ -107,7 +107,7 @@ class HeldEvents:
             return None
         if self._live is not None:
             self.live_budget -= self._live.sent
-            self.live_events -= self._live.count
+            self.live_events = 0 if self._live.stopped else self.live_events - self._live.count  # said: no more
         self._live = LiveOutput(
             self.r,
             self.keys,

@@ -5,9 +5,11 @@ them. The jail hands each chunk to `LiveOutput.write` from its watch loop, which
 block; a publisher thread sends what has gathered, one event per stream, each time it wakes:
 a trickle goes out at once, a flood coalesces into few events (at most PIECE bytes each), and
 sends are PACE_S apart at least. A submission's events take at most its `budget` where they
-are kept (CELLBLOCK_MAX_RESULT over all its tests, counted in their JSON text: a byte that is
-not UTF-8 takes 6 there) and are at most `events` (core.store.OUTPUT_EVENTS, so that a replay
-finds its first events); the last one says `truncated`.
+are kept (CELLBLOCK_MAX_RESULT over all its tests, counted in their JSON text, where a control
+byte or any character outside ASCII is escaped: 6 bytes, 12 outside the BMP) and are at most
+`events` (core.store.OUTPUT_EVENTS, so that a replay finds its first events). When either runs
+out, an event says `truncated` (the count keeps its last place for it), and none follows, of
+this test or the next.
 
 With a `window` (sessions), the program's output may run at most that many bytes ahead of
 what the client has received, which the API counts in `Keys.acked(sid)`: past it `write`
@@ -64,6 +66,7 @@ class LiveOutput:
         self.sent = 0  # bytes of JSON text the events took
         self.events = events  # output events it may send at most (None: no bound but the budget)
         self.count = 0  # output events sent
+        self.stopped = False  # the budget or the count ran out: a `truncated` event said so
         self.produced = 0  # bytes handed to us, both streams
         self.acked = 0  # bytes the client has received (window only)
         self.last_write = time.monotonic()
@@ -72,6 +75,7 @@ class LiveOutput:
         self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in self._pending}
         self._cond = threading.Condition()
         self._closing = False
+        self._closed = threading.Event()  # ends a pause between two sends at once
         self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._thread = threading.Thread(target=self._publish, name=f"live-{sid[:8]}", daemon=True)
         self._thread.start()
@@ -123,7 +127,7 @@ class LiveOutput:
             if paused:
                 self._await_client()
             elif events:
-                time.sleep(PACE_S)  # what comes meanwhile goes out together
+                self._closed.wait(PACE_S)  # what comes meanwhile goes out together
 
     def _events(self, name: str, data: bytes, final: bool) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
@@ -131,31 +135,28 @@ class LiveOutput:
             piece = data[at : at + PIECE]
             offset = self._offsets[name]
             self._offsets[name] += len(piece)
-            if self._spent():
+            if self.events is not None and self.count >= self.events:
+                self.stopped = True  # not even the notice's place is left: it was sent
+            if self.stopped:
                 continue  # the result has the whole output
             last = final and at + PIECE >= len(data)
-            text, cost, piece = self._text(name, piece, last)
+            room = self.events is None or self.count < self.events - 1  # the last place: the notice
+            text, cost, kept = self._text(name, piece, last) if room else ("", 0, b"")
+            cut = len(kept) < len(piece)
+            if not (kept or text or cut):
+                continue  # a stream's closing round with nothing left: no event
+            event = {"test": self.test, "stream": name, "offset": offset, "size": len(kept), "data": text}
+            if cut:  # none after this one, of this test or the next
+                event["truncated"] = True
+                self.stopped = True
             self.sent += cost
             self.count += 1
-            cut = len(piece) < min(PIECE, len(data) - at) or self._spent()
-            if cut:  # none after this one, of this test or the next
-                self.sent = self.budget if self.budget is not None else self.sent
-                self.count = self.events if self.events is not None else self.count
-            event = {"test": self.test, "stream": name, "offset": offset, "size": len(piece), "data": text}
-            if cut:
-                event["truncated"] = True  # no more output events: CELLBLOCK_MAX_RESULT or OUTPUT_EVENTS is spent
-            if piece or text or cut:
-                out.append(("output", event))
+            out.append(("output", event))
         return out
 
-    def _spent(self) -> bool:
-        return (self.budget is not None and self.sent >= self.budget) or (
-            self.events is not None and self.count >= self.events
-        )
-
     def _text(self, name: str, piece: bytes, last: bool) -> tuple[str, int, bytes]:
-        """`piece` as an event's text, what that text costs where it is kept (its JSON: a control
-        byte or one that is not UTF-8 takes 6), and the piece, cut to what the budget has left."""
+        """`piece` as an event's text, what that text costs where it is kept (its JSON), and the
+        piece, cut to what the budget has left."""
         decoder = self._decoders[name]
         before = decoder.getstate()
         while True:
@@ -192,6 +193,7 @@ class LiveOutput:
         with self._cond:
             self._closing = True
             self._cond.notify()
+        self._closed.set()
         self._thread.join()
         os.close(self._wake)
 

@@ -81,10 +81,27 @@ def test_a_trickle_is_paced(r: redis.Redis, keys: Keys) -> None:
     assert "".join(e["data"] for e in got) == "x" * 300
 
 
-def test_the_count_is_capped_and_the_first_events_stay(r: redis.Redis, keys: Keys) -> None:
+def test_the_count_is_capped_with_a_notice(r: redis.Redis, keys: Keys) -> None:
     sid = staged(r, keys)
     with LiveOutput(r, keys, sid, 60, "utf-8", 1, events=5) as out:
         trickle(out, 300)
     got = outputs(r, keys, sid)
-    assert len(got) == 5 and got[-1].get("truncated") is True, got
-    assert events(r, keys, sid)[0] == ("state", {"state": "queued"})  # a replay starts at the start
+    assert len(got) == 5 and all(e["data"] for e in got[:4]), got
+    assert got[-1]["truncated"] is True and got[-1]["size"] == 0 and "truncated" not in str(got[:4])
+    assert out.count == 5 and out.stopped
+
+
+def test_what_is_counted_is_what_was_sent(r: redis.Redis, keys: Keys) -> None:
+    sid = staged(r, keys)
+    with LiveOutput(r, keys, sid, 60, "utf-8", 1, budget=len(json.dumps("abc")), events=10) as out:
+        out.write("stdout", b"abc")  # exactly the budget: all of it sent, nothing cut
+    got = outputs(r, keys, sid)
+    assert got == [{"test": 1, "stream": "stdout", "offset": 0, "size": 3, "data": "abc"}]
+    assert (out.count, out.sent, out.stopped) == (1, len(json.dumps("abc")), False)  # no event for a silent stream
+
+
+def test_a_replay_at_the_default_test_count_starts_at_the_first_event() -> None:
+    from core.settings import load
+
+    # each test: a running state and its verdict; the submission: queued, compiling, finished
+    assert store.OUTPUT_EVENTS + 2 * load({}).max_tests + 3 <= store.EVENTS_MAXLEN
