@@ -83,9 +83,10 @@ return 1
 # Sends one of the session's events ("state", "output", "result": the view, or "error": a
 # refused message's error object) to the client.
 Render = Callable[[str, dict[str, Any]], Awaitable[None]]
-# One text message of the client -> bytes for the program's stdin, "eof" or "kill", or None;
-# raises Refused (the session goes on) or Close for a message it cannot take.
-Parse = Callable[[str], bytes | str | None]
+# One message of the client (a text frame's str, a binary frame's bytes) -> bytes for the
+# program's stdin, "eof" or "kill", or None; raises Refused (the session goes on) or Close for
+# a message it cannot take.
+Parse = Callable[[str | bytes], bytes | str | None]
 
 
 class Refused(Exception):
@@ -219,7 +220,9 @@ def _json(text: str) -> Any:
 
 
 def _input_v1(sub: Submission) -> Parse:
-    def parse(text: str) -> bytes | str | None:
+    def parse(text: str | bytes) -> bytes | str | None:
+        if isinstance(text, bytes):  # a binary frame: bytes for stdin, as they are
+            return text
         try:
             message = _json(text)
         except ApiError as exc:
@@ -341,9 +344,7 @@ async def _client_to_program(
         async for msg in ws:
             if writer.done():
                 writer.result()  # its failure (Redis) ends the session
-            if msg.type is WSMsgType.BINARY:
-                data: bytes | str | None = msg.data
-            elif msg.type is WSMsgType.TEXT:
+            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
                 try:
                     data = parse(msg.data)
                 except Refused as exc:

@@ -101,7 +101,8 @@ def _notified(text: str) -> Close:
     return Close(4002, "Notified Error", {"type": "error", "message": text})
 
 
-def _parse(text: str) -> bytes | str | None:
+def _parse(text: str | bytes) -> bytes | str | None:
+    """A client's message after `init`, as Piston reads it: JSON, whether the frame is text or binary."""
     try:
         message = _message(text)
     except PistonError as exc:

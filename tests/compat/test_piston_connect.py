@@ -93,10 +93,12 @@ def test_protocol_errors_close_with_pistons_codes(cstack: Stack, token: str) -> 
     assert code == 4002 and got[-1]["type"] == "error"
     got, code = asyncio.run(converse(url(cstack, token), []))  # nothing within a second
     assert (got, code) == ([], 4001)
-    # Piston parses a binary frame as JSON too: an init in one works; one that is not JSON is an error
+    # Piston parses a binary frame as JSON too, every one: a whole conversation in them works
     stdin = {"type": "data", "stream": "stdin", "data": "hey\n"}
-    got, code = closed([json.dumps(INIT).encode(), stdin, ("wait", "yeh"), {"type": "signal", "signal": "SIGKILL"}])
+    kill = {"type": "signal", "signal": "SIGKILL"}
+    got, code = closed([json.dumps(m).encode() for m in (INIT, stdin)] + [("wait", "yeh"), json.dumps(kill).encode()])
     assert got[0]["type"] == "runtime" and code == 4999, (got, code)
+    assert got[-1] == {"type": "exit", "stage": "run", "code": None, "signal": "SIGKILL"}, got
     got, code = closed([b"\xff\xfe not json"])
     assert code == 4002 and got[-1]["type"] == "error", (got, code)
 
