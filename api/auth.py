@@ -63,15 +63,13 @@ WS_KEY = "cellblock.key."
 
 
 def token_of(request: web.Request) -> str | None:
-    """The token of `Authorization: Bearer`, of a bare `Authorization: <token>` (the key as
-    clients of Piston's public API send it: aiopyston, ultra-piston, piston_rs), of
-    `X-Auth-Token` or, on a WebSocket upgrade, of the subprotocol `cellblock.key.<token>`;
-    None when none is sent."""
+    """The token of `Authorization: Bearer`, of `X-Auth-Token`, on a WebSocket upgrade of the
+    subprotocol `cellblock.key.<token>`, or last of a bare `Authorization: <token>` (the key as
+    clients of Piston's public API send it: aiopyston, ultra-piston, piston_rs); None when none
+    is sent."""
     header = request.headers.get("Authorization", "").strip()
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
-    if header and header.lower() != "bearer" and not any(c.isspace() for c in header):  # the token itself
-        return header
     token = request.headers.get("X-Auth-Token", "").strip()
     if token:
         return token
@@ -79,6 +77,8 @@ def token_of(request: web.Request) -> str | None:
         offered = offered.strip()
         if offered.startswith(WS_KEY):
             return offered[len(WS_KEY) :] or None
+    if header and header.lower() != "bearer" and not any(c.isspace() for c in header):  # the token itself, last
+        return header
     return None
 
 

@@ -176,6 +176,10 @@ def test_paths_with_a_trailing_slash_and_a_bare_authorization_header(cstack: Sta
     assert got.status == 200 and got.body["run"]["stdout"] == "bare\n", got.body
     wrong = cstack.request("POST", "/piston/api/v2/execute", body, headers={"Authorization": token + "x"})
     assert wrong.status == 401, wrong.body
+    # a bare value is the last place a key is looked for: the path's key, X-Auth-Token come first
+    opaque = {"Authorization": "some-proxys-token"}
+    assert execute(cstack, token, body, headers=opaque).status == 200
+    assert cstack.request("GET", "/piston/api/v2/runtimes", headers={**opaque, "X-Auth-Token": token}).status == 200
 
 
 def test_a_hostile_java_source_is_answered_at_once(cstack: Stack, token: str) -> None:
