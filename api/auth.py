@@ -62,11 +62,13 @@ WS_PROTOCOL = "cellblock.v1"
 WS_KEY = "cellblock.key."
 
 
-def token_of(request: web.Request) -> str | None:
+def token_of(request: web.Request, layer: str | None = None) -> str | None:
     """The token of `Authorization: Bearer`, of `X-Auth-Token`, on a WebSocket upgrade of the
-    subprotocol `cellblock.key.<token>`, or last of a bare `Authorization: <token>` (the key as
-    clients of Piston's public API send it: aiopyston, ultra-piston, piston_rs); None when none
-    is sent."""
+    subprotocol `cellblock.key.<token>`, then the one a compatibility layer found where its
+    clients put it (`layer`: Judge0's query parameter, Piston's path), and last of a bare
+    `Authorization: <token>` (the key as clients of Piston's public API send it: aiopyston,
+    ultra-piston, piston_rs), so that an opaque one a proxy adds shadows none of the others;
+    None when none is sent."""
     header = request.headers.get("Authorization", "").strip()
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
@@ -77,7 +79,9 @@ def token_of(request: web.Request) -> str | None:
         offered = offered.strip()
         if offered.startswith(WS_KEY):
             return offered[len(WS_KEY) :] or None
-    if header and header.lower() != "bearer" and not any(c.isspace() for c in header):  # the token itself, last
+    if layer:
+        return layer
+    if header and header.lower() != "bearer" and not any(c.isspace() for c in header):
         return header
     return None
 

@@ -35,7 +35,7 @@ def endpoint(handler: Handler) -> Handler:
         try:
             request[PRINCIPAL] = None
             if request.app[CONFIG].auth_required:
-                token = auth.token_of(request) or request.query.get("X-Auth-Token") or None
+                token = auth.token_of(request, request.query.get("X-Auth-Token"))
                 request[PRINCIPAL] = await auth.authenticate(request, token)
             return await handler(request)
         except Judge0Error as exc:

@@ -28,7 +28,7 @@ def endpoint(handler: Handler) -> Handler:
         try:
             request[PRINCIPAL] = None
             if request.app[CONFIG].auth_required:
-                token = request.match_info.get("key") or auth.token_of(request)  # the path's: ours alone
+                token = auth.token_of(request, request.match_info.get("key"))
                 request[PRINCIPAL] = await auth.authenticate(request, token)
             return await handler(request)
         except Exception as exc:

@@ -227,6 +227,11 @@ def test_paths_with_a_trailing_slash_and_the_text_endpoints(j0: Judge0) -> None:
     assert again.status == 200 and again.body["token"] == made.body["token"], again.body
     assert j0.call("GET", "/languages/").status == 200
     assert j0.call("GET", "/nowhere/").status == 404
+    # the key in the query (for clients that cannot send a header) beside an opaque Authorization
+    opaque = j0.stack.request(
+        "GET", f"/judge0/languages?X-Auth-Token={j0.headers['X-Auth-Token']}", headers={"Authorization": "proxy-x"}
+    )
+    assert opaque.status == 200, opaque.body
     for path, word in (("/isolate", "cellblock jail"), ("/license", "Apache")):
         text = j0.call("GET", path)
         assert text.status == 200 and text.headers["content-type"].startswith("text/plain"), text
