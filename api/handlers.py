@@ -152,14 +152,15 @@ async def _probe(request: web.Request) -> tuple[bool, dict[str, Any]]:
 
 async def _memory_full(request: web.Request) -> str | None:
     """Why Redis is about to refuse new work although it answers: its memory at REDIS_FULL of
-    its maxmemory, past which a `noeviction` Redis refuses writes; None when it has room, has no
-    cap, evicts instead, or does not tell this user (an ACL without INFO)."""
+    its maxmemory, past which it refuses writes (`noeviction`, as cellblock asks for; a
+    `volatile-*` policy too once no key it may evict is left); None when it has room, has no
+    cap, evicts any key (`allkeys-*`), or does not tell this user (an ACL without INFO)."""
     try:
         info = await request.app[REDIS].info("memory")
     except redis.exceptions.ResponseError:
         return None
     used, cap = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
-    if cap and used >= REDIS_FULL * cap and info.get("maxmemory_policy") == "noeviction":
+    if cap and used >= REDIS_FULL * cap and not str(info.get("maxmemory_policy", "")).startswith("allkeys-"):
         return (
             f"Redis holds {used} of its {cap} bytes (maxmemory): at the cap it refuses new submissions"
             " until entries expire"
