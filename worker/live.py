@@ -5,8 +5,8 @@ them. The jail hands each chunk to `LiveOutput.write` from its watch loop, which
 block; a publisher thread sends what has gathered, one event per stream, each time it wakes:
 a trickle goes out at once, a flood coalesces into few events (at most PIECE bytes each), and
 sends are PACE_S apart at least. A submission's events take at most its `budget` where they
-are kept (CELLBLOCK_MAX_RESULT over all its tests, counted in their JSON text, where a control
-byte or any character outside ASCII is escaped: 6 bytes, 12 outside the BMP) and are at most
+are kept (CELLBLOCK_MAX_RESULT over all its tests, counted in their JSON text, where most control
+bytes and every character outside ASCII are escaped: 6 bytes, 12 outside the BMP) and are at most
 `events` (core.store.OUTPUT_EVENTS, so that a replay finds its first events). When either runs
 out, an event says `truncated` (the count keeps its last place for it), and none follows, of
 this test or the next.

@@ -101,6 +101,8 @@ def test_protocol_errors_close_with_pistons_codes(cstack: Stack, token: str) -> 
     assert got[-1] == {"type": "exit", "stage": "run", "code": None, "signal": "SIGKILL"}, got
     got, code = closed([b"\xff\xfe not json"])
     assert code == 4002 and got[-1]["type"] == "error", (got, code)
+    got, code = closed([json.dumps(INIT).encode(), b"\xff\xfe not json"])  # after init too
+    assert code == 4002 and got[-1]["type"] == "error", (got, code)
 
 
 def test_a_key_is_needed(cstack: Stack) -> None:

@@ -105,3 +105,18 @@ def test_a_replay_at_the_default_test_count_starts_at_the_first_event() -> None:
 
     # each test: a running state and its verdict; the submission: queued, compiling, finished
     assert store.OUTPUT_EVENTS + 2 * load({}).max_tests + 3 <= store.EVENTS_MAXLEN
+
+
+def test_once_truncated_no_later_test_streams(r: redis.Redis, keys: Keys) -> None:
+    from worker.jobs import HeldEvents
+
+    sid = staged(r, keys)
+    sub = Submission(sid, "python3", {"main.py": b""}, [models.TestCase()] * 3, stream_output=True)
+    held = HeldEvents(r, keys, sub, 60, live_budget=1_000)
+    for test in (1, 2, 3):
+        live = held.live(test)
+        assert live is not None
+        with live:
+            live.write("stdout", b"z" * 3_000)  # the first test spends the budget
+    got = outputs(r, keys, sid)
+    assert [e["test"] for e in got] == [1] and got[0]["truncated"] is True, got
