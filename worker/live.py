@@ -66,7 +66,9 @@ class LiveOutput:
         self.sent = 0  # bytes of JSON text the events took
         self.events = events  # output events it may send at most (None: no bound but the budget)
         self.count = 0  # output events sent
-        self.stopped = False  # the budget or the count ran out: a `truncated` event said so
+        # The budget or the count ran out: a `truncated` event said so (in this test, or in an
+        # earlier one when no event is left to send).
+        self.stopped = events is not None and events <= 0
         self.produced = 0  # bytes handed to us, both streams
         self.acked = 0  # bytes the client has received (window only)
         self.last_write = time.monotonic()
@@ -135,8 +137,6 @@ class LiveOutput:
             piece = data[at : at + PIECE]
             offset = self._offsets[name]
             self._offsets[name] += len(piece)
-            if self.events is not None and self.count >= self.events:
-                self.stopped = True  # not even the notice's place is left: it was sent
             if self.stopped:
                 continue  # the result has the whole output
             last = final and at + PIECE >= len(data)
